@@ -1,0 +1,110 @@
+"""Fixed class vectors: one unit vector per class at every layer.
+
+* ``simplex``: a randomly rotated regular simplex, the closed-form minimiser of the Coulomb energy
+  on the sphere when ``n_classes <= dim + 1`` (every pairwise cosine is ``-1/(N-1)``).
+* ``coulomb``: projected gradient descent on the Coulomb energy with restarts, for
+  ``n_classes > dim + 1`` where no closed form exists.
+* ``gaussian``: normalised N(0, 1) vectors, the random ablation of the paper.
+* ``auto``: ``simplex`` when it exists, otherwise ``coulomb``.
+
+Each layer's set is derived from ``(seed, layer)`` alone so that a model may store the seed instead
+of the vectors and hardware may regenerate them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ConfigError
+
+__all__ = ["CLASS_VECTOR_METHODS", "class_vectors", "simplex_vectors", "coulomb_vectors",
+           "coulomb_energy", "layer_rng"]
+
+CLASS_VECTOR_METHODS = ("auto", "simplex", "coulomb", "gaussian")
+
+
+def layer_rng(seed: int, layer: int) -> np.random.Generator:
+    """The generator for layer ``layer``'s class vectors: independent across layers, seed-derived."""
+    return np.random.default_rng([int(seed) & 0xFFFFFFFF, 0xC1A55, int(layer)])
+
+
+def simplex_vectors(n_classes: int, dim: int, rng: np.random.Generator) -> np.ndarray:
+    """A ``(dim, n_classes)`` matrix of unit columns with pairwise cosine ``-1/(N-1)``."""
+    n, d = n_classes, dim
+    if not 2 <= n <= d + 1:
+        raise ConfigError("n_classes", f"a regular simplex of {n} vertices needs 2 <= N <= dim + 1 = {d + 1}")
+    # Helmert basis: rows are the vertices of a regular simplex centred at the origin in R^(N-1).
+    h = np.zeros((n, n - 1))
+    for j in range(1, n):
+        h[:j, j - 1] = 1.0 / np.sqrt(j * (j + 1))
+        h[j, j - 1] = -j / np.sqrt(j * (j + 1))
+    # Haar-random isometric embedding of R^(N-1) into R^d (sign-fixed QR of a Gaussian matrix).
+    q, r = np.linalg.qr(rng.standard_normal((d, n - 1)))
+    q = q * np.sign(np.diag(r))
+    v = q @ h.T
+    return v / np.linalg.norm(v, axis=0)
+
+
+def coulomb_energy(points: np.ndarray) -> float:
+    """Coulomb energy sum_{i<j} 1/|p_i - p_j| of the rows of ``points``."""
+    diff = points[:, None, :] - points[None, :, :]
+    dist = np.sqrt((diff**2).sum(-1))
+    iu = np.triu_indices(len(points), 1)
+    return float((1.0 / np.maximum(dist[iu], 1e-300)).sum())
+
+
+def coulomb_vectors(
+    n_classes: int, dim: int, rng: np.random.Generator, steps: int = 10_000, restarts: int = 4
+) -> np.ndarray:
+    """``(dim, n_classes)`` unit columns relaxed to a low Coulomb energy (best of ``restarts``)."""
+    if dim < 1 or n_classes < 2:
+        raise ConfigError("n_classes", "need at least 2 classes and dimension >= 1")
+    best, best_e = None, np.inf
+    for _ in range(restarts):
+        p = rng.standard_normal((n_classes, dim))
+        p /= np.linalg.norm(p, axis=1, keepdims=True)
+        e, s = coulomb_energy(p), 1e-2
+        for _ in range(steps):
+            diff = p[:, None, :] - p[None, :, :]
+            dist3 = np.sqrt((diff**2).sum(-1)) ** 3
+            np.fill_diagonal(dist3, np.inf)
+            f = (diff / np.maximum(dist3, 1e-300)[..., None]).sum(1)
+            f -= (f * p).sum(1, keepdims=True) * p  # tangent component only
+            trial = p + s * f
+            trial /= np.linalg.norm(trial, axis=1, keepdims=True)
+            e_trial = coulomb_energy(trial)
+            if e_trial <= e:
+                p, e, s = trial, e_trial, 2 * s
+            else:
+                s /= 2
+                if s < 1e-20:
+                    break
+        if e < best_e:
+            best, best_e = p, e
+    return best.T.copy()
+
+
+def class_vectors(
+    n_classes: int, dim: int, seed: int, layer: int = 0, method: str = "auto", steps: int = 10_000
+) -> np.ndarray:
+    """Class vectors of one layer as a float64 ``(n_classes, dim)`` matrix with unit rows.
+
+    Rows (not columns) are the vectors so that ``V[y]`` is the target of label ``y``.
+    """
+    if method not in CLASS_VECTOR_METHODS:
+        raise ConfigError("class_vectors", f"must be one of {CLASS_VECTOR_METHODS}, got {method!r}")
+    if n_classes < 2:
+        raise ConfigError("n_classes", f"need at least 2 classes, got {n_classes}")
+    if dim < 1:
+        raise ConfigError("dim", f"layer width must be >= 1, got {dim}")
+    rng = layer_rng(seed, layer)
+    if method == "auto":
+        method = "simplex" if n_classes <= dim + 1 else "coulomb"
+    if method == "simplex":
+        v = simplex_vectors(n_classes, dim, rng)
+    elif method == "coulomb":
+        v = coulomb_vectors(n_classes, dim, rng, steps=steps)
+    else:
+        v = rng.standard_normal((dim, n_classes))
+        v /= np.linalg.norm(v, axis=0)
+    return np.ascontiguousarray(v.T)

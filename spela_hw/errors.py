@@ -1,0 +1,58 @@
+"""One hierarchy of errors for the whole toolkit.
+
+Every error a user can trigger by bad input is a :class:`SpelaError`. Configuration errors also
+derive from :class:`ValueError` so that generic ``except ValueError`` code keeps working, and they
+name the offending field so that a message always says *what* was wrong.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SpelaError",
+    "ConfigError",
+    "DataError",
+    "CapacityError",
+    "MappingError",
+    "SaturationError",
+    "ModelFileError",
+]
+
+
+class SpelaError(Exception):
+    """Base class of every error raised by spela-hw."""
+
+
+class ConfigError(SpelaError, ValueError):
+    """A specification, configuration or argument is invalid.
+
+    Parameters
+    ----------
+    field : str
+        Dotted name of the offending field, e.g. ``"weight.bits"``.
+    message : str
+        What is wrong with it.
+    """
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class DataError(SpelaError, ValueError):
+    """A data file or array is malformed (wrong magic, truncated, bad digest, NaN, wrong shape)."""
+
+
+class CapacityError(SpelaError):
+    """A network or workload does not fit the hardware it was mapped onto."""
+
+
+class MappingError(SpelaError):
+    """A network or rule cannot be mapped onto the requested backend (e.g. spiking neurons)."""
+
+
+class SaturationError(SpelaError, ArithmeticError):
+    """A fixed-point value overflowed its format while the overflow policy was ``"raise"``."""
+
+
+class ModelFileError(SpelaError, ValueError):
+    """A saved model file is corrupt, truncated or of an incompatible format version."""

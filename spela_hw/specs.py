@@ -1,0 +1,322 @@
+"""Immutable, validated descriptions of networks, precisions, optimisers and learning rules.
+
+Descriptions never execute anything: backends (:mod:`spela_hw.backends`) build and run them.
+Every spec validates itself on construction and raises :class:`~spela_hw.errors.ConfigError`
+naming the field that is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from .classvectors import CLASS_VECTOR_METHODS
+from .errors import ConfigError
+from .fixedpoint import FixedPointFormat
+
+__all__ = [
+    "ACTIVATIONS",
+    "NetworkSpec",
+    "PrecisionSpec",
+    "Sgd",
+    "Adam",
+    "Spela",
+    "Backprop",
+    "RULES",
+    "rule_from_dict",
+    "spec_to_dict",
+]
+
+ACTIVATIONS = ("leaky_relu", "tanh", "identity")
+INITS = ("he_uniform", "he_normal")
+BIAS_INITS = ("uniform_fan_in", "zeros")
+
+
+def _check_positive_int(name: str, value, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(name, f"must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_finite(name: str, value, lo: float = -math.inf, hi: float = math.inf,
+                  lo_open: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(name, f"must be a finite number, got {value!r}")
+    if value < lo or value > hi or (lo_open and value == lo):
+        bracket = "(" if lo_open else "["
+        raise ConfigError(name, f"must lie in {bracket}{lo}, {hi}], got {value!r}")
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ConfigError(name, f"must be one of {tuple(choices)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A stack of dense layers.
+
+    Parameters
+    ----------
+    dims : tuple of int
+        Widths from the input to the last layer, e.g. ``(784, 1024, 10)``.
+    n_classes : int
+        Number of classes (the number of class vectors per layer).
+    activation : {"leaky_relu", "tanh", "identity"}
+    slope : float
+        Negative slope of LeakyReLU; also its derivative at 0 (PyTorch's convention).
+    init : {"he_uniform", "he_normal"}
+    bias_init : {"uniform_fan_in", "zeros"}
+        ``uniform_fan_in`` is PyTorch's ``nn.Linear`` default U(+-1/sqrt(fan_in)).
+    """
+
+    dims: tuple[int, ...]
+    n_classes: int = 10
+    activation: str = "leaky_relu"
+    slope: float = 0.001
+    init: str = "he_uniform"
+    bias_init: str = "uniform_fan_in"
+
+    def __post_init__(self):
+        if isinstance(self.dims, (str, bytes)) or not hasattr(self.dims, "__len__"):
+            raise ConfigError("dims", f"must be a sequence of layer widths, got {self.dims!r}")
+        object.__setattr__(self, "dims", tuple(self.dims))
+        if len(self.dims) < 2:
+            raise ConfigError("dims", f"needs an input width and at least one layer, got {self.dims}")
+        for i, d in enumerate(self.dims):
+            if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+                raise ConfigError(f"dims[{i}]", f"must be a positive integer, got {d!r}")
+        _check_positive_int("n_classes", self.n_classes, 2)
+        _check_choice("activation", self.activation, ACTIVATIONS)
+        _check_finite("slope", self.slope, 0.0, 1.0)
+        _check_choice("init", self.init, INITS)
+        _check_choice("bias_init", self.bias_init, BIAS_INITS)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.dims) - 1
+
+    def layer_shapes(self) -> list[tuple[int, int]]:
+        """``(fan_out, fan_in)`` of every layer's weight matrix."""
+        return [(self.dims[k + 1], self.dims[k]) for k in range(self.n_layers)]
+
+
+@dataclass(frozen=True)
+class PrecisionSpec:
+    """Number formats of one network; ``PrecisionSpec()`` (all ``None``) means float32.
+
+    Fixed point needs all five formats. ``update`` is the format of the post-synaptic term (the
+    error) that multiplies the pre-synaptic activation; its ``rounding`` decides how each weight
+    increment is rounded to one weight LSB (stochastic by default).
+    """
+
+    weight: FixedPointFormat | None = None
+    activation: FixedPointFormat | None = None
+    accumulator: FixedPointFormat | None = None
+    class_vector: FixedPointFormat | None = None
+    update: FixedPointFormat | None = None
+
+    def __post_init__(self):
+        names = [f.name for f in fields(self)]
+        given = [getattr(self, n) is not None for n in names]
+        if any(given) and not all(given):
+            missing = [n for n, g in zip(names, given) if not g][0]
+            raise ConfigError(missing, "fixed point needs all five formats (or none for float32)")
+        for n in names:
+            v = getattr(self, n)
+            if v is not None and not isinstance(v, FixedPointFormat):
+                raise ConfigError(n, f"must be a FixedPointFormat, got {type(v).__name__}")
+        if self.is_fixed:
+            if self.accumulator.bits < self.weight.bits:
+                raise ConfigError("accumulator.bits", "must be at least weight.bits")
+            if self.update.rounding == "stochastic" and self.update.frac_bits > 62:
+                raise ConfigError("update.frac_bits", "stochastic rounding supports at most 62")
+
+    @property
+    def is_fixed(self) -> bool:
+        return self.weight is not None
+
+    @property
+    def name(self) -> str:
+        return f"w{self.weight.bits}a{self.activation.bits}" if self.is_fixed else "fp32"
+
+    @classmethod
+    def fixed(
+        cls,
+        weight_bits: int = 8,
+        weight_range: float = 1.0,
+        activation_bits: int = 16,
+        activation_range: float = 8.0,
+        update_bits: int = 16,
+        update_rounding: str = "stochastic",
+        overflow: str = "saturate",
+    ) -> "PrecisionSpec":
+        """A fixed-point precision from widths and real ranges (the usual way to make one).
+
+        Weights hold ``[-weight_range, weight_range)``; activations ``[-activation_range, ...)``;
+        the accumulator is wide enough (32 bits) with the product's fractional bits; class
+        vectors use 8 bits scaled to their entries (about 1/sqrt(width)); the update term carries
+        ``update_bits`` with 4 more fractional bits than a weight.
+        """
+        if isinstance(weight_bits, bool) or not isinstance(weight_bits, int) or not 2 <= weight_bits <= 16:
+            raise ConfigError("weight_bits", f"must be an integer from 2 to 16, got {weight_bits!r}")
+        w = FixedPointFormat.for_range(weight_bits, weight_range, overflow=overflow)
+        a = FixedPointFormat.for_range(activation_bits, activation_range, overflow=overflow)
+        acc = FixedPointFormat(32, w.frac_bits + a.frac_bits, overflow=overflow)
+        cv = FixedPointFormat(8, 7, overflow=overflow)
+        u = FixedPointFormat(update_bits, w.frac_bits + 4, rounding=update_rounding, overflow=overflow)
+        return cls(weight=w, activation=a, accumulator=acc, class_vector=cv, update=u)
+
+    def to_dict(self) -> dict:
+        return {n.name: (getattr(self, n.name).to_dict() if self.is_fixed else None) for n in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PrecisionSpec":
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(sorted(unknown)[0], "unknown field of PrecisionSpec")
+        return cls(**{k: (FixedPointFormat.from_dict(v) if v is not None else None) for k, v in d.items()})
+
+
+@dataclass(frozen=True)
+class Sgd:
+    """Plain SGD with an optional step schedule.
+
+    ``lr(epoch) = max(lr - step_delta * s, min_lr) * step_gamma**s`` with
+    ``s = epoch // step_every`` (``step_every = 0``: constant). The official SPELA recipe is
+    ``Sgd(2.5, step_every=10, step_delta=0.1)``.
+    """
+
+    lr: float = 0.01
+    momentum: float = 0.0
+    step_every: int = 0
+    step_delta: float = 0.0
+    step_gamma: float = 1.0
+    min_lr: float = 0.0
+
+    kind = "sgd"
+
+    def __post_init__(self):
+        _check_finite("optimizer.lr", self.lr, 0.0, math.inf, lo_open=True)
+        _check_finite("optimizer.momentum", self.momentum, 0.0, 1.0)
+        if self.momentum >= 1.0:
+            raise ConfigError("optimizer.momentum", "must be < 1")
+        _check_positive_int("optimizer.step_every", self.step_every, 0)
+        _check_finite("optimizer.step_delta", self.step_delta, 0.0)
+        _check_finite("optimizer.step_gamma", self.step_gamma, 0.0, 1.0, lo_open=True)
+        _check_finite("optimizer.min_lr", self.min_lr, 0.0)
+
+    def lr_at(self, epoch: int) -> float:
+        s = epoch // self.step_every if self.step_every else 0
+        return max(self.lr - self.step_delta * s, self.min_lr) * self.step_gamma**s
+
+
+@dataclass(frozen=True)
+class Adam:
+    """Adam (Kingma & Ba); in fixed point the moments are float32 optimiser state."""
+
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    kind = "adam"
+
+    def __post_init__(self):
+        _check_finite("optimizer.lr", self.lr, 0.0, math.inf, lo_open=True)
+        _check_finite("optimizer.beta1", self.beta1, 0.0, 1.0)
+        _check_finite("optimizer.beta2", self.beta2, 0.0, 1.0)
+        if self.beta1 >= 1 or self.beta2 >= 1:
+            raise ConfigError("optimizer.beta", "betas must be < 1")
+        _check_finite("optimizer.eps", self.eps, 0.0, math.inf, lo_open=True)
+
+    def lr_at(self, epoch: int) -> float:
+        return self.lr
+
+
+OPTIMIZERS = {"sgd": Sgd, "adam": Adam}
+
+
+@dataclass(frozen=True)
+class Spela:
+    """The SPELA rule: every layer learns from the cosine of its output to its label's class vector.
+
+    Parameters
+    ----------
+    loss : {"log_2_minus_cos", "neg_cos"}
+        ``log(2 - cos)`` (official code) or ``-cos`` (paper text).
+    input_norm : {"off", "every_layer", "paper_literal"}
+        L2-normalise each layer's input in training and inference, or in training only (the
+        paper's Algorithm 3 taken literally).
+    class_vectors : {"auto", "simplex", "coulomb", "gaussian"}
+    update_order : {"pre_update", "recompute"}
+        Pass the pre-update ``h`` on (official) or recompute it after the step (one more MVM).
+    optimizer : Sgd or Adam
+    """
+
+    loss: str = "log_2_minus_cos"
+    input_norm: str = "off"
+    class_vectors: str = "auto"
+    update_order: str = "pre_update"
+    optimizer: Sgd | Adam = field(default_factory=lambda: Sgd(lr=0.05))
+
+    name = "spela"
+
+    def __post_init__(self):
+        _check_choice("loss", self.loss, ("log_2_minus_cos", "neg_cos"))
+        _check_choice("input_norm", self.input_norm, ("off", "every_layer", "paper_literal"))
+        _check_choice("class_vectors", self.class_vectors, CLASS_VECTOR_METHODS)
+        _check_choice("update_order", self.update_order, ("pre_update", "recompute"))
+        if not isinstance(self.optimizer, (Sgd, Adam)):
+            raise ConfigError("optimizer", f"must be Sgd or Adam, got {type(self.optimizer).__name__}")
+
+
+@dataclass(frozen=True)
+class Backprop:
+    """End-to-end backpropagation with softmax cross-entropy at the last layer (the baseline)."""
+
+    optimizer: Sgd | Adam = field(default_factory=lambda: Sgd(lr=0.01))
+
+    name = "backprop"
+    loss = "softmax_ce"
+
+    def __post_init__(self):
+        if not isinstance(self.optimizer, (Sgd, Adam)):
+            raise ConfigError("optimizer", f"must be Sgd or Adam, got {type(self.optimizer).__name__}")
+
+
+RULES: dict[str, type] = {"spela": Spela, "backprop": Backprop}
+
+
+def spec_to_dict(spec) -> dict:
+    """JSON-ready dict of any spec (rules carry their ``rule`` name and optimiser ``kind``)."""
+    d = asdict(spec)
+    if hasattr(spec, "optimizer"):
+        d["optimizer"] = {"kind": spec.optimizer.kind, **asdict(spec.optimizer)}
+    if spec.__class__ in RULES.values():
+        d = {"rule": spec.name, **d}
+    return d
+
+
+def rule_from_dict(d: dict):
+    """Inverse of :func:`spec_to_dict` for rules."""
+    d = dict(d)
+    name = d.pop("rule", None)
+    if name not in RULES:
+        raise ConfigError("rule", f"must be one of {tuple(RULES)}, got {name!r}")
+    if "optimizer" in d:
+        opt = dict(d["optimizer"])
+        kind = opt.pop("kind", "sgd")
+        if kind not in OPTIMIZERS:
+            raise ConfigError("optimizer.kind", f"must be one of {tuple(OPTIMIZERS)}, got {kind!r}")
+        d["optimizer"] = OPTIMIZERS[kind](**opt)
+    cls = RULES[name]
+    known = {f.name for f in fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+        raise ConfigError(sorted(unknown)[0], f"unknown field of {cls.__name__}")
+    return cls(**d)
+
+
+def with_changes(spec, **changes):
+    """A copy of a frozen spec with some fields changed (validated again)."""
+    return replace(spec, **changes)
