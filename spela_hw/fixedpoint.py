@@ -127,15 +127,21 @@ class FixedPointFormat:
         return cls(bits=bits, frac_bits=bits - int(signed) - int_bits, signed=signed, **kw)
 
 
-def saturate(q: np.ndarray, fmt: FixedPointFormat) -> tuple[np.ndarray, int]:
-    """Bring int64 values into ``fmt``'s range by its overflow policy; return (values, events)."""
+def saturate(
+    q: np.ndarray, fmt: FixedPointFormat, raise_on_overflow: bool = True
+) -> tuple[np.ndarray, int]:
+    """Bring int64 values into ``fmt``'s range by its overflow policy; return (values, events).
+
+    With ``raise_on_overflow=False`` the ``"raise"`` policy saturates (the caller raises later,
+    as the kernels' wrappers do).
+    """
     q = np.asarray(q, dtype=np.int64)
     lo, hi = fmt.min_int, fmt.max_int
     out_of_range = (q < lo) | (q > hi)
     events = int(np.count_nonzero(out_of_range))
     if events == 0:
         return q, 0
-    if fmt.overflow == "raise":
+    if fmt.overflow == "raise" and raise_on_overflow:
         raise SaturationError(f"{events} value(s) overflow the {fmt} format")
     if fmt.overflow == "wrap":
         span = 1 << fmt.bits

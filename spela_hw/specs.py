@@ -146,7 +146,7 @@ class PrecisionSpec:
         weight_range: float = 1.0,
         activation_bits: int = 16,
         activation_range: float = 8.0,
-        update_bits: int = 16,
+        update_bits: int = 24,
         update_rounding: str = "stochastic",
         overflow: str = "saturate",
     ) -> "PrecisionSpec":
@@ -154,8 +154,10 @@ class PrecisionSpec:
 
         Weights hold ``[-weight_range, weight_range)``; activations ``[-activation_range, ...)``;
         the accumulator is wide enough (32 bits) with the product's fractional bits; class
-        vectors use 8 bits scaled to their entries (about 1/sqrt(width)); the update term carries
-        ``update_bits`` with 4 more fractional bits than a weight.
+        vectors use 8 bits scaled to their entries (about 1/sqrt(width)); the update term (the
+        post-synaptic ``lr * delta``) carries ``update_bits`` with ``update_bits - 8`` more
+        fractional bits than a weight, so per-sample updates far below one weight LSB survive
+        until the final (stochastic) rounding.
         """
         if isinstance(weight_bits, bool) or not isinstance(weight_bits, int) or not 2 <= weight_bits <= 16:
             raise ConfigError("weight_bits", f"must be an integer from 2 to 16, got {weight_bits!r}")
@@ -163,7 +165,8 @@ class PrecisionSpec:
         a = FixedPointFormat.for_range(activation_bits, activation_range, overflow=overflow)
         acc = FixedPointFormat(32, w.frac_bits + a.frac_bits, overflow=overflow)
         cv = FixedPointFormat(8, 7, overflow=overflow)
-        u = FixedPointFormat(update_bits, w.frac_bits + 4, rounding=update_rounding, overflow=overflow)
+        u = FixedPointFormat(update_bits, w.frac_bits + update_bits - 8, rounding=update_rounding,
+                             overflow=overflow)
         return cls(weight=w, activation=a, accumulator=acc, class_vector=cv, update=u)
 
     def to_dict(self) -> dict:

@@ -1,0 +1,196 @@
+"""Fixed-point kernels: bit-exact twins of :mod:`spela_hw.backends.reference`."""
+
+import math
+
+import numpy as np
+
+from . import jit
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+@jit
+def random_bits(key, index, shift):
+    """splitmix64(key + index) >> (64 - shift): same as :func:`spela_hw.rng.random_bits`."""
+    z = np.uint64(key) + np.uint64(index) + _GAMMA
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    z = z ^ (z >> np.uint64(31))
+    return np.int64(z >> np.uint64(64 - shift))
+
+
+@jit
+def shift_round(v, shift, mode, r):
+    """v / 2**shift rounded: mode 0 nearest (half up), 1 stochastic (+r), 2 truncate (floor)."""
+    if shift <= 0:
+        return v << np.int64(-shift)
+    if mode == 0:
+        return (v + (np.int64(1) << np.int64(shift - 1))) >> np.int64(shift)
+    if mode == 1:
+        return (v + r) >> np.int64(shift)
+    return v >> np.int64(shift)
+
+
+@jit
+def saturate(v, lo, hi, wrap, sat, k):
+    """Clip (or wrap) one value into [lo, hi], counting an event in sat[k]."""
+    if v < lo or v > hi:
+        sat[k] += 1
+        if wrap:
+            span = hi - lo + 1
+            return (v - lo) % span + lo
+        return lo if v < lo else hi
+    return v
+
+
+@jit
+def forward(w, b, x, f_a, shift_acc, lo, hi, wrap, act_code, slope_q, lut, act_min, a_out, h_out, sat):
+    """acc = W x + (b << f_a); a = round(acc >> shift_acc); h = act(a). Skips zero inputs."""
+    nb, n = x.shape
+    m = w.shape[0]
+    idx = np.empty(n, np.int64)
+    for s in range(nb):
+        nnz = 0
+        for j in range(n):
+            if x[s, j] != 0:
+                idx[nnz] = j
+                nnz += 1
+        for i in range(m):
+            acc = np.int64(b[i]) << np.int64(f_a)
+            for t in range(nnz):
+                j = idx[t]
+                acc += np.int64(w[i, j]) * x[s, j]
+            acc = saturate(acc, lo[0], hi[0], wrap[0], sat, 0)
+            a = saturate(shift_round(acc, shift_acc, 0, 0), lo[1], hi[1], wrap[1], sat, 1)
+            a_out[s, i] = a
+            if act_code == 1:
+                h_out[s, i] = a if a > 0 else shift_round(a * slope_q, 16, 0, 0)
+            elif act_code == 2:
+                h_out[s, i] = lut[a - act_min]
+            else:
+                h_out[s, i] = a
+
+
+@jit
+def normalize_rows(x, pow2_a, lo, hi, wrap, out, sat):
+    """out = round(x * 2**f_a / |x|) per row; zero rows stay zero."""
+    nb, n = x.shape
+    for s in range(nb):
+        n2 = np.int64(0)
+        for j in range(n):
+            n2 += x[s, j] * x[s, j]
+        r = math.sqrt(np.float64(n2))
+        sc = pow2_a / r if n2 > 0 else 0.0
+        for j in range(n):
+            q = math.floor(np.float64(x[s, j]) * sc + 0.5)
+            out[s, j] = saturate(np.int64(q), lo, hi, wrap, sat, 1)
+
+
+@jit
+def spela_post(a, h, v, vnorm, scale, loss_code, act_code, slope, gate_h2, pow2_au, lo_u, hi_u, p_out, sat):
+    """SPELA's post-synaptic term per sample (see the reference module docstring)."""
+    nb, m = h.shape
+    zeros = 0
+    for s in range(nb):
+        n2 = np.int64(0)
+        dot = np.int64(0)
+        for i in range(m):
+            n2 += h[s, i] * h[s, i]
+            dot += h[s, i] * v[s, i]
+        if n2 == 0:
+            zeros += 1
+            for i in range(m):
+                p_out[s, i] = 0
+            continue
+        r = math.sqrt(np.float64(n2))
+        c = np.float64(dot) / (r * vnorm[s])
+        g = 1.0 if loss_code == 0 else 1.0 / (2.0 - c)
+        sc = scale * g * pow2_au / r
+        A = sc / vnorm[s]
+        C = sc * c / r
+        for i in range(m):
+            if act_code == 1:
+                gate = 1.0 if a[s, i] > 0 else slope
+            elif act_code == 2:
+                gate = 1.0 - np.float64(h[s, i] * h[s, i]) * gate_h2
+            else:
+                gate = 1.0
+            t = math.floor((A * np.float64(v[s, i]) - C * np.float64(h[s, i])) * gate + 0.5)
+            if t < lo_u or t > hi_u:
+                sat[2] += 1
+                t = lo_u if t < lo_u else hi_u
+            p_out[s, i] = np.int64(t)
+    return zeros
+
+
+@jit
+def _nonzero_columns(x):
+    """Indices of the columns of x with any non-zero entry (zero inputs never change a weight)."""
+    nb, n = x.shape
+    cols = np.empty(n, np.int64)
+    ncols = 0
+    for j in range(n):
+        for s in range(nb):
+            if x[s, j] != 0:
+                cols[ncols] = j
+                ncols += 1
+                break
+    return cols, ncols
+
+
+@jit
+def update(w, b, p, x, key, shift_w, shift_b, mode, lo_w, hi_w, wrap_w, sat):
+    """W += round(p^T x), b += round(sum p); zero sums are skipped (they never change a weight)."""
+    m, n = w.shape
+    nb = p.shape[0]
+    cols, ncols = _nonzero_columns(x)
+    row = np.zeros(n, np.int64)
+    writes = 0
+    for i in range(m):
+        active = False
+        sb = np.int64(0)
+        for s in range(nb):
+            pi = p[s, i]
+            if pi != 0:
+                if not active:
+                    for t in range(ncols):
+                        row[cols[t]] = 0
+                    active = True
+                sb += pi
+                for t in range(ncols):
+                    j = cols[t]
+                    row[j] += pi * x[s, j]
+        if not active:
+            continue
+        for t in range(ncols):
+            j = cols[t]
+            sv = row[j]
+            if sv == 0:
+                continue
+            r = random_bits(key, i * n + j, shift_w) if mode == 1 else np.int64(0)
+            d = shift_round(sv, shift_w, mode, r)
+            if d != 0:
+                writes += 1
+                w[i, j] = saturate(np.int64(w[i, j]) + d, lo_w, hi_w, wrap_w, sat, 3)
+        if sb != 0:
+            r = random_bits(key, m * n + i, shift_b) if mode == 1 else np.int64(0)
+            d = shift_round(sb, shift_b, mode, r)
+            if d != 0:
+                writes += 1
+                b[i] = saturate(np.int64(b[i]) + d, lo_w, hi_w, wrap_w, sat, 3)
+    return writes
+
+
+@jit
+def readout(h, v, out):
+    """out[s, c] = sum_i v[c, i] h[s, i] in int64."""
+    nb, m = h.shape
+    nc = v.shape[0]
+    for s in range(nb):
+        for c in range(nc):
+            acc = np.int64(0)
+            for i in range(m):
+                acc += np.int64(v[c, i]) * h[s, i]
+            out[s, c] = acc

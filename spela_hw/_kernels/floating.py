@@ -1,0 +1,124 @@
+"""Float32 kernels (float64 accumulation); they agree with the NumPy reference within tolerance."""
+
+import math
+
+import numpy as np
+
+from . import jit
+from .fixed import _nonzero_columns
+
+
+@jit
+def forward(w, b, x, act_code, slope, a_out, h_out):
+    """a = W x + b; h = act(a), skipping zero inputs."""
+    nb, n = x.shape
+    m = w.shape[0]
+    idx = np.empty(n, np.int64)
+    for s in range(nb):
+        nnz = 0
+        for j in range(n):
+            if x[s, j] != 0:
+                idx[nnz] = j
+                nnz += 1
+        for i in range(m):
+            acc = np.float64(b[i])
+            for t in range(nnz):
+                j = idx[t]
+                acc += np.float64(w[i, j]) * np.float64(x[s, j])
+            a = np.float32(acc)
+            a_out[s, i] = a
+            if act_code == 1:
+                h_out[s, i] = a if a > 0 else a * np.float32(slope)
+            elif act_code == 2:
+                h_out[s, i] = math.tanh(a)
+            else:
+                h_out[s, i] = a
+
+
+@jit
+def normalize_rows(x, out):
+    nb, n = x.shape
+    for s in range(nb):
+        n2 = 0.0
+        for j in range(n):
+            n2 += np.float64(x[s, j]) * x[s, j]
+        inv = 1.0 / max(math.sqrt(n2), 1e-12)
+        for j in range(n):
+            out[s, j] = x[s, j] * inv
+
+
+@jit
+def spela_post(a, h, v, scale, loss_code, act_code, slope, p_out):
+    nb, m = h.shape
+    zeros = 0
+    for s in range(nb):
+        n2 = 0.0
+        dot = 0.0
+        for i in range(m):
+            n2 += np.float64(h[s, i]) * h[s, i]
+            dot += np.float64(h[s, i]) * v[s, i]
+        if n2 == 0.0:
+            zeros += 1
+            for i in range(m):
+                p_out[s, i] = 0.0
+            continue
+        r = math.sqrt(n2)
+        c = dot / r
+        g = 1.0 if loss_code == 0 else 1.0 / (2.0 - c)
+        k = scale * g / r
+        for i in range(m):
+            if act_code == 1:
+                gate = 1.0 if a[s, i] > 0 else slope
+            elif act_code == 2:
+                gate = 1.0 - np.float64(h[s, i]) * h[s, i]
+            else:
+                gate = 1.0
+            p_out[s, i] = k * gate * (v[s, i] - c * h[s, i] / r)
+    return zeros
+
+
+@jit
+def update(w, b, p, x):
+    """W += p^T x, b += sum p; returns the number of non-zero increments."""
+    m, n = w.shape
+    nb = p.shape[0]
+    cols, ncols = _nonzero_columns(x)
+    row = np.zeros(n, np.float64)
+    writes = 0
+    for i in range(m):
+        active = False
+        sb = 0.0
+        for s in range(nb):
+            pi = np.float64(p[s, i])
+            if pi != 0.0:
+                if not active:
+                    for t in range(ncols):
+                        row[cols[t]] = 0.0
+                    active = True
+                sb += pi
+                for t in range(ncols):
+                    j = cols[t]
+                    row[j] += pi * x[s, j]
+        if not active:
+            continue
+        for t in range(ncols):
+            j = cols[t]
+            if row[j] != 0.0:
+                w[i, j] += np.float32(row[j])
+                writes += 1
+        if sb != 0.0:
+            b[i] += np.float32(sb)
+            writes += 1
+    return writes
+
+
+@jit
+def readout(h, v, out):
+    nb, m = h.shape
+    nc = v.shape[0]
+    for s in range(nb):
+        for c in range(nc):
+            acc = 0.0
+            for i in range(m):
+                acc += np.float64(v[c, i]) * h[s, i]
+            out[s, c] = acc

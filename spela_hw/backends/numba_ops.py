@@ -1,0 +1,74 @@
+"""numba backend: the same primitives as :class:`~spela_hw.backends.reference.ReferenceOps`,
+running compiled kernels. Fixed-point results equal the reference bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._kernels import fixed as kfx
+from .._kernels import floating as kfl
+from .common import LOSS_CODE, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT, OpsBase
+
+__all__ = ["NumbaOps"]
+
+
+def _c(x, dtype=None):
+    return np.ascontiguousarray(x, dtype=dtype)
+
+
+class NumbaOps(OpsBase):
+    name = "numba"
+
+    def normalize_rows(self, x):
+        if not self.fixed:
+            x = _c(x, np.float32)
+            out = np.empty_like(x)
+            kfl.normalize_rows(x, out)
+            return out
+        x = _c(x, np.int64)
+        out = np.empty_like(x)
+        sat = np.zeros(4, np.int64)
+        k = SAT_ACTIVATION
+        kfx.normalize_rows(x, self.pow2_a, self.lo[k], self.hi[k], self.wrap[k], out, sat)
+        return out
+
+    def forward(self, w, b, x):
+        sat = np.zeros(4, np.int64)
+        nb, m = x.shape[0], w.shape[0]
+        if not self.fixed:
+            a = np.empty((nb, m), np.float32)
+            h = np.empty((nb, m), np.float32)
+            kfl.forward(w, b, _c(x, np.float32), self.act_code, self.slope, a, h)
+            return a, h, sat
+        a = np.empty((nb, m), np.int64)
+        h = np.empty((nb, m), np.int64)
+        kfx.forward(w, b, _c(x, np.int64), self.f_a, self.shift_acc, self.lo, self.hi, self.wrap,
+                    self.act_code, self.slope_q, self.lut, self.precision.activation.min_int, a, h, sat)
+        return a, h, sat
+
+    def spela_post(self, a, h, v_y, vnorm_y, scale, loss):
+        sat = np.zeros(4, np.int64)
+        p = np.empty(h.shape, np.float32 if not self.fixed else np.int64)
+        if not self.fixed:
+            z = kfl.spela_post(a, h, _c(v_y, np.float32), float(scale), LOSS_CODE[loss],
+                               self.act_code, self.slope, p)
+            return p, int(z), sat
+        k = SAT_UPDATE
+        z = kfx.spela_post(a, h, _c(v_y, np.int64), _c(vnorm_y, np.float64), float(scale),
+                           LOSS_CODE[loss], self.act_code, self.slope, self.gate_h2, self.pow2_au,
+                           float(self.lo[k]), float(self.hi[k]), p, sat)
+        return p, int(z), sat
+
+    def update(self, w, b, p, x, key):
+        sat = np.zeros(4, np.int64)
+        if not self.fixed:
+            return int(kfl.update(w, b, _c(p, np.float32), _c(x, np.float32))), sat
+        k = SAT_WEIGHT
+        writes = kfx.update(w, b, _c(p, np.int64), _c(x, np.int64), np.uint64(key), self.shift_w,
+                            self.shift_b, self.rounding, self.lo[k], self.hi[k], self.wrap[k], sat)
+        return int(writes), sat
+
+    def readout(self, h, v):
+        out = np.empty((h.shape[0], v.shape[0]), np.float32 if not self.fixed else np.int64)
+        (kfl if not self.fixed else kfx).readout(h, v, out)
+        return out

@@ -1,0 +1,165 @@
+"""Pure-NumPy reference backend: the executable specification of every primitive.
+
+Fixed-point pipeline (all integers exact in int64; ``f_x`` = fractional bits of format x)
+------------------------------------------------------------------------------------------
+forward
+    ``acc = W x + (b << f_a)`` exactly, then saturated to the accumulator format
+    (``f_acc = f_w + f_a``: the adder tree is wide, the accumulator register is checked once);
+    ``a = round_nearest(acc >> f_w)`` saturated to the activation format;
+    ``h = act(a)``: identity; LeakyReLU ``a if a > 0 else round_nearest(a * slope_q >> 16)``
+    (slope as a 16-fractional-bit constant); tanh by a look-up table over every activation code.
+SPELA loss unit (per sample; float64 scalars, exactly rounded IEEE operations only)
+    ``n2 = sum h^2``, ``d = sum h v_y`` in int64; ``r = sqrt(n2)``; ``c = d / (r |v_y|)``;
+    ``g = 1`` (``-cos``) or ``1 / (2 - c)`` (``log(2 - cos)``);
+    ``s = lr/B * g * 2**(f_a + f_u) / r``, ``A = s / |v_y|``, ``C = s * c / r``;
+    post-synaptic term ``p_i = floor(gate_i * (A v_i - C h_i) + 1/2)`` saturated to the update
+    format, where ``gate_i`` is the activation's derivative (LeakyReLU: 1 or slope; tanh:
+    ``1 - h_i^2``). ``p`` is ``lr/B * delta`` in the update format. ``n2 = 0``: ``p = 0``, counted.
+update (per mini-batch)
+    ``S_ij = sum_n p_ni x_nj`` exactly; ``dW_ij = round(S_ij >> (f_u + f_a - f_w))`` and
+    ``db_i = round(sum_n p_ni >> (f_u - f_w))`` with the update format's rounding: nearest (half
+    up), truncate (floor) or stochastic (``(S + r) >> shift``, ``r`` from
+    :func:`spela_hw.rng.random_bits` with index ``i * fan_in + j`` for weights and
+    ``fan_out * fan_in + i`` for biases); then ``W += dW`` saturated to the weight format.
+    A zero input or a zero post-synaptic term never changes a weight, even stochastically.
+read-out
+    ``scores_c = sum_i V_ci h_i`` (int64); argmax with the lowest index winning ties.
+
+Float32 path: the same formulas in float32 with NumPy's BLAS products.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..fixedpoint import ROUNDING_MODES, saturate, shift_round
+from ..rng import random_bits
+from .common import (LOSS_CODE, SAT_ACCUMULATOR, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT,
+                     SLOPE_FRAC, OpsBase)
+
+__all__ = ["ReferenceOps"]
+
+
+class ReferenceOps(OpsBase):
+    """NumPy implementations of the primitives (see the module docstring for the arithmetic)."""
+
+    name = "reference"
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _sat(self, q, k, sat):
+        fmt = (self.precision.accumulator, self.precision.activation, self.precision.update,
+               self.precision.weight)[k]
+        q, n = saturate(q, fmt, raise_on_overflow=False)
+        sat[k] += n
+        return q
+
+    def _gate(self, a, h):
+        """Derivative of the activation at ``a`` (float64 in fixed point, float32 otherwise)."""
+        if self.spec.activation == "identity":
+            return np.ones(a.shape)
+        if self.spec.activation == "leaky_relu":
+            return np.where(a > 0, 1.0, self.slope)
+        if self.fixed:
+            return 1.0 - (h * h).astype(np.float64) * self.gate_h2
+        return 1.0 - h.astype(np.float32) ** 2
+
+    # -- primitives ----------------------------------------------------------------------------
+    def normalize_rows(self, x: np.ndarray) -> np.ndarray:
+        """Each row scaled to unit L2 norm (all-zero rows stay zero)."""
+        if not self.fixed:
+            n = np.sqrt((x * x).sum(axis=1, dtype=np.float32))
+            return (x / np.maximum(n, np.float32(1e-12))[:, None]).astype(np.float32)
+        x = np.asarray(x, np.int64)
+        r = np.sqrt((x * x).sum(axis=1).astype(np.float64))
+        s = np.where(r > 0, self.pow2_a / np.where(r > 0, r, 1.0), 0.0)
+        q = np.floor(x * s[:, None] + 0.5).astype(np.int64)
+        return saturate(q, self.precision.activation, raise_on_overflow=False)[0]
+
+    def forward(self, w, b, x):
+        """Affine map and activation of a batch ``x`` ``(B, n)``: returns ``(a, h, sat)``."""
+        sat = np.zeros(4, np.int64)
+        if not self.fixed:
+            a = x @ w.T + b
+            if self.spec.activation == "leaky_relu":
+                h = np.where(a > 0, a, a * np.float32(self.slope)).astype(np.float32)
+            elif self.spec.activation == "tanh":
+                h = np.tanh(a)
+            else:
+                h = a.copy()
+            return a.astype(np.float32), h.astype(np.float32), sat
+        acc = np.asarray(x, np.int64) @ w.astype(np.int64).T + (b.astype(np.int64) << self.f_a)
+        acc = self._sat(acc, SAT_ACCUMULATOR, sat)
+        a = self._sat(shift_round(acc, self.shift_acc, "nearest"), SAT_ACTIVATION, sat)
+        if self.spec.activation == "leaky_relu":
+            h = np.where(a > 0, a, shift_round(a * self.slope_q, SLOPE_FRAC, "nearest"))
+        elif self.spec.activation == "tanh":
+            h = self.lut[a - self.precision.activation.min_int]
+        else:
+            h = a.copy()
+        return a, h.astype(np.int64), sat
+
+    def spela_post(self, a, h, v_y, vnorm_y, scale: float, loss: str):
+        """SPELA's post-synaptic term ``p = scale * delta`` for a batch.
+
+        ``v_y`` are the label's stored class vectors ``(B, m)``, ``vnorm_y`` their norms,
+        ``scale = lr / B``. Returns ``(p, zero_norm_events, sat)``.
+        """
+        sat = np.zeros(4, np.int64)
+        gate = self._gate(a, h)
+        if not self.fixed:
+            nrm = np.sqrt((h * h).sum(axis=1, dtype=np.float32))
+            zero = nrm == 0
+            safe = np.where(zero, np.float32(1), nrm)
+            c = (h * v_y).sum(axis=1, dtype=np.float32) / safe
+            g = np.ones_like(c) if LOSS_CODE[loss] == 0 else 1 / (2 - c)
+            delta = (g / safe)[:, None] * gate * (v_y - c[:, None] * h / safe[:, None])
+            p = np.float32(scale) * delta
+            p[zero] = 0
+            return p.astype(np.float32), int(zero.sum()), sat
+        h = np.asarray(h, np.int64)
+        n2 = (h * h).sum(axis=1)
+        dot = (h * v_y).sum(axis=1)
+        zero = n2 == 0
+        r = np.sqrt(np.where(zero, 1, n2).astype(np.float64))
+        c = dot.astype(np.float64) / (r * vnorm_y)
+        g = np.ones_like(c) if LOSS_CODE[loss] == 0 else 1.0 / (2.0 - c)
+        s = scale * g * self.pow2_au / r
+        A = s / vnorm_y
+        C = s * c / r
+        t = (A[:, None] * v_y - C[:, None] * h) * gate
+        t = np.floor(t + 0.5)
+        lo, hi = self.lo[SAT_UPDATE], self.hi[SAT_UPDATE]
+        sat[SAT_UPDATE] += int(np.count_nonzero(((t < lo) | (t > hi)) & ~zero[:, None]))
+        p = np.clip(t, lo, hi).astype(np.int64)
+        p[zero] = 0
+        return p, int(zero.sum()), sat
+
+    def update(self, w, b, p, x, key: int):
+        """``W += round(p^T x)``, ``b += round(sum p)`` in place. Returns ``(writes, sat)``."""
+        sat = np.zeros(4, np.int64)
+        if not self.fixed:
+            dw = p.T @ x
+            db = p.sum(axis=0)
+            w += dw
+            b += db
+            return int(np.count_nonzero(dw) + np.count_nonzero(db)), sat
+        m, n = w.shape
+        mode = ROUNDING_MODES[self.rounding]
+        P = np.asarray(p, np.int64)
+        S = P.T @ np.asarray(x, np.int64)
+        Sb = P.sum(axis=0)
+        rw = rb = None
+        if mode == "stochastic":
+            rw = random_bits(key, np.arange(m * n, dtype=np.uint64).reshape(m, n), self.shift_w)
+            rb = random_bits(key, m * n + np.arange(m, dtype=np.uint64), self.shift_b)
+        dw = shift_round(S, self.shift_w, mode, rw)
+        db = shift_round(Sb, self.shift_b, mode, rb)
+        w[...] = self._sat(w.astype(np.int64) + dw, SAT_WEIGHT, sat)
+        b[...] = self._sat(b.astype(np.int64) + db, SAT_WEIGHT, sat)
+        return int(np.count_nonzero(dw) + np.count_nonzero(db)), sat
+
+    def readout(self, h, v):
+        """Read-out scores ``h V^T`` ``(B, N)`` (cosine up to the positive factor 1/|h|)."""
+        if not self.fixed:
+            return h @ v.T
+        return np.asarray(h, np.int64) @ np.asarray(v, np.int64).T

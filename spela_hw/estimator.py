@@ -1,0 +1,367 @@
+"""scikit-learn-style estimators over the learning rules (no scikit-learn dependency).
+
+Hyper-parameters are stored verbatim by ``__init__`` and validated in ``fit``; learned state ends
+in ``_``. One class, :class:`Classifier`, runs any rule; :class:`SpelaClassifier` and
+:class:`BackpropClassifier` only change the default rule, so every rule shares one training loop,
+one set of counts and one file format.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from .backends import BACKENDS, make_ops
+from .errors import ConfigError, DataError
+from .network import init_network
+from .rules import trainer_for
+from .rules.common import forward_all, new_counts, readout_predictions
+from .specs import NetworkSpec, PrecisionSpec, Spela, Backprop
+
+__all__ = ["Classifier", "SpelaClassifier", "BackpropClassifier"]
+
+log = logging.getLogger(__name__)
+
+_PREDICT_BATCH = 2048
+
+
+def check_xy(X, y=None, n_features=None, name="X"):
+    """Validate features (finite, 2-D, float) and labels (1-D integers of the same length)."""
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise DataError(f"{name} must be 2-D (samples, features), got shape {X.shape}")
+    if X.dtype == np.uint8:
+        X = X.astype(np.float32) / 255.0
+    if not np.issubdtype(X.dtype, np.number):
+        raise DataError(f"{name} must be numeric, got dtype {X.dtype}")
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if not np.all(np.isfinite(X)):
+        raise DataError(f"{name} contains NaN or infinite values")
+    if n_features is not None and X.shape[1] != n_features:
+        raise DataError(f"{name} has {X.shape[1]} features, the model expects {n_features}")
+    if y is None:
+        return X
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != len(X):
+        raise DataError(f"y must be 1-D with one label per row of {name}: got shape {y.shape} for {len(X)} rows")
+    if len(y) == 0:
+        raise DataError("no samples")
+    return X, y
+
+
+class Classifier:
+    """A feed-forward classifier trained by a forward-only or backprop rule, bit-true.
+
+    Parameters
+    ----------
+    layer_sizes : tuple of int
+        Widths of the trained layers, input excluded (``(1024, 10)`` makes 784-1024-10).
+    rule : Spela, Backprop or another rule spec
+    precision : PrecisionSpec or None
+        ``None`` is float32.
+    activation, slope, init, bias_init :
+        See :class:`~spela_hw.specs.NetworkSpec`.
+    batch_size : int
+        1 is the per-sample edge mode (one weight update per sample); mean reduction otherwise.
+    epochs : int
+    shuffle : bool
+        Reshuffle every epoch (seeded); ``False`` keeps the data order.
+    backend : {"numba", "reference"}
+    device : DeviceModel or None
+        Functional device model called during training (float32 only).
+    random_state : int or None
+        Seeds initialisation, class vectors, shuffling and stochastic rounding.
+    class_vector_seed : int or None
+        Seed of the class vectors (derived from ``random_state`` when ``None``).
+    progress : bool
+        Show a progress bar on stderr.
+    """
+
+    _default_rule = Spela
+
+    def __init__(self, layer_sizes=(1024, 10), rule=None, precision=None, activation="leaky_relu",
+                 slope=0.001, init="he_uniform", bias_init="uniform_fan_in", batch_size=1, epochs=1,
+                 shuffle=True, backend="numba", device=None, random_state=None,
+                 class_vector_seed=None, progress=False):
+        self.layer_sizes = layer_sizes
+        self.rule = rule
+        self.precision = precision
+        self.activation = activation
+        self.slope = slope
+        self.init = init
+        self.bias_init = bias_init
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.shuffle = shuffle
+        self.backend = backend
+        self.device = device
+        self.random_state = random_state
+        self.class_vector_seed = class_vector_seed
+        self.progress = progress
+
+    # -- scikit-learn protocol -----------------------------------------------------------------
+    def get_params(self, deep=True):
+        import inspect
+
+        names = [p for p in inspect.signature(Classifier.__init__).parameters if p != "self"]
+        return {n: getattr(self, n) for n in names}
+
+    def set_params(self, **params):
+        valid = self.get_params()
+        for k, v in params.items():
+            if k not in valid:
+                raise ConfigError(k, f"unknown parameter of {type(self).__name__}")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self):
+        return f"{type(self).__name__}(layer_sizes={self.layer_sizes!r}, rule={self.rule!r})"
+
+    # -- validation ----------------------------------------------------------------------------
+    def _resolved_rule(self):
+        return self.rule if self.rule is not None else self._default_rule()
+
+    def _validate(self, n_features, n_classes):
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
+            raise ConfigError("batch_size", f"must be a positive integer, got {self.batch_size!r}")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, np.integer)) or self.epochs < 0:
+            raise ConfigError("epochs", f"must be a non-negative integer, got {self.epochs!r}")
+        if self.backend not in BACKENDS:
+            raise ConfigError("backend", f"must be one of {BACKENDS}, got {self.backend!r}")
+        precision = self.precision if self.precision is not None else PrecisionSpec()
+        if not isinstance(precision, PrecisionSpec):
+            raise ConfigError("precision", f"must be a PrecisionSpec, got {type(precision).__name__}")
+        if self.device is not None and precision.is_fixed:
+            raise ConfigError("device", "device models run with float32 weights (precision=None)")
+        sizes = tuple(self.layer_sizes)
+        spec = NetworkSpec((n_features, *sizes), n_classes=n_classes, activation=self.activation,
+                           slope=self.slope, init=self.init, bias_init=self.bias_init)
+        rule = self._resolved_rule()
+        trainer_for(rule)
+        if getattr(rule, "loss", None) == "softmax_ce" and sizes[-1] != n_classes:
+            raise ConfigError("layer_sizes", f"backprop's last layer must have one unit per class ({n_classes})")
+        return spec, precision, rule
+
+    def _seeds(self):
+        ss = np.random.SeedSequence(self.random_state)
+        init_seed, cv_seed, shuffle_seed, round_seed = ss.generate_state(4)
+        if self.class_vector_seed is not None:
+            cv_seed = self.class_vector_seed
+        return int(init_seed), int(cv_seed), int(shuffle_seed), int(round_seed)
+
+    def _initialize(self, n_features, classes, weights=None, biases=None):
+        classes = np.unique(classes)
+        spec, precision, rule = self._validate(n_features, len(classes))
+        init_seed, cv_seed, shuffle_seed, round_seed = self._seeds()
+        ops = make_ops(self.backend, precision, spec)
+        self.classes_ = classes
+        self.n_features_in_ = n_features
+        self.network_spec_ = spec
+        self.precision_ = precision
+        self.rule_ = rule
+        self.class_vector_seed_ = cv_seed
+        self.state_ = init_network(spec, precision, ops, getattr(rule, "class_vectors", "auto"), cv_seed,
+                                   round_seed, weights, biases, np.random.default_rng(init_seed))
+        self._ops = ops
+        self._shuffle_rng = np.random.default_rng(shuffle_seed)
+        self.train_counts_ = new_counts(self.state_, "train")
+        self.epochs_done_ = 0
+        self.history_ = []
+        if self.device is not None:
+            for k in range(spec.n_layers):
+                w, b = self.device.program(k, self.state_.weights[k], self.state_.biases[k])
+                self.state_.weights[k][...] = w
+                self.state_.biases[k][...] = b
+        return self
+
+    def _labels_to_index(self, y):
+        idx = np.searchsorted(self.classes_, y)
+        idx = np.clip(idx, 0, len(self.classes_) - 1)
+        if not np.all(self.classes_[idx] == y):
+            bad = np.asarray(y)[self.classes_[idx] != y][0]
+            raise DataError(f"label {bad!r} is not one of the classes seen in fit: {list(self.classes_)}")
+        return idx.astype(np.int64)
+
+    # -- training ------------------------------------------------------------------------------
+    def fit(self, X, y, eval_set=None):
+        """Train from scratch for ``epochs`` epochs.
+
+        ``eval_set=(X_test, y_test)`` records per-layer accuracy after every epoch in
+        ``history_``.
+        """
+        X, y = check_xy(X, y)
+        self._initialize(X.shape[1], y)
+        for _ in range(self.epochs):
+            self._run_epoch(X, y, eval_set)
+        return self
+
+    def partial_fit(self, X, y, classes=None):
+        """One pass over ``(X, y)`` at the current epoch's learning rate (initialises on first call)."""
+        X, y = check_xy(X, y, getattr(self, "n_features_in_", None))
+        if not hasattr(self, "state_"):
+            self._initialize(X.shape[1], y if classes is None else classes)
+        self._train_pass(X, self._labels_to_index(y), self.rule_.optimizer.lr_at(self.epochs_done_))
+        return self
+
+    def _run_epoch(self, X, y, eval_set=None):
+        lr = self.rule_.optimizer.lr_at(self.epochs_done_)
+        t0 = time.perf_counter()
+        self._train_pass(X, self._labels_to_index(y), lr, desc=f"epoch {self.epochs_done_ + 1}/{self.epochs}")
+        seconds = time.perf_counter() - t0
+        self.epochs_done_ += 1
+        record = {"epoch": self.epochs_done_, "lr": lr, "train_seconds": seconds, "samples": len(X)}
+        if eval_set is not None:
+            for k, acc in enumerate(self.score_layers(*eval_set)):
+                record[f"layer{k + 1}_accuracy"] = acc
+        self.history_.append(record)
+        log.info("epoch %s", record)
+        return record
+
+    def _train_pass(self, X, yi, lr, desc="training"):
+        ops, state, rule = self._ops, self.state_, self.rule_
+        train = trainer_for(rule)
+        order = self._shuffle_rng.permutation(len(X)) if self.shuffle else np.arange(len(X))
+        bs = int(self.batch_size)
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(X), desc=desc, unit="sample", leave=False, mininterval=0.5)
+        chunk = max(bs, (4096 // bs) * bs)  # quantise inputs a chunk at a time, not per sample
+        for c0 in range(0, len(X), chunk):
+            sel = order[c0:c0 + chunk]
+            xq = ops.quantize_input(X[sel])
+            yc = yi[sel]
+            for s0 in range(0, len(sel), bs):
+                train(state, ops, rule, xq[s0:s0 + bs], yc[s0:s0 + bs], lr, self.train_counts_,
+                      device=self.device)
+            if bar is not None:
+                bar.update(len(sel))
+        if bar is not None:
+            bar.close()
+
+    # -- inference -----------------------------------------------------------------------------
+    def _check_fitted(self):
+        if not hasattr(self, "state_"):
+            from .errors import SpelaError
+
+            raise SpelaError(f"this {type(self).__name__} is not fitted yet: call fit first")
+
+    def _layer_index(self, layer):
+        n = self.network_spec_.n_layers
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -n <= layer < n:
+            raise ConfigError("layer", f"must be an integer in [{-n}, {n - 1}], got {layer!r}")
+        return int(layer) % n
+
+    def _outputs(self, X, upto, counts=None):
+        """Per-layer outputs for X in chunks: yields (rows, list of h)."""
+        normalize = getattr(self.rule_, "input_norm", "off") == "every_layer"
+        for s0 in range(0, len(X), _PREDICT_BATCH):
+            xq = self._ops.quantize_input(X[s0:s0 + _PREDICT_BATCH])
+            yield s0, forward_all(self.state_, self._ops, xq, normalize, upto, counts)
+
+    def decision_function(self, X, layer=-1):
+        """Read-out scores ``V_k h_k`` ``(n_samples, n_classes)`` at ``layer`` (cosine x |h|)."""
+        self._check_fitted()
+        X = check_xy(X, n_features=self.n_features_in_)
+        k = self._layer_index(layer)
+        out = np.empty((len(X), len(self.classes_)), np.float64)
+        for s0, hs in self._outputs(X, k):
+            out[s0:s0 + len(hs[k])] = readout_predictions(self.state_, self._ops, k, hs[k])[1]
+        return out
+
+    def predict_layers(self, X, counts=None):
+        """Predicted labels at every layer: array ``(n_layers, n_samples)``."""
+        self._check_fitted()
+        X = check_xy(X, n_features=self.n_features_in_)
+        L = self.network_spec_.n_layers
+        out = np.empty((L, len(X)), np.int64)
+        for s0, hs in self._outputs(X, L - 1, counts):
+            for k in range(L):
+                out[k, s0:s0 + len(hs[k])] = readout_predictions(self.state_, self._ops, k, hs[k], counts)[0]
+        if counts is not None:
+            counts.samples += len(X)
+        return self.classes_[out]
+
+    def predict(self, X, layer=-1):
+        """Predicted labels at ``layer`` (every layer is an exit; default the last)."""
+        self._check_fitted()
+        X = check_xy(X, n_features=self.n_features_in_)
+        k = self._layer_index(layer)
+        out = np.empty(len(X), np.int64)
+        for s0, hs in self._outputs(X, k):
+            out[s0:s0 + len(hs[k])] = readout_predictions(self.state_, self._ops, k, hs[k])[0]
+        return self.classes_[out]
+
+    def score(self, X, y, layer=-1):
+        """Accuracy at ``layer``."""
+        X, y = check_xy(X, y, self.n_features_in_ if hasattr(self, "n_features_in_") else None)
+        return float(np.mean(self.predict(X, layer) == y))
+
+    def score_layers(self, X, y):
+        """Accuracy at every layer's read-out (list, first layer first)."""
+        X, y = check_xy(X, y, getattr(self, "n_features_in_", None))
+        return [float(np.mean(p == y)) for p in self.predict_layers(X)]
+
+    def inference_counts(self, X, exit_layer=-1, readout="exit"):
+        """Counts of inferring ``X`` up to ``exit_layer`` with a read-out at the exit (or every layer)."""
+        self._check_fitted()
+        X = check_xy(X, n_features=self.n_features_in_)
+        k = self._layer_index(exit_layer)
+        counts = new_counts(self.state_, "infer")
+        for s0, hs in self._outputs(X, k, counts):
+            for j in (range(k + 1) if readout == "all" else [k]):
+                readout_predictions(self.state_, self._ops, j, hs[j], counts)
+        counts.samples += len(X)
+        return counts
+
+    # -- parameters ----------------------------------------------------------------------------
+    @property
+    def weights_(self):
+        """Real-valued weight matrices ``(fan_out, fan_in)`` (float64 copies)."""
+        self._check_fitted()
+        return [self._ops.real_params(w, b)[0] for w, b in zip(self.state_.weights, self.state_.biases)]
+
+    @property
+    def biases_(self):
+        self._check_fitted()
+        return [self._ops.real_params(w, b)[1] for w, b in zip(self.state_.weights, self.state_.biases)]
+
+    @property
+    def class_vectors_(self):
+        """Unit class vectors of every layer, ``(n_classes, width)`` float64."""
+        self._check_fitted()
+        return [v.copy() for v in self.state_.unit_vectors]
+
+    @classmethod
+    def from_weights(cls, weights, biases, classes=None, **params):
+        """A fitted classifier holding the given real-valued weights (quantised if fixed point)."""
+        weights = [np.asarray(w, np.float64) for w in weights]
+        biases = [np.asarray(b, np.float64) for b in biases]
+        for k, (w, b) in enumerate(zip(weights, biases)):
+            if w.ndim != 2 or b.shape != (w.shape[0],) or (k and w.shape[1] != weights[k - 1].shape[0]):
+                raise DataError(f"layer {k}: weight {w.shape} and bias {b.shape} do not chain")
+            if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
+                raise DataError(f"layer {k}: weights contain NaN or inf")
+        params.setdefault("layer_sizes", tuple(w.shape[0] for w in weights))
+        clf = cls(**params)
+        classes = np.arange(10) if classes is None else np.asarray(classes)
+        return clf._initialize(weights[0].shape[1], classes, weights, biases)
+
+    def save(self, path):
+        """Save to a ``.npz`` model file (see :mod:`spela_hw.io`)."""
+        from .io import save_model
+
+        return save_model(self, path)
+
+
+class SpelaClassifier(Classifier):
+    __doc__ = "SPELA (forward-only, local cosine loss per layer).\n\n" + Classifier.__doc__
+    _default_rule = Spela
+
+
+class BackpropClassifier(Classifier):
+    __doc__ = "Backpropagation baseline (softmax cross-entropy).\n\n" + Classifier.__doc__
+    _default_rule = Backprop

@@ -1,0 +1,68 @@
+"""Inference and counting shared by every rule."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..counts import Counts
+
+__all__ = ["forward_all", "readout_predictions", "count_forward", "new_counts"]
+
+
+def new_counts(state, phase: str) -> Counts:
+    p = state.precision
+    bits = ({n: getattr(p, n).bits for n in ("weight", "activation", "accumulator", "class_vector", "update")}
+            if p.is_fixed else {n: 32 for n in ("weight", "activation", "accumulator", "class_vector", "update")})
+    return Counts(state.spec.n_layers, phase=phase, precision=p.name, bits=bits)
+
+
+def count_forward(counts: Counts, k: int, x: np.ndarray, m: int) -> None:
+    """Counters of one layer's forward pass over a batch ``x`` ``(B, n)``."""
+    nb, n = x.shape
+    d = counts.data
+    d["forward_macs"][k] += nb * m * n
+    d["forward_macs_nonzero"][k] += m * int(np.count_nonzero(x))
+    d["weight_reads"][k] += nb * (m * n + m)
+    d["act_reads"][k] += nb * n
+    d["act_writes"][k] += nb * m
+
+
+def count_input_norm(counts: Counts, k: int, x: np.ndarray) -> None:
+    nb, n = x.shape
+    counts.data["loss_macs"][k] += nb * n
+    counts.data["loss_unit_ops"][k] += 2 * nb
+
+
+def forward_all(state, ops, x, normalize_inputs: bool, upto: int | None = None, counts=None):
+    """Outputs ``h`` of layers ``0..upto`` (all by default) for an input batch, no learning."""
+    upto = state.spec.n_layers - 1 if upto is None else upto
+    outs = []
+    for k in range(upto + 1):
+        if normalize_inputs:
+            x = ops.normalize_rows(x)
+            if counts is not None:
+                count_input_norm(counts, k, x)
+        w, b = state.weights[k], state.biases[k]
+        _, h, _ = ops.forward(w, b, x)
+        if counts is not None:
+            count_forward(counts, k, x, w.shape[0])
+        outs.append(h)
+        x = h
+    return outs
+
+
+def readout_predictions(state, ops, k: int, h: np.ndarray, counts=None) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine read-out at layer ``k``: (predicted class indices, scores ``(B, N)``).
+
+    The argmax of ``V h`` equals the argmax of the cosine (the factor 1/|h| is common); ties go
+    to the lowest index; an all-zero ``h`` predicts class 0 and is counted as a zero-norm event.
+    """
+    scores = ops.readout(h, state.vectors[k])
+    pred = np.argmax(scores, axis=1)
+    if counts is not None:
+        nb, m = h.shape
+        n_cls = state.vectors[k].shape[0]
+        counts.data["readout_macs"][k] += nb * n_cls * m
+        counts.data["class_vector_reads"][k] += nb * n_cls * m
+        counts.data["zero_norm_events"][k] += int(np.count_nonzero(~h.any(axis=1)))
+    return pred, scores
