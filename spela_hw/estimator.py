@@ -165,7 +165,7 @@ class Classifier:
         self.state_ = init_network(spec, precision, ops, getattr(rule, "class_vectors", "auto"), cv_seed,
                                    round_seed, weights, biases, np.random.default_rng(init_seed))
         self._ops = ops
-        self._shuffle_rng = np.random.default_rng(shuffle_seed)
+        self._shuffle_seed = shuffle_seed
         self.train_counts_ = new_counts(self.state_, "train")
         self.epochs_done_ = 0
         self.history_ = []
@@ -185,16 +185,24 @@ class Classifier:
         return idx.astype(np.int64)
 
     # -- training ------------------------------------------------------------------------------
-    def fit(self, X, y, eval_set=None):
+    def fit(self, X, y, eval_set=None, callback=None):
         """Train from scratch for ``epochs`` epochs.
 
         ``eval_set=(X_test, y_test)`` records per-layer accuracy after every epoch in
-        ``history_``.
+        ``history_``; ``callback(self, record)`` runs after every epoch (e.g. to checkpoint).
         """
         X, y = check_xy(X, y)
         self._initialize(X.shape[1], y)
-        for _ in range(self.epochs):
-            self._run_epoch(X, y, eval_set)
+        return self.continue_fit(X, y, eval_set, callback)
+
+    def continue_fit(self, X, y, eval_set=None, callback=None):
+        """Run the epochs still missing up to ``epochs`` (resumes a loaded checkpoint exactly)."""
+        self._check_fitted()
+        X, y = check_xy(X, y, self.n_features_in_)
+        while self.epochs_done_ < self.epochs:
+            record = self._run_epoch(X, y, eval_set)
+            if callback is not None:
+                callback(self, record)
         return self
 
     def partial_fit(self, X, y, classes=None):
@@ -222,7 +230,9 @@ class Classifier:
     def _train_pass(self, X, yi, lr, desc="training"):
         ops, state, rule = self._ops, self.state_, self.rule_
         train = trainer_for(rule)
-        order = self._shuffle_rng.permutation(len(X)) if self.shuffle else np.arange(len(X))
+        # The order depends on (seed, epoch) only, so a run resumed from a checkpoint is identical.
+        rng = np.random.default_rng([self._shuffle_seed, self.epochs_done_])
+        order = rng.permutation(len(X)) if self.shuffle else np.arange(len(X))
         bs = int(self.batch_size)
         bar = None
         if self.progress:
@@ -349,6 +359,13 @@ class Classifier:
         clf = cls(**params)
         classes = np.arange(10) if classes is None else np.asarray(classes)
         return clf._initialize(weights[0].shape[1], classes, weights, biases)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides):
+        """An unfitted estimator with a named recipe (see :mod:`spela_hw.presets`)."""
+        from .presets import preset_params
+
+        return cls(**preset_params(name, **overrides))
 
     def save(self, path):
         """Save to a ``.npz`` model file (see :mod:`spela_hw.io`)."""

@@ -1,0 +1,51 @@
+"""The two published SPELA recipes as named estimator presets.
+
+=================  ====================================  ======================================
+setting            ``official-code``                     ``paper-v2``
+=================  ====================================  ======================================
+shape (MNIST)      784-1024-10                           784-1000-34
+loss               mean log(2 - cos)                     mean -cos
+input L2 norm      none                                  every layer, training and inference
+                                                         (Algorithm 1; the literal text omits it
+                                                         at inference: ``input_norm="paper_literal"``)
+init               He-uniform, bias U(+-1/sqrt(fan_in))  He-normal, bias U(+-1/sqrt(fan_in))
+optimiser          SGD 2.5, -0.1 every 10 epochs         SGD 0.01, constant
+epochs             200                                   100 (Fig. 2)
+batch              50, mean reduction, no shuffle        1 (per sample; Algorithm 1 has no batch
+                                                         loop), reshuffled every epoch (seeded)
+activation         LeakyReLU(0.001)                      LeakyReLU(0.001) (not stated in v2)
+class vectors      rotated simplex per layer             rotated simplex per layer
+=================  ====================================  ======================================
+
+Both read out at every layer. See ``shared/reference/spela.md`` §1.9 for the sources.
+"""
+
+from __future__ import annotations
+
+from .errors import ConfigError
+from .specs import Sgd, Spela
+
+__all__ = ["PRESETS", "preset_params"]
+
+PRESETS: dict[str, dict] = {
+    "official-code": dict(
+        layer_sizes=(1024, 10),
+        rule=Spela(loss="log_2_minus_cos", input_norm="off",
+                   optimizer=Sgd(lr=2.5, step_every=10, step_delta=0.1)),
+        activation="leaky_relu", slope=0.001, init="he_uniform", bias_init="uniform_fan_in",
+        batch_size=50, epochs=200, shuffle=False,
+    ),
+    "paper-v2": dict(
+        layer_sizes=(1000, 34),
+        rule=Spela(loss="neg_cos", input_norm="every_layer", optimizer=Sgd(lr=0.01)),
+        activation="leaky_relu", slope=0.001, init="he_normal", bias_init="uniform_fan_in",
+        batch_size=1, epochs=100, shuffle=True,
+    ),
+}
+
+
+def preset_params(name: str, **overrides) -> dict:
+    """Estimator parameters of preset ``name`` with ``overrides`` applied."""
+    if name not in PRESETS:
+        raise ConfigError("preset", f"must be one of {tuple(PRESETS)}, got {name!r}")
+    return {**PRESETS[name], **overrides}
