@@ -1,0 +1,689 @@
+"""Memory ledger by training algorithm, tensor class and memory level; budget checks and solvers.
+
+Accounting rules (hardware.md section 9; ``a_l`` = values entering layer l, ``o_l`` = values it
+produces before pooling, ``B`` = batch, ``C`` = classes, ``d_k`` = width the local loss sees):
+
+* backprop: weights + optional master copy + gradient buffer (unless fused) + optimiser state
+  + **B * sum_l a_l** stored layer inputs, 1-bit activation-derivative masks of every hidden
+  layer and pooling indices + error ping-pong buffers **2 * B * max_l o_l**;
+* SPELA (a layer-local rule): weights + optional master copy + optimiser state + class vectors
+  **sum_k C * d_k** (or one seed) + **B * max_k (a_k + o_k)** values in flight plus a 1-bit mask of
+  one layer + one delta per sample (in place by default); no stored activations across layers, no
+  error buffers; at B = 1 no gradient buffer, at B > 1 the update is formed from the rows in
+  flight (or, by convention, from a one-layer gradient buffer);
+* sigprop: like the local rule with ``B + B'`` rows in flight (``B' = B``, or ``C`` for the
+  label-direct loss) plus the trainable front projection ``C * d_1``;
+* Forward-Forward, PEPITA and DRTP are analytic rows of the same table
+  (:data:`ALGORITHMS`).
+
+Each rule is one :class:`AlgorithmProfile`; adding a rule is adding a row. Every ledger row
+carries its formula so reports can show why a number is what it is (``sum_l`` vs ``max_k``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field, replace
+
+from spela_hw.errors import ConfigError
+from spela_hw.specs import PrecisionSpec
+
+from .config import Conventions, HardwareConfig
+from .units import format_bytes, parse_quantity
+from .workload import Workload, as_workload
+
+__all__ = [
+    "BitWidths",
+    "AlgorithmProfile",
+    "ALGORITHMS",
+    "OPTIMIZER_STATES",
+    "LedgerRow",
+    "MemoryLedger",
+    "MemoryBudget",
+    "FitResult",
+    "memory_ledger",
+    "widest_network",
+    "largest_batch",
+    "widest_weight_bits",
+    "LEVELS",
+]
+
+LEVELS = ("register", "sram", "nvm", "crossbar", "dram")
+ON_CHIP = ("register", "sram", "nvm", "crossbar")
+
+# Optimiser state in weight-sized copies (hardware.md section 8).
+OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2}
+
+
+def _bits_ok(name: str, v, lo: int = 0, hi: int = 64) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ConfigError(name, f"must be an integer from {lo} to {hi}, got {v!r}")
+
+
+@dataclass(frozen=True)
+class BitWidths:
+    """Storage width of every tensor class, in bits.
+
+    Attributes
+    ----------
+    weight, bias, activation, error, class_vector : int
+    accumulator : int
+        Width of MAC accumulators (energy of the add in a MAC).
+    update : int
+        Width of the post-synaptic term that multiplies the input in the update.
+    master : int
+        Master/accumulator copy of the weights (0 = none: updates go straight to the weights).
+    gradient : int
+        Gradient buffer width (backprop; a local rule's one-layer buffer).
+    optimizer_state : int
+        Width of momentum / Adam moments (float32 in ``spela_hw``).
+    sr_random_bits : int
+        Random bits consumed per stochastically rounded weight update (0 = no stochastic rounding).
+    is_float : bool
+        Arithmetic is floating point (Horowitz fp costs; no crossbar).
+    """
+
+    weight: int = 8
+    activation: int = 8
+    accumulator: int = 32
+    update: int = 16
+    class_vector: int = 8
+    bias: int = 0
+    error: int = 0
+    master: int = 0
+    gradient: int = 32
+    optimizer_state: int = 32
+    sr_random_bits: int = 8
+    is_float: bool = False
+
+    def __post_init__(self):
+        for name in ("weight", "activation", "accumulator", "update", "class_vector", "gradient",
+                     "optimizer_state"):
+            _bits_ok(name + "_bits", getattr(self, name), 1, 64)
+        for name in ("bias", "error", "master", "sr_random_bits"):
+            _bits_ok(name + "_bits", getattr(self, name), 0, 64)
+        if self.bias == 0:
+            object.__setattr__(self, "bias", self.weight)
+        if self.error == 0:
+            object.__setattr__(self, "error", self.activation)
+        if self.master and self.master < self.weight:
+            raise ConfigError("master_bits", f"a master copy must be at least weight_bits = {self.weight}")
+
+    @classmethod
+    def from_precision(cls, precision: PrecisionSpec | None, **overrides) -> "BitWidths":
+        """Widths of a :class:`~spela_hw.specs.PrecisionSpec` (float32 when ``None``)."""
+        if precision is None or not precision.is_fixed:
+            base = dict(weight=32, activation=32, accumulator=32, update=32, class_vector=32, bias=32,
+                        error=32, gradient=32, optimizer_state=32, sr_random_bits=0, is_float=True)
+        else:
+            base = dict(weight=precision.weight.bits, activation=precision.activation.bits,
+                        accumulator=precision.accumulator.bits, update=precision.update.bits,
+                        class_vector=precision.class_vector.bits,
+                        sr_random_bits=8 if precision.update.rounding == "stochastic" else 0)
+        base.update(overrides)
+        return cls(**base)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AlgorithmProfile:
+    """What one training algorithm keeps in memory (one row of :data:`ALGORITHMS`).
+
+    Attributes
+    ----------
+    stored : {"inputs", "outputs", "none"}
+        Activations kept across layers for a backward or second pass: ``B * sum_l a_l`` (inputs)
+        or ``B * sum_l o_l`` (outputs).
+    rows : {"B", "B+B'", "2B"}
+        Rows in flight while one layer steps (a local rule's working set is
+        ``rows * max_k (a_k + o_k)``).
+    masks : {"hidden", "one_layer"}
+        1-bit derivative masks of every hidden layer (kept for the backward pass) or of the
+        stepping layer only.
+    errors : {"ping_pong", "delta", "output", "none"}
+        ``2 * B * max o`` (backprop), one delta per row of the stepping layer, ``B * C`` at the
+        output (PEPITA), or none.
+    targets : {"class_vectors", "front_projection", "drtp_feedback", "pepita_feedback", "none"}
+        Fixed per-layer class vectors (SPELA), sigprop's trainable ``C x d_1`` front projection,
+        DRTP's fixed ``C x d_l`` feedback matrices, PEPITA's ``d_0 x C`` projection.
+    global_gradient : bool
+        Needs a whole-network gradient buffer unless fused (backprop).
+    transposed_read : bool
+        Needs arrays that read transposed and error-path ADCs.
+    forward_passes : int
+    source : str
+    """
+
+    name: str
+    description: str
+    stored: str
+    rows: str
+    masks: str
+    errors: str
+    targets: str
+    global_gradient: bool
+    transposed_read: bool
+    forward_passes: int
+    source: str
+
+
+ALGORITHMS: dict[str, AlgorithmProfile] = {
+    "backprop": AlgorithmProfile(
+        "backprop", "end-to-end backpropagation (softmax cross-entropy)", "inputs", "B", "hidden",
+        "ping_pong", "none", True, True, 1, "hardware.md 9.2; NeuroSim V2 batch-state assumption"),
+    "spela": AlgorithmProfile(
+        "spela", "SPELA: per-layer cosine loss to fixed class vectors", "none", "B", "one_layer",
+        "delta", "class_vectors", False, False, 1, "hardware.md 9.2; spela.md 1.10"),
+    "sigprop": AlgorithmProfile(
+        "sigprop", "signal propagation: the label travels forward as a second stream", "none", "B+B'",
+        "one_layer", "delta", "front_projection", False, False, 1, "hardware.md 9.2; sigprop.md 3"),
+    "forward_forward": AlgorithmProfile(
+        "forward_forward", "Forward-Forward (analytic): positive and negative pass, local goodness",
+        "none", "2B", "one_layer", "delta", "none", False, False, 2,
+        "analytic; Hinton 2022 as summarised in spela.md 4 (Table 1: 2 forward passes, current activations)"),
+    "pepita": AlgorithmProfile(
+        "pepita", "PEPITA (analytic): second forward pass with an error-modulated input", "outputs", "B",
+        "one_layer", "output", "pepita_feedback", False, False, 2,
+        "analytic; Dellaferrera & Kreiman 2022 as summarised in spela.md 4 (Table 1: all activations stored)"),
+    "drtp": AlgorithmProfile(
+        "drtp", "DRTP (analytic): direct random target projection", "none", "B", "one_layer", "delta",
+        "drtp_feedback", False, False, 1, "analytic; Frenkel, Lefebvre, Bol, Front. Neurosci. 2021"),
+}
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One tensor class of a ledger.
+
+    Attributes
+    ----------
+    tensor_class : str
+    level : str
+        One of :data:`LEVELS`.
+    values : int
+        Number of stored values (or bits, for 1-bit masks ``bits = 1``).
+    bits : int
+    bytes : int
+        ``ceil(values * bits / 8)``.
+    formula : str
+        The accounting rule with its numbers, e.g. ``"B * sum_l a_l = 50 * 1808"``.
+    persistent : bool
+        Lives across samples (weights, state) rather than within one step.
+    note : str
+    """
+
+    tensor_class: str
+    level: str
+    values: int
+    bits: int
+    bytes: int
+    formula: str
+    persistent: bool
+    note: str = ""
+
+
+def _row(tensor_class, level, values, bits, formula, persistent, note=""):
+    values = int(values)
+    return LedgerRow(tensor_class, level, values, int(bits), -(-values * int(bits) // 8), formula,
+                     persistent, note)
+
+
+@dataclass(frozen=True)
+class MemoryBudget:
+    """Memory limits: an on-chip total and/or per-level caps (bytes; ``None`` = no limit).
+
+    ``MemoryBudget.parse("256KB")`` limits the on-chip total (registers, SRAM, NVM and crossbar
+    arrays; DRAM excluded); ``MemoryBudget.parse("sram=256KB,nvm=1MB")`` caps levels.
+    """
+
+    total_bytes: float | None = None
+    register_bytes: float | None = None
+    sram_bytes: float | None = None
+    nvm_bytes: float | None = None
+    crossbar_bytes: float | None = None
+    dram_bytes: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "MemoryBudget":
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError("budget", f"must be a size like '256KB' or 'sram=256KB,nvm=1MB', got {text!r}")
+        kwargs = {}
+        for part in text.split(","):
+            part = part.strip()
+            key, _, value = part.rpartition("=")
+            key = key.strip() or "total"
+            if key not in ("total",) + LEVELS:
+                raise ConfigError(f"budget.{key}", f"unknown level; use total or one of {LEVELS}")
+            # accept "256KB" as well as "256 KB"
+            value = re.sub(r"^([0-9.eE+-]+)([A-Za-z])", r"\1 \2", value.strip())
+            kwargs[f"{key}_bytes"] = parse_quantity(value, "bytes", f"budget.{key}")
+        return cls(**kwargs)
+
+    def limits(self) -> dict[str, float]:
+        return {k.removesuffix("_bytes"): v for k, v in asdict(self).items() if v is not None}
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={format_bytes(v)}" for k, v in self.limits().items()) or "unlimited"
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Does a ledger fit a budget (and the hardware's own capacities)?"""
+
+    fits: bool
+    reasons: tuple[str, ...]
+    used_bytes: dict
+    limit_bytes: dict
+
+    def __bool__(self) -> bool:
+        return self.fits
+
+
+@dataclass(frozen=True)
+class MemoryLedger:
+    """Rows by tensor class and level for one algorithm, phase and configuration."""
+
+    algorithm: str
+    phase: str
+    batch_size: int
+    network: str
+    rows: tuple[LedgerRow, ...]
+    conventions: dict
+    hardware: str | None = None
+    capacities: dict = field(default_factory=dict)
+
+    @property
+    def peak_bytes(self) -> int:
+        """Everything that is live at the worst moment of the step (rows are already peaks)."""
+        return sum(r.bytes for r in self.rows)
+
+    @property
+    def on_chip_bytes(self) -> int:
+        return sum(r.bytes for r in self.rows if r.level in ON_CHIP)
+
+    def by_class(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.rows:
+            out[r.tensor_class] = out.get(r.tensor_class, 0) + r.bytes
+        return out
+
+    def by_level(self) -> dict[str, int]:
+        out = {lv: 0 for lv in LEVELS}
+        for r in self.rows:
+            out[r.level] += r.bytes
+        return out
+
+    def bytes_of(self, tensor_class: str) -> int:
+        return self.by_class().get(tensor_class, 0)
+
+    def fits(self, budget: MemoryBudget | str | float | int | None = None) -> FitResult:
+        """Yes/no with reasons: the budget's limits and the hardware's level capacities."""
+        if isinstance(budget, str):
+            budget = MemoryBudget.parse(budget)
+        elif isinstance(budget, (int, float)) and not isinstance(budget, bool):
+            budget = MemoryBudget(total_bytes=float(budget))
+        elif budget is None:
+            budget = MemoryBudget()
+        used = self.by_level()
+        used["total"] = self.on_chip_bytes
+        limits = budget.limits()
+        reasons = []
+        top = sorted(self.by_class().items(), key=lambda kv: -kv[1])[:3]
+        top_txt = ", ".join(f"{k} {format_bytes(v)}" for k, v in top if v)
+        for key, lim in limits.items():
+            if used[key] > lim:
+                what = "on-chip total" if key == "total" else key
+                reasons.append(f"{what} {format_bytes(used[key])} exceeds the budget {format_bytes(lim)} "
+                               f"by {format_bytes(used[key] - lim)} (largest: {top_txt})")
+        for key, cap in self.capacities.items():
+            if used.get(key, 0) > cap:
+                reasons.append(f"{key} {format_bytes(used[key])} exceeds the hardware's {key} capacity "
+                               f"{format_bytes(cap)}")
+        return FitResult(not reasons, tuple(reasons), used, {**limits, **{f"hw_{k}": v for k, v in self.capacities.items()}})
+
+    def to_records(self) -> list[dict]:
+        base = {"algorithm": self.algorithm, "phase": self.phase, "batch_size": self.batch_size,
+                "network": self.network, "hardware": self.hardware}
+        return [{**base, **asdict(r)} for r in self.rows]
+
+
+def _optimizer_kind(optimizer) -> str:
+    if optimizer is None:
+        return "sgd"
+    if isinstance(optimizer, str):
+        if optimizer not in OPTIMIZER_STATES:
+            raise ConfigError("optimizer", f"must be one of {tuple(OPTIMIZER_STATES)}, got {optimizer!r}")
+        return optimizer
+    kind = getattr(optimizer, "kind", None)
+    if kind == "sgd":
+        return "momentum" if getattr(optimizer, "momentum", 0.0) > 0 else "sgd"
+    if kind == "adam":
+        return "adam"
+    raise ConfigError("optimizer", f"unknown optimiser {optimizer!r}")
+
+
+def _rule_parts(rule) -> tuple[str, object]:
+    if isinstance(rule, str):
+        return rule, None
+    return rule.name, getattr(rule, "optimizer", None)
+
+
+def memory_ledger(
+    network,
+    rule,
+    bits: BitWidths | None = None,
+    batch_size: int = 1,
+    phase: str = "train",
+    hardware: HardwareConfig | None = None,
+    conventions: Conventions | None = None,
+    optimizer=None,
+    sigprop_target_rows: str = "batch",
+    exit_layer: int | None = None,
+    readouts: str = "all",
+    n_classes: int | None = None,
+) -> MemoryLedger:
+    """Itemise the memory of training (or inference) with ``rule``.
+
+    Parameters
+    ----------
+    network : Workload, NetworkSpec or sequence of int
+    rule : rule spec or str
+        A name in :data:`ALGORITHMS` or a spec with ``.name`` (its ``optimizer`` sets the
+        optimiser state unless ``optimizer`` is given).
+    bits : BitWidths
+        Storage widths (default int8 weights and activations, no master copy).
+    batch_size : int
+    phase : {"train", "infer"}
+    hardware : HardwareConfig, optional
+        Places rows at memory levels (crossbar arrays, SRAM, NVM, DRAM spill) and supplies
+        capacities; without it every row sits in SRAM except seeds (registers).
+    conventions : Conventions, optional
+        Defaults to ``hardware.conventions`` (or the defaults).
+    optimizer : {"sgd", "momentum", "adam"} or optimiser spec, optional
+    sigprop_target_rows : {"batch", "classes"}
+        ``B' = B`` (in-batch loss) or ``B' = C`` (label-direct, per-sample mode).
+    exit_layer, readouts
+        Inference: layers up to ``exit_layer`` run; class vectors of the exit layer only
+        (``"exit"``) or of every layer (``"all"``, every layer can be an exit).
+    """
+    wl = as_workload(network, n_classes)
+    bits = bits or BitWidths()
+    name, rule_opt = _rule_parts(rule)
+    if name not in ALGORITHMS:
+        raise ConfigError("rule", f"must be one of {tuple(ALGORITHMS)}, got {name!r}")
+    prof = ALGORITHMS[name]
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError("batch_size", f"must be a positive integer, got {batch_size!r}")
+    if phase not in ("train", "infer"):
+        raise ConfigError("phase", f"must be 'train' or 'infer', got {phase!r}")
+    if sigprop_target_rows not in ("batch", "classes"):
+        raise ConfigError("sigprop_target_rows", f"must be 'batch' or 'classes', got {sigprop_target_rows!r}")
+    conv = conventions or (hardware.conventions if hardware is not None else Conventions())
+    opt = _optimizer_kind(optimizer if optimizer is not None else rule_opt)
+    B, C, Ls = batch_size, wl.n_classes, wl.layers
+    rows: list[LedgerRow] = []
+
+    if phase == "infer":
+        last = len(Ls) - 1
+        k_exit = last if exit_layer is None else exit_layer
+        if not 0 <= k_exit <= last:
+            raise ConfigError("exit_layer", f"must be in [0, {last}], got {exit_layer!r}")
+        Ls = Ls[: k_exit + 1]
+    W = sum(L.weights for L in Ls)
+    Bs = sum(L.biases for L in Ls)
+    P = sum(L.projection_params for L in Ls)
+    trainable = W + Bs + P
+    rows.append(_row("weights", "", W, bits.weight, f"sum_l m_l*n_l = {W}", True))
+    if Bs:
+        rows.append(_row("biases", "", Bs, bits.bias, f"sum_l m_l = {Bs}", True))
+    if P and name == "spela":
+        rows.append(_row("projections", "", P, bits.weight, f"sum_k c_k*(h*w)_k*proj = {P}", True,
+                         "SPELA CNN-extension projections"))
+    max_io = max(L.in_values + L.out_values for L in Ls)
+    max_o = max(L.out_values for L in Ls)
+    arg_io = max(range(len(Ls)), key=lambda k: Ls[k].in_values + Ls[k].out_values)
+
+    if phase == "train":
+        if prof.targets == "front_projection":
+            d1 = Ls[0].out_values
+            rows.append(_row("front_projection", "", C * d1, bits.weight, f"C*d_1 = {C}*{d1}", True,
+                             "trainable label projection S"))
+            trainable += C * d1
+        if bits.master:
+            rows.append(_row("master_copy", "", trainable, bits.master,
+                             f"trainable params at {bits.master} bits = {trainable}", True))
+        # gradient buffer
+        if prof.global_gradient:
+            if conv.bp_gradient == "buffered":
+                rows.append(_row("gradient_buffer", "", trainable, bits.gradient,
+                                 f"sum_l (m_l*n_l + m_l) = {trainable}", True))
+            else:
+                rows.append(_row("gradient_buffer", "", 0, bits.gradient, "fused into the backward pass", True))
+        else:
+            if B > 1 and conv.batched_local_update == "gradient_buffer":
+                g = max(L.weights + L.biases for L in Ls)
+                rows.append(_row("gradient_buffer", "", g, bits.gradient, f"max_k (m_k*n_k + m_k) = {g}", True,
+                                 "one-layer buffer (convention batched_local_update)"))
+            else:
+                why = "B = 1: rank-1 update applied as it is formed" if B == 1 else \
+                    "B > 1: update formed from the B rows in flight"
+                rows.append(_row("gradient_buffer", "", 0, bits.gradient, why, True))
+        n_state = OPTIMIZER_STATES[opt]
+        rows.append(_row("optimizer_state", "", n_state * trainable, bits.optimizer_state,
+                         f"{n_state} x {trainable} ({opt})", True))
+        # activations
+        if prof.rows == "B":
+            r, rtxt = B, f"B={B}"
+        elif prof.rows == "2B":
+            r, rtxt = 2 * B, f"2B={2 * B}"
+        else:
+            bp = B if sigprop_target_rows == "batch" else C
+            r, rtxt = B + bp, f"B+B'={B}+{bp}"
+        if prof.stored == "inputs":
+            s = sum(L.in_values for L in Ls)
+            rows.append(_row("stored_activations", "", B * s, bits.activation, f"B * sum_l a_l = {B} * {s}", False))
+        elif prof.stored == "outputs":
+            s = sum(L.out_values for L in Ls)
+            rows.append(_row("stored_activations", "", B * s, bits.activation, f"B * sum_l o_l = {B} * {s}", False))
+            rows.append(_row("activations_in_flight", "", r * max_io, bits.activation,
+                             f"{rtxt} * max_k (a_k + o_k) = {r} * {max_io}", False, "second (modulated) pass"))
+        else:
+            rows.append(_row("activations_in_flight", "", r * max_io, bits.activation,
+                             f"{rtxt} * max_k (a_k + o_k) = {r} * {max_io}", False,
+                             f"largest at {Ls[arg_io].name}"))
+        if prof.masks == "hidden":
+            hidden = [L for L in Ls[:-1]]
+            s = sum(L.out_values for L in hidden)
+            rows.append(_row("activation_masks", "", B * s, 1, f"B * sum_(hidden l) o_l = {B} * {s} bits", False))
+        else:
+            rows.append(_row("activation_masks", "", r * max_o, 1, f"{rtxt} * max_k o_k = {r} * {max_o} bits", False))
+        pooled = [L for L in Ls if L.pool > 1]
+        if pooled and prof.stored != "none":
+            s = sum(L.pooled_values * math.ceil(math.log2(L.pool)) for L in pooled)
+            rows.append(_row("pooling_indices", "", B * s, 1, f"B * sum_l pooled_l*log2(pool) = {B} * {s} bits", False))
+        if prof.errors == "ping_pong":
+            rows.append(_row("error_buffers", "", 2 * B * max_o, bits.error, f"2 * B * max_l o_l = 2 * {B} * {max_o}", False))
+        elif prof.errors == "delta":
+            if conv.spela_delta == "in_place" and name in ("spela", "sigprop", "forward_forward"):
+                rows.append(_row("error_buffers", "", 0, bits.error, f"delta overwrites h ({r} * {max_o} values)", False))
+            else:
+                rows.append(_row("error_buffers", "", r * max_o, bits.error, f"{rtxt} * max_k o_k = {r} * {max_o}", False))
+        elif prof.errors == "output":
+            rows.append(_row("error_buffers", "", B * C, bits.error, f"B * C = {B} * {C}", False))
+        if bits.sr_random_bits:
+            rows.append(_row("rng_state", "register", 2, 64, "counter-based: 64-bit key + 64-bit step", True))
+
+    # fixed targets (class vectors, feedback matrices) and inference working set
+    if prof.targets == "class_vectors":
+        cv_layers = Ls if (phase == "train" or readouts == "all") else Ls[-1:]
+        s = sum(C * L.loss_dim for L in cv_layers)
+        if conv.class_vector_storage == "seed":
+            rows.append(_row("class_vectors", "register", 1, 64, f"one seed instead of sum_k C*d_k = {s} values", True,
+                             "regenerated from (seed, layer)"))
+        else:
+            rows.append(_row("class_vectors", "", s, bits.class_vector, f"sum_k C*d_k = {s}", True))
+    elif prof.targets in ("drtp_feedback", "pepita_feedback") and phase == "train":
+        if prof.targets == "drtp_feedback":
+            s = sum(C * L.out_values for L in Ls[:-1])
+            f = "sum_(l<L) C*o_l"
+        else:
+            s = wl.input_values * C
+            f = "d_0*C"
+        if conv.class_vector_storage == "seed":
+            rows.append(_row("feedback_matrices", "register", 1, 64, f"one seed instead of {f} = {s}", True))
+        else:
+            rows.append(_row("feedback_matrices", "", s, bits.class_vector, f"{f} = {s}", True))
+    if phase == "infer":
+        rows.append(_row("activations_in_flight", "", B * max_io, bits.activation,
+                         f"B * max_k (a_k + o_k) = {B} * {max_io}", False))
+    rows.append(_row("io_staging", "", wl.input_values, bits.activation,
+                     f"next input sample = {wl.input_values}", False))
+
+    rows, caps = _place(rows, hardware, conv, phase)
+    return MemoryLedger(name, phase, B, wl.name, tuple(rows), {**conv.describe(), "optimizer": opt},
+                        hardware.name if hardware is not None else None, caps)
+
+
+_SPILLABLE = ("stored_activations", "activation_masks", "pooling_indices", "error_buffers", "gradient_buffer",
+              "optimizer_state", "master_copy")
+
+
+def _place(rows: list[LedgerRow], hw: HardwareConfig | None, conv: Conventions, phase: str):
+    """Assign memory levels; spill the largest spillable SRAM rows to DRAM when SRAM overflows."""
+    caps: dict[str, float] = {}
+    has_xbar = hw is not None and hw.has_crossbar
+    nvm = hw.nvm if hw is not None else None
+    if hw is not None:
+        caps["sram"] = sum(b.size_bytes for b in hw.buffers if b.writable)
+        if nvm is not None:
+            caps["nvm"] = sum(b.size_bytes for b in hw.buffers if not b.writable)
+        if hw.dram.present and hw.dram.size_bytes:
+            caps["dram"] = hw.dram.size_bytes
+    out = []
+    for r in rows:
+        level = r.level
+        if not level:
+            if r.tensor_class == "weights":
+                if has_xbar:
+                    level = "crossbar"
+                elif phase == "infer" and nvm is not None:
+                    level = "nvm"  # a digital device can run inference from flash
+                else:
+                    level = "sram"
+            elif r.tensor_class in ("class_vectors", "feedback_matrices"):
+                st = conv.class_vector_storage
+                if st == "crossbar":
+                    if not has_xbar:
+                        raise ConfigError("conventions.class_vector_storage", "'crossbar' needs a crossbar")
+                    level = "crossbar"
+                elif st == "nvm":
+                    if nvm is not None:
+                        level = "nvm"
+                    elif has_xbar and hw.crossbar.device.is_nonvolatile:
+                        level = "crossbar"
+                    elif hw is None:
+                        level = "nvm"
+                    else:
+                        raise ConfigError("conventions.class_vector_storage",
+                                          f"'nvm' needs a flash/ROM level or non-volatile arrays on {hw.name!r}")
+                else:
+                    level = "sram"
+            else:
+                level = "sram"
+        out.append(replace(r, level=level))
+    if hw is not None and hw.dram.present:
+        sram_used = sum(r.bytes for r in out if r.level == "sram")
+        if sram_used > caps["sram"]:
+            order = sorted((i for i, r in enumerate(out) if r.tensor_class in _SPILLABLE and r.level == "sram"
+                            and r.bytes), key=lambda i: -out[i].bytes)
+            for i in order:
+                if sram_used <= caps["sram"]:
+                    break
+                sram_used -= out[i].bytes
+                out[i] = replace(out[i], level="dram", note=(out[i].note + "; " if out[i].note else "")
+                                 + "spilled to DRAM (SRAM full)")
+    return out, caps
+
+
+# -- solvers ------------------------------------------------------------------------------------
+
+
+def _fits(make, budget, rule, bits, batch_size, hardware, **kw) -> bool:
+    led = memory_ledger(make, rule, bits, batch_size, "train", hardware, **kw)
+    return led.fits(budget).fits
+
+
+def widest_network(
+    dims_pattern,
+    budget,
+    rule,
+    bits: BitWidths | None = None,
+    batch_size: int = 1,
+    hardware: HardwareConfig | None = None,
+    n_classes: int | None = None,
+    include: tuple[str, ...] | None = None,
+    max_width: int = 1 << 20,
+    **kw,
+) -> int:
+    """The largest width ``h`` for the ``None`` entries of ``dims_pattern`` that fits ``budget``.
+
+    ``dims_pattern = (784, None, 10)`` searches 784-h-10. ``include`` restricts the ledger to
+    some tensor classes (``("weights",)`` answers "whose weights alone fit": 330 for 784-h-10 in
+    256 KiB at int8). Returns 0 when even ``h = 1`` does not fit.
+    """
+    pattern = tuple(dims_pattern)
+    if None not in pattern:
+        raise ConfigError("dims_pattern", "needs at least one None entry (the width to solve for)")
+    budget = MemoryBudget.parse(budget) if isinstance(budget, str) else budget
+    if isinstance(budget, (int, float)):
+        budget = MemoryBudget(total_bytes=float(budget))
+    n_cls = n_classes or pattern[-1]
+
+    def ok(h: int) -> bool:
+        dims = tuple(h if d is None else d for d in pattern)
+        led = memory_ledger(Workload.dense(dims, n_cls), rule, bits, batch_size, "train", hardware, **kw)
+        if include is not None:
+            led = replace(led, rows=tuple(r for r in led.rows if r.tensor_class in include))
+        return led.fits(budget).fits
+
+    return _bisect(ok, 1, max_width)
+
+
+def largest_batch(network, budget, rule, bits: BitWidths | None = None, hardware: HardwareConfig | None = None,
+                  max_batch: int = 1 << 16, **kw) -> int:
+    """The largest batch size whose training ledger fits ``budget`` (0 if none)."""
+    budget = MemoryBudget.parse(budget) if isinstance(budget, str) else budget
+    return _bisect(lambda b: memory_ledger(network, rule, bits, b, "train", hardware, **kw).fits(budget).fits,
+                   1, max_batch)
+
+
+def widest_weight_bits(network, budget, rule, bits: BitWidths | None = None, batch_size: int = 1,
+                       hardware: HardwareConfig | None = None, max_bits: int = 16, **kw) -> int:
+    """The widest weight format (``<= max_bits``) that fits, i.e. the fewest bits given up (0 if none)."""
+    bits = bits or BitWidths()
+    budget = MemoryBudget.parse(budget) if isinstance(budget, str) else budget
+
+    def ok(b: int) -> bool:
+        bw = replace(bits, weight=b, bias=b if bits.bias == bits.weight else bits.bias,
+                     master=max(bits.master, b) if bits.master else 0)
+        return memory_ledger(network, rule, bw, batch_size, "train", hardware, **kw).fits(budget).fits
+
+    return _bisect(ok, 1, max_bits)
+
+
+def _bisect(ok, lo: int, hi: int) -> int:
+    """Largest x in [lo, hi] with ok(x) for a monotone (true then false) predicate; 0 if none."""
+    if not ok(lo):
+        return 0
+    if ok(hi):
+        return hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo

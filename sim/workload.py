@@ -1,0 +1,375 @@
+"""Layer shapes of a network (dense and im2col convolutions) and closed-form operation counts.
+
+A :class:`Workload` is what the hardware model sizes: per layer the weight matrix
+``fan_out x fan_in`` (a convolution is lowered by im2col to ``c_out x (k*k*c_in)`` applied at
+``positions`` output pixels), the activation volumes it reads and writes, and the dimension its
+local loss sees. :func:`closed_form_counts` predicts the :class:`~spela_hw.counts.Counts` a
+learner fills, so energy can be computed before (or without) a training run; for dense networks
+it equals what the ``spela_hw`` training loop counts (test).
+
+Conventions of the closed form (what a training run cannot know in advance):
+
+* data-dependent counters are their upper bounds: ``forward_macs_nonzero = forward_macs``,
+  ``update_macs_nonzero = update_macs``, ``update_writes = weight_writes``; ``saturations`` and
+  ``zero_norm_events`` are 0;
+* a convolution's weights are read once per sample (weight-stationary) and its update is the
+  sum over positions (``positions * m * n`` MACs);
+* SPELA on a convolution applies the loss to the flattened, pooled output (class vectors of
+  that dimension) unless the layer has a projection (``projection_params``), whose forward and
+  update MACs are added to ``loss_macs`` and ``update_macs``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from spela_hw.counts import COUNTERS, Counts
+from spela_hw.errors import ConfigError
+from spela_hw.specs import NetworkSpec, PrecisionSpec, Spela
+
+__all__ = [
+    "LayerShape",
+    "Workload",
+    "as_workload",
+    "conv_workload",
+    "vgg8",
+    "closed_form_counts",
+    "per_sample_counts",
+    "rule_name",
+    "precision_bits",
+    "COUNT_RULES",
+]
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """One layer as the hardware sees it.
+
+    Attributes
+    ----------
+    name : str
+    kind : {"dense", "conv"}
+    fan_in : int
+        ``n``: rows of the (im2col) weight matrix, ``k*k*c_in`` for a convolution.
+    fan_out : int
+        ``m``: columns of the weight matrix (output channels).
+    positions : int
+        Matrix-vector products per sample (output pixels; 1 for dense).
+    in_values : int
+        Activation values the layer reads per sample (its input tensor).
+    out_values : int
+        Values it produces per sample before pooling (``positions * fan_out``).
+    pooled_values : int
+        Values passed to the next layer (after pooling).
+    pool : int
+        Pooling window size (4 for 2x2; 1 = none); a backprop pooling index has
+        ``ceil(log2(pool))`` bits per pooled value.
+    loss_dim : int
+        Dimension of the vector a local loss compares with a class vector.
+    projection_params : int
+        Parameters of a trainable projection in front of the local loss (SPELA CNN extension).
+    has_bias : bool
+    """
+
+    name: str
+    kind: str
+    fan_in: int
+    fan_out: int
+    positions: int = 1
+    in_values: int = 0
+    out_values: int = 0
+    pooled_values: int = 0
+    pool: int = 1
+    loss_dim: int = 0
+    projection_params: int = 0
+    has_bias: bool = True
+
+    def __post_init__(self):
+        if self.kind not in ("dense", "conv"):
+            raise ConfigError(f"{self.name}.kind", f"must be 'dense' or 'conv', got {self.kind!r}")
+        for f in ("fan_in", "fan_out", "positions", "pool"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ConfigError(f"{self.name}.{f}", f"must be a positive integer, got {v!r}")
+        if self.in_values == 0:
+            object.__setattr__(self, "in_values", self.fan_in * (1 if self.kind == "dense" else self.positions))
+        if self.out_values == 0:
+            object.__setattr__(self, "out_values", self.fan_out * self.positions)
+        if self.pooled_values == 0:
+            object.__setattr__(self, "pooled_values", self.out_values // self.pool)
+        if self.loss_dim == 0:
+            object.__setattr__(self, "loss_dim", self.pooled_values)
+
+    @property
+    def weights(self) -> int:
+        return self.fan_in * self.fan_out
+
+    @property
+    def biases(self) -> int:
+        return self.fan_out if self.has_bias else 0
+
+    @property
+    def macs(self) -> int:
+        """Forward MACs per sample."""
+        return self.weights * self.positions
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A network as a stack of :class:`LayerShape` plus the number of classes."""
+
+    layers: tuple[LayerShape, ...]
+    n_classes: int
+    name: str = "network"
+    input_values: int = field(default=0)
+
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if not self.layers:
+            raise ConfigError("layers", "a workload needs at least one layer")
+        if isinstance(self.n_classes, bool) or not isinstance(self.n_classes, int) or self.n_classes < 2:
+            raise ConfigError("n_classes", f"must be an integer >= 2, got {self.n_classes!r}")
+        if self.input_values == 0:
+            object.__setattr__(self, "input_values", self.layers[0].in_values)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def weights(self) -> int:
+        return sum(layer.weights for layer in self.layers)
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @classmethod
+    def dense(cls, dims, n_classes: int | None = None, name: str | None = None) -> "Workload":
+        """A multilayer perceptron ``dims = (784, 1024, 10)``; ``n_classes`` defaults to ``dims[-1]``."""
+        dims = tuple(int(d) for d in dims)
+        if len(dims) < 2 or any(d < 1 for d in dims):
+            raise ConfigError("dims", f"need an input width and at least one positive layer width, got {dims}")
+        layers = tuple(LayerShape(f"L{k + 1}", "dense", dims[k], dims[k + 1]) for k in range(len(dims) - 1))
+        return cls(layers, n_classes or dims[-1], name or "-".join(map(str, dims)))
+
+
+def as_workload(network, n_classes: int | None = None) -> Workload:
+    """A :class:`Workload` from a Workload, a :class:`~spela_hw.specs.NetworkSpec` or a dims sequence."""
+    if isinstance(network, Workload):
+        return network
+    if isinstance(network, NetworkSpec):
+        return Workload.dense(network.dims, n_classes or network.n_classes)
+    if isinstance(network, (tuple, list)) and network and all(isinstance(d, (int, np.integer)) for d in network):
+        return Workload.dense(network, n_classes)
+    raise ConfigError("network", f"must be a Workload, a NetworkSpec or a sequence of widths, got {network!r}")
+
+
+def conv_workload(rows, n_classes: int, name: str = "cnn", projection_dim: int = 0) -> Workload:
+    """A network from NeuroSim ``NetWork.csv``-style rows.
+
+    Each row is ``(ifm_h, ifm_w, c_in, k, c_out, pool, stride)``: a ``k x k`` convolution with
+    'same' padding and stride ``stride`` followed, when ``pool`` is true, by 2x2 pooling; a row with
+    ``ifm_h = ifm_w = k = 1`` is a dense layer. ``projection_dim > 0`` adds SPELA's CNN-extension
+    projection to every convolution: a trainable ``(h*w) x projection_dim`` matrix per output
+    channel after pooling, so the loss sees ``c_out * projection_dim`` values.
+    """
+    layers = []
+    for i, row in enumerate(rows):
+        if len(row) != 7:
+            raise ConfigError(f"rows[{i}]", "needs (ifm_h, ifm_w, c_in, k, c_out, pool, stride)")
+        h, w, c_in, k, c_out, pool, stride = (int(x) for x in row)
+        if h == w == k == 1:
+            layers.append(LayerShape(f"FC{i + 1}", "dense", c_in, c_out))
+            continue
+        oh, ow = math.ceil(h / stride), math.ceil(w / stride)
+        p = 4 if pool else 1
+        pooled = oh * ow * c_out // p
+        proj = c_out * (oh * ow // p) * projection_dim if projection_dim else 0
+        layers.append(LayerShape(f"C{i + 1}", "conv", k * k * c_in, c_out, positions=oh * ow,
+                                 in_values=h * w * c_in, pool=p,
+                                 loss_dim=c_out * projection_dim if projection_dim else pooled,
+                                 projection_params=proj))
+    return Workload(tuple(layers), n_classes, name)
+
+
+# NeuroSim's VGG-8 for CIFAR-10 (NetWork.csv): 6 convolutions + 2 dense layers.
+VGG8_ROWS = (
+    (32, 32, 3, 3, 128, 0, 1),
+    (32, 32, 128, 3, 128, 1, 1),
+    (16, 16, 128, 3, 256, 0, 1),
+    (16, 16, 256, 3, 256, 1, 1),
+    (8, 8, 256, 3, 512, 0, 1),
+    (8, 8, 512, 3, 512, 1, 1),
+    (1, 1, 8192, 1, 1024, 0, 1),
+    (1, 1, 1024, 1, 10, 0, 1),
+)
+
+
+def vgg8(projection_dim: int = 0) -> Workload:
+    """VGG-8 on CIFAR-10 as in NeuroSim's ``NetWork.csv`` (12 973 440 weights, ~616 M MACs)."""
+    return conv_workload(VGG8_ROWS, 10, "vgg8" if not projection_dim else f"vgg8-proj{projection_dim}",
+                         projection_dim)
+
+
+# -- closed-form counts --------------------------------------------------------------------------
+
+
+def rule_name(rule) -> str:
+    """``"spela"``, ``"backprop"``, ... from a rule spec or a name."""
+    if isinstance(rule, str):
+        return rule
+    name = getattr(rule, "name", None)
+    if not isinstance(name, str):
+        raise ConfigError("rule", f"must be a rule spec or a rule name, got {rule!r}")
+    return name
+
+
+def precision_bits(precision: PrecisionSpec | None) -> tuple[str, dict]:
+    """``(name, bits)`` as stored in :class:`Counts` (32 everywhere for float32)."""
+    if precision is None or not precision.is_fixed:
+        return "fp32", {k: 32 for k in ("weight", "activation", "accumulator", "class_vector", "update")}
+    return precision.name, {k: getattr(precision, k).bits
+                            for k in ("weight", "activation", "accumulator", "class_vector", "update")}
+
+
+def _zeros(n_layers: int) -> dict[str, np.ndarray]:
+    return {name: np.zeros(n_layers, dtype=np.int64) for name in COUNTERS}
+
+
+def _spela_train(workload: Workload, rule, samples: int, steps: int) -> dict:
+    spec = rule if isinstance(rule, Spela) else Spela()
+    d = _zeros(workload.n_layers)
+    norm = spec.input_norm != "off"
+    for k, L in enumerate(workload.layers):
+        n, m, wb = L.fan_in, L.fan_out, L.weights + L.biases
+        d["forward_macs"][k] = L.macs * samples
+        d["loss_macs"][k] = (2 * L.loss_dim + (L.in_values if norm else 0) + L.projection_params) * samples
+        d["update_macs"][k] = (L.macs + L.projection_params) * samples
+        d["weight_reads"][k] = (wb + L.projection_params) * (samples + steps)
+        d["weight_writes"][k] = (wb + L.projection_params) * steps
+        d["act_reads"][k] = 2 * L.in_values * samples
+        d["act_writes"][k] = 2 * L.out_values * samples
+        d["class_vector_reads"][k] = L.loss_dim * samples
+        ops = 3 + (1 if spec.loss == "log_2_minus_cos" else 0) + (2 if norm else 0)
+        d["loss_unit_ops"][k] = ops * samples
+        del n, m
+    return d
+
+
+def _backprop_train(workload: Workload, rule, samples: int, steps: int) -> dict:
+    d = _zeros(workload.n_layers)
+    last = workload.n_layers - 1
+    for k, L in enumerate(workload.layers):
+        wb = L.weights + L.biases
+        d["forward_macs"][k] = L.macs * samples
+        d["error_macs"][k] = (L.macs if k > 0 else 0) * samples
+        d["update_macs"][k] = L.macs * samples
+        # forward read, transposed read for the error path (not for the first layer), RMW per step
+        d["weight_reads"][k] = (wb + (L.weights if k > 0 else 0)) * samples + wb * steps
+        d["weight_writes"][k] = wb * steps
+        d["act_reads"][k] = 2 * L.in_values * samples
+        d["act_writes"][k] = 2 * L.out_values * samples
+        if k == last:
+            d["loss_unit_ops"][k] = (L.fan_out + 1) * samples  # exps + one normalisation
+    return d
+
+
+def _inference(workload: Workload, rule, samples: int, exit_layer: int, readouts: str) -> dict:
+    name = rule_name(rule)
+    d = _zeros(workload.n_layers)
+    norm = isinstance(rule, Spela) and rule.input_norm == "every_layer"
+    n_cls = workload.n_classes
+    for k, L in enumerate(workload.layers[: exit_layer + 1]):
+        d["forward_macs"][k] = L.macs * samples
+        d["weight_reads"][k] = (L.weights + L.biases) * samples
+        d["act_reads"][k] = L.in_values * samples
+        d["act_writes"][k] = L.out_values * samples
+        if norm:
+            d["loss_macs"][k] = L.in_values * samples
+            d["loss_unit_ops"][k] = samples
+        reads_out = name != "backprop" and (k == exit_layer or readouts == "all")
+        if reads_out:
+            d["readout_macs"][k] = n_cls * L.loss_dim * samples
+            d["class_vector_reads"][k] = n_cls * L.loss_dim * samples
+            if L.projection_params:
+                d["loss_macs"][k] += L.projection_params * samples
+    return d
+
+
+# Closed-form training counts per rule: adding a rule (sigprop) is one entry here.
+COUNT_RULES = {"spela": _spela_train, "backprop": _backprop_train}
+
+
+def closed_form_counts(
+    network,
+    rule,
+    batch_size: int = 1,
+    phase: str = "train",
+    samples: int | None = None,
+    precision: PrecisionSpec | None = None,
+    exit_layer: int | None = None,
+    readouts: str = "exit",
+    n_classes: int | None = None,
+) -> Counts:
+    """The :class:`~spela_hw.counts.Counts` a learner would fill, in closed form.
+
+    Parameters
+    ----------
+    network : Workload, NetworkSpec or sequence of int
+    rule : Spela, Backprop or str
+        A rule spec (its ``loss`` and ``input_norm`` matter for SPELA) or a name in
+        :data:`COUNT_RULES`.
+    batch_size : int
+        Samples per update step (training).
+    phase : {"train", "infer"}
+    samples : int, optional
+        Samples processed; defaults to one batch. ``update_steps = ceil(samples / batch_size)``.
+    precision : PrecisionSpec, optional
+        Recorded in the counts (``bits``); float32 when omitted.
+    exit_layer : int, optional
+        Inference only: the layer read out (0-based; default the last). Layers after it cost
+        nothing (early exit).
+    readouts : {"exit", "all"}
+        Inference only: read out the exit layer, or every layer up to it (SPELA's every-layer
+        accuracy).
+    """
+    wl = as_workload(network, n_classes)
+    name = rule_name(rule)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError("batch_size", f"must be a positive integer, got {batch_size!r}")
+    samples = batch_size if samples is None else samples
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
+        raise ConfigError("samples", f"must be a non-negative integer, got {samples!r}")
+    prec_name, bits = precision_bits(precision)
+    if phase == "train":
+        if name not in COUNT_RULES:
+            raise ConfigError("rule", f"closed-form training counts exist for {tuple(COUNT_RULES)}, got {name!r}")
+        steps = -(-samples // batch_size)
+        data = COUNT_RULES[name](wl, rule, samples, steps)
+    elif phase == "infer":
+        last = wl.n_layers - 1
+        exit_layer = last if exit_layer is None else exit_layer
+        if isinstance(exit_layer, bool) or not isinstance(exit_layer, int) or not 0 <= exit_layer <= last:
+            raise ConfigError("exit_layer", f"must be an integer in [0, {last}], got {exit_layer!r}")
+        if name == "backprop" and exit_layer != last:
+            raise ConfigError("exit_layer", "a backprop network has no early exits (only the last layer reads out)")
+        if readouts not in ("exit", "all"):
+            raise ConfigError("readouts", f"must be 'exit' or 'all', got {readouts!r}")
+        steps = 0
+        data = _inference(wl, rule, samples, exit_layer, readouts)
+    else:
+        raise ConfigError("phase", f"must be 'train' or 'infer', got {phase!r}")
+    data["forward_macs_nonzero"] = data["forward_macs"].copy()
+    data["update_macs_nonzero"] = data["update_macs"].copy()
+    data["update_writes"] = data["weight_writes"].copy()
+    return Counts(wl.n_layers, phase, prec_name, bits, samples, steps, data)
+
+
+def per_sample_counts(counts: Counts) -> list[dict[str, float]]:
+    """Counters per sample as one dict per layer (tidy form for tables)."""
+    ps = counts.per_sample()
+    return [{name: float(ps[name][k]) for name in COUNTERS} for k in range(counts.n_layers)]
