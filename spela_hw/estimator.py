@@ -17,7 +17,7 @@ from .backends import BACKENDS, make_ops
 from .errors import ConfigError, DataError
 from .network import init_network
 from .rules import trainer_for
-from .rules.common import forward_all, new_counts, readout_predictions
+from .rules.common import forward_all, new_counts, readout_predictions, uses_logit_readout
 from .specs import NetworkSpec, PrecisionSpec, Spela, Backprop
 
 __all__ = ["Classifier", "SpelaClassifier", "BackpropClassifier"]
@@ -181,7 +181,8 @@ class Classifier:
         idx = np.clip(idx, 0, len(self.classes_) - 1)
         if not np.all(self.classes_[idx] == y):
             bad = np.asarray(y)[self.classes_[idx] != y][0]
-            raise DataError(f"label {bad!r} is not one of the classes seen in fit: {list(self.classes_)}")
+            raise DataError(f"label {bad.item()!r} is not one of the classes seen in fit: "
+                            f"{self.classes_.tolist()}")
         return idx.astype(np.int64)
 
     # -- training ------------------------------------------------------------------------------
@@ -270,7 +271,14 @@ class Classifier:
         normalize = getattr(self.rule_, "input_norm", "off") == "every_layer"
         for s0 in range(0, len(X), _PREDICT_BATCH):
             xq = self._ops.quantize_input(X[s0:s0 + _PREDICT_BATCH])
-            yield s0, forward_all(self.state_, self._ops, xq, normalize, upto, counts)
+            yield s0, forward_all(self.state_, self._ops, xq, normalize, upto, counts,
+                                  logits_last=uses_logit_readout(self.rule_))
+
+    def _readout(self, k, h, counts=None):
+        """(predictions, scores) at layer k: argmax of the logits at a backprop model's last layer,
+        cosine to the class vectors everywhere else."""
+        logits = uses_logit_readout(self.rule_) and k == self.network_spec_.n_layers - 1
+        return readout_predictions(self.state_, self._ops, k, h, counts, logits=logits)
 
     def decision_function(self, X, layer=-1):
         """Read-out scores ``V_k h_k`` ``(n_samples, n_classes)`` at ``layer`` (cosine x |h|)."""
@@ -279,7 +287,7 @@ class Classifier:
         k = self._layer_index(layer)
         out = np.empty((len(X), len(self.classes_)), np.float64)
         for s0, hs in self._outputs(X, k):
-            out[s0:s0 + len(hs[k])] = readout_predictions(self.state_, self._ops, k, hs[k])[1]
+            out[s0:s0 + len(hs[k])] = self._readout(k, hs[k])[1]
         return out
 
     def predict_layers(self, X, counts=None):
@@ -290,7 +298,7 @@ class Classifier:
         out = np.empty((L, len(X)), np.int64)
         for s0, hs in self._outputs(X, L - 1, counts):
             for k in range(L):
-                out[k, s0:s0 + len(hs[k])] = readout_predictions(self.state_, self._ops, k, hs[k], counts)[0]
+                out[k, s0:s0 + len(hs[k])] = self._readout(k, hs[k], counts)[0]
         if counts is not None:
             counts.samples += len(X)
         return self.classes_[out]
@@ -302,7 +310,7 @@ class Classifier:
         k = self._layer_index(layer)
         out = np.empty(len(X), np.int64)
         for s0, hs in self._outputs(X, k):
-            out[s0:s0 + len(hs[k])] = readout_predictions(self.state_, self._ops, k, hs[k])[0]
+            out[s0:s0 + len(hs[k])] = self._readout(k, hs[k])[0]
         return self.classes_[out]
 
     def score(self, X, y, layer=-1):
@@ -323,7 +331,7 @@ class Classifier:
         counts = new_counts(self.state_, "infer")
         for s0, hs in self._outputs(X, k, counts):
             for j in (range(k + 1) if readout == "all" else [k]):
-                readout_predictions(self.state_, self._ops, j, hs[j], counts)
+                self._readout(j, hs[j], counts)
         counts.samples += len(X)
         return counts
 

@@ -86,8 +86,11 @@ class OpsBase:
         if not self.fixed:
             return np.ascontiguousarray(w, np.float32), np.ascontiguousarray(b, np.float32), 0
         fmt = self.precision.weight
-        qw, s1 = quantize(w, fmt)
-        qb, s2 = quantize(b, fmt)
+        try:
+            qw, s1 = quantize(w, fmt)
+            qb, s2 = quantize(b, fmt)
+        except SaturationError as exc:
+            raise SaturationError(f"weights do not fit the weight format {fmt}: {exc}") from None
         dt = storage_dtype(fmt.bits)
         return np.ascontiguousarray(qw.astype(dt)), np.ascontiguousarray(qb.astype(dt)), s1 + s2
 
@@ -129,3 +132,35 @@ class OpsBase:
             if flag and sat[k]:
                 raise SaturationError(f"{int(sat[k])} value(s) overflowed the {name} format "
                                       f"{getattr(self.precision, name)}")
+
+
+# -- backprop (softmax cross-entropy loss unit and error path) ---------------------------------
+EXP2_FRAC_BITS = 10  # fraction bits of the base-2 exponential's look-up table (1024 entries)
+GATE_FRAC = 16  # activation derivatives are 16-fractional-bit integers on the error path
+
+
+def exp2_tables(q: int = EXP2_FRAC_BITS) -> tuple[np.ndarray, np.ndarray]:
+    """Look-up tables of the loss unit's exponential: ``2**(-j / 2**q)`` and ``2**-n`` (n < 63, 0 at 63)."""
+    lut = np.exp2(-np.arange(1 << q, dtype=np.float64) / (1 << q))
+    pow2neg = np.ldexp(1.0, -np.arange(64))
+    pow2neg[63] = 0.0
+    return lut, pow2neg
+
+
+def backprop_constants(ops: OpsBase) -> dict:
+    """Constants of the fixed-point softmax and error path of ``ops`` (computed once, shared).
+
+    ``c1 = log2(e) * 2**(q - f_a)`` turns a logit difference in activation LSBs into units of
+    ``2**-q`` of a base-2 exponent; ``two_fa = 2 f_a`` is the scale of ``h^2`` for tanh's
+    derivative.
+    """
+    cached = ops.__dict__.get("_backprop_constants")
+    if cached is None:
+        lut, pow2neg = exp2_tables()
+        cached = {"q": EXP2_FRAC_BITS, "lut": lut, "pow2neg": pow2neg}
+        if ops.fixed:
+            cached["c1"] = math.log2(math.e) * 2.0 ** (EXP2_FRAC_BITS - ops.f_a)
+            cached["pow2_u"] = 2.0**ops.f_u
+            cached["two_fa"] = 2 * ops.f_a
+        ops.__dict__["_backprop_constants"] = cached
+    return cached

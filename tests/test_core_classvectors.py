@@ -1,0 +1,57 @@
+"""Class vectors: closed-form simplex, Coulomb relaxation, seeds."""
+
+import numpy as np
+import pytest
+
+from spela_hw import ConfigError, class_vectors
+from spela_hw.classvectors import coulomb_energy
+
+
+@pytest.mark.parametrize("n, d", [(2, 1), (10, 10), (10, 34), (10, 1024), (100, 1024)])
+def test_simplex_properties(n, d):
+    v = class_vectors(n, d, seed=3, layer=1)
+    assert v.shape == (n, d)
+    g = v @ v.T
+    np.testing.assert_allclose(np.diag(g), 1.0, atol=1e-12)
+    off = g[~np.eye(n, dtype=bool)]
+    np.testing.assert_allclose(off, -1 / (n - 1), atol=1e-12)
+    np.testing.assert_allclose(v.sum(axis=0), 0.0, atol=1e-12)
+
+
+def test_simplex_is_dense_not_axis_aligned():
+    v = class_vectors(10, 1024, seed=0)
+    assert np.count_nonzero(np.abs(v) > 1e-6) > 0.99 * v.size
+
+
+def test_seed_and_layer_reproducibility():
+    a = class_vectors(10, 50, seed=5, layer=0)
+    np.testing.assert_array_equal(a, class_vectors(10, 50, seed=5, layer=0))
+    assert not np.allclose(a, class_vectors(10, 50, seed=5, layer=1))
+    assert not np.allclose(a, class_vectors(10, 50, seed=6, layer=0))
+
+
+def test_coulomb_finds_known_optima():
+    cross = class_vectors(6, 3, seed=0, method="coulomb", steps=3000)  # N = 2d: cross-polytope
+    cos = np.round(cross @ cross.T, 3)
+    assert set(np.unique(cos)) <= {-1.0, 0.0, 1.0}
+    pent = class_vectors(5, 2, seed=0, method="coulomb", steps=3000)  # regular pentagon
+    c = np.sort(np.round((pent @ pent.T)[~np.eye(5, dtype=bool)], 3))
+    assert set(np.unique(c)) == {-0.809, 0.309}
+    ico = class_vectors(12, 3, seed=1, method="auto", steps=3000)  # auto -> coulomb: icosahedron
+    c = set(np.unique(np.round(ico @ ico.T, 2)))
+    assert c == {-1.0, -0.45, 0.45, 1.0}
+    assert coulomb_energy(ico) < coulomb_energy(np.random.default_rng(0).normal(size=(12, 3)) /
+                                                np.sqrt(3))
+
+
+def test_gaussian_ablation_is_unit_but_not_simplex():
+    v = class_vectors(10, 10, seed=0, method="gaussian")
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0)
+    assert np.abs(v @ v.T - (np.eye(10) * 10 / 9 - 1 / 9)).max() > 0.1
+
+
+@pytest.mark.parametrize("kw", [dict(n_classes=1, dim=4), dict(n_classes=3, dim=0),
+                                dict(n_classes=3, dim=4, method="mds")])
+def test_bad_arguments(kw):
+    with pytest.raises(ConfigError):
+        class_vectors(seed=0, **kw)
