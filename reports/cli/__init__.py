@@ -14,7 +14,7 @@ import sys
 from spela_hw.errors import SpelaError
 
 # Order is the order of ``spela-hw --help``.
-COMMANDS = ("train", "evaluate")
+COMMANDS = ("train", "evaluate", "size", "presets")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # usage errors (exit 2) and --help (exit 0) return like commands
+        return int(exc.code or 0)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
@@ -22,12 +23,13 @@ log = logging.getLogger("spela-hw.train")
 
 
 def parse_dims(text: str) -> tuple[int, ...]:
+    """``"784,1024,10"`` -> ``(784, 1024, 10)`` (an argparse type)."""
     try:
         dims = tuple(int(t) for t in text.split(","))
     except ValueError:
-        raise ConfigError("dims", f"must be comma-separated integers like 784,1024,10, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"dims must be comma-separated integers like 784,1024,10, got {text!r}") from None
     if len(dims) < 2 or min(dims) < 1:
-        raise ConfigError("dims", f"needs an input width and at least one layer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"dims needs an input width and at least one positive layer width, got {text!r}")
     return dims
 
 
