@@ -1,4 +1,63 @@
 """Hardware model: crossbars, memory ledger, energy and latency, device effects.
 
 Imports :mod:`spela_hw` only (never :mod:`mappings` or :mod:`reports`).
+
+Public API
+----------
+Descriptions and data
+    :class:`HardwareConfig` (and its sections), :func:`load_preset`, :func:`list_presets`,
+    :func:`load_hardware_toml`, :func:`hardware_from_dict`, :class:`Conventions`,
+    :func:`load_tables` (the shipped energy tables with provenance).
+Workloads and counts
+    :class:`Workload`, :class:`LayerShape`, :func:`vgg8`, :func:`conv_workload`,
+    :func:`closed_form_counts` (the :class:`~spela_hw.counts.Counts` a learner would fill).
+Memory
+    :class:`BitWidths`, :func:`memory_ledger` -> :class:`MemoryLedger` (``rows``,
+    ``by_class()``, ``by_level()``, ``fits(budget)``, ``to_records()``), :class:`MemoryBudget`,
+    :data:`ALGORITHMS`, solvers :func:`widest_network`, :func:`largest_batch`,
+    :func:`widest_weight_bits`.
+Arrays
+    :func:`tile_workload` -> :class:`TilingResult` (``to_records()``, ``summary()``).
+Energy and latency
+    :func:`energy_breakdown` -> :class:`EnergyBreakdown` (``by_category()``, ``latency_ns``,
+    ``to_records()``), :class:`ActionCosts` (``ActionCosts.uniform(1.0)`` for golden counts).
+One design point
+    :func:`design_point` -> :class:`DesignPointResult` (``summary()``, ``tables()``,
+    ``to_records(table)``, ``to_dict()``): ledger + tiling + energy for one configuration.
+Device effects
+    :class:`CrossbarDevice` (implements :class:`spela_hw.DeviceModel`), :class:`LifetimeResult`.
+
+All records are flat dicts of plain numbers and strings, ready for ``pandas.DataFrame``.
+Every result carries the conventions it used (``conventions``).
+
+Example
+-------
+>>> from sim import design_point
+>>> r = design_point((784, 1024, 10), "rram-22nm", "spela", weight_bits=8, batch_size=50,
+...                  budget="256KB")
+>>> r.tiling.arrays, r.fit_train.fits
+(456, False)
 """
+
+from .config import (BufferLevel, Conventions, CrossbarConfig, DeviceConfig, DramConfig, HardwareConfig,
+                     PeripheryConfig, TechnologyConfig, hardware_from_dict, load_hardware_toml)
+from .crossbar_device import CrossbarDevice, LifetimeResult
+from .design import DesignPointResult, design_point, resolve_bits
+from .energy import ActionCosts, EnergyBreakdown, action_costs, energy_breakdown, lifetime_days
+from .ledger import (ALGORITHMS, BitWidths, FitResult, MemoryBudget, MemoryLedger, largest_batch, memory_ledger,
+                     widest_network, widest_weight_bits)
+from .presets import list_presets, load_preset, preset_dict, resolve_hardware
+from .tables import load_tables
+from .tiling import MatrixTiling, TilingResult, tile_matrix, tile_workload
+from .workload import LayerShape, Workload, closed_form_counts, conv_workload, vgg8
+
+__all__ = [
+    "ALGORITHMS", "ActionCosts", "BitWidths", "BufferLevel", "Conventions", "CrossbarConfig", "CrossbarDevice",
+    "DesignPointResult", "DeviceConfig", "DramConfig", "EnergyBreakdown", "FitResult", "HardwareConfig",
+    "LayerShape", "LifetimeResult", "MatrixTiling", "MemoryBudget", "MemoryLedger", "PeripheryConfig",
+    "TechnologyConfig", "TilingResult", "Workload", "action_costs", "closed_form_counts", "conv_workload",
+    "design_point", "energy_breakdown", "hardware_from_dict", "largest_batch", "lifetime_days",
+    "list_presets", "load_hardware_toml", "load_preset", "load_tables", "memory_ledger", "preset_dict",
+    "resolve_bits", "resolve_hardware", "tile_matrix", "tile_workload", "vgg8", "widest_network",
+    "widest_weight_bits",
+]

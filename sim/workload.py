@@ -245,7 +245,7 @@ def _spela_train(workload: Workload, rule, samples: int, steps: int) -> dict:
     d = _zeros(workload.n_layers)
     norm = spec.input_norm != "off"
     for k, L in enumerate(workload.layers):
-        n, m, wb = L.fan_in, L.fan_out, L.weights + L.biases
+        wb = L.weights + L.biases
         d["forward_macs"][k] = L.macs * samples
         d["loss_macs"][k] = (2 * L.loss_dim + (L.in_values if norm else 0) + L.projection_params) * samples
         d["update_macs"][k] = (L.macs + L.projection_params) * samples
@@ -256,7 +256,11 @@ def _spela_train(workload: Workload, rule, samples: int, steps: int) -> dict:
         d["class_vector_reads"][k] = L.loss_dim * samples
         ops = 3 + (1 if spec.loss == "log_2_minus_cos" else 0) + (2 if norm else 0)
         d["loss_unit_ops"][k] = ops * samples
-        del n, m
+        if spec.update_order == "recompute":  # one more forward pass after the step
+            d["forward_macs"][k] += L.macs * samples
+            d["weight_reads"][k] += wb * samples
+            d["act_reads"][k] += L.in_values * samples
+            d["act_writes"][k] += L.out_values * samples
     return d
 
 

@@ -1,0 +1,314 @@
+"""A functional crossbar device model that takes part in training (implements ``DeviceModel``).
+
+Each weight is one analog cell (or an offset-mapped cell with a reference column at mid
+conductance) whose normalised conductance ``g`` in ``[0, 1]`` maps to
+``w = weight_range * (2 g - 1)``. The model covers:
+
+* **conductance levels**: ``levels - 1`` nominal pulses span the range; programming snaps to the
+  nearest of ``levels`` evenly spaced states;
+* **non-linear, asymmetric updates** (NeuroSim; Chen, Peng, Yu, TCAD 2018)::
+
+      g_LTP(p) = B_p (1 - exp(-p / A_p)),           B_p = 1 / (1 - exp(-P / A_p))
+      g_LTD(p) = 1 - B_d (1 - exp((p - P) / A_d)),  B_d = 1 / (1 - exp(-P / A_d))
+
+  with ``P = levels - 1`` and ``A = P / nonlinearity`` (``nonlinearity = 0``: linear). A
+  potentiating pulse moves the state one step along the LTP curve from where it is, a depressing
+  pulse one step back along the LTD curve, so steps shrink near the bound they approach;
+* **update quantisation**: a requested ``dw`` becomes ``floor(dw / dw_min + u)`` pulses
+  (stochastic rounding, ``dw_min = 2 weight_range / P``), clipped to ``max_pulses`` per update
+  (aihwkit's ``desired_bl = 31``);
+* **device-to-device variation** of the step size (log-normal factor per cell,
+  ``d2d_sigma``) and **cycle-to-cycle** noise per pulse (``c2c_sigma`` steps, summed over the
+  pulses of one update);
+* **stuck-at faults**: cells stuck at HRS (``g = 0``) or LRS (``g = 1``) at the given rates;
+  they ignore programming and updates;
+* **read noise** (optional, ``read_noise_sigma`` in units of ``weight_range``);
+* **write counting** per cell (pulses and write events) against the endurance, with a lifetime
+  estimate (:meth:`CrossbarDevice.lifetime`).
+
+Biases stay in the digital periphery: they are returned exactly (``b + db``). ADC and DAC
+quantisation act on matrix-vector products, which the ``read`` hook (weights in, weights out)
+cannot express; the energy model accounts for the converters, but their accuracy effect is not
+modelled here.
+
+The hot loop (one pass over every cell per update) is a numba kernel that takes its random
+numbers from the caller (a seeded NumPy generator), so runs are reproducible from ``seed``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numba
+import numpy as np
+
+from spela_hw.errors import ConfigError
+
+from .config import DeviceConfig, HardwareConfig
+
+__all__ = ["CrossbarDevice", "LifetimeResult"]
+
+
+@numba.njit(cache=True)
+def _ltp(p, P, A, B):
+    if A <= 0.0:
+        return p / P
+    return B * (1.0 - math.exp(-p / A))
+
+
+@numba.njit(cache=True)
+def _ltp_inv(g, P, A, B):
+    if A <= 0.0:
+        return g * P
+    x = 1.0 - g / B
+    if x <= 1e-300:
+        return P
+    return -A * math.log(x)
+
+
+@numba.njit(cache=True)
+def _ltd(p, P, A, B):
+    if A <= 0.0:
+        return p / P
+    return 1.0 - B * (1.0 - math.exp((p - P) / A))
+
+
+@numba.njit(cache=True)
+def _ltd_inv(g, P, A, B):
+    if A <= 0.0:
+        return g * P
+    x = 1.0 - (1.0 - g) / B
+    if x <= 1e-300:
+        return 0.0
+    return P + A * math.log(x)
+
+
+@numba.njit(cache=True)
+def _apply_update(g, stuck, step_scale, requested, uniforms, normals, P, A_p, B_p, A_d, B_d, c2c,
+                  max_pulses, pulse_counts, write_counts):
+    """Move every cell by its stochastically rounded pulse count; returns pulses applied.
+
+    ``requested`` holds the real-valued pulse counts ``dw / dw_min``; ``uniforms`` and
+    ``normals`` are per-cell random numbers drawn by the caller.
+    """
+    total = 0
+    flat_g = g.ravel()
+    flat_s = stuck.ravel()
+    flat_f = step_scale.ravel()
+    flat_r = requested.ravel()
+    flat_u = uniforms.ravel()
+    flat_n = normals.ravel()
+    flat_pc = pulse_counts.ravel()
+    flat_wc = write_counts.ravel()
+    for i in range(flat_g.size):
+        k = math.floor(flat_r[i] + flat_u[i])
+        if k > max_pulses:
+            k = max_pulses
+        elif k < -max_pulses:
+            k = -max_pulses
+        if k == 0 or flat_s[i] != 0:
+            continue
+        gi = flat_g[i]
+        dp = abs(k) * flat_f[i]
+        if k > 0:
+            p = _ltp_inv(gi, P, A_p, B_p) + dp
+            if p > P:
+                p = P
+            gn = _ltp(p, P, A_p, B_p)
+        else:
+            p = _ltd_inv(gi, P, A_d, B_d) - dp
+            if p < 0.0:
+                p = 0.0
+            gn = _ltd(p, P, A_d, B_d)
+        gn += c2c / P * math.sqrt(abs(k)) * flat_n[i]
+        if gn < 0.0:
+            gn = 0.0
+        elif gn > 1.0:
+            gn = 1.0
+        flat_g[i] = gn
+        flat_pc[i] += abs(k)
+        flat_wc[i] += 1
+        total += abs(k)
+    return total
+
+
+@dataclass(frozen=True)
+class LifetimeResult:
+    """Write statistics of one device model and the lifetime they imply.
+
+    Attributes
+    ----------
+    samples_seen : int
+    max_writes_per_cell, mean_writes_per_cell : float
+        Write events (updates that moved the cell); ``max_pulses_per_cell`` counts pulses.
+    writes_per_cell_per_sample : float
+        Of the most-written cell.
+    endurance_cycles : float or None
+    samples_per_day : float
+    days : float or None
+        ``endurance / (writes_per_cell_per_sample * samples_per_day)``; ``inf`` without writes.
+    """
+
+    samples_seen: int
+    max_writes_per_cell: float
+    mean_writes_per_cell: float
+    max_pulses_per_cell: float
+    writes_per_cell_per_sample: float
+    endurance_cycles: float | None
+    samples_per_day: float
+    days: float | None
+
+
+class CrossbarDevice:
+    """Functional crossbar model called by the ``spela_hw`` training loop.
+
+    Parameters
+    ----------
+    device : DeviceConfig, HardwareConfig or preset name
+        Cell parameters (``levels``, non-linearities, variation, stuck-at rates, endurance).
+    weight_range : float
+        Weights map to ``[-weight_range, weight_range]``.
+    seed : int
+        Seeds faults, device-to-device factors and every random draw.
+    max_pulses : int
+        Pulses per cell per update at most.
+    read_noise_sigma : float
+        Gaussian read noise per read, in units of ``weight_range``.
+    **overrides
+        Any :class:`~sim.config.DeviceConfig` field (``levels=64``, ``d2d_sigma=0.3``, ...).
+    """
+
+    def __init__(self, device="rram-22nm", weight_range: float = 1.0, seed: int = 0, max_pulses: int = 31,
+                 read_noise_sigma: float = 0.0, **overrides):
+        if isinstance(device, str):
+            from .presets import load_preset
+
+            device = load_preset(device)
+        if isinstance(device, HardwareConfig):
+            if device.crossbar is None:
+                raise ConfigError("device", f"{device.name} has no crossbar")
+            device = device.crossbar.device
+        if not isinstance(device, DeviceConfig):
+            raise ConfigError("device", f"must be a DeviceConfig, HardwareConfig or preset name, got {device!r}")
+        try:
+            device = replace(device, **overrides)
+        except TypeError as exc:
+            raise ConfigError("device", str(exc)) from None
+        if device.kind == "sram":
+            raise ConfigError("device.kind", "an SRAM cell has no analog update physics; use an eNVM device")
+        if not (isinstance(weight_range, (int, float)) and weight_range > 0 and math.isfinite(weight_range)):
+            raise ConfigError("weight_range", f"must be a positive number, got {weight_range!r}")
+        if isinstance(max_pulses, bool) or not isinstance(max_pulses, int) or max_pulses < 1:
+            raise ConfigError("max_pulses", f"must be a positive integer, got {max_pulses!r}")
+        if not (isinstance(read_noise_sigma, (int, float)) and read_noise_sigma >= 0):
+            raise ConfigError("read_noise_sigma", f"must be >= 0, got {read_noise_sigma!r}")
+        self.device = device
+        self.weight_range = float(weight_range)
+        self.max_pulses = int(max_pulses)
+        self.read_noise_sigma = float(read_noise_sigma)
+        self.seed = int(seed)
+        self._rng = np.random.default_rng([self.seed & 0xFFFFFFFF, 0xDE71CE])
+        P = float(device.levels - 1)
+        self._P = P
+        self._A_p, self._B_p = self._shape(device.nonlinearity_ltp)
+        self._A_d, self._B_d = self._shape(device.nonlinearity_ltd)
+        self.g: dict[int, np.ndarray] = {}
+        self.stuck: dict[int, np.ndarray] = {}
+        self.step_scale: dict[int, np.ndarray] = {}
+        self.pulse_counts: dict[int, np.ndarray] = {}
+        self.write_counts: dict[int, np.ndarray] = {}
+        self.update_calls = 0
+
+    def _shape(self, nu: float) -> tuple[float, float]:
+        if nu <= 0:
+            return 0.0, 1.0
+        A = self._P / nu
+        return A, 1.0 / (1.0 - math.exp(-self._P / A))
+
+    @property
+    def dw_min(self) -> float:
+        """Nominal weight change of one pulse (linear device)."""
+        return 2.0 * self.weight_range / self._P
+
+    # -- mapping -------------------------------------------------------------------------------
+
+    def weights_of(self, layer: int) -> np.ndarray:
+        """The weights the cells of ``layer`` hold now (float64, no read noise)."""
+        return self.weight_range * (2.0 * self.g[layer] - 1.0)
+
+    def _to_g(self, w: np.ndarray) -> np.ndarray:
+        return np.clip((np.asarray(w, np.float64) / self.weight_range + 1.0) * 0.5, 0.0, 1.0)
+
+    def _check(self, layer: int, w) -> None:
+        if layer not in self.g:
+            raise ConfigError("layer", f"layer {layer} was never programmed")
+        if np.shape(w) != self.g[layer].shape:
+            raise ConfigError("w", f"shape {np.shape(w)} does not match layer {layer} {self.g[layer].shape}")
+
+    # -- DeviceModel protocol ------------------------------------------------------------------
+
+    def program(self, layer: int, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Write initial weights: snap to the nearest level, add programming noise, apply faults."""
+        dev = self.device
+        shape = np.shape(w)
+        rng = self._rng
+        u = rng.random(shape)
+        stuck = np.zeros(shape, np.int8)
+        stuck[u < dev.stuck_at_hrs_rate] = 1
+        stuck[(u >= dev.stuck_at_hrs_rate) & (u < dev.stuck_at_hrs_rate + dev.stuck_at_lrs_rate)] = 2
+        scale = np.exp(dev.d2d_sigma * rng.standard_normal(shape)) if dev.d2d_sigma else np.ones(shape)
+        g = np.round(self._to_g(w) * self._P) / self._P
+        if dev.c2c_sigma:
+            g = np.clip(g + dev.c2c_sigma / self._P * rng.standard_normal(shape), 0.0, 1.0)
+        g[stuck == 1] = 0.0
+        g[stuck == 2] = 1.0
+        self.g[layer] = np.ascontiguousarray(g)
+        self.stuck[layer] = stuck
+        self.step_scale[layer] = np.ascontiguousarray(scale)
+        self.pulse_counts[layer] = np.zeros(shape, np.int64)
+        self.write_counts[layer] = np.zeros(shape, np.int64)
+        return self.weights_of(layer).astype(np.float32), np.asarray(b, np.float32).copy()
+
+    def read(self, layer: int, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The weights a forward pass sees: the cells' state plus optional read noise."""
+        self._check(layer, w)
+        eff = self.weights_of(layer)
+        if self.read_noise_sigma:
+            eff = eff + self.read_noise_sigma * self.weight_range * self._rng.standard_normal(eff.shape)
+        return eff.astype(np.float32), np.asarray(b, np.float32)
+
+    def update(self, layer: int, w: np.ndarray, b: np.ndarray, dw: np.ndarray, db: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Turn ``dw`` into pulses and move the cells; return the stored weights afterwards."""
+        self._check(layer, w)
+        if np.shape(dw) != self.g[layer].shape:
+            raise ConfigError("dw", f"shape {np.shape(dw)} does not match layer {layer}")
+        requested = np.ascontiguousarray(np.asarray(dw, np.float64) / self.dw_min)
+        shape = requested.shape
+        uniforms = self._rng.random(shape)
+        normals = self._rng.standard_normal(shape) if self.device.c2c_sigma else np.zeros(shape)
+        _apply_update(self.g[layer], self.stuck[layer], self.step_scale[layer], requested, uniforms, normals,
+                      self._P, self._A_p, self._B_p, self._A_d, self._B_d, float(self.device.c2c_sigma),
+                      self.max_pulses, self.pulse_counts[layer], self.write_counts[layer])
+        self.update_calls += 1
+        new_b = (np.asarray(b, np.float64) + np.asarray(db, np.float64)).astype(np.float32)
+        return self.weights_of(layer).astype(np.float32), new_b
+
+    # -- endurance -----------------------------------------------------------------------------
+
+    def lifetime(self, samples_seen: int, samples_per_day: float = 1000.0) -> LifetimeResult:
+        """Lifetime implied by the writes so far: days until the most-written cell wears out."""
+        if not self.write_counts:
+            raise ConfigError("device", "no layer programmed yet")
+        if samples_seen <= 0:
+            raise ConfigError("samples_seen", f"must be positive, got {samples_seen!r}")
+        wmax = max(float(c.max()) for c in self.write_counts.values())
+        wmean = float(sum(c.sum() for c in self.write_counts.values()) / sum(c.size for c in self.write_counts.values()))
+        pmax = max(float(c.max()) for c in self.pulse_counts.values())
+        rate = wmax / samples_seen
+        end = self.device.endurance_cycles
+        days = None
+        if end is not None and samples_per_day > 0:
+            days = math.inf if rate == 0 else end / (rate * samples_per_day)
+        return LifetimeResult(int(samples_seen), wmax, wmean, pmax, rate, end, float(samples_per_day), days)

@@ -1,0 +1,218 @@
+"""One design point: memory ledger + tiling + energy/latency for a network, rule and hardware."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from spela_hw.counts import Counts
+from spela_hw.errors import ConfigError
+from spela_hw.specs import PrecisionSpec
+
+from .config import HardwareConfig
+from .energy import EnergyBreakdown, energy_breakdown
+from .ledger import ALGORITHMS, BitWidths, FitResult, MemoryBudget, MemoryLedger, memory_ledger
+from .presets import resolve_hardware
+from .tiling import TilingResult, tile_workload
+from .workload import COUNT_RULES, Workload, as_workload, closed_form_counts, rule_name
+
+__all__ = ["DesignPointResult", "design_point", "resolve_bits"]
+
+
+def resolve_bits(bits=None, precision: PrecisionSpec | None = None, weight_bits: int | None = None,
+                 **overrides) -> BitWidths:
+    """:class:`BitWidths` from ``bits``, or a ``PrecisionSpec``, or just ``weight_bits``."""
+    if bits is not None:
+        if not isinstance(bits, BitWidths):
+            raise ConfigError("bits", f"must be a BitWidths, got {type(bits).__name__}")
+        return BitWidths(**{**asdict(bits), **overrides}) if overrides else bits
+    if precision is not None:
+        if weight_bits is not None:
+            overrides["weight"] = weight_bits
+        return BitWidths.from_precision(precision, **overrides)
+    if weight_bits is not None:
+        overrides["weight"] = weight_bits
+    return BitWidths(**overrides)
+
+
+@dataclass(frozen=True)
+class DesignPointResult:
+    """Everything ``spela-hw size`` prints for one (network, rule, hardware, bits, batch).
+
+    Attributes
+    ----------
+    algorithm, hardware, network : str
+    batch_size : int
+    bits : BitWidths
+    ledger_train, ledger_infer : MemoryLedger
+    tiling : TilingResult
+        Empty for a digital device.
+    energy_train, energy_infer : EnergyBreakdown or None
+        ``None`` when no counts exist for the rule (analytic-only rules).
+    fit_train, fit_infer : FitResult or None
+        Against ``budget`` when one was given.
+    budget : str
+    conventions : dict
+    counts_source : str
+        ``"closed_form"`` or ``"run"``.
+    """
+
+    algorithm: str
+    hardware: str
+    network: str
+    batch_size: int
+    bits: BitWidths
+    ledger_train: MemoryLedger
+    ledger_infer: MemoryLedger
+    tiling: TilingResult
+    energy_train: EnergyBreakdown | None
+    energy_infer: EnergyBreakdown | None
+    fit_train: FitResult | None
+    fit_infer: FitResult | None
+    budget: str
+    conventions: dict
+    counts_source: str
+    exit_layer: int
+
+    def summary(self) -> dict:
+        """One tidy row of headline numbers."""
+        row = {"algorithm": self.algorithm, "hardware": self.hardware, "network": self.network,
+               "batch_size": self.batch_size, "weight_bits": self.bits.weight,
+               "activation_bits": self.bits.activation, "counts_source": self.counts_source,
+               "train_peak_bytes": self.ledger_train.peak_bytes,
+               "train_on_chip_bytes": self.ledger_train.on_chip_bytes,
+               "infer_peak_bytes": self.ledger_infer.peak_bytes, "arrays": self.tiling.arrays,
+               "utilisation": self.tiling.utilisation, "array_area_mm2": self.tiling.array_area_mm2,
+               "budget": self.budget, "exit_layer": self.exit_layer}
+        for tag, e in (("train", self.energy_train), ("infer", self.energy_infer)):
+            row[f"{tag}_energy_pj"] = e.total_pj if e is not None else math.nan
+            row[f"{tag}_latency_ns"] = e.latency_ns["total"] if e is not None else math.nan
+        row["lifetime_days"] = self.energy_train.lifetime_days if self.energy_train is not None else None
+        row["samples_per_day"] = self.energy_train.samples_per_day if self.energy_train is not None else None
+        row["fits_train"] = self.fit_train.fits if self.fit_train is not None else None
+        row["fits_infer"] = self.fit_infer.fits if self.fit_infer is not None else None
+        return row
+
+    def tables(self) -> dict[str, list[dict]]:
+        """Tidy records per table: ``summary``, ``ledger``, ``tiling``, ``energy``, ``latency``,
+        ``conventions`` (each a list of flat dicts, ready for ``pandas.DataFrame``)."""
+        energy, latency = [], []
+        for e in (self.energy_train, self.energy_infer):
+            if e is None:
+                continue
+            energy += e.to_records()
+            latency += [{"phase": e.phase, "algorithm": e.algorithm, "hardware": e.hardware, "stage": k,
+                         "latency_ns": v} for k, v in e.latency_ns.items()]
+        return {
+            "summary": [self.summary()],
+            "ledger": self.ledger_train.to_records() + self.ledger_infer.to_records(),
+            "tiling": self.tiling.to_records(),
+            "energy": energy,
+            "latency": latency,
+            "conventions": [{"convention": k, "value": v} for k, v in self.conventions.items()],
+        }
+
+    def to_records(self, table: str | None = None) -> list[dict]:
+        """Records of one table, or of all tables with a ``table`` column."""
+        tabs = self.tables()
+        if table is not None:
+            if table not in tabs:
+                raise ConfigError("table", f"must be one of {tuple(tabs)}, got {table!r}")
+            return tabs[table]
+        return [{"table": name, **r} for name, rows in tabs.items() for r in rows]
+
+    def to_dict(self) -> dict:
+        """JSON-ready nested form (used by ``spela-hw size --json``)."""
+        out = {"algorithm": self.algorithm, "hardware": self.hardware, "network": self.network,
+               "batch_size": self.batch_size, "bits": asdict(self.bits), "budget": self.budget,
+               "counts_source": self.counts_source, "exit_layer": self.exit_layer,
+               "conventions": self.conventions, **self.tables()}
+        for tag, f in (("fit_train", self.fit_train), ("fit_infer", self.fit_infer)):
+            out[tag] = None if f is None else {"fits": f.fits, "reasons": list(f.reasons),
+                                                 "used_bytes": f.used_bytes, "limit_bytes": f.limit_bytes}
+        for tag, e in (("energy_train", self.energy_train), ("energy_infer", self.energy_infer)):
+            out[f"{tag}_notes"] = [] if e is None else list(e.notes)
+            out[f"{tag}_placeholders"] = [] if e is None else list(e.placeholders)
+        return out
+
+
+def design_point(
+    network,
+    hardware,
+    rule="spela",
+    bits: BitWidths | None = None,
+    batch_size: int = 1,
+    precision: PrecisionSpec | None = None,
+    weight_bits: int | None = None,
+    counts: Counts | None = None,
+    infer_counts: Counts | None = None,
+    exit_layer: int | None = None,
+    readouts: str = "exit",
+    budget=None,
+    samples_per_day: float = 1000.0,
+    optimizer=None,
+    n_classes: int | None = None,
+    **ledger_options,
+) -> DesignPointResult:
+    """Ledger + tiling + energy/latency of one configuration.
+
+    Parameters
+    ----------
+    network : Workload, NetworkSpec or sequence of int
+        ``(784, 1024, 10)``, ``vgg8()``, ...
+    hardware : HardwareConfig, preset name or path to a TOML file
+    rule : str or rule spec
+        Any name in :data:`sim.ledger.ALGORITHMS` (energy only for those in
+        :data:`sim.workload.COUNT_RULES`).
+    bits, precision, weight_bits
+        Storage widths (see :func:`resolve_bits`).
+    batch_size : int
+    counts, infer_counts : Counts, optional
+        Counts of a real run (``clf.train_counts_`` / ``clf.inference_counts(...)``); closed-form
+        counts are used when omitted.
+    exit_layer, readouts
+        Inference: the layer read out (early exit) and whether every layer up to it reads out.
+    budget : str, float or MemoryBudget, optional
+        ``"256KB"`` (on-chip total) or ``"sram=256KB,nvm=1MB"``.
+    samples_per_day : float
+        For the lifetime estimate.
+    optimizer : {"sgd", "momentum", "adam"}, optional
+        Overrides the rule spec's optimiser in the ledger.
+    """
+    hw: HardwareConfig = resolve_hardware(hardware)
+    wl: Workload = as_workload(network, n_classes)
+    name = rule_name(rule)
+    if name not in ALGORITHMS:
+        raise ConfigError("rule", f"must be one of {tuple(ALGORITHMS)}, got {name!r}")
+    bw = resolve_bits(bits, precision, weight_bits)
+    last = wl.n_layers - 1
+    exit_k = last if exit_layer is None else exit_layer
+    if exit_k < 0:
+        exit_k += wl.n_layers
+    led_t = memory_ledger(wl, rule, bw, batch_size, "train", hw, optimizer=optimizer, **ledger_options)
+    led_i = memory_ledger(wl, rule, bw, 1, "infer", hw, optimizer=optimizer, exit_layer=exit_k,
+                          readouts="all" if readouts == "all" else "exit", **ledger_options)
+    tiling = tile_workload(wl, hw, bw.weight, bw.activation, bw.error, bw.class_vector) if hw.has_crossbar \
+        else TilingResult(hw.name, (), 0.0)
+    source = "run" if counts is not None else "closed_form"
+    e_t = e_i = None
+    if counts is not None or name in COUNT_RULES:
+        if counts is None:
+            counts = closed_form_counts(wl, rule, batch_size, "train")
+        elif counts.phase != "train":
+            raise ConfigError("counts", f"must be training counts, got phase {counts.phase!r}")
+        e_t = energy_breakdown(counts, wl, hw, bw, name, tiling, led_t, samples_per_day=samples_per_day)
+        if infer_counts is None:
+            infer_counts = closed_form_counts(wl, rule, 1, "infer", exit_layer=exit_k, readouts=readouts)
+        e_i = energy_breakdown(infer_counts, wl, hw, bw, name, tiling, led_i, samples_per_day=samples_per_day)
+    fit_t = fit_i = None
+    budget_txt = ""
+    if budget is not None:
+        b = MemoryBudget.parse(budget) if isinstance(budget, str) else budget
+        if isinstance(b, (int, float)):
+            b = MemoryBudget(total_bytes=float(b))
+        fit_t, fit_i = led_t.fits(b), led_i.fits(b)
+        budget_txt = b.describe()
+    conv = {**hw.conventions.describe(), "optimizer": led_t.conventions["optimizer"]}
+    return DesignPointResult(name, hw.name, wl.name, batch_size, bw, led_t, led_i, tiling, e_t, e_i, fit_t,
+                             fit_i, budget_txt, conv, source, exit_k)

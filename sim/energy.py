@@ -1,0 +1,439 @@
+"""Energy and latency per sample: counts x per-action energies.
+
+The learner's :class:`~spela_hw.counts.Counts` (from a real run, or
+:func:`~sim.workload.closed_form_counts`) are turned into hardware *actions* (cell reads, ADC
+conversions, digital MACs, loss-unit operations, programming pulses, buffer accesses, DRAM bits)
+using the tiling of each layer; each action has one energy in :class:`ActionCosts` built from the
+shipped tables and the hardware description. Energy = sum of events x cost, itemised per layer and
+category:
+
+==================  ==========================================================================
+forward_mvm         array reads, input drivers / DACs, shift-add, bias and activation
+adc_dac             ADC conversions of the forward reads
+error_path          backprop's transposed reads and their ADCs (or digital ``W^T delta`` MACs)
+readout             class-vector read-out (early exit) MVMs
+loss_unit           SPELA's cosine datapath (``|h|^2``, ``h.v``, rsqrt, divide) / softmax
+update              outer product, accumulate, stochastic-rounding random bits
+weight_write        programming pulses and the read before each write (or SRAM writes)
+buffer              activation, class-vector, master-copy and digital weight traffic
+dram                bits moved to and from DRAM (batch state that did not fit on chip)
+==================  ==========================================================================
+
+Digital energies are 45 nm table values scaled by the process factor (convention ``scaling``);
+ADC energies are used as published; device read/write energies are ``V^2 G t`` of the cell;
+DRAM is not scaled unless ``dram_scaling``. Latency assumes layers run one after another, arrays
+of a layer in parallel, buffer traffic overlapped with compute, and no weight duplication.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from spela_hw.counts import Counts
+from spela_hw.errors import ConfigError
+
+from .config import HardwareConfig
+from .ledger import BitWidths, MemoryLedger
+from .tables import EnergyTables, load_tables
+from .tiling import MatrixTiling, TilingResult, tile_workload
+from .workload import Workload
+
+__all__ = ["ActionCost", "ActionCosts", "action_costs", "EnergyItem", "EnergyBreakdown",
+           "energy_breakdown", "CATEGORIES", "lifetime_days"]
+
+CATEGORIES = ("forward_mvm", "adc_dac", "error_path", "readout", "loss_unit", "update", "weight_write",
+              "buffer", "dram")
+
+ACTIONS = (
+    "cell_read", "input_driver", "dac", "adc_forward", "adc_error", "shift_add", "bias_activation",
+    "digital_mac_forward", "digital_mac_error", "digital_mac_readout", "loss_mac", "loss_op",
+    "update_mul", "update_accumulate", "sr_random", "write_pulse", "read_before_write",
+    "weight_write_digital", "weight_read_digital", "act_read", "act_write", "cv_read",
+    "master_rmw", "dram_bit",
+)
+
+
+@dataclass(frozen=True)
+class ActionCost:
+    """Energy of one action with its provenance (``kind`` as in the tables)."""
+
+    pj: float
+    kind: str
+    basis: str
+
+
+@dataclass(frozen=True)
+class ActionCosts:
+    """Energy per event of every action (see :data:`ACTIONS`)."""
+
+    costs: dict
+
+    def __getitem__(self, action: str) -> ActionCost:
+        return self.costs[action]
+
+    @classmethod
+    def uniform(cls, pj: float = 1.0) -> "ActionCosts":
+        """Every action costs ``pj`` (golden tests: totals equal event counts)."""
+        return cls({a: ActionCost(float(pj), "golden", f"{pj} pJ per action") for a in ACTIONS})
+
+    def placeholders(self) -> list[str]:
+        return sorted(a for a, c in self.costs.items() if c.kind == "placeholder")
+
+    def to_records(self) -> list[dict]:
+        return [{"action": a, **asdict(c)} for a, c in self.costs.items()]
+
+
+def _weight_level_bank_bits(hw: HardwareConfig) -> float:
+    return hw.sram.bank_bytes * 8
+
+
+def action_costs(hardware: HardwareConfig, bits: BitWidths, tables: EnergyTables | None = None) -> ActionCosts:
+    """Per-action energies for ``hardware`` at ``bits`` under its conventions."""
+    t = tables or load_tables()
+    hw, conv = hardware, hardware.conventions
+    tech = hw.technology
+    f = t.energy_factor(tech.node_nm, tech.vdd_v, conv.scaling)
+    scale_txt = f"x{f:.3g} ({conv.scaling}, {tech.node_nm:g} nm, {tech.vdd_v:g} V)"
+    fl = bits.is_float
+    bank = _weight_level_bank_bits(hw)
+
+    def sram_bit(array_bits: float, tensor_bits: float | None = None) -> float:
+        return t.sram_pj_per_bit(array_bits, conv.sram_law, tensor_bits) * f
+
+    wr = conv.sram_write_to_read
+    c: dict[str, ActionCost] = {}
+    mac_fw = t.mac_pj(bits.weight, bits.activation, bits.accumulator, fl) * f
+    c["digital_mac_forward"] = ActionCost(mac_fw, "fit", f"mul({bits.weight},{bits.activation}) + add({bits.accumulator}) {scale_txt}")
+    c["digital_mac_error"] = ActionCost(t.mac_pj(bits.weight, bits.error, bits.accumulator, fl) * f, "fit",
+                                        f"mul({bits.weight},{bits.error}) + add({bits.accumulator}) {scale_txt}")
+    c["digital_mac_readout"] = ActionCost(t.mac_pj(bits.class_vector, bits.activation, bits.accumulator, fl) * f, "fit",
+                                          f"mul({bits.class_vector},{bits.activation}) + add({bits.accumulator}) {scale_txt}")
+    c["loss_mac"] = ActionCost(t.mac_pj(bits.activation, bits.activation, bits.accumulator, fl) * f, "fit",
+                               f"mul({bits.activation},{bits.activation}) + add({bits.accumulator}) {scale_txt}")
+    seed_bits = t.value("rsqrt_seed_table_bits")
+    seed_pj = sram_bit(seed_bits) * bits.update
+    c["loss_op"] = ActionCost(t.rsqrt_pj(bits.update, seed_pj) * f if not fl else
+                              (t.value("rsqrt_newton_iterations") * t.value("rsqrt_multiplies_per_iteration")
+                               * t.mul_pj(32, is_float=True) * f), "placeholder",
+                              f"Newton-Raphson rsqrt/divide at {bits.update} bits + seed-table read {scale_txt}")
+    c["update_mul"] = ActionCost(t.mul_pj(bits.update, bits.activation, fl) * f, "fit",
+                                 f"mul({bits.update},{bits.activation}) {scale_txt}")
+    acc_bits = bits.master or bits.weight
+    c["update_accumulate"] = ActionCost(t.add_pj(acc_bits, fl) * f, "fit", f"add({acc_bits}) {scale_txt}")
+    c["sr_random"] = ActionCost(t.rng_pj(bits.sr_random_bits) * f if bits.sr_random_bits else 0.0, "placeholder",
+                                f"{bits.sr_random_bits} random bits = add({bits.sr_random_bits}) {scale_txt}")
+    c["act_read"] = ActionCost(sram_bit(bank) * bits.activation, "fit",
+                               f"{bits.activation} bits x SRAM {conv.sram_law} at bank {hw.sram.bank_bytes / 1024:g} KiB {scale_txt}")
+    c["act_write"] = ActionCost(sram_bit(bank) * bits.activation * wr, "placeholder" if wr == 1.0 else "fit",
+                                f"act_read x sram_write_to_read={wr:g}")
+    c["master_rmw"] = ActionCost(sram_bit(bank) * bits.master * (1 + wr) if bits.master else 0.0, "fit",
+                                 f"read + write of {bits.master} bits (SRAM)")
+    c["weight_read_digital"] = ActionCost(sram_bit(bank) * bits.weight, "fit", f"{bits.weight} bits x SRAM")
+    c["weight_write_digital"] = ActionCost(sram_bit(bank) * bits.weight * wr, "placeholder" if wr == 1.0 else "fit",
+                                           f"{bits.weight} bits x SRAM write (= read x {wr:g})")
+    # class-vector storage
+    st = conv.class_vector_storage
+    if st == "seed":
+        n_cls_pj = t.rng_pj(16) + t.mac_pj(16, 16, 32)
+        c["cv_read"] = ActionCost(n_cls_pj * f, "placeholder",
+                                  "regenerated from the seed: one 16-bit random draw + one MAC per value per basis vector "
+                                  "(multiplied by N-1 in the events)")
+    elif st == "nvm" and hw.nvm is not None:
+        c["cv_read"] = ActionCost(t.value("flash_read_pj_per_bit") * bits.class_vector, "placeholder",
+                                  f"{bits.class_vector} bits x flash read")
+    elif st in ("nvm", "crossbar") and hw.has_crossbar:
+        dev = hw.crossbar.device
+        e = (dev.read_energy_pj() if dev.is_nonvolatile else t.value("sram_cim_cell_read")) + t.adc_pj(1, conv.adc_energy)[0]
+        c["cv_read"] = ActionCost(e * bits.class_vector, "derived", "cell read + 1-bit sense per stored bit")
+    else:
+        c["cv_read"] = ActionCost(sram_bit(bank) * bits.class_vector, "fit", f"{bits.class_vector} bits x SRAM")
+    dram = t.dram_pj_per_bit(hw.dram.energy_level) * (f if conv.dram_scaling else 1.0)
+    c["dram_bit"] = ActionCost(dram, "published", f"DRAM {hw.dram.energy_level} (Horowitz){' scaled' if conv.dram_scaling else ''}")
+    # crossbar actions
+    if hw.has_crossbar:
+        dev, pe = hw.crossbar.device, hw.periphery
+        if dev.is_nonvolatile:
+            c["cell_read"] = ActionCost(dev.read_energy_pj(), "derived",
+                                        f"V_read^2 G_mean t_read = {dev.read_voltage_v:g} V, {dev.read_pulse_s * 1e9:g} ns")
+        else:
+            c["cell_read"] = ActionCost(t.value("sram_cim_cell_read"), "placeholder", "SRAM CIM cell, one input cycle")
+        if pe.input_encoding == "bit_serial":
+            c["input_driver"] = ActionCost(t.value("input_driver_per_row_cycle") * f, "placeholder",
+                                           f"word-line driver per row per cycle {scale_txt}")
+            c["dac"] = ActionCost(0.0, "published", "bit-serial inputs: no DAC (NeuroSim)")
+        else:
+            c["input_driver"] = ActionCost(0.0, "published", "DAC inputs")
+            c["dac"] = ActionCost(t.value("dac_per_conversion_per_bit") * pe.dac_bits * f, "placeholder",
+                                  f"{pe.dac_bits}-bit DAC {scale_txt}")
+        e_adc, k_adc = t.adc_pj(pe.adc_bits, conv.adc_energy)
+        c["adc_forward"] = ActionCost(e_adc, k_adc, f"{pe.adc_bits}-bit ADC, {conv.adc_energy}")
+        e_adc, k_adc = t.adc_pj(pe.adc_bits_error, conv.adc_energy)
+        c["adc_error"] = ActionCost(e_adc, k_adc, f"{pe.adc_bits_error}-bit ADC, {conv.adc_energy}")
+        c["shift_add"] = ActionCost(t.add_pj(bits.accumulator) * f, "fit", f"add({bits.accumulator}) {scale_txt}")
+        if dev.is_nonvolatile:
+            c["write_pulse"] = ActionCost(dev.write_pulse_energy_pj(), "derived",
+                                          f"V_write^2 G_mean t_write = {dev.write_voltage_v:g} V, {dev.write_pulse_s * 1e9:g} ns")
+            c["read_before_write"] = ActionCost(dev.read_energy_pj() + t.adc_pj(hw.crossbar.cell_bits, conv.adc_energy)[0],
+                                                "derived", "cell read + sense at cell bits")
+        else:
+            arr_bits = hw.crossbar.rows * hw.crossbar.cols
+            c["write_pulse"] = ActionCost(sram_bit(arr_bits) * wr, "placeholder" if wr == 1.0 else "fit",
+                                          f"SRAM bit write in a {arr_bits}-bit array (= read x {wr:g})")
+            c["read_before_write"] = ActionCost(sram_bit(arr_bits), "fit", f"SRAM bit read in a {arr_bits}-bit array")
+    else:
+        for a in ("cell_read", "input_driver", "dac", "adc_forward", "adc_error", "shift_add", "write_pulse",
+                  "read_before_write"):
+            c[a] = ActionCost(0.0, "published", "no crossbar")
+    c["bias_activation"] = ActionCost(t.add_pj(bits.accumulator, fl) * f, "fit",
+                                      f"bias add at {bits.accumulator} bits (activation select folded in) {scale_txt}")
+    return ActionCosts(c)
+
+
+@dataclass(frozen=True)
+class EnergyItem:
+    """One line of a breakdown: events per sample x energy per event."""
+
+    category: str
+    item: str
+    layer: str
+    action: str
+    events: float
+    pj_per_event: float
+    energy_pj: float
+    kind: str
+    basis: str
+
+
+@dataclass(frozen=True)
+class EnergyBreakdown:
+    """Energy (pJ per sample) by category, item and layer, plus latency (ns per sample).
+
+    Attributes
+    ----------
+    phase : {"train", "infer"}
+    algorithm, hardware, network : str
+    items : tuple of EnergyItem
+    latency_ns : dict
+        Per-sample latency by stage (``forward``, ``error_path``, ``readout``, ``digital``,
+        ``weight_write``, ``dram``); ``total`` is their sum.
+    conventions : dict
+        Every switch in force (printed in every output).
+    placeholders : tuple of str
+        Actions priced with placeholder numbers.
+    notes : tuple of str
+    lifetime_days : float or None
+        Days until the most-written cell reaches the device endurance at ``samples_per_day``.
+    """
+
+    phase: str
+    algorithm: str
+    hardware: str
+    network: str
+    items: tuple[EnergyItem, ...]
+    latency_ns: dict
+    conventions: dict
+    placeholders: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    lifetime_days: float | None = None
+    samples_per_day: float = 0.0
+
+    @property
+    def total_pj(self) -> float:
+        return float(sum(i.energy_pj for i in self.items))
+
+    def by_category(self) -> dict[str, float]:
+        out = {c: 0.0 for c in CATEGORIES}
+        for i in self.items:
+            out[i.category] += i.energy_pj
+        return out
+
+    def by_layer(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for i in self.items:
+            out[i.layer] = out.get(i.layer, 0.0) + i.energy_pj
+        return out
+
+    def to_records(self) -> list[dict]:
+        base = {"phase": self.phase, "algorithm": self.algorithm, "hardware": self.hardware, "network": self.network}
+        return [{**base, **asdict(i)} for i in self.items]
+
+    def summary(self) -> dict:
+        return {"phase": self.phase, "algorithm": self.algorithm, "hardware": self.hardware,
+                "network": self.network, "energy_pj": self.total_pj, **{f"{k}_pj": v for k, v in self.by_category().items()},
+                "latency_ns": self.latency_ns.get("total", 0.0), "lifetime_days": self.lifetime_days}
+
+
+def lifetime_days(endurance_cycles: float | None, writes_per_cell_per_sample: float, samples_per_day: float) -> float | None:
+    """Days of on-device learning before the most-written cell reaches its endurance."""
+    if endurance_cycles is None or samples_per_day <= 0:
+        return None
+    if writes_per_cell_per_sample <= 0:
+        return math.inf
+    return endurance_cycles / (writes_per_cell_per_sample * samples_per_day)
+
+
+def energy_breakdown(
+    counts: Counts,
+    workload: Workload,
+    hardware: HardwareConfig,
+    bits: BitWidths,
+    algorithm: str,
+    tiling: TilingResult | None = None,
+    ledger: MemoryLedger | None = None,
+    costs: ActionCosts | None = None,
+    samples_per_day: float = 1000.0,
+) -> EnergyBreakdown:
+    """Per-sample energy and latency of ``counts`` on ``hardware``.
+
+    Parameters
+    ----------
+    counts : Counts
+        From a training run (``clf.train_counts_``), ``inference_counts``, or
+        :func:`~sim.workload.closed_form_counts`. Must describe ``workload``'s layers.
+    workload : Workload
+    hardware : HardwareConfig
+    bits : BitWidths
+    algorithm : str
+        ``"backprop"`` uses the transposed array read for ``error_macs``.
+    tiling : TilingResult, optional
+        Computed when omitted.
+    ledger : MemoryLedger, optional
+        Rows placed in DRAM are charged as DRAM traffic (write + read back per sample for batch
+        state; per update step for optimiser state, gradients and master copies).
+    costs : ActionCosts, optional
+        Per-action energies; default :func:`action_costs`. ``ActionCosts.uniform(1.0)`` turns the
+        result into an event count (golden tests).
+    samples_per_day : float
+        For the device lifetime estimate.
+    """
+    if counts.n_layers != workload.n_layers:
+        raise ConfigError("counts", f"has {counts.n_layers} layers, the workload {workload.n_layers}")
+    hw, conv = hardware, hardware.conventions
+    if hw.has_crossbar and bits.is_float:
+        raise ConfigError("precision", f"{hw.name} stores weights in crossbar cells: use fixed-point weights")
+    costs = costs or action_costs(hw, bits)
+    if tiling is None and hw.has_crossbar:
+        tiling = tile_workload(workload, hw, bits.weight, bits.activation, bits.error, bits.class_vector)
+    n_s = max(counts.samples, 1)
+    ps = {k: v.astype(np.float64) / n_s for k, v in counts.data.items()}
+    items: list[EnergyItem] = []
+    notes: list[str] = []
+    lat = {"forward": 0.0, "error_path": 0.0, "readout": 0.0, "digital": 0.0, "weight_write": 0.0, "dram": 0.0}
+    digital_ops = 0.0
+
+    def add(category, item, layer, action, events):
+        if events:
+            c = costs[action]
+            items.append(EnergyItem(category, item, layer, action, float(events), c.pj, float(events) * c.pj,
+                                    c.kind, c.basis))
+
+    wt = {t.layer: t for t in tiling.matrices if t.matrix == "weights"} if tiling is not None else {}
+    cvt = {t.layer: t for t in tiling.matrices if t.matrix == "class_vectors"} if tiling is not None else {}
+    activity = 1.0 if isinstance(costs, ActionCosts) and costs["cell_read"].kind == "golden" else \
+        load_tables().value("input_bit_activity")
+    rate = hw.periphery.adc_rate_sps if hw.has_crossbar else 1.0
+    needs_t = False
+    max_writes_per_cell = 0.0
+    writes_key = "weight_writes" if conv.write_accounting == "dense" else "update_writes"
+    for k, L in enumerate(workload.layers):
+        name = L.name
+        mn = L.weights
+        fwd_mvms = ps["forward_macs"][k] / mn
+        err_mvms = ps["error_macs"][k] / mn
+        writes = ps[writes_key][k]
+        if hw.has_crossbar:
+            t: MatrixTiling = wt[name]
+            add("forward_mvm", "array read", name, "cell_read", fwd_mvms * t.input_cycles * L.fan_in * t.columns * activity)
+            add("forward_mvm", "input drivers", name, "input_driver", fwd_mvms * t.input_cycles * L.fan_in * t.col_tiles)
+            add("forward_mvm", "DAC", name, "dac", fwd_mvms * L.fan_in * t.col_tiles if costs["dac"].pj else 0)
+            add("adc_dac", "forward ADC", name, "adc_forward", fwd_mvms * t.conversions_per_mvm)
+            add("forward_mvm", "shift-add", name, "shift_add", fwd_mvms * t.conversions_per_mvm)
+            lat["forward"] += fwd_mvms * t.adc_slots_per_mvm / rate * 1e9
+            if err_mvms:
+                needs_t = True
+                # every cell sees each error-bit cycle, as in the forward read
+                add("error_path", "transposed array read", name, "cell_read",
+                    err_mvms * (bits.error if t.input_cycles > 1 else 1) * L.fan_in * t.columns * activity)
+                add("error_path", "error ADC", name, "adc_error", err_mvms * t.conversions_t_per_mvm)
+                add("error_path", "shift-add", name, "shift_add", err_mvms * t.conversions_t_per_mvm)
+                lat["error_path"] += err_mvms * t.adc_slots_t_per_mvm / rate * 1e9
+            cells = t.slices * t.signed_factor
+            if hw.crossbar.device.is_nonvolatile:
+                add("weight_write", "programming pulses", name, "write_pulse", writes * cells * hw.crossbar.device.pulses_per_write)
+            else:
+                add("weight_write", "SRAM cell writes", name, "write_pulse", writes * cells)
+            add("weight_write", "read before write", name, "read_before_write", writes * cells)
+            # rows are written one after another; arrays in parallel
+            dev = hw.crossbar.device
+            if dev.is_nonvolatile:
+                t_row = dev.pulses_per_write * dev.write_pulse_s * dev.write_phases
+            else:
+                t_row = 1.0 / hw.technology.clock_hz
+            if writes:
+                lat["weight_write"] += counts.update_steps / n_s * min(L.fan_in, hw.crossbar.rows) * t_row * 1e9
+            # every dense write cycles each cell of the weight once (endurance counts cycles)
+            max_writes_per_cell = max(max_writes_per_cell, writes / max(L.weights + L.biases, 1))
+        else:
+            add("forward_mvm", "digital MACs", name, "digital_mac_forward", ps["forward_macs"][k])
+            add("error_path", "digital MACs (W^T delta)", name, "digital_mac_error", ps["error_macs"][k])
+            digital_ops += ps["forward_macs"][k] + ps["error_macs"][k]
+            add("buffer", "weight reads", name, "weight_read_digital", ps["weight_reads"][k])
+            add("weight_write", "weight writes (SRAM)", name, "weight_write_digital", writes)
+        add("forward_mvm", "bias + activation", name, "bias_activation", fwd_mvms * L.fan_out)
+        # read-out
+        ro = ps["readout_macs"][k]
+        if ro:
+            if name in cvt:
+                tc = cvt[name]
+                ro_mvms = ro / (tc.fan_in * tc.fan_out)
+                add("readout", "class-vector array read", name, "cell_read",
+                    ro_mvms * tc.input_cycles * tc.fan_in * tc.columns * activity)
+                add("readout", "read-out ADC", name, "adc_forward", ro_mvms * tc.conversions_per_mvm)
+                add("readout", "shift-add", name, "shift_add", ro_mvms * tc.conversions_per_mvm)
+                lat["readout"] += ro_mvms * tc.adc_slots_per_mvm / rate * 1e9
+            else:
+                add("readout", "digital MACs", name, "digital_mac_readout", ro)
+                digital_ops += ro
+        # loss unit and update (digital on every platform)
+        add("loss_unit", "MACs (|h|^2, h.v, input norm)", name, "loss_mac", ps["loss_macs"][k])
+        add("loss_unit", "rsqrt / divide / exp", name, "loss_op", ps["loss_unit_ops"][k])
+        add("update", "outer product", name, "update_mul", ps["update_macs"][k])
+        add("update", "accumulate", name, "update_accumulate", ps["weight_writes"][k])
+        if bits.sr_random_bits:
+            add("update", "stochastic-rounding random bits", name, "sr_random", ps["weight_writes"][k])
+        if bits.master:
+            add("buffer", "master copy read-modify-write", name, "master_rmw", ps["weight_writes"][k])
+        digital_ops += ps["loss_macs"][k] + ps["update_macs"][k] + ps["loss_unit_ops"][k] * 9
+        add("buffer", "activation reads", name, "act_read", ps["act_reads"][k])
+        add("buffer", "activation writes", name, "act_write", ps["act_writes"][k])
+        cv = ps["class_vector_reads"][k]
+        if cv and name not in cvt:
+            mult = (workload.n_classes - 1) if conv.class_vector_storage == "seed" else 1
+            add("buffer", "class-vector reads", name, "cv_read", cv * mult)
+        elif cv and ps["readout_macs"][k] == 0:
+            # training reads v_y from arrays holding the class vectors
+            add("buffer", "class-vector reads", name, "cv_read", cv)
+    if needs_t and hw.has_crossbar and not hw.crossbar.transposable:
+        notes.append(f"{algorithm} needs transposed reads but {hw.name}'s arrays are not transposable")
+    lat["digital"] = digital_ops / (hw.technology.digital_macs_per_cycle * hw.technology.clock_hz) * 1e9
+    # DRAM traffic from the ledger's placement
+    if ledger is not None:
+        steps_per_sample = counts.update_steps / n_s
+        for r in ledger.rows:
+            if r.level != "dram" or not r.bytes:
+                continue
+            per_sample = (2 * r.bytes * 8 * steps_per_sample) if r.persistent else (2 * r.bytes * 8 / ledger.batch_size)
+            add("dram", f"{r.tensor_class} (write + read)", "all", "dram_bit", per_sample)
+            lat["dram"] += per_sample / 8 / hw.dram.bandwidth_bps * 1e9
+    lat = {k: float(v) for k, v in lat.items()}
+    lat["total"] = sum(lat.values())
+    dev = hw.crossbar.device if hw.has_crossbar else None
+    life = None
+    if dev is not None and dev.is_nonvolatile:
+        life = lifetime_days(dev.endurance_cycles, float(max_writes_per_cell), samples_per_day)
+    placeholders = tuple(sorted({i.action for i in items if i.kind == "placeholder"}))
+    return EnergyBreakdown(counts.phase, algorithm, hw.name, workload.name, tuple(items), lat,
+                           dict(conv.describe()), placeholders, tuple(notes), life, float(samples_per_day))
