@@ -101,7 +101,8 @@ def parse_entry(table: str, name: str, d: dict) -> ParamRecord:
         raise ConfigError(f"{where}.source", "must name the source")
     node = _optional_quantity(d["node"], "length", f"{where}.node")
     vdd = _optional_quantity(d["vdd"], "voltage", f"{where}.vdd")
-    return ParamRecord(table, name, float(value), unit, None if node is None else node * 1e9, vdd,
+    node_nm = None if node is None else float(f"{node * 1e9:.12g}")
+    return ParamRecord(table, name, float(value), unit, node_nm, vdd,
                        d["source"], d["kind"], str(d.get("conditions", "")))
 
 
@@ -322,7 +323,7 @@ def _parse_adc(doc: dict) -> tuple[dict, dict]:
             key, int(c["bits"]), parse_quantity(c["power"], "power", f"{where}.power"),
             parse_quantity(c["rate"], "rate", f"{where}.rate"),
             parse_quantity(c["area"], "area", f"{where}.area") * 1e12,
-            None if node is None else node * 1e9, _optional_quantity(c["vdd"], "voltage", f"{where}.vdd"),
+            None if node is None else float(f"{node * 1e9:.12g}"), _optional_quantity(c["vdd"], "voltage", f"{where}.vdd"),
             c["source"], c["kind"])
     defaults = {}
     for bits, key in doc["defaults"].items():

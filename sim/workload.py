@@ -292,9 +292,9 @@ def _inference(workload: Workload, rule, samples: int, exit_layer: int, readouts
         d["weight_reads"][k] = (L.weights + L.biases) * samples
         d["act_reads"][k] = L.in_values * samples
         d["act_writes"][k] = L.out_values * samples
-        if norm:
+        if norm:  # |x|^2 and one rsqrt + scale per sample, as in training
             d["loss_macs"][k] = L.in_values * samples
-            d["loss_unit_ops"][k] = samples
+            d["loss_unit_ops"][k] = 2 * samples
         reads_out = name != "backprop" and (k == exit_layer or readouts == "all")
         if reads_out:
             d["readout_macs"][k] = n_cls * L.loss_dim * samples
