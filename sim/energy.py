@@ -348,7 +348,8 @@ def energy_breakdown(
             t: MatrixTiling = wt[name]
             add("forward_mvm", "array read", name, "cell_read", fwd_mvms * t.input_cycles * L.fan_in * t.columns * activity)
             add("forward_mvm", "input drivers", name, "input_driver", fwd_mvms * t.input_cycles * L.fan_in * t.col_tiles)
-            add("forward_mvm", "DAC", name, "dac", fwd_mvms * L.fan_in * t.col_tiles if costs["dac"].pj else 0)
+            if hw.periphery.input_encoding == "dac":
+                add("forward_mvm", "DAC", name, "dac", fwd_mvms * L.fan_in * t.col_tiles)
             add("adc_dac", "forward ADC", name, "adc_forward", fwd_mvms * t.conversions_per_mvm)
             add("forward_mvm", "shift-add", name, "shift_add", fwd_mvms * t.conversions_per_mvm)
             lat["forward"] += fwd_mvms * t.adc_slots_per_mvm / rate * 1e9

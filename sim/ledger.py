@@ -525,6 +525,12 @@ def memory_ledger(
                              "regenerated from (seed, layer)"))
         else:
             rows.append(_row("class_vectors", "", s, bits.class_vector, f"sum_k C*d_k = {s}", True))
+    elif phase == "infer" and name == "backprop" and len(Ls) < wl.n_layers:
+        # an early exit of a backprop network reads out by cosine to class vectors (as in spela_hw)
+        cv_layers = Ls if readouts == "all" else Ls[-1:]
+        s = sum(C * L.loss_dim for L in cv_layers)
+        rows.append(_row("class_vectors", "", s, bits.class_vector, f"sum_(exits k) C*d_k = {s}", True,
+                         "early-exit read-out"))
     elif prof.targets in ("drtp_feedback", "pepita_feedback") and phase == "train":
         if prof.targets == "drtp_feedback":
             s = sum(C * L.out_values for L in Ls[:-1])

@@ -265,9 +265,12 @@ def _spela_train(workload: Workload, rule, samples: int, steps: int) -> dict:
 
 
 def _backprop_train(workload: Workload, rule, samples: int, steps: int) -> dict:
+    """Backprop counts as ``spela_hw.rules.backprop`` defines them (its module docstring)."""
     d = _zeros(workload.n_layers)
-    last = workload.n_layers - 1
-    for k, L in enumerate(workload.layers):
+    Ls = workload.layers
+    last = len(Ls) - 1
+    n_cls = Ls[-1].fan_out
+    for k, L in enumerate(Ls):
         wb = L.weights + L.biases
         d["forward_macs"][k] = L.macs * samples
         d["error_macs"][k] = (L.macs if k > 0 else 0) * samples
@@ -275,10 +278,16 @@ def _backprop_train(workload: Workload, rule, samples: int, steps: int) -> dict:
         # forward read, transposed read for the error path (not for the first layer), RMW per step
         d["weight_reads"][k] = (wb + (L.weights if k > 0 else 0)) * samples + wb * steps
         d["weight_writes"][k] = wb * steps
-        d["act_reads"][k] = 2 * L.in_values * samples
-        d["act_writes"][k] = 2 * L.out_values * samples
+        # forward input + update input; p_k read by the error path (k >= 1); the stored
+        # pre-activation read back for the derivative when the layer above propagates (k < last)
+        reads = 2 * L.in_values + (L.out_values if k > 0 else 0) + (L.out_values if k < last else 0)
+        # output; stored pre-activation and p_k written by the layer above (k < last); output term
+        writes = L.out_values + (2 * L.out_values if k < last else n_cls)
+        d["act_reads"][k] = reads * samples
+        d["act_writes"][k] = writes * samples
         if k == last:
-            d["loss_unit_ops"][k] = (L.fan_out + 1) * samples  # exps + one normalisation
+            d["loss_macs"][k] = n_cls * samples           # sum of exponentials
+            d["loss_unit_ops"][k] = 2 * n_cls * samples   # N exponentials, N divisions
     return d
 
 
@@ -295,7 +304,10 @@ def _inference(workload: Workload, rule, samples: int, exit_layer: int, readouts
         if norm:  # |x|^2 and one rsqrt + scale per sample, as in training
             d["loss_macs"][k] = L.in_values * samples
             d["loss_unit_ops"][k] = 2 * samples
-        reads_out = name != "backprop" and (k == exit_layer or readouts == "all")
+        # backprop reads its last layer out by the argmax of the logits (nothing counted); every
+        # other exit is the cosine read-out to that layer's class vectors (as in spela_hw)
+        logits = name == "backprop" and k == workload.n_layers - 1
+        reads_out = not logits and (k == exit_layer or readouts == "all")
         if reads_out:
             d["readout_macs"][k] = n_cls * L.loss_dim * samples
             d["class_vector_reads"][k] = n_cls * L.loss_dim * samples
@@ -359,8 +371,6 @@ def closed_form_counts(
         exit_layer = last if exit_layer is None else exit_layer
         if isinstance(exit_layer, bool) or not isinstance(exit_layer, int) or not 0 <= exit_layer <= last:
             raise ConfigError("exit_layer", f"must be an integer in [0, {last}], got {exit_layer!r}")
-        if name == "backprop" and exit_layer != last:
-            raise ConfigError("exit_layer", "a backprop network has no early exits (only the last layer reads out)")
         if readouts not in ("exit", "all"):
             raise ConfigError("readouts", f"must be 'exit' or 'all', got {readouts!r}")
         steps = 0
