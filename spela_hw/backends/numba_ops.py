@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._kernels import backprop as kbp
 from .._kernels import fixed as kfx
 from .._kernels import floating as kfl
-from .common import LOSS_CODE, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT, OpsBase
+from .common import LOSS_CODE, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT, OpsBase, backprop_constants
 
 __all__ = ["NumbaOps"]
 
@@ -72,3 +73,43 @@ class NumbaOps(OpsBase):
         out = np.empty((h.shape[0], v.shape[0]), np.float32 if not self.fixed else np.int64)
         (kfl if not self.fixed else kfx).readout(h, v, out)
         return out
+
+    # -- backprop primitives (semantics in spela_hw.backends.reference) -------------------------
+    def softmax_ce_post(self, a, y, scale):
+        sat = np.zeros(4, np.int64)
+        y = _c(y, np.int64)
+        if not self.fixed:
+            p = np.empty(a.shape, np.float32)
+            kbp.softmax_ce_post_float(_c(a, np.float32), y, float(scale), p)
+            return p, sat
+        K = backprop_constants(self)
+        p = np.empty(a.shape, np.int64)
+        k = SAT_UPDATE
+        kbp.softmax_ce_post_fixed(_c(a, np.int64), y, K["c1"], K["q"], K["lut"], K["pow2neg"],
+                                  float(scale) * K["pow2_u"], float(self.lo[k]), float(self.hi[k]), p, sat)
+        return p, sat
+
+    def backprop_error(self, w, p_next, a, h):
+        sat = np.zeros(4, np.int64)
+        nb, m = p_next.shape[0], w.shape[1]
+        if not self.fixed:
+            p = np.empty((nb, m), np.float32)
+            kbp.error_float(_c(w, np.float32), _c(p_next, np.float32), _c(a, np.float32),
+                            _c(h, np.float32), self.act_code, self.slope, p)
+            return p, sat
+        p = np.empty((nb, m), np.int64)
+        k = SAT_UPDATE
+        kbp.error_fixed(_c(w), _c(p_next, np.int64), _c(a, np.int64), _c(h, np.int64), self.f_w,
+                        self.act_code, np.int64(self.slope_q), backprop_constants(self)["two_fa"],
+                        self.lo[k], self.hi[k], self.wrap[k], p, sat)
+        return p, sat
+
+    def grad_sum(self, p, x):
+        m, n = p.shape[1], x.shape[1]
+        if not self.fixed:
+            s, sb = np.zeros((m, n), np.float64), np.zeros(m, np.float64)
+            kbp.grad_sum(_c(p, np.float64), _c(x, np.float64), s, sb)
+            return s.astype(np.float32), sb.astype(np.float32)
+        s, sb = np.zeros((m, n), np.int64), np.zeros(m, np.int64)
+        kbp.grad_sum(_c(p, np.int64), _c(x, np.int64), s, sb)
+        return s, sb

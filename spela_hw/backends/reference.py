@@ -25,7 +25,27 @@ update (per mini-batch)
 read-out
     ``scores_c = sum_i V_ci h_i`` (int64); argmax with the lowest index winning ties.
 
-Float32 path: the same formulas in float32 with NumPy's BLAS products.
+backprop loss unit (softmax cross-entropy; per sample, float64 scalars, exactly rounded IEEE
+operations only, so that every backend computes the same bits)
+    The logits are the last layer's pre-activation ``a`` (a linear output layer). The exponential
+    is base 2 from look-up tables, never ``exp`` (libm's last ulp differs between NumPy and
+    numba): ``k = floor((max_c a_c - a_c) * c1 + 1/2)`` with ``c1 = log2(e) * 2**(q - f_a)``
+    (``q = 10``), ``e_c = LUT[k mod 2**q] * 2**-(k >> q)`` with ``LUT[j] = 2**(-j / 2**q)``
+    (``e_c = 0`` once ``k >> q >= 63``); relative error of ``e_c`` at most ``ln 2 * 2**-(q+1)``
+    (3.4e-4). ``S = e_0 + e_1 + ...`` in class order; ``P_c = e_c / S``;
+    ``p_c = floor(lr/B * 2**f_u * ([c = y] - P_c) + 1/2)`` saturated to the update format.
+backprop error path
+    ``E = p_next W`` exactly in int64 (``f_u + f_w`` fractional bits; the rule checks that it
+    cannot overflow), rounded to the update format ``round_nearest(E >> f_w)`` and saturated
+    (counted), then multiplied by the activation's derivative as a 16-fractional-bit integer
+    ``g`` (LeakyReLU: ``2**16`` if ``a > 0`` else ``slope_q``; tanh:
+    ``round_nearest((2**(2 f_a) - h^2) >> (2 f_a - 16))``; identity: ``2**16``):
+    ``p = round_nearest(v g >> 16)`` (no further saturation: ``|g| <= 2**16``).
+    ``grad_sum`` returns ``(p^T x, sum p)`` exactly, for optimisers with state
+    (:mod:`spela_hw.rules.optim`).
+
+Float32 path: the same formulas in float32 with NumPy's BLAS products (the softmax in float64
+with ``exp``).
 """
 
 from __future__ import annotations
@@ -34,8 +54,8 @@ import numpy as np
 
 from ..fixedpoint import ROUNDING_MODES, saturate, shift_round
 from ..rng import random_bits
-from .common import (LOSS_CODE, SAT_ACCUMULATOR, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT,
-                     SLOPE_FRAC, OpsBase)
+from .common import (GATE_FRAC, LOSS_CODE, SAT_ACCUMULATOR, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT,
+                     SLOPE_FRAC, OpsBase, backprop_constants)
 
 __all__ = ["ReferenceOps"]
 
@@ -163,3 +183,67 @@ class ReferenceOps(OpsBase):
         if not self.fixed:
             return h @ v.T
         return np.asarray(h, np.int64) @ np.asarray(v, np.int64).T
+
+    # -- backprop primitives (see the "backprop" section of the module docstring) ---------------
+    def _gate_q(self, a, h):
+        """Activation derivative as a 16-fractional-bit integer (fixed-point error path)."""
+        if self.spec.activation == "leaky_relu":
+            return np.where(np.asarray(a) > 0, np.int64(1 << GATE_FRAC), np.int64(self.slope_q))
+        if self.spec.activation == "tanh":
+            two_fa = backprop_constants(self)["two_fa"]
+            h = np.asarray(h, np.int64)
+            return shift_round((np.int64(1) << np.int64(two_fa)) - h * h, two_fa - GATE_FRAC, "nearest")
+        return np.full(np.shape(a), 1 << GATE_FRAC, np.int64)
+
+    def softmax_ce_post(self, a, y, scale: float):
+        """Backprop's output term ``p = scale * (onehot(y) - softmax(a))`` for logits ``a`` ``(B, N)``.
+
+        ``scale`` is ``lr / B`` (SGD) or ``1 / B`` (optimisers with state). Returns ``(p, sat)``.
+        """
+        sat = np.zeros(4, np.int64)
+        y = np.asarray(y, np.int64)
+        onehot = np.arange(a.shape[1])[None, :] == y[:, None]
+        if not self.fixed:
+            z = np.asarray(a, np.float64)
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            prob = e / e.sum(axis=1, keepdims=True)
+            return (scale * np.where(onehot, 1.0 - prob, -prob)).astype(np.float32), sat
+        K = backprop_constants(self)
+        q = K["q"]
+        a = np.asarray(a, np.int64)
+        d = (a.max(axis=1, keepdims=True) - a).astype(np.float64)
+        k = np.floor(d * K["c1"] + 0.5).astype(np.int64)
+        e = K["lut"][k & ((1 << q) - 1)] * K["pow2neg"][np.minimum(k >> q, 63)]
+        tot = e[:, 0].copy()
+        for c in range(1, e.shape[1]):  # class order, as the loss unit adds them
+            tot = tot + e[:, c]
+        prob = e / tot[:, None]
+        t = np.floor(float(scale) * K["pow2_u"] * np.where(onehot, 1.0 - prob, -prob) + 0.5)
+        lo, hi = self.lo[SAT_UPDATE], self.hi[SAT_UPDATE]
+        sat[SAT_UPDATE] += int(np.count_nonzero((t < lo) | (t > hi)))
+        return np.clip(t, lo, hi).astype(np.int64), sat
+
+    def backprop_error(self, w, p_next, a, h):
+        """Error term of the layer below: ``p = (p_next W) * act'(a)`` (``W`` of the layer above).
+
+        ``p_next`` ``(B, m_next)`` is the layer above's term, ``a``, ``h`` ``(B, m)`` this layer's
+        stored pre-activation and output. Returns ``(p, sat)``.
+        """
+        sat = np.zeros(4, np.int64)
+        if not self.fixed:
+            e = np.asarray(p_next, np.float32) @ np.asarray(w, np.float32)
+            return (e * self._gate(a, h)).astype(np.float32), sat
+        e = np.asarray(p_next, np.int64) @ np.asarray(w, np.int64)
+        v = self._sat(shift_round(e, self.f_w, "nearest"), SAT_UPDATE, sat)
+        return shift_round(v * self._gate_q(a, h), GATE_FRAC, "nearest"), sat
+
+    def grad_sum(self, p, x):
+        """``(p^T x, sum_n p)``: the summed outer products an optimiser with state steps from.
+
+        Exact int64 in fixed point (``f_u + f_a`` and ``f_u`` fractional bits), float32 otherwise.
+        """
+        if not self.fixed:
+            p = np.asarray(p, np.float32)
+            return p.T @ np.asarray(x, np.float32), p.sum(axis=0)
+        P = np.asarray(p, np.int64)
+        return P.T @ np.asarray(x, np.int64), P.sum(axis=0)

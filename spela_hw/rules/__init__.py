@@ -8,9 +8,10 @@ rules share inference and counting from :mod:`spela_hw.rules.common`.
 from __future__ import annotations
 
 from ..errors import ConfigError
-from . import spela
+from . import backprop, spela
 
 _TRAINERS = {"spela": spela.train_batch}
+_TRAINERS["backprop"] = backprop.train_batch
 
 
 def trainer_for(rule):

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..counts import Counts
 
-__all__ = ["forward_all", "readout_predictions", "count_forward", "new_counts"]
+__all__ = ["forward_all", "readout_predictions", "count_forward", "new_counts", "uses_logit_readout"]
 
 
 def new_counts(state, phase: str) -> Counts:
@@ -33,8 +33,18 @@ def count_input_norm(counts: Counts, k: int, x: np.ndarray) -> None:
     counts.data["loss_unit_ops"][k] += 2 * nb
 
 
-def forward_all(state, ops, x, normalize_inputs: bool, upto: int | None = None, counts=None):
-    """Outputs ``h`` of layers ``0..upto`` (all by default) for an input batch, no learning."""
+def uses_logit_readout(rule) -> bool:
+    """True for rules whose last layer is read out by the argmax of its logits (backprop)."""
+    return getattr(rule, "loss", None) == "softmax_ce"
+
+
+def forward_all(state, ops, x, normalize_inputs: bool, upto: int | None = None, counts=None,
+                logits_last: bool = False):
+    """Outputs ``h`` of layers ``0..upto`` (all by default) for an input batch, no learning.
+
+    ``logits_last``: the network's last layer gives its pre-activation ``a`` (the logits of a
+    linear output layer) instead of ``h``.
+    """
     upto = state.spec.n_layers - 1 if upto is None else upto
     outs = []
     for k in range(upto + 1):
@@ -43,20 +53,24 @@ def forward_all(state, ops, x, normalize_inputs: bool, upto: int | None = None, 
             if counts is not None:
                 count_input_norm(counts, k, x)
         w, b = state.weights[k], state.biases[k]
-        _, h, _ = ops.forward(w, b, x)
+        a, h, _ = ops.forward(w, b, x)
         if counts is not None:
             count_forward(counts, k, x, w.shape[0])
-        outs.append(h)
+        outs.append(a if logits_last and k == state.spec.n_layers - 1 else h)
         x = h
     return outs
 
 
-def readout_predictions(state, ops, k: int, h: np.ndarray, counts=None) -> tuple[np.ndarray, np.ndarray]:
+def readout_predictions(state, ops, k: int, h: np.ndarray, counts=None,
+                        logits: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Cosine read-out at layer ``k``: (predicted class indices, scores ``(B, N)``).
 
     The argmax of ``V h`` equals the argmax of the cosine (the factor 1/|h| is common); ties go
     to the lowest index; an all-zero ``h`` predicts class 0 and is counted as a zero-norm event.
+    ``logits=True``: ``h`` are logits, read out by their argmax (no class vectors, nothing counted).
     """
+    if logits:
+        return np.argmax(h, axis=1), h
     scores = ops.readout(h, state.vectors[k])
     pred = np.argmax(scores, axis=1)
     if counts is not None:

@@ -1,0 +1,133 @@
+"""Backprop kernels: the softmax cross-entropy loss unit, the error path ``W^T delta`` and the
+gradient sum ``p^T x``. Fixed-point kernels are bit-exact twins of
+:class:`spela_hw.backends.reference.ReferenceOps` (see its ``softmax_ce_post``,
+``backprop_error`` and ``grad_sum``); float kernels accumulate in float64."""
+
+import math
+
+import numpy as np
+
+from . import jit
+from .fixed import _nonzero_columns, saturate, shift_round
+
+
+@jit
+def softmax_ce_post_fixed(a, y, c1, q, lut, pow2neg, sc, lo_u, hi_u, p_out, sat):
+    """p = floor(sc * (onehot(y) - softmax(a * 2**-f_a)) + 1/2), saturated; base-2 LUT exponential.
+
+    ``c1 = log2(e) * 2**(q - f_a)``; ``e_c = lut[k & (2**q - 1)] * pow2neg[min(k >> q, 63)]``
+    with ``k = floor((max(a) - a_c) * c1 + 1/2)``; the exponentials are summed in class order.
+    """
+    nb, nc = a.shape
+    mask = (np.int64(1) << np.int64(q)) - 1
+    e = np.empty(nc, np.float64)
+    for s in range(nb):
+        zmax = a[s, 0]
+        for c in range(1, nc):
+            if a[s, c] > zmax:
+                zmax = a[s, c]
+        tot = 0.0
+        for c in range(nc):
+            k = np.int64(math.floor(np.float64(zmax - a[s, c]) * c1 + 0.5))
+            hi = k >> np.int64(q)
+            if hi > 63:
+                hi = 63
+            e[c] = lut[k & mask] * pow2neg[hi]
+            tot += e[c]
+        for c in range(nc):
+            prob = e[c] / tot
+            d = 1.0 - prob if c == y[s] else -prob
+            t = math.floor(sc * d + 0.5)
+            if t < lo_u or t > hi_u:
+                sat[2] += 1
+                t = lo_u if t < lo_u else hi_u
+            p_out[s, c] = np.int64(t)
+
+
+@jit
+def softmax_ce_post_float(a, y, scale, p_out):
+    """p = scale * (onehot(y) - softmax(a)), max-subtracted, float64 inside."""
+    nb, nc = a.shape
+    e = np.empty(nc, np.float64)
+    for s in range(nb):
+        zmax = np.float64(a[s, 0])
+        for c in range(1, nc):
+            if a[s, c] > zmax:
+                zmax = np.float64(a[s, c])
+        tot = 0.0
+        for c in range(nc):
+            e[c] = math.exp(np.float64(a[s, c]) - zmax)
+            tot += e[c]
+        for c in range(nc):
+            prob = e[c] / tot
+            d = 1.0 - prob if c == y[s] else -prob
+            p_out[s, c] = scale * d
+
+
+@jit
+def _gate_q(act_code, a, h, slope_q, two_fa):
+    """Derivative of the activation as a 16-fractional-bit integer."""
+    if act_code == 1:
+        return np.int64(65536) if a > 0 else slope_q
+    if act_code == 2:
+        return shift_round((np.int64(1) << np.int64(two_fa)) - h * h, two_fa - 16, 0, 0)
+    return np.int64(65536)
+
+
+@jit
+def error_fixed(w, p_next, a, h, f_w, act_code, slope_q, two_fa, lo_u, hi_u, wrap_u, p_out, sat):
+    """p = round(sat(round(p_next W >> f_w)) * gate >> 16): the error of the layer below."""
+    nb, m_next = p_next.shape
+    m = w.shape[1]
+    e = np.zeros(m, np.int64)
+    for s in range(nb):
+        for j in range(m):
+            e[j] = 0
+        for i in range(m_next):
+            pi = p_next[s, i]
+            if pi != 0:
+                for j in range(m):
+                    e[j] += np.int64(w[i, j]) * pi
+        for j in range(m):
+            v = saturate(shift_round(e[j], f_w, 0, 0), lo_u, hi_u, wrap_u, sat, 2)
+            p_out[s, j] = shift_round(v * _gate_q(act_code, a[s, j], h[s, j], slope_q, two_fa), 16, 0, 0)
+
+
+@jit
+def error_float(w, p_next, a, h, act_code, slope, p_out):
+    """p = (p_next W) * act'(a), float64 accumulation."""
+    nb, m_next = p_next.shape
+    m = w.shape[1]
+    e = np.zeros(m, np.float64)
+    for s in range(nb):
+        for j in range(m):
+            e[j] = 0.0
+        for i in range(m_next):
+            pi = np.float64(p_next[s, i])
+            if pi != 0.0:
+                for j in range(m):
+                    e[j] += np.float64(w[i, j]) * pi
+        for j in range(m):
+            if act_code == 1:
+                gate = 1.0 if a[s, j] > 0 else slope
+            elif act_code == 2:
+                gate = 1.0 - np.float64(h[s, j]) * h[s, j]
+            else:
+                gate = 1.0
+            p_out[s, j] = e[j] * gate
+
+
+@jit
+def grad_sum(p, x, s_out, sb_out):
+    """s_out += p^T x, sb_out += sum_n p (zero-initialised outputs; exact for int64 arrays)."""
+    m = p.shape[1]
+    nb = p.shape[0]
+    cols, ncols = _nonzero_columns(x)
+    for i in range(m):
+        for s in range(nb):
+            pi = p[s, i]
+            if pi != 0:
+                sb_out[i] += pi
+                for t in range(ncols):
+                    j = cols[t]
+                    s_out[i, j] += pi * x[s, j]
