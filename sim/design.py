@@ -126,7 +126,8 @@ class DesignPointResult:
         out = {"algorithm": self.algorithm, "hardware": self.hardware, "network": self.network,
                "batch_size": self.batch_size, "bits": asdict(self.bits), "budget": self.budget,
                "counts_source": self.counts_source, "exit_layer": self.exit_layer,
-               "conventions": self.conventions, **self.tables()}
+               **{k: v for k, v in self.tables().items() if k != "conventions"},
+               "conventions": self.conventions}
         for tag, f in (("fit_train", self.fit_train), ("fit_infer", self.fit_infer)):
             out[tag] = None if f is None else {"fits": f.fits, "reasons": list(f.reasons),
                                                  "used_bytes": f.used_bytes, "limit_bytes": f.limit_bytes}
