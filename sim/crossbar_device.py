@@ -167,8 +167,8 @@ class CrossbarDevice:
     ----------
     device : DeviceConfig, HardwareConfig or preset name
         Cell parameters (``levels``, non-linearities, variation, stuck-at rates, endurance).
-    weight_range : float
-        Weights map to ``[-weight_range, weight_range]``.
+    weight_range : float or sequence of float
+        Weights of layer ``k`` map to ``[-r_k, r_k]`` (one range for all layers, or one per layer).
     seed : int
         Seeds faults, device-to-device factors and every random draw.
     max_pulses : int
@@ -197,14 +197,16 @@ class CrossbarDevice:
             raise ConfigError("device", str(exc)) from None
         if device.kind == "sram":
             raise ConfigError("device.kind", "an SRAM cell has no analog update physics; use an eNVM device")
-        if not (isinstance(weight_range, (int, float)) and weight_range > 0 and math.isfinite(weight_range)):
-            raise ConfigError("weight_range", f"must be a positive number, got {weight_range!r}")
+        ranges = (weight_range,) if isinstance(weight_range, (int, float)) else tuple(weight_range)
+        for r in ranges:
+            if isinstance(r, bool) or not isinstance(r, (int, float)) or not (r > 0 and math.isfinite(r)):
+                raise ConfigError("weight_range", f"must be positive numbers, got {weight_range!r}")
         if isinstance(max_pulses, bool) or not isinstance(max_pulses, int) or max_pulses < 1:
             raise ConfigError("max_pulses", f"must be a positive integer, got {max_pulses!r}")
         if not (isinstance(read_noise_sigma, (int, float)) and read_noise_sigma >= 0):
             raise ConfigError("read_noise_sigma", f"must be >= 0, got {read_noise_sigma!r}")
         self.device = device
-        self.weight_range = float(weight_range)
+        self.weight_ranges = tuple(float(r) for r in ranges)
         self.max_pulses = int(max_pulses)
         self.read_noise_sigma = float(read_noise_sigma)
         self.seed = int(seed)
@@ -226,19 +228,26 @@ class CrossbarDevice:
         A = self._P / nu
         return A, 1.0 / (1.0 - math.exp(-self._P / A))
 
-    @property
-    def dw_min(self) -> float:
-        """Nominal weight change of one pulse (linear device)."""
-        return 2.0 * self.weight_range / self._P
+    def weight_range(self, layer: int = 0) -> float:
+        """The weight range ``r`` of ``layer`` (weights live in ``[-r, r]``)."""
+        if len(self.weight_ranges) == 1:
+            return self.weight_ranges[0]
+        if not 0 <= layer < len(self.weight_ranges):
+            raise ConfigError("weight_range", f"no range given for layer {layer}")
+        return self.weight_ranges[layer]
+
+    def dw_min(self, layer: int = 0) -> float:
+        """Nominal weight change of one pulse (linear device) in ``layer``."""
+        return 2.0 * self.weight_range(layer) / self._P
 
     # -- mapping -------------------------------------------------------------------------------
 
     def weights_of(self, layer: int) -> np.ndarray:
         """The weights the cells of ``layer`` hold now (float64, no read noise)."""
-        return self.weight_range * (2.0 * self.g[layer] - 1.0)
+        return self.weight_range(layer) * (2.0 * self.g[layer] - 1.0)
 
-    def _to_g(self, w: np.ndarray) -> np.ndarray:
-        return np.clip((np.asarray(w, np.float64) / self.weight_range + 1.0) * 0.5, 0.0, 1.0)
+    def _to_g(self, w: np.ndarray, layer: int) -> np.ndarray:
+        return np.clip((np.asarray(w, np.float64) / self.weight_range(layer) + 1.0) * 0.5, 0.0, 1.0)
 
     def _check(self, layer: int, w) -> None:
         if layer not in self.g:
@@ -258,7 +267,7 @@ class CrossbarDevice:
         stuck[u < dev.stuck_at_hrs_rate] = 1
         stuck[(u >= dev.stuck_at_hrs_rate) & (u < dev.stuck_at_hrs_rate + dev.stuck_at_lrs_rate)] = 2
         scale = np.exp(dev.d2d_sigma * rng.standard_normal(shape)) if dev.d2d_sigma else np.ones(shape)
-        g = np.round(self._to_g(w) * self._P) / self._P
+        g = np.round(self._to_g(w, layer) * self._P) / self._P
         if dev.c2c_sigma:
             g = np.clip(g + dev.c2c_sigma / self._P * rng.standard_normal(shape), 0.0, 1.0)
         g[stuck == 1] = 0.0
@@ -275,7 +284,7 @@ class CrossbarDevice:
         self._check(layer, w)
         eff = self.weights_of(layer)
         if self.read_noise_sigma:
-            eff = eff + self.read_noise_sigma * self.weight_range * self._rng.standard_normal(eff.shape)
+            eff = eff + self.read_noise_sigma * self.weight_range(layer) * self._rng.standard_normal(eff.shape)
         return eff.astype(np.float32), np.asarray(b, np.float32)
 
     def update(self, layer: int, w: np.ndarray, b: np.ndarray, dw: np.ndarray, db: np.ndarray
@@ -284,7 +293,7 @@ class CrossbarDevice:
         self._check(layer, w)
         if np.shape(dw) != self.g[layer].shape:
             raise ConfigError("dw", f"shape {np.shape(dw)} does not match layer {layer}")
-        requested = np.ascontiguousarray(np.asarray(dw, np.float64) / self.dw_min)
+        requested = np.ascontiguousarray(np.asarray(dw, np.float64) / self.dw_min(layer))
         shape = requested.shape
         uniforms = self._rng.random(shape)
         normals = self._rng.standard_normal(shape) if self.device.c2c_sigma else np.zeros(shape)

@@ -70,6 +70,7 @@ class ActionCosts:
     """Energy per event of every action (see :data:`ACTIONS`)."""
 
     costs: dict
+    input_bit_activity: float = 0.5
 
     def __getitem__(self, action: str) -> ActionCost:
         return self.costs[action]
@@ -77,7 +78,7 @@ class ActionCosts:
     @classmethod
     def uniform(cls, pj: float = 1.0) -> "ActionCosts":
         """Every action costs ``pj`` (golden tests: totals equal event counts)."""
-        return cls({a: ActionCost(float(pj), "golden", f"{pj} pJ per action") for a in ACTIONS})
+        return cls({a: ActionCost(float(pj), "golden", f"{pj} pJ per action") for a in ACTIONS}, 1.0)
 
     def placeholders(self) -> list[str]:
         return sorted(a for a, c in self.costs.items() if c.kind == "placeholder")
@@ -189,7 +190,7 @@ def action_costs(hardware: HardwareConfig, bits: BitWidths, tables: EnergyTables
             c[a] = ActionCost(0.0, "published", "no crossbar")
     c["bias_activation"] = ActionCost(t.add_pj(bits.accumulator, fl) * f, "fit",
                                       f"bias add at {bits.accumulator} bits (activation select folded in) {scale_txt}")
-    return ActionCosts(c)
+    return ActionCosts(c, t.value("input_bit_activity"))
 
 
 @dataclass(frozen=True)
@@ -332,8 +333,7 @@ def energy_breakdown(
 
     wt = {t.layer: t for t in tiling.matrices if t.matrix == "weights"} if tiling is not None else {}
     cvt = {t.layer: t for t in tiling.matrices if t.matrix == "class_vectors"} if tiling is not None else {}
-    activity = 1.0 if isinstance(costs, ActionCosts) and costs["cell_read"].kind == "golden" else \
-        load_tables().value("input_bit_activity")
+    activity = costs.input_bit_activity  # fraction of input bits that drive current (1 in golden mode)
     rate = hw.periphery.adc_rate_sps if hw.has_crossbar else 1.0
     needs_t = False
     max_writes_per_cell = 0.0
@@ -381,7 +381,10 @@ def energy_breakdown(
             add("forward_mvm", "digital MACs", name, "digital_mac_forward", ps["forward_macs"][k])
             add("error_path", "digital MACs (W^T delta)", name, "digital_mac_error", ps["error_macs"][k])
             digital_ops += ps["forward_macs"][k] + ps["error_macs"][k]
-            add("buffer", "weight reads", name, "weight_read_digital", ps["weight_reads"][k])
+            reads = ps["weight_reads"][k]
+            if conv.conv_weight_reads == "per_position" and L.positions > 1:
+                reads += (L.positions - 1) * (L.weights + L.biases) * fwd_mvms / L.positions
+            add("buffer", "weight reads", name, "weight_read_digital", reads)
             add("weight_write", "weight writes (SRAM)", name, "weight_write_digital", writes)
         add("forward_mvm", "bias + activation", name, "bias_activation", fwd_mvms * L.fan_out)
         # read-out
@@ -407,6 +410,7 @@ def energy_breakdown(
             add("update", "stochastic-rounding random bits", name, "sr_random", ps["weight_writes"][k])
         if bits.master:
             add("buffer", "master copy read-modify-write", name, "master_rmw", ps["weight_writes"][k])
+        # a loss-unit operation is a Newton-Raphson sequence of 9 multiplies (placeholder)
         digital_ops += ps["loss_macs"][k] + ps["update_macs"][k] + ps["loss_unit_ops"][k] * 9
         add("buffer", "activation reads", name, "act_read", ps["act_reads"][k])
         add("buffer", "activation writes", name, "act_write", ps["act_writes"][k])

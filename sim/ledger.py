@@ -617,11 +617,6 @@ def _place(rows: list[LedgerRow], hw: HardwareConfig | None, conv: Conventions, 
 # -- solvers ------------------------------------------------------------------------------------
 
 
-def _fits(make, budget, rule, bits, batch_size, hardware, **kw) -> bool:
-    led = memory_ledger(make, rule, bits, batch_size, "train", hardware, **kw)
-    return led.fits(budget).fits
-
-
 def widest_network(
     dims_pattern,
     budget,

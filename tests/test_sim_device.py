@@ -34,8 +34,10 @@ def test_linear_updates_move_whole_pulses_with_stochastic_rounding():
     dev = linear()
     w0 = np.zeros((100, 100))
     wq, b = dev.program(0, w0, np.zeros(100))
-    step = dev.dw_min
+    step = dev.dw_min(0)
     assert step == pytest.approx(2 / 31)
+    two = CrossbarDevice("rram-22nm", weight_range=(0.5, 2.0))
+    assert two.dw_min(1) == 4 * two.dw_min(0) and two.weight_range(1) == 2.0
     w1, _ = dev.update(0, wq, b, np.full((100, 100), 3 * step), np.zeros(100))
     np.testing.assert_allclose(w1, wq + 3 * step, atol=1e-6)
     w2, _ = dev.update(0, w1, b, np.full((100, 100), 0.25 * step), np.zeros(100))
@@ -50,18 +52,18 @@ def test_nonlinear_asymmetric_updates():
     dev = CrossbarDevice("rram-22nm", seed=0, nonlinearity_ltp=4.0, nonlinearity_ltd=1.0)
     w = np.array([[-1.0, 0.0, 0.9]])
     wq, b = dev.program(0, w, np.zeros(1))
-    up, _ = dev.update(0, wq, b, np.full((1, 3), dev.dw_min), np.zeros(1))
+    up, _ = dev.update(0, wq, b, np.full((1, 3), dev.dw_min(0)), np.zeros(1))
     steps = up - wq
     assert steps[0, 0] > steps[0, 1] > steps[0, 2] > 0  # potentiation saturates towards G_max
-    assert steps[0, 0] > 2 * dev.dw_min                 # first LTP step is larger than nominal
-    down, _ = dev.update(0, up, b, np.full((1, 3), -dev.dw_min), np.zeros(1))
+    assert steps[0, 0] > 2 * dev.dw_min(0)                 # first LTP step is larger than nominal
+    down, _ = dev.update(0, up, b, np.full((1, 3), -dev.dw_min(0)), np.zeros(1))
     assert np.all(np.abs(down - wq) > 1e-4)             # one up + one down pulse does not return
     sym = CrossbarDevice("rram-22nm", seed=0, nonlinearity_ltp=4.0, nonlinearity_ltd=4.0)
     w_a = 2 * 10 / 31 - 1  # level 10 of 31; its mirror is level 21 (w = -w_a)
     wa, b = sym.program(0, np.array([[w_a]]), np.zeros(1))
     wb, _ = sym.program(1, np.array([[-w_a]]), np.zeros(1))
-    d_up = sym.update(0, wa, b, np.array([[sym.dw_min]]), np.zeros(1))[0] - wa
-    d_dn = sym.update(1, wb, b, np.array([[-sym.dw_min]]), np.zeros(1))[0] - wb
+    d_up = sym.update(0, wa, b, np.array([[sym.dw_min(0)]]), np.zeros(1))[0] - wa
+    d_dn = sym.update(1, wb, b, np.array([[-sym.dw_min(0)]]), np.zeros(1))[0] - wb
     assert d_up[0, 0] == pytest.approx(-d_dn[0, 0], rel=1e-5)  # LTD mirrors LTP when the shapes agree
 
 
@@ -72,7 +74,7 @@ def test_stuck_at_faults():
     hrs, lrs = np.mean(dev.stuck[0] == 1), np.mean(dev.stuck[0] == 2)
     assert hrs == pytest.approx(0.09, abs=0.003) and lrs == pytest.approx(0.01, abs=0.001)
     assert np.all(wq[dev.stuck[0] == 1] == -1.0) and np.all(wq[dev.stuck[0] == 2] == 1.0)
-    w1, _ = dev.update(0, wq, b, np.full((1, n), 5 * dev.dw_min), np.zeros(1))
+    w1, _ = dev.update(0, wq, b, np.full((1, n), 5 * dev.dw_min(0)), np.zeros(1))
     stuck = dev.stuck[0] != 0
     np.testing.assert_array_equal(w1[stuck], wq[stuck])
     assert np.all(w1[~stuck] > wq[~stuck])
@@ -83,7 +85,7 @@ def test_variation_is_seeded_and_visible():
     def run(seed):
         dev = CrossbarDevice("rram-22nm", seed=seed, d2d_sigma=0.3, c2c_sigma=0.5, read_noise_sigma=0.01)
         wq, b = dev.program(0, np.zeros((50, 50)), np.zeros(50))
-        w1, _ = dev.update(0, wq, b, np.full((50, 50), 2 * dev.dw_min), np.zeros(50))
+        w1, _ = dev.update(0, wq, b, np.full((50, 50), 2 * dev.dw_min(0)), np.zeros(50))
         return w1, dev.read(0, w1, b)[0]
     a, b = run(1), run(1)
     np.testing.assert_array_equal(a[0], b[0])
@@ -99,7 +101,7 @@ def test_lifetime_from_write_counts():
     dev = linear(endurance_cycles=1e6)
     wq, b = dev.program(0, np.zeros((4, 4)), np.zeros(4))
     for _ in range(10):
-        wq, b = dev.update(0, wq, b, np.full((4, 4), 0.01 * dev.dw_min) + np.eye(4) * dev.dw_min, b)
+        wq, b = dev.update(0, wq, b, np.full((4, 4), 0.01 * dev.dw_min(0)) + np.eye(4) * dev.dw_min(0), b)
     life = dev.lifetime(samples_seen=10 * 50, samples_per_day=1000)  # batch 50
     assert life.max_writes_per_cell == 10
     assert life.writes_per_cell_per_sample == pytest.approx(10 / 500)

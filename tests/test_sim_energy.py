@@ -188,3 +188,16 @@ def test_design_point_records_and_vgg8():
     assert sp.ledger_train.peak_bytes < r.ledger_train.peak_bytes
     an = design_point((784, 256, 10), "mcu-256kb", "drtp", weight_bits=8)
     assert an.energy_train is None and an.ledger_train.peak_bytes > 0
+
+
+def test_conv_weight_read_convention_on_a_digital_device():
+    mcu = load_preset("mcu-256kb")
+    wl = vgg8()
+    counts = closed_form_counts(wl, "spela", 1, phase="infer")
+    once = energy_breakdown(counts, wl, mcu, BITS, "spela", costs=GOLD)
+    per = energy_breakdown(counts, wl, mcu.with_conventions(conv_weight_reads="per_position"), BITS, "spela",
+                           costs=GOLD)
+    reads = lambda e: sum(i.events for i in e.items if i.action == "weight_read_digital")  # noqa: E731
+    assert reads(once) == sum(L.weights + L.biases for L in wl.layers)
+    assert reads(per) == sum((L.weights + L.biases) * L.positions for L in wl.layers)
+    assert per.conventions["conv_weight_reads"] == "per_position"
