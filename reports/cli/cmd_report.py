@@ -1,0 +1,81 @@
+"""``spela-hw report``: the main job. Train SPELA and backprop, size them, write a report folder.
+
+Settings come from the defaults of :class:`reports.config.ReportConfig`, then ``--config
+file.toml`` (same names as the options, with ``_`` for ``-``), then the options given here.
+Progress goes to stderr; the path of ``index.html`` is printed on stdout at the end (or one JSON
+object with ``--json``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from reports.config import ReportConfig
+
+# option -> ReportConfig field (all take the config's parser, so the CLI and TOML agree exactly)
+_OPTIONS = (
+    ("--dataset", "dataset", "dataset name: mnist-bundled (shipped, default), mnist, fashion-mnist, kmnist"),
+    ("--dims", "dims", "layer widths from the input, e.g. 784,256,34 (backprop ends in one unit per class)"),
+    ("--bits", "bits", "weight precisions, e.g. fp32,8,6,4"),
+    ("--rules", "rules", "learning rules, e.g. spela,backprop"),
+    ("--presets", "presets", "hardware presets, the first is the main one (spela-hw presets lists them)"),
+    ("--epochs", "epochs", "training epochs of every main run"),
+    ("--seeds", "seeds", "seeds, e.g. 0,1,2 (spread over seeds in the tables)"),
+    ("--batch-size", "batch_size", "1 = per-sample edge mode"),
+    ("--budget", "budget", "on-chip memory budget, e.g. '256 KB' or 'sram=256KB,nvm=1MB' ('none': no budget)"),
+    ("--train-samples", "train_samples", "use only the first N training samples"),
+    ("--test-samples", "test_samples", "use only the first N test samples"),
+    ("--few-shot-fractions", "few_shot_test_fractions", "held-out fractions of the few-shot protocol, e.g. 0.95,0.99"),
+    ("--few-shot-epochs", "few_shot_epochs", "epochs of the few-shot runs"),
+    ("--few-shot-trials", "few_shot_trials", "re-splits per held-out fraction (0: skip)"),
+    ("--exit-thresholds", "exit_thresholds", "read-out margins of the confidence-exit policy, e.g. 0.1,0.3"),
+    ("--energy-samples", "energy_samples", "test samples whose counts price inference"),
+    ("--spiking", "spiking", "auto (when Brian2 imports), on, off"),
+    ("--spike-train-samples", "spike_train_samples", "training samples of the spiking run"),
+    ("--spike-test-samples", "spike_test_samples", "test samples of the spiking run"),
+    ("--workers", "workers", "parallel training processes (0: one per core)"),
+    ("--out", "out", "output directory (default ./report)"),
+)
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "report", help="train SPELA and backprop, size them on hardware, write an HTML/Markdown report",
+        description="The main job: on the bundled real MNIST split (default) train SPELA and backprop at "
+                    "float32 and fixed point, price memory, energy, latency and crossbar arrays on hardware "
+                    "presets, and write <out>/index.html (self-contained), report.md, tables (CSV/Parquet) "
+                    "and figures (PNG/SVG).")
+    p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file (options override it)")
+    for opt, field, help_ in _OPTIONS:
+        p.add_argument(opt, dest=field, default=None, help=help_)
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout instead of the path")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args) -> ReportConfig:
+    """The report config of parsed arguments (file first, then options)."""
+    base = ReportConfig.from_toml(args.config) if args.config else ReportConfig()
+    changes = {field: getattr(args, field) for _, field, _ in _OPTIONS if getattr(args, field, None) is not None}
+    return base.with_overrides(**changes)
+
+
+def run(args) -> int:
+    from reports.report import build_report
+
+    config = config_from_args(args)
+    t0 = time.perf_counter()
+
+    def progress(msg: str) -> None:
+        print(f"[report {time.perf_counter() - t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
+
+    argv = sys.argv[1:] if sys.argv and sys.argv[0].endswith("spela-hw") else None
+    result = build_report(config, progress=progress, argv=argv)
+    if args.json:
+        print(json.dumps({"out": str(result.out), "index_html": str(result.index_html),
+                          "report_md": str(result.report_md), "sections": result.sections,
+                          "failures": result.failures, "seconds": result.seconds}))
+    else:
+        print(result.index_html)
+    return 1 if result.failures and not any(s == "ok" for s in result.sections.values()) else 0

@@ -1,0 +1,614 @@
+"""``spela-hw report``: train SPELA and backprop, price them on hardware, write a report folder.
+
+:func:`build_report` runs the experiments of a :class:`~reports.config.ReportConfig` (in parallel
+over local processes), prices them with ``sim`` and writes::
+
+    <out>/index.html      self-contained page (inline CSS, figures as SVG data URIs, no scripts)
+    <out>/report.md       the same content in Markdown (figures linked as PNG)
+    <out>/tables/*.csv    tidy tables (and *.parquet when pyarrow is importable)
+    <out>/figures/*.png, *.svg
+    <out>/config.toml     the exact configuration (``spela-hw report --config config.toml``)
+    <out>/manifest.json   files, versions, timings, failures
+
+The folder is assembled next to ``out`` and moved into place at the end, so ``out`` is either the
+previous complete report or the new complete one. An existing ``out`` that is not a spela-hw
+report is never touched.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from spela_hw.errors import ConfigError
+
+from . import figures as F
+from . import tables as T
+from .config import ReportConfig, precision_label, weight_bits_of
+from .document import Document, Note, Section, Table, render_html, render_markdown
+from .experiments import run_task, task_label
+from .files import atomic_write_bytes, atomic_write_text, write_table
+from .hardware import budget_bytes, dims_for_rule, size_runs, sources_tables
+from .runner import default_workers, run_tasks
+from .spiking import price_spike_counts, spiking_available
+
+__all__ = ["build_report", "ReportResult", "plan_tasks", "MANIFEST_NAME"]
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+GENERATOR = "spela-hw report"
+
+
+@dataclass
+class ReportResult:
+    """Where the report went and what it contains."""
+
+    out: Path
+    index_html: Path
+    report_md: Path
+    tables: dict = field(default_factory=dict)  # name -> DataFrame
+    figures: list = field(default_factory=list)  # names
+    sections: dict = field(default_factory=dict)  # id -> status
+    failures: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# -- planning ----------------------------------------------------------------------------------------
+
+def _dataset_meta(name: str):
+    from .experiments import _dataset
+
+    d = _dataset(name)
+    return int(d.x_train.shape[1]), int(d.n_classes), int(d.x_train.shape[0]), int(d.x_test.shape[0])
+
+
+def _check_against_data(config: ReportConfig) -> tuple[int, int, int, int]:
+    try:
+        n_features, n_classes, n_train, n_test = _dataset_meta(config.dataset)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError("dataset", f"cannot load {config.dataset!r}: {exc}") from None
+    if config.dims[0] != n_features:
+        raise ConfigError("dims", f"the input width {config.dims[0]} does not match the {n_features} "
+                                  f"features of {config.dataset}")
+    return n_features, n_classes, n_train, n_test
+
+
+def plan_tasks(config: ReportConfig, n_classes: int, spiking: bool) -> list[dict]:
+    """Every experiment of the report as a task dict, most expensive first."""
+    common = {"dataset": config.dataset, "batch_size": config.batch_size}
+    tasks = []
+    if spiking:
+        tasks.append({"kind": "spike", **common, "dims": list(dims_for_rule("spela", config.dims, n_classes)),
+                      "train_samples": config.spike_train_samples, "test_samples": config.spike_test_samples,
+                      "seed": config.seeds[0], "target": "numpy", "rule": "spela", "bits": "fp32"})
+    for bits in config.bits:
+        for rule in config.rules:
+            for seed in config.seeds:
+                tasks.append({"kind": "train", **common, "rule": rule, "bits": bits, "seed": seed,
+                              "dims": list(dims_for_rule(rule, config.dims, n_classes)),
+                              "epochs": config.epochs, "train_samples": config.train_samples,
+                              "test_samples": config.test_samples, "energy_samples": config.energy_samples,
+                              "exit_thresholds": list(config.exit_thresholds)})
+    for frac in config.few_shot_test_fractions:
+        for rule in config.rules:
+            for trial in range(config.few_shot_trials):
+                tasks.append({"kind": "few_shot", **common, "rule": rule, "bits": config.bits[0],
+                              "seed": config.seeds[0], "trial": trial, "test_fraction": frac,
+                              "dims": list(dims_for_rule(rule, config.dims, n_classes)),
+                              "epochs": config.few_shot_epochs,
+                              "max_test_samples": config.test_samples or 2000})
+    return tasks
+
+
+# -- the output folder ---------------------------------------------------------------------------------
+
+def _check_out(out: Path) -> None:
+    if out.exists():
+        if not out.is_dir():
+            raise ConfigError("out", f"{out} exists and is not a directory")
+        if any(out.iterdir()) and not (out / MANIFEST_NAME).exists():
+            raise ConfigError("out", f"{out} exists, is not empty and is not a spela-hw report; "
+                                     "choose another --out")
+        if (out / MANIFEST_NAME).exists():
+            try:
+                gen = json.loads((out / MANIFEST_NAME).read_text()).get("generator")
+            except (OSError, ValueError):
+                gen = None
+            if gen != GENERATOR:
+                raise ConfigError("out", f"{out} holds something else than a spela-hw report; choose another --out")
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Move the finished report into place (the old one, if any, is removed afterwards)."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(staging, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# -- environment -------------------------------------------------------------------------------------
+
+def package_versions() -> dict:
+    """Versions of Python and every package the results depend on."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in ("spela-hw", "numpy", "numba", "pandas", "matplotlib", "brian2", "dask", "distributed",
+                 "pyarrow", "scipy"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def machine() -> dict:
+    return {"platform": platform.platform(), "machine": platform.machine(), "cores": default_workers(),
+            "processor": platform.processor() or ""}
+
+
+# -- the report ---------------------------------------------------------------------------------------
+
+def build_report(config: ReportConfig, progress: Callable[[str], None] | None = None,
+                 argv: list[str] | None = None) -> ReportResult:
+    """Run every experiment of ``config`` and write the report folder ``config.out``.
+
+    Parameters
+    ----------
+    config : ReportConfig
+    progress : callable, optional
+        Receives one line of text per step (the CLI prints them to stderr).
+    argv : list of str, optional
+        The command line, recorded in the Reproduce section.
+    """
+    say = progress or (lambda msg: log.info("%s", msg))
+    t_start = time.perf_counter()
+    out = Path(config.out).resolve()
+    _check_out(out)
+    n_features, n_classes, n_train_all, n_test_all = _check_against_data(config)
+    if "backprop" in config.rules and config.dims[-1] != n_classes:
+        say(f"note: backprop uses {'-'.join(map(str, dims_for_rule('backprop', config.dims, n_classes)))} "
+            f"(one output per class); SPELA uses {'-'.join(map(str, config.dims))}")
+    if config.budget:
+        budget_bytes(config.budget)  # validates
+    for preset in config.presets:
+        from sim import resolve_hardware
+
+        try:
+            resolve_hardware(preset)
+        except ConfigError as exc:
+            raise ConfigError("presets", str(exc)) from None
+
+    spike_ok, spike_reason = spiking_available() if config.spiking != "off" else (False, "disabled (spiking = 'off')")
+    if config.spiking == "on" and not spike_ok:
+        raise ConfigError("spiking", spike_reason)
+
+    tasks = plan_tasks(config, n_classes, spike_ok)
+    workers = config.workers or default_workers()
+    say(f"report: {len(tasks)} runs on {min(workers, len(tasks))} worker process(es); "
+        f"dataset {config.dataset}, dims {'-'.join(map(str, config.dims))}, "
+        f"precisions {', '.join(precision_label(b) for b in config.bits)}, epochs {config.epochs}, "
+        f"seeds {list(config.seeds)}")
+    results: list[dict] = []
+
+    def on_result(task, res):
+        results.append(res)
+        status = "failed: " + res["error"] if res.get("error") else f"{res.get('seconds', float('nan')):.1f} s"
+        say(f"[{len(results):>3}/{len(tasks)} {time.perf_counter() - t_start:6.1f} s] {task_label(task)}: {status}")
+
+    run_tasks(run_task, tasks, on_result, workers=workers)
+    t_runs = time.perf_counter() - t_start
+
+    say("pricing on hardware presets and drawing figures")
+    train_runs = [r for r in results if r["task"]["kind"] == "train"]
+    hw = size_runs(train_runs, config.presets, config.batch_size, config.budget, n_classes)
+
+    staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    if staging.exists():
+        shutil.rmtree(staging)
+    (staging / "tables").mkdir(parents=True)
+    (staging / "figures").mkdir()
+    try:
+        doc, tables, figs = _assemble(config, results, hw, n_classes, n_train_all, n_test_all, spike_reason,
+                                      argv, t_runs)
+        for name, df in tables.items():
+            write_table(df, staging / "tables", name)
+        for fig in figs:
+            atomic_write_bytes(staging / "figures" / f"{fig.name}.png", fig.png)
+            atomic_write_text(staging / "figures" / f"{fig.name}.svg", fig.svg)
+        atomic_write_text(staging / "index.html", render_html(doc))
+        atomic_write_text(staging / "report.md", render_markdown(doc))
+        atomic_write_text(staging / "config.toml", config.to_toml())
+        failures = [{"task": task_label(r["task"]), "error": r["error"]} for r in results if r.get("error")]
+        failures += [{"task": f"{e['preset']} {e['rule']} {e['precision']} {e['what']}", "error": e["error"]}
+                     for e in hw.errors]
+        seconds = time.perf_counter() - t_start
+        manifest = {
+            "generator": GENERATOR, "format_version": 1,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "config": config.to_dict(), "argv": argv, "versions": package_versions(), "machine": machine(),
+            "seconds": {"runs": t_runs, "total": seconds},
+            "sections": {s.id: {"status": s.status, "reason": s.reason} for s in doc.sections},
+            "tables": sorted(tables), "figures": sorted(f.name for f in figs), "failures": failures,
+        }
+        atomic_write_text(staging / MANIFEST_NAME, json.dumps(manifest, indent=2, default=str) + "\n")
+        _swap_in(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    say(f"report written in {time.perf_counter() - t_start:.1f} s")
+    return ReportResult(out, out / "index.html", out / "report.md", tables, [f.name for f in figs],
+                        {s.id: s.status for s in doc.sections}, failures, time.perf_counter() - t_start)
+
+
+# -- assembling sections ------------------------------------------------------------------------------
+
+def _assemble(config, results, hw, n_classes, n_train_all, n_test_all, spike_reason, argv, t_runs):
+    tables: dict[str, pd.DataFrame] = {}
+    figs = []
+    sections = []
+    train = [r for r in results if r["task"]["kind"] == "train"]
+    ok_train = [r for r in train if not r.get("error")]
+    main_bits = list(config.bits[:2])
+    main_precs = [precision_label(b) for b in main_bits]
+
+    def add(section: Section):
+        sections.append(section)
+        for t in section.tables:
+            tables[t.name] = t.df
+        figs.extend(section.figures)
+
+    failures = [r for r in results if r.get("error")]
+    add(_accuracy_section(config, ok_train, train, main_precs))
+    add(_bits_section(config, ok_train))
+    add(_data_scarce_section(config, results, ok_train))
+    add(_memory_section(config, hw, main_precs))
+    add(_energy_section(config, hw, main_precs))
+    add(_crossbar_section(config, hw))
+    add(_early_exit_section(config, hw, ok_train))
+    add(_spiking_section(config, results, spike_reason, hw))
+    add(_sources_section(config))
+    add(_reproduce_section(config, argv, results, hw, t_runs, failures))
+
+    summary = _headline(config, tables, hw, main_precs)
+    n_train = min(config.train_samples or n_train_all, n_train_all)
+    n_test = min(config.test_samples or n_test_all, n_test_all)
+    subtitle = (f"{config.dataset}: {n_train:,} training / {n_test:,} test samples; network "
+                f"{'-'.join(map(str, config.dims))}; rules {', '.join(config.rules)}; "
+                f"{config.epochs} epoch(s), batch {config.batch_size}; hardware "
+                f"{', '.join(config.presets)}; generated {_dt.date.today().isoformat()}")
+    doc = Document("SPELA vs backprop: accuracy, memory and energy on the edge", subtitle, sections, summary)
+    return doc, tables, figs
+
+
+def _accuracy_section(config, ok_train, train, main_precs) -> Section:
+    s = Section("accuracy", "Accuracy per epoch and per layer vs backprop")
+    if not ok_train:
+        reason = "; ".join(sorted({r["error"] for r in train if r.get("error")})) or "no training run finished"
+        return Section.unavailable(s.id, s.title, reason)
+    curves = T.learning_curves(ok_train)
+    final = T.final_accuracy(ok_train)
+    s.paragraphs.append(
+        "Every SPELA layer has its own fixed class vectors, so every layer is an exit: its read-out is "
+        "the class whose vector has the largest cosine with the layer's output. Backprop is read out at "
+        "its softmax output. Accuracy is measured on the test split after every epoch.")
+    s.figures.append(F.learning_curves_figure(curves, main_precs))
+    s.tables.append(Table("final_accuracy", "Final test accuracy per read-out", final,
+                          "Mean, std, min and max over seeds (std empty with one seed).",
+                          T.COLUMNS["final_accuracy"]))
+    s.tables.append(Table("learning_curves", "Accuracy per epoch", curves, "", T.COLUMNS["learning_curves"],
+                          show=False))
+    failed = [r for r in train if r.get("error")]
+    for r in failed:
+        s.notes.append(Note("bad", f"run failed: {task_label(r['task'])}: {r['error']}"))
+    return s
+
+
+def _bits_section(config, ok_train) -> Section:
+    s = Section("bits", "Accuracy against weight bits")
+    if not ok_train:
+        return Section.unavailable(s.id, s.title, "no training run finished")
+    acc = T.accuracy_vs_bits(ok_train)
+    s.paragraphs.append(
+        "Each precision is a separate bit-true training run: fixed-point weights of the given width "
+        "(range +-1), 16-bit activations, 32-bit accumulators, 8-bit class vectors, and a 24-bit update "
+        "term rounded stochastically onto the weight grid (seeded). fp32 is float32 throughout.")
+    if len(set(acc["weight_bits"])) > 1:
+        s.figures.append(F.accuracy_vs_bits_figure(acc))
+    else:
+        s.notes.append(Note("info", "only one precision was trained; add more with --bits fp32,8,6,4"))
+    s.tables.append(Table("accuracy_vs_bits", "Final accuracy by weight precision", acc, "",
+                          T.COLUMNS["accuracy_vs_bits"]))
+    sat = T.saturations(ok_train)
+    if len(sat):
+        s.tables.append(Table("saturations", "Fixed-point saturation events", sat,
+                              "Values clipped by a fixed-point format per training sample (all layers).",
+                              T.COLUMNS["saturations"]))
+    return s
+
+
+def _data_scarce_section(config, results, ok_train) -> Section:
+    s = Section("data_scarce", "Few-shot and 1-epoch comparison")
+    fs_runs = [r for r in results if r["task"]["kind"] == "few_shot"]
+    ok_fs = [r for r in fs_runs if not r.get("error")]
+    s.paragraphs.append(
+        "The SPELA paper claims it beats backprop when data is scarce (v2 section 4.2, Table 4) and after "
+        "a single epoch. We test both claims on our own runs with the same network and precision for "
+        "both rules. Few-shot: train and test are merged and re-split at random with the given fraction "
+        f"held out (split seed = seed x 1000 + trial, as spela_hw.protocols.few_shot), trained for "
+        f"{config.few_shot_epochs} epochs at {precision_label(config.bits[0])}; accuracy at each rule's "
+        "output on the held-out part.")
+    if ok_fs:
+        fs, fs_raw = T.few_shot(ok_fs)
+        s.figures.append(F.few_shot_figure(fs))
+        s.tables.append(Table("few_shot", "Few-shot accuracy", fs, "Mean and std over trials.",
+                              T.COLUMNS["few_shot"]))
+        s.tables.append(Table("few_shot_runs", "Few-shot runs", fs_raw, "", T.COLUMNS["few_shot_runs"],
+                              show=False))
+        s.notes += T.few_shot_verdicts(fs)
+    else:
+        reason = "; ".join(sorted({r["error"] for r in fs_runs if r.get("error")})) or "no few-shot run configured"
+        s.notes.append(Note("warn", f"few-shot comparison unavailable: {reason}"))
+    if ok_train:
+        one = T.one_epoch(ok_train)
+        s.tables.append(Table("one_epoch", "Accuracy after one epoch and at the end", one,
+                              "Epoch 1 of the main runs (identical to a 1-epoch run with the same seed).",
+                              T.COLUMNS["one_epoch"]))
+    s.tables.append(Table("published_reference", "Published numbers for context", T.published_reference(),
+                          "Other data sizes, shapes and recipes than ours: context, not a target.",
+                          T.COLUMNS["published_reference"]))
+    if not ok_fs and not ok_train:
+        s.status, s.reason = "unavailable", "no run finished"
+    return s
+
+
+def _memory_section(config, hw, main_precs) -> Section:
+    s = Section("memory", "Memory ledger and budget")
+    if hw.ledger.empty:
+        reason = "; ".join(sorted({e["error"] for e in hw.errors})) or "no run could be sized"
+        return Section.unavailable(s.id, s.title, reason)
+    preset = config.presets[0]
+    bb = budget_bytes(config.budget)
+    s.paragraphs.append(
+        f"Peak memory of one training step (batch {config.batch_size}) and of inference on {preset}, "
+        "itemised by tensor class and placed at a memory level by the hardware model (crossbar arrays, "
+        "SRAM, NVM, registers, DRAM). The verdict checks the on-chip total against the budget "
+        f"({config.budget or 'none given'}) and the preset's own capacities; rows that do not fit in "
+        "SRAM spill to DRAM when the preset has one, which the verdict names.")
+    led = hw.ledger[hw.ledger["preset"] == preset]
+    fig_rows = led[led["precision"].isin(main_precs)]
+    if len(fig_rows):
+        s.figures.append(F.memory_figure(fig_rows, bb, f" ({preset})"))
+    v = hw.verdicts
+    s.tables.append(Table("memory_verdicts", "Does it fit?", v, "", T.COLUMNS["memory_verdicts"]))
+    for _, row in v[(v["preset"] == preset) & v["precision"].isin(main_precs)].iterrows():
+        kind = "ok" if row["verdict"] == "fits" else ("warn" if row["fits"] else "bad")
+        if row["fits"] is None:
+            kind = "info"
+        s.notes.append(Note(kind, f"{row['rule']} {row['precision']} {row['phase']}: {row['verdict']}"
+                                  f" ({row['on_chip_bytes'] / 1024:,.1f} KiB on chip)"
+                                  + ("" if row["reasons"] == "within every limit" else f": {row['reasons']}")))
+    main = led[led["precision"].isin(main_precs)]
+    s.tables.append(Table("memory_ledger_main", f"Ledger rows on {preset}", main.drop(columns=["preset"]), "",
+                          T.COLUMNS["memory_ledger"], max_rows=80))
+    s.tables.append(Table("memory_ledger", "Memory ledger (all presets and precisions)", hw.ledger, "",
+                          T.COLUMNS["memory_ledger"], show=False))
+    return s
+
+
+def _energy_section(config, hw, main_precs) -> Section:
+    s = Section("energy", "Energy and latency per training sample and per inference")
+    if hw.energy.empty:
+        reason = "; ".join(sorted({e["error"] for e in hw.errors})) or "no run could be priced"
+        return Section.unavailable(s.id, s.title, reason)
+    preset = config.presets[0]
+    s.paragraphs.append(
+        "Energy = the operations each run actually executed (its counts, per sample) x the energy of each "
+        "hardware action on the preset (tables with sources in the Conventions section). Training energy "
+        "includes the forward pass, the loss unit, the update and the weight writes; inference is one "
+        "forward pass with the read-out at the output.")
+    en = hw.energy[hw.energy["preset"] == preset]
+    comp = T.energy_by_component(hw.energy)
+    priced = [p for p in dict.fromkeys(en["precision"])]
+    fig_precs = [p for p in main_precs if p in priced] or priced[:2]
+    fig_data = comp[(comp["preset"] == preset) & comp["precision"].isin(fig_precs)]
+    if len(fig_data):
+        s.figures.append(F.energy_figure(fig_data, f" ({preset})"))
+    s.tables.append(Table("energy_summary", "Energy, latency and memory per design point", T.hw_summary(hw.summary),
+                          "Per sample; training at the configured batch size.", T.COLUMNS["energy_summary"]))
+    s.tables.append(Table("energy_by_component", "Energy by component", comp, "", T.COLUMNS["energy_by_component"],
+                          show=False))
+    s.tables.append(Table("energy_items", "Energy line items", hw.energy, "", T.COLUMNS["energy_items"], show=False))
+    s.tables.append(Table("latency", "Latency by stage", hw.latency, "", T.COLUMNS["latency"], show=False))
+    placeholders = sorted(set(hw.energy.loc[hw.energy["kind"] == "placeholder", "action"]))
+    if placeholders:
+        s.notes.append(Note("warn", "priced with placeholder numbers (no published source; replace with your "
+                                    "own): " + ", ".join(placeholders)))
+    for e in hw.errors:
+        if e["what"] == "energy and arrays":
+            s.notes.append(Note("info", f"{e['preset']} {e['rule']} {e['precision']}: not priced: {e['error']}"))
+    s.notes += T.energy_verdicts(hw.summary, preset)
+    return s
+
+
+def _crossbar_section(config, hw) -> Section:
+    s = Section("crossbars", "Crossbar arrays per layer")
+    if hw.tiling.empty:
+        reason = ("no preset with crossbar arrays among " + ", ".join(config.presets)) if not hw.summary.empty \
+            else "no run could be sized"
+        return Section.unavailable(s.id, s.title, reason)
+    s.paragraphs.append(
+        "Each weight matrix is tiled onto R x C arrays with bit slicing (weight bits / cell bits columns "
+        "per weight) and the preset's signed-weight encoding; utilisation is the share of the allocated "
+        "cells that hold data. The counts do not depend on the rule, except that class vectors stored on "
+        "arrays add matrices for SPELA.")
+    t = hw.tiling
+    first_rule = t["rule"].iloc[0]
+    main = t[(t["preset"] == t["preset"].iloc[0]) & (t["rule"] == first_rule)]
+    s.figures.append(F.crossbar_figure(main))
+    s.tables.append(Table("crossbars", "Tiling per layer", t, "", T.COLUMNS["crossbars"], max_rows=40))
+    return s
+
+
+def _early_exit_section(config, hw, ok_train) -> Section:
+    s = Section("early_exit", "Early exit: accuracy against energy")
+    if hw.early_exit.empty:
+        reason = "; ".join(e["error"] for e in hw.errors if e["what"].startswith("early exit")) or \
+            ("needs a SPELA run priced on hardware" if "spela" in config.rules else "SPELA is not among the rules")
+        if len(config.dims) < 3:
+            reason = "the network has one layer: no earlier exit"
+        return Section.unavailable(s.id, s.title, reason)
+    preset = config.presets[0]
+    s.paragraphs.append(
+        "Stopping inference at layer k skips the layers after it. The confidence-exit policy is a package "
+        "extension (not in the paper): a sample leaves at the first layer whose read-out margin "
+        "(best minus second-best score, divided by the largest |score|) reaches the threshold; every "
+        "layer it passes through reads out, and the last layer always answers. Energies are per inference "
+        f"on {preset}.")
+    ex = hw.early_exit[hw.early_exit["preset"] == preset]
+    pol = hw.confidence_exit[hw.confidence_exit["preset"] == preset] if len(hw.confidence_exit) else hw.confidence_exit
+    ref = hw.summary[(hw.summary["preset"] == preset) & (hw.summary["rule"] != "spela")]
+    ref_pts = None
+    if len(ref) and "infer_energy_pj" in ref:
+        accs = T.final_output_accuracy(ok_train)
+        ref_pts = ref.merge(accs, on=["rule", "precision"], how="inner")
+        ref_pts = ref_pts[["rule", "precision", "accuracy", "infer_energy_pj"]].rename(
+            columns={"infer_energy_pj": "energy_pj"}).dropna()
+        ref_pts = ref_pts[ref_pts["precision"].isin(set(ex["precision"]))]
+    s.figures.append(F.early_exit_figure(ex, pol, ref_pts))
+    s.tables.append(Table("early_exit", "Exit at layer k", hw.early_exit, "", T.COLUMNS["early_exit"]))
+    if len(hw.confidence_exit):
+        s.tables.append(Table("confidence_exit", "Confidence-threshold exit policy (package extension)",
+                              hw.confidence_exit, "", T.COLUMNS["confidence_exit"]))
+    return s
+
+
+def _spiking_section(config, results, spike_reason, hw) -> Section:
+    s = Section("spiking", "Spiking SPELA (Brian2)")
+    runs = [r for r in results if r["task"]["kind"] == "spike"]
+    if not runs:
+        return Section.unavailable(s.id, s.title, spike_reason or "no spiking run configured", status="not run")
+    r = runs[0]
+    if r.get("error"):
+        return Section.unavailable(s.id, s.title, f"the spiking run failed: {r['error']}")
+    s.paragraphs.append(
+        f"SPELA's update run as three-factor synaptic plasticity of LIF neurons (mappings.brian2, "
+        f"target {r['target']}): trained in spikes on the first {r['n_train']} training samples for one "
+        f"epoch, tested on {r['n_test']} test samples. A short run to show the mapping learns and what it "
+        "costs in spikes, not a tuned result. Energy per sample uses published per-event figures of "
+        "neuromorphic chips; the conventions differ in what they include and are not comparable with "
+        "each other or with the crossbar numbers above.")
+    acc, counts = T.spiking_tables(r)
+    s.tables.append(Table("spiking_accuracy", "Accuracy of the spike read-out", acc, "", T.COLUMNS["spiking_accuracy"]))
+    s.tables.append(Table("spiking_counts", "Events per sample", counts, "", T.COLUMNS["spiking_counts"]))
+    try:
+        energy = pd.DataFrame(price_spike_counts(r))
+        s.tables.append(Table("spiking_energy", "Energy per sample by convention", energy, "",
+                              T.COLUMNS["spiking_energy"]))
+    except Exception as exc:  # noqa: BLE001
+        s.notes.append(Note("warn", f"spiking energy unavailable: {type(exc).__name__}: {exc}"))
+    return s
+
+
+def _sources_section(config) -> Section:
+    s = Section("sources", "Conventions and sources")
+    try:
+        src = sources_tables(config.presets, config.bits)
+    except Exception as exc:  # noqa: BLE001
+        return Section.unavailable(s.id, s.title, f"{type(exc).__name__}: {exc}")
+    s.paragraphs.append(
+        "Every hardware number with its origin. kind = published (a measured or reported value), fit (a "
+        "fit to published values), derived (computed from others) or placeholder (no source: an "
+        "assumption flagged in every report; replace it with your own number). Digital energies are "
+        "45 nm values scaled to the preset's node and supply by the named scaling convention.")
+    s.tables.append(Table("presets", "Hardware presets and their sources", src["presets"], "",
+                          T.COLUMNS["presets"]))
+    s.tables.append(Table("conventions", "Convention switches in force", src["conventions"], "",
+                          T.COLUMNS["conventions"], max_rows=80))
+    s.tables.append(Table("action_costs", "Energy per hardware action", src["action_costs"], "",
+                          T.COLUMNS["action_costs"], max_rows=80))
+    s.tables.append(Table("energy_tables", "Shipped energy tables", src["energy_tables"], "",
+                          T.COLUMNS["energy_tables"], max_rows=80))
+    s.paragraphs.append(
+        "Algorithm facts come from the SPELA paper (A. Somasundaram, P. Mishra, A. Borthakur, \"Learning Using "
+        "a Single Forward Pass\", arXiv 2402.09769, TMLR 2025) and its official code "
+        "(BorthakurAyonIITG/SPELA-TMLR-2025), as summarised in the package's reference notes; accounting "
+        "rules for memory follow "
+        "hardware.md section 9 (backprop stores every layer's input for the backward pass; SPELA keeps "
+        "one layer's input and output in flight plus the class vectors).")
+    return s
+
+
+def _reproduce_section(config, argv, results, hw, t_runs, failures) -> Section:
+    s = Section("reproduce", "Reproduce: configuration, seeds, versions")
+    cmd = "spela-hw " + " ".join(argv) if argv is not None else "spela-hw report --config config.toml"
+    s.paragraphs.append(f"Command: {cmd}")
+    s.paragraphs.append("The exact configuration is in config.toml next to this page: "
+                        "spela-hw report --config config.toml --out <dir> recomputes every number. Seeds drive "
+                        "initialisation, class vectors, shuffling and stochastic rounding; fixed-point runs "
+                        "are bit-exact across machines.")
+    cfg = pd.DataFrame([{"setting": k, "value": json.dumps(v) if not isinstance(v, str) else v}
+                        for k, v in config.to_dict().items()])
+    s.tables.append(Table("configuration", "Configuration", cfg, "", T.COLUMNS["configuration"], max_rows=80))
+    vers = pd.DataFrame([{"package": k, "version": v} for k, v in {**package_versions(), **{
+        f"machine.{k}": str(v) for k, v in machine().items()}}.items()])
+    s.tables.append(Table("versions", "Package versions and machine", vers, "", T.COLUMNS["versions"]))
+    runs = T.runs_table(results)
+    s.tables.append(Table("runs", "Every run", runs, "Wall-clock seconds include evaluation.", T.COLUMNS["runs"],
+                          max_rows=80))
+    for f in failures:
+        s.notes.append(Note("bad", f"failed: {task_label(f['task'])}: {f['error']}"))
+    for e in hw.errors:
+        s.notes.append(Note("warn", f"not sized: {e['preset']} {e['rule']} {e['precision']} ({e['what']}): "
+                                    f"{e['error']}"))
+    return s
+
+
+def _headline(config, tables, hw, main_precs) -> list[Note]:
+    notes = []
+    final = tables.get("final_accuracy")
+    if final is not None and len(final):
+        out_rows = final[final["exit"] == "output"]
+        for prec in main_precs:
+            sub = out_rows[out_rows["precision"] == prec]
+            if len(sub) >= 1:
+                parts = [f"{r['rule']} {100 * r['accuracy_mean']:.2f}%" for _, r in sub.iterrows()]
+                best = final[(final["precision"] == prec) & (final["rule"] == "spela")]
+                extra = ""
+                if len(best) > 1:
+                    b = best.loc[best["accuracy_mean"].idxmax()]
+                    if b["exit"] != "output":
+                        extra = f" (SPELA's best exit: layer {int(b['layer'])}, {100 * b['accuracy_mean']:.2f}%)"
+                notes.append(Note("info", f"Test accuracy at the output after {config.epochs} epoch(s), {prec}: "
+                                          + ", ".join(parts) + extra))
+    v = hw.verdicts
+    if len(v):
+        preset = config.presets[0]
+        sub = v[(v["preset"] == preset) & (v["phase"] == "train") & v["precision"].isin(main_precs)]
+        for _, r in sub.iterrows():
+            kind = "ok" if r["verdict"] == "fits" else ("warn" if r["fits"] else "bad")
+            notes.append(Note(kind if r["fits"] is not None else "info",
+                              f"Training memory on {preset}, {r['rule']} {r['precision']}: "
+                              f"{r['on_chip_bytes'] / 1024:,.1f} KiB on chip, {r['verdict']}"
+                              + (f" (budget {config.budget})" if config.budget else "")))
+    notes += T.energy_verdicts(hw.summary, config.presets[0])
+    return notes

@@ -1,0 +1,153 @@
+"""Running many independent tasks: in-process, on a local process pool, or on a Dask cluster.
+
+Tasks and results are JSON-ready dicts and the task function never raises (it returns an error
+record), so a failed point never stops the others. Results are handed to ``on_result`` in the
+order they finish; the caller decides what to do with them (the sweep appends each one to its
+log before accepting the next).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+import multiprocessing
+import os
+import time
+import traceback
+from contextlib import contextmanager
+from typing import Callable, Iterable
+
+from spela_hw.errors import ConfigError
+
+__all__ = ["run_tasks", "default_workers", "single_thread_env"]
+
+log = logging.getLogger(__name__)
+
+# Each worker process uses one core; libraries must not start their own thread pools on top.
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def default_workers() -> int:
+    """Cores available to this process."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return max(os.cpu_count() or 1, 1)
+
+
+@contextmanager
+def single_thread_env():
+    """Temporarily set the thread-count variables to 1 (inherited by spawned workers)."""
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    for k in _THREAD_VARS:
+        os.environ.setdefault(k, "1")
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _failure(task: dict, exc: BaseException) -> dict:
+    return {"task": task, "error": f"{type(exc).__name__}: {exc}",
+            "traceback": "".join(traceback.format_exception(exc, limit=20)), "seconds": float("nan"),
+            "pid": None}
+
+
+def run_tasks(fn: Callable[[dict], dict], tasks: Iterable[dict], on_result: Callable[[dict, dict], None],
+              workers: int = 0, scheduler=None, local_cluster: int | None = None) -> None:
+    """Run ``fn(task)`` for every task and call ``on_result(task, result)`` as each finishes.
+
+    Parameters
+    ----------
+    fn : callable
+        A module-level function (it is sent to worker processes by reference).
+    tasks : iterable of dict
+    on_result : callable
+        Called in this process, one result at a time.
+    workers : int
+        Local processes (0: one per core; 1: run in this process, no pool).
+    scheduler : str or dask.distributed.Client, optional
+        Run on an existing Dask cluster (``"tcp://host:8786"``) or client.
+    local_cluster : int, optional
+        Start a local Dask cluster with this many single-threaded worker processes.
+    """
+    tasks = list(tasks)
+    if not tasks:
+        return
+    if scheduler is not None or local_cluster:
+        _run_dask(fn, tasks, on_result, scheduler, local_cluster)
+        return
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ConfigError("workers", f"must be an integer >= 0, got {workers!r}")
+    n = workers or default_workers()
+    n = min(n, len(tasks))
+    if n <= 1:
+        for t in tasks:
+            try:
+                res = fn(t)
+            except Exception as exc:  # fn should not raise; keep going if it does
+                res = _failure(t, exc)
+            on_result(t, res)
+        return
+    ctx = multiprocessing.get_context("spawn")  # no fork: the parent may hold threads and locks
+    with single_thread_env(), cf.ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+        futures = {pool.submit(fn, t): t for t in tasks}
+        try:
+            for fut in cf.as_completed(futures):
+                t = futures[fut]
+                try:
+                    res = fut.result()
+                except Exception as exc:  # a worker died (e.g. out of memory): record, continue
+                    res = _failure(t, exc)
+                on_result(t, res)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+
+
+def _run_dask(fn, tasks, on_result, scheduler, local_cluster):
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ConfigError("scheduler", "Dask is not installed: pip install 'spela-hw[dask]'") from None
+    cluster = None
+    own_client = False
+    if scheduler is not None and not isinstance(scheduler, str):
+        client = scheduler  # an existing Client (tests, notebooks)
+    else:
+        if scheduler is not None:
+            try:
+                client = Client(scheduler, timeout="20s")
+            except (OSError, TimeoutError) as exc:
+                raise ConfigError("scheduler", f"cannot connect to {scheduler}: {exc}") from None
+        else:
+            if isinstance(local_cluster, bool) or not isinstance(local_cluster, int) or local_cluster < 1:
+                raise ConfigError("local_cluster", f"must be a positive number of workers, got {local_cluster!r}")
+            with single_thread_env():
+                cluster = LocalCluster(n_workers=local_cluster, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+            client = Client(cluster)
+        own_client = True
+    try:
+        t0 = time.perf_counter()
+        futures = client.map(fn, tasks, pure=False)
+        index = {f.key: t for f, t in zip(futures, tasks)}
+        for fut in as_completed(futures):
+            t = index[fut.key]
+            try:
+                res = fut.result()
+            except Exception as exc:  # the worker process died or the task was lost
+                res = _failure(t, exc)
+            on_result(t, res)
+            fut.release()
+        log.debug("dask: %d tasks in %.1f s", len(tasks), time.perf_counter() - t0)
+    finally:
+        if own_client:
+            client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,77 @@
+"""The report's spiking experiment: a small SPELA network trained in spikes with Brian2.
+
+Runs only when :mod:`mappings.brian2` imports (Brian2 installed); otherwise the report shows a
+visible "not run" note with the reason. Spike counts are priced with
+:func:`sim.spiking_energy.price_spiking` under every published per-event convention, which the
+report names next to each number (they are not comparable with each other).
+"""
+
+from __future__ import annotations
+
+import logging
+
+__all__ = ["spiking_available", "spike_task", "price_spike_counts"]
+
+log = logging.getLogger(__name__)
+
+
+def spiking_available() -> tuple[bool, str]:
+    """``(True, "")`` when the Brian2 mapping imports, else ``(False, reason)``."""
+    try:
+        import mappings.brian2  # noqa: F401
+    except Exception as exc:  # ImportError, or Brian2 failing on this numpy
+        return False, f"the Brian2 mapping is not importable ({type(exc).__name__}: {exc})"
+    return True, ""
+
+
+def spike_task(task: dict) -> dict:
+    """Train SPELA in spikes on the first ``train_samples`` and test on ``test_samples``.
+
+    Returns accuracy at every layer's read-out, the rate-twin accuracy, per-sample counts of the
+    training and test phases, the Brian2 target and timings.
+    """
+    from mappings.brian2 import BackendConfig, SpikingConfig, SpikingSpela
+    from spela_hw import NetworkSpec, Spela
+
+    from .experiments import dataset_arrays
+
+    Xtr, ytr, Xte, yte, n_classes = dataset_arrays(task["dataset"], task["train_samples"], task["test_samples"])
+    spec = NetworkSpec(tuple(task["dims"]), n_classes=n_classes)
+    config = SpikingConfig(backend=BackendConfig(target=task.get("target", "numpy"), seed=int(task["seed"])))
+    net = SpikingSpela(spec, Spela(), config, class_code_seed=int(task["seed"]))
+    res = net.fit(Xtr, ytr, epochs=int(task.get("epochs", 1)), X_test=Xte, y_test=yte)
+    counts = {phase: {"samples": c["samples"], "total": c["total"],
+                      "layers": [{k: v for k, v in row.items()} for row in c["layers"]]}
+              for phase, c in res.counts.items()}
+    return {
+        "layer_accuracy": [float(a) for a in res.layer_accuracy],
+        "rate_twin_accuracy": None if res.rate_twin_accuracy is None else [float(a) for a in res.rate_twin_accuracy],
+        "silent_fraction": [float(s) for s in res.silent_fraction],
+        "counts": counts,
+        "target": res.target,
+        "wall_s": float(res.wall_s),
+        "build_s": None if res.build_s is None else float(res.build_s),
+        "sim_s": None if res.sim_s is None else float(res.sim_s),
+        "n_train": int(len(Xtr)),
+        "n_test": int(len(Xte)),
+        "info": {k: v for k, v in res.info.items() if k in ("sign_policy", "class_codes", "loss", "eta", "dims")},
+    }
+
+
+def price_spike_counts(result: dict) -> list[dict]:
+    """Energy per sample of the spiking run under every convention of ``sim.spiking_energy``.
+
+    One record per (phase, convention): ``phase``, ``convention``, ``energy_pj``, ``unpriced``
+    and one ``<count>_pj`` column per priced count.
+    """
+    from sim.spiking_energy import SPIKING_CONVENTIONS, price_spiking
+
+    rows = []
+    for phase, c in result["counts"].items():
+        for conv in SPIKING_CONVENTIONS:
+            b = price_spiking(c["total"], conv)
+            rows.append({"phase": phase, "convention": conv, "energy_pj": b.total_pj,
+                         "unpriced": ", ".join(b.unpriced),
+                         **{f"{k}_pj": v for k, v in b.energy_pj.items()}})
+    return rows
+

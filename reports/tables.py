@@ -1,0 +1,350 @@
+"""Tidy tables of the report, built from run results; :data:`COLUMNS` documents every column.
+
+One row per observation, one column per variable, units in column names (``energy_pj``,
+``latency_ns``, ``bytes``). The CSV files of a report are exactly these DataFrames; the column
+documentation below is shown under each table in the HTML report and is checked by the tests.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .config import precision_label, weight_bits_of
+from .document import Note
+
+__all__ = ["COLUMNS", "learning_curves", "final_accuracy", "accuracy_vs_bits", "saturations", "few_shot",
+           "few_shot_verdicts", "one_epoch", "published_reference", "energy_by_component", "hw_summary",
+           "energy_verdicts", "final_output_accuracy", "spiking_tables", "runs_table"]
+
+_RULE = {"rule": "learning rule (spela, backprop, ...)"}
+_PREC = {"precision": "weight precision: fp32 (float32) or intN (N-bit fixed-point weights)",
+         "weight_bits": "weight bits (32 for float32)"}
+_HW = {"preset": "hardware preset (sim)"}
+
+COLUMNS: dict[str, dict[str, str]] = {
+    "learning_curves": {**_RULE, **_PREC, "seed": "random_state of the run", "epoch": "epochs completed",
+                        "layer": "read-out layer (1 = first hidden layer; backprop: output only)",
+                        "exit": "'output' for the last layer, else 'hidden'",
+                        "accuracy": "test accuracy (fraction) of that layer's read-out"},
+    "final_accuracy": {**_RULE, **_PREC, "layer": "read-out layer", "exit": "'output' or 'hidden'",
+                       "accuracy_mean": "mean final test accuracy over seeds (fraction)",
+                       "accuracy_std": "sample std over seeds (empty with one seed)",
+                       "accuracy_min": "lowest seed", "accuracy_max": "highest seed",
+                       "n_seeds": "runs aggregated"},
+    "accuracy_vs_bits": {**_RULE, **_PREC, "layer": "read-out layer", "exit": "'output' or 'hidden'",
+                         "accuracy_mean": "mean final test accuracy (fraction)",
+                         "accuracy_std": "std over seeds", "n_seeds": "runs aggregated"},
+    "saturations": {**_RULE, **_PREC, "seed": "random_state",
+                    "saturations_per_sample": "fixed-point values clipped per training sample (all layers)"},
+    "few_shot": {**_RULE, "test_fraction": "fraction of the merged data held out for testing",
+                 "n_train": "training samples", "n_test": "held-out samples scored",
+                 "accuracy_mean": "mean test accuracy at the output (fraction)",
+                 "accuracy_std": "std over trials", "n_trials": "random re-splits"},
+    "few_shot_runs": {**_RULE, "test_fraction": "held-out fraction", "trial": "re-split index",
+                      "n_train": "training samples", "n_test": "held-out samples scored",
+                      "layer": "read-out layer", "accuracy": "test accuracy (fraction)"},
+    "one_epoch": {**_RULE, **_PREC, "seed": "random_state",
+                  "epoch1_output_accuracy": "output accuracy after one epoch (fraction)",
+                  "epoch1_best_layer": "layer with the best accuracy after one epoch",
+                  "epoch1_best_accuracy": "that accuracy",
+                  "final_epoch": "last epoch", "final_output_accuracy": "output accuracy at the end"},
+    "published_reference": {"claim": "published quantity", "value": "published value",
+                            "setting": "data, shape and recipe of the published number",
+                            "source": "where it is published"},
+    "memory_verdicts": {**_HW, **_RULE, **_PREC, "phase": "train (one training step) or infer",
+                        "on_chip_bytes": "bytes on chip (registers, SRAM, NVM, crossbar arrays)",
+                        "dram_bytes": "bytes placed in off-chip DRAM",
+                        "peak_bytes": "all bytes live at the peak of the step",
+                        "budget_bytes": "on-chip budget (empty: none)",
+                        "fits": "within the budget and the preset's capacities",
+                        "verdict": "fits / fits only by spilling to DRAM / does not fit",
+                        "reasons": "why, with the largest tensor classes"},
+    "memory_ledger": {**_HW, **_RULE, **_PREC, "phase": "train or infer",
+                      "tensor_class": "weights, biases, gradient_buffer, optimizer_state, stored_activations, "
+                                      "activations_in_flight, activation_masks, error_buffers, class_vectors, "
+                                      "rng_state, io_staging, ...",
+                      "level": "memory level (register, sram, nvm, crossbar, dram)",
+                      "values": "stored values", "bits": "bits per value", "bytes": "bytes",
+                      "formula": "accounting rule with its numbers"},
+    "energy_summary": {**_HW, **_RULE, **_PREC, "network": "layer widths",
+                       "train_energy_pj": "energy per training sample (pJ)",
+                       "infer_energy_pj": "energy per inference (pJ)",
+                       "train_latency_ns": "latency per training sample (ns)",
+                       "infer_latency_ns": "latency per inference (ns)",
+                       "train_on_chip_bytes": "on-chip bytes of a training step",
+                       "train_peak_bytes": "all bytes of a training step",
+                       "infer_peak_bytes": "all bytes of inference",
+                       "arrays": "crossbar arrays (empty: digital device)",
+                       "utilisation": "share of array cells holding data",
+                       "array_area_mm2": "cell area of the arrays (mm^2, no periphery)",
+                       "fits_train": "training fits the budget", "fits_infer": "inference fits the budget",
+                       "lifetime_days": "days until the most-written cell reaches its endurance (1000 samples/day)",
+                       "note": "why a point is not priced"},
+    "energy_by_component": {**_HW, **_RULE, **_PREC, "phase": "train (per training sample) or infer (per inference)",
+                            "component": "forward_mvm, adc_dac, error_path, readout, loss_unit, update, "
+                                         "weight_write, buffer, dram",
+                            "energy_pj": "energy per sample (pJ)", "share": "fraction of the phase's total"},
+    "energy_items": {**_HW, **_RULE, **_PREC, "phase": "train or infer", "component": "energy category",
+                     "item": "line item", "layer": "layer", "action": "hardware action priced",
+                     "events": "events per sample", "pj_per_event": "energy per event (pJ)",
+                     "energy_pj": "events x pJ per event", "kind": "published / fit / derived / placeholder",
+                     "basis": "how the per-event energy was obtained"},
+    "latency": {**_HW, **_RULE, **_PREC, "phase": "train or infer", "stage": "pipeline stage (total = sum)",
+                "latency_ns": "latency per sample (ns)"},
+    "crossbars": {**_HW, **_RULE, **_PREC, "layer": "layer", "matrix": "weights or class_vectors",
+                  "fan_in": "rows of the matrix", "fan_out": "outputs", "slices": "cell columns per weight bit-slice",
+                  "columns": "array columns used", "row_tiles": "arrays stacked along the inputs",
+                  "col_tiles": "arrays side by side along the outputs", "arrays": "arrays",
+                  "cells_used": "cells holding data", "cells_total": "cells allocated",
+                  "utilisation": "cells_used / cells_total", "conversions_per_mvm": "ADC conversions per MVM"},
+    "early_exit": {**_HW, **_RULE, **_PREC, "exit_layer": "layer whose read-out answers",
+                   "accuracy": "test accuracy at that layer (fraction)",
+                   "energy_pj": "energy per inference stopping there, one read-out (pJ)",
+                   "latency_ns": "latency per inference (ns)",
+                   "energy_all_readouts_pj": "same, reading out every layer passed (pJ)"},
+    "confidence_exit": {**_HW, **_RULE, **_PREC, "threshold": "read-out margin needed to leave early",
+                        "accuracy": "test accuracy of the policy (fraction)",
+                        "mean_exit_layer": "average exit layer", "energy_pj": "mean energy per inference (pJ)",
+                        "latency_ns": "mean latency per inference (ns)",
+                        "exit_fraction_layerK": "share of samples leaving at layer K"},
+    "spiking_accuracy": {"layer": "read-out layer", "spike_accuracy": "test accuracy of the spike-count read-out",
+                         "rate_twin_accuracy": "same weights evaluated noise-free with the LIF rate function",
+                         "silent_fraction": "test samples on which the layer emitted no spike"},
+    "spiking_counts": {"phase": "train or test", "layer": "layer (total = all layers)",
+                       "input_spikes": "spikes arriving per sample", "synaptic_ops": "accumulates per sample",
+                       "plasticity_updates": "gated weight updates per sample",
+                       "output_spikes": "spikes emitted per sample", "neuron_updates": "neuron x time steps"},
+    "spiking_energy": {"phase": "train or test", "convention": "per-event energy table (sim.spiking_energy)",
+                       "energy_pj": "energy per sample (pJ)", "unpriced": "counts this convention does not price",
+                       "<count>_pj": "energy of each priced count (pJ)"},
+    "presets": {"preset": "hardware preset", "description": "what it models", "source": "one cited source"},
+    "conventions": {"preset": "hardware preset", "convention": "switch where published models disagree",
+                    "value": "choice in force"},
+    "action_costs": {"preset": "hardware preset", "precision": "weight precision", "action": "hardware action",
+                     "pj_per_event": "energy per event (pJ)", "kind": "published / fit / derived / placeholder",
+                     "basis": "derivation"},
+    "energy_tables": {"table": "shipped table", "name": "entry", "value": "value as published", "unit": "unit",
+                      "node_nm": "process node (nm)", "vdd_v": "supply (V)", "source": "citation",
+                      "kind": "published / fit / derived / placeholder", "conditions": "conditions"},
+    "configuration": {"setting": "ReportConfig field", "value": "value (JSON)"},
+    "versions": {"package": "package or machine property", "version": "version or value"},
+    "runs": {"kind": "train, few_shot or spike", **_RULE, **_PREC, "seed": "random_state",
+             "trial": "few-shot re-split", "test_fraction": "few-shot held-out fraction",
+             "seconds": "wall-clock seconds of the run", "status": "ok or the error"},
+}
+
+
+def _prec_cols(bits) -> dict:
+    return {"precision": precision_label(bits), "weight_bits": weight_bits_of(bits)}
+
+
+def _exit(layer: int, n_layers: int) -> str:
+    return "output" if layer == n_layers else "hidden"
+
+
+def has_exits(rule: str) -> bool:
+    """Rules trained with a loss at every layer (SPELA) can be read out at every layer; softmax
+    rules (backprop) only at their output."""
+    from spela_hw.specs import RULES
+
+    return getattr(RULES.get(rule), "loss", None) != "softmax_ce"
+
+
+def _layers_of(rule: str, n_layers: int):
+    return range(1, n_layers + 1) if has_exits(rule) else range(n_layers, n_layers + 1)
+
+
+def learning_curves(runs: list[dict]) -> pd.DataFrame:
+    rows = []
+    for r in runs:
+        t = r["task"]
+        L = len(t["dims"]) - 1
+        for h in r["history"]:
+            for k in _layers_of(t["rule"], L):
+                acc = h.get(f"layer{k}_accuracy")
+                if acc is None:
+                    continue
+                rows.append({"rule": t["rule"], **_prec_cols(t["bits"]), "seed": t["seed"], "epoch": h["epoch"],
+                             "layer": k, "exit": _exit(k, L), "accuracy": float(acc)})
+    return pd.DataFrame(rows, columns=list(COLUMNS["learning_curves"]))
+
+
+def _final_rows(runs):
+    rows = []
+    for r in runs:
+        t = r["task"]
+        L = len(t["dims"]) - 1
+        for k, acc in enumerate(r["final_accuracy"], 1):
+            if k not in _layers_of(t["rule"], L):
+                continue
+            rows.append({"rule": t["rule"], **_prec_cols(t["bits"]), "seed": t["seed"], "layer": k,
+                         "exit": _exit(k, L), "accuracy": float(acc)})
+    return pd.DataFrame(rows)
+
+
+def _aggregate(df, by, col, count_name):
+    g = df.groupby(by, sort=False)[col]
+    out = g.agg(["mean", "std", "min", "max", "count"]).reset_index()
+    out.columns = list(by) + [f"{col}_mean", f"{col}_std", f"{col}_min", f"{col}_max", count_name]
+    return out
+
+
+def final_accuracy(runs: list[dict]) -> pd.DataFrame:
+    df = _final_rows(runs)
+    if df.empty:
+        return pd.DataFrame(columns=list(COLUMNS["final_accuracy"]))
+    out = _aggregate(df, ["rule", "precision", "weight_bits", "layer", "exit"], "accuracy", "n_seeds")
+    return out[list(COLUMNS["final_accuracy"])]
+
+
+def accuracy_vs_bits(runs: list[dict]) -> pd.DataFrame:
+    out = final_accuracy(runs)
+    out = out.sort_values(["rule", "layer", "weight_bits"], ascending=[True, True, False])
+    return out[list(COLUMNS["accuracy_vs_bits"])].reset_index(drop=True)
+
+
+def final_output_accuracy(runs: list[dict]) -> pd.DataFrame:
+    """Mean output accuracy per (rule, precision): columns rule, precision, accuracy."""
+    fa = final_accuracy(runs)
+    fa = fa[fa["exit"] == "output"]
+    return fa[["rule", "precision", "accuracy_mean"]].rename(columns={"accuracy_mean": "accuracy"})
+
+
+def saturations(runs: list[dict]) -> pd.DataFrame:
+    rows = [{"rule": r["task"]["rule"], **_prec_cols(r["task"]["bits"]), "seed": r["task"]["seed"],
+             "saturations_per_sample": r.get("saturations_per_sample", math.nan)}
+            for r in runs if r["task"]["bits"] != "fp32"]
+    return pd.DataFrame(rows, columns=list(COLUMNS["saturations"]))
+
+
+def few_shot(runs: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    raw = []
+    for r in runs:
+        t = r["task"]
+        for k, acc in enumerate(r["accuracy"], 1):
+            raw.append({"rule": t["rule"], "test_fraction": t["test_fraction"], "trial": t.get("trial", 0),
+                        "n_train": r["n_train"], "n_test": r["n_test"], "layer": k, "accuracy": acc})
+    raw = pd.DataFrame(raw, columns=list(COLUMNS["few_shot_runs"]))
+    last = raw[raw["layer"] == raw.groupby(["rule"])["layer"].transform("max")]
+    g = last.groupby(["rule", "test_fraction"], sort=False)
+    agg = g.agg(n_train=("n_train", "first"), n_test=("n_test", "first"), accuracy_mean=("accuracy", "mean"),
+                accuracy_std=("accuracy", "std"), n_trials=("accuracy", "count")).reset_index()
+    return agg[list(COLUMNS["few_shot"])], raw
+
+
+def few_shot_verdicts(fs: pd.DataFrame) -> list[Note]:
+    notes = []
+    if not {"spela", "backprop"} <= set(fs["rule"]):
+        return notes
+    for frac, g in fs.groupby("test_fraction"):
+        a = g.set_index("rule")["accuracy_mean"]
+        sd = g.set_index("rule")["accuracy_std"].fillna(0)
+        diff = a["spela"] - a["backprop"]
+        noise = float(np.hypot(sd["spela"], sd["backprop"]))
+        n_train = int(g["n_train"].iloc[0])
+        if abs(diff) <= noise:
+            verdict = "no clear winner (difference within the trial spread)"
+        else:
+            verdict = "SPELA wins" if diff > 0 else "backprop wins"
+        notes.append(Note("info", f"few-shot, {n_train} training samples ({frac:.2f} held out): SPELA "
+                                  f"{100 * a['spela']:.1f}% vs backprop {100 * a['backprop']:.1f}%: {verdict}"))
+    return notes
+
+
+def one_epoch(runs: list[dict]) -> pd.DataFrame:
+    rows = []
+    for r in runs:
+        t = r["task"]
+        L = len(t["dims"]) - 1
+        h = r["history"]
+        if not h:
+            continue
+        first = [h[0].get(f"layer{k}_accuracy", math.nan) for k in range(1, L + 1)]
+        best = int(np.nanargmax(first)) + 1
+        rows.append({"rule": t["rule"], **_prec_cols(t["bits"]), "seed": t["seed"],
+                     "epoch1_output_accuracy": first[-1], "epoch1_best_layer": best,
+                     "epoch1_best_accuracy": first[best - 1], "final_epoch": h[-1]["epoch"],
+                     "final_output_accuracy": h[-1].get(f"layer{L}_accuracy", math.nan)})
+    return pd.DataFrame(rows, columns=list(COLUMNS["one_epoch"]))
+
+
+def published_reference() -> pd.DataFrame:
+    """Published numbers quoted for context (reference note spela.md sections 3.1, 3.2, 3.7)."""
+    src = "Somasundaram, Mishra, Borthakur, arXiv 2402.09769 v2"
+    rows = [
+        ("SPELA after 1 epoch, output read-out", "86.53%", "MNIST 60k, 784-1024-10", f"{src}, section 3.2 of spela.md"),
+        ("SPELA after 100 epochs, output / layer 1", "95.58% / 91.20%", "MNIST 60k, 784-1024-10", f"{src}, Fig. 2"),
+        ("SPELA, output read-out", "96.66 +- 0.04%", "MNIST 60k, 784-1000-34, 5 runs", f"{src}, Table 3"),
+        ("BP (copied from Dellaferrera & Kreiman 2022)", "98.63 +- 0.03%", "MNIST 60k, 784-1024-10",
+         f"{src}, Table 3"),
+        ("Few-shot 0.95 held out: BP / SPELA", "91.34 +- 0.7% / 92.52 +- 0.31%",
+         "MNIST merged 70k, 3,500 train, 5 epochs, 5 trials", f"{src}, Table 4"),
+        ("Few-shot 0.99 held out: BP / SPELA", "80.59 +- 4.75% / 94.69 +- 0.9%",
+         "MNIST merged 70k, 700 train, 5 epochs, 5 trials (SPELA higher with less data: unexplained)",
+         f"{src}, Table 4"),
+    ]
+    return pd.DataFrame(rows, columns=list(COLUMNS["published_reference"]))
+
+
+def energy_by_component(energy: pd.DataFrame) -> pd.DataFrame:
+    if energy.empty:
+        return pd.DataFrame(columns=list(COLUMNS["energy_by_component"]))
+    keys = ["preset", "rule", "precision", "weight_bits", "phase"]
+    g = energy.groupby(keys + ["component"], sort=False)["energy_pj"].sum().reset_index()
+    g["share"] = g["energy_pj"] / g.groupby(keys)["energy_pj"].transform("sum")
+    return g[list(COLUMNS["energy_by_component"])]
+
+
+def hw_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    cols = [c for c in COLUMNS["energy_summary"] if c in summary.columns]
+    return summary[cols] if len(summary) else pd.DataFrame(columns=list(COLUMNS["energy_summary"]))
+
+
+def energy_verdicts(summary: pd.DataFrame, preset: str) -> list[Note]:
+    """Headline energy ratios SPELA vs backprop on the main preset, per precision."""
+    notes = []
+    if summary.empty or not {"spela", "backprop"} <= set(summary["rule"]):
+        return notes
+    s = summary[summary["preset"] == preset]
+    for prec, g in s.groupby("precision", sort=False):
+        a = g.set_index("rule")
+        if not {"spela", "backprop"} <= set(a.index):
+            continue
+        et_s, et_b = a.loc["spela", "train_energy_pj"], a.loc["backprop", "train_energy_pj"]
+        ei_s, ei_b = a.loc["spela", "infer_energy_pj"], a.loc["backprop", "infer_energy_pj"]
+        if not (np.isfinite(et_s) and np.isfinite(et_b)):
+            continue
+        notes.append(Note("info", f"Energy on {preset}, {prec}: per training sample SPELA {et_s / 1e6:.3g} uJ vs "
+                                  f"backprop {et_b / 1e6:.3g} uJ ({et_s / et_b:.2f}x); per inference "
+                                  f"{ei_s / 1e6:.3g} uJ vs {ei_b / 1e6:.3g} uJ (networks differ only in the "
+                                  "output width)"))
+    return notes
+
+
+def spiking_tables(result: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    acc = pd.DataFrame({
+        "layer": list(range(1, len(result["layer_accuracy"]) + 1)),
+        "spike_accuracy": result["layer_accuracy"],
+        "rate_twin_accuracy": result["rate_twin_accuracy"] or [math.nan] * len(result["layer_accuracy"]),
+        "silent_fraction": result["silent_fraction"],
+    })
+    rows = []
+    keep = [c for c in COLUMNS["spiking_counts"] if c not in ("phase", "layer")]
+    for phase, c in result["counts"].items():
+        for row in c["layers"]:
+            rows.append({"phase": phase, "layer": str(row["layer"]), **{k: row.get(k, 0.0) for k in keep}})
+        rows.append({"phase": phase, "layer": "total", **{k: c["total"].get(k, 0.0) for k in keep}})
+    return acc, pd.DataFrame(rows, columns=list(COLUMNS["spiking_counts"]))
+
+
+def runs_table(results: list[dict]) -> pd.DataFrame:
+    rows = []
+    for r in results:
+        t = r["task"]
+        rows.append({"kind": t["kind"], "rule": t.get("rule", ""), **_prec_cols(t.get("bits", "fp32")),
+                     "seed": t.get("seed"), "trial": t.get("trial"), "test_fraction": t.get("test_fraction"),
+                     "seconds": r.get("seconds"), "status": r.get("error") or "ok"})
+    return pd.DataFrame(rows, columns=list(COLUMNS["runs"]))
