@@ -28,7 +28,7 @@ of a layer in parallel, buffer traffic overlapped with compute, and no weight du
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 

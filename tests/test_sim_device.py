@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sim import CrossbarDevice, load_preset
+from sim import CrossbarDevice
 from spela_hw import DeviceModel, SpelaClassifier
 from spela_hw.errors import ConfigError
 from spela_hw.specs import Sgd, Spela
