@@ -132,24 +132,27 @@ def train_task(task: dict) -> dict:
     history = [dict(h) for h in clf.history_]
     final = [float(history[-1][f"layer{k + 1}_accuracy"]) for k in range(L)] if history else clf.score_layers(Xte, yte)
 
-    # Inference counts per exit layer, on a fixed slice of the test set.
+    # Inference counts per exit layer, on a fixed slice of the test set. Sweeps ask only for the
+    # output (exit_analysis = False) to save time.
+    exit_analysis = bool(task.get("exit_analysis", True))
     n_energy = min(int(task.get("energy_samples", 500)), len(Xte))
     Xe = Xte[:n_energy]
     infer_counts = {}
-    for k in range(L):
-        infer_counts[str(k)] = {
-            "exit": clf.inference_counts(Xe, exit_layer=k, readout="exit").to_dict(),
-            "all": clf.inference_counts(Xe, exit_layer=k, readout="all").to_dict(),
-        }
+    for k in (range(L) if exit_analysis else [L - 1]):
+        infer_counts[str(k)] = {"exit": clf.inference_counts(Xe, exit_layer=k, readout="exit").to_dict()}
+        if exit_analysis:
+            infer_counts[str(k)]["all"] = clf.inference_counts(Xe, exit_layer=k, readout="all").to_dict()
 
     # Read-out margins at every layer drive the confidence-exit policy.
-    margins = np.empty((L, len(Xte)))
-    correct = np.empty((L, len(Xte)), bool)
-    for k in range(L):
-        scores = clf.decision_function(Xte, layer=k)
-        margins[k] = confidence_margin(scores)
-        correct[k] = clf.classes_[np.argmax(scores, axis=1)] == yte
-    policy = confidence_exit(margins, correct, task.get("exit_thresholds", ()))
+    policy = []
+    if exit_analysis:
+        margins = np.empty((L, len(Xte)))
+        correct = np.empty((L, len(Xte)), bool)
+        for k in range(L):
+            scores = clf.decision_function(Xte, layer=k)
+            margins[k] = confidence_margin(scores)
+            correct[k] = clf.classes_[np.argmax(scores, axis=1)] == yte
+        policy = confidence_exit(margins, correct, task.get("exit_thresholds", ()))
 
     counts = clf.train_counts_
     return {

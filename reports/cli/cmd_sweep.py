@@ -1,0 +1,67 @@
+"""``spela-hw sweep sweep.toml``: evaluate a design-space grid, resumably, locally or on Dask.
+
+See :mod:`reports.sweep` for the file format. Every finished point is appended to
+``<out>/results.jsonl`` at once; ``--resume`` continues a killed or extended sweep; the report
+(``<out>/report/index.html``) shows the Pareto front of accuracy vs energy vs memory.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "sweep", help="evaluate a grid of designs (shapes x bits x presets x rules x seeds), resumable",
+        description="Evaluate every point of the grid in SWEEP.toml: train, then price memory, energy and "
+                    "latency on each preset. Results are appended to <out>/results.jsonl as they finish; "
+                    "failures are recorded, not fatal. Runs on a local process pool (default), an existing "
+                    "Dask cluster (--scheduler) or a local Dask cluster (--local-cluster N).")
+    p.add_argument("config", metavar="SWEEP.toml", help="sweep description ([sweep] settings, [grid] axes)")
+    p.add_argument("--out", help="results folder (overrides [sweep] out)")
+    p.add_argument("--resume", action="store_true", help="skip points that already have a result")
+    p.add_argument("--retry-failed", action="store_true", help="with --resume: run failed points again")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over (an existing results file is kept as results.<time>.jsonl.bak)")
+    p.add_argument("--workers", type=int, help="local processes (0: one per core; 1: in this process)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="address of an existing Dask scheduler")
+    p.add_argument("--local-cluster", type=int, metavar="N", help="start a local Dask cluster with N workers")
+    p.add_argument("--report-only", action="store_true", help="only (re)write the report from the results")
+    p.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from spela_hw.errors import ConfigError
+
+    from reports.sweep import SweepConfig, run_sweep, write_sweep_report
+
+    config = SweepConfig.from_toml(args.config)
+    if args.out:
+        config = config.with_overrides(out=args.out)
+    if args.scheduler and args.local_cluster:
+        raise ConfigError("scheduler", "give either --scheduler or --local-cluster, not both")
+    if args.resume and args.overwrite:
+        raise ConfigError("resume", "--resume and --overwrite exclude each other")
+    t0 = time.perf_counter()
+
+    def progress(msg: str) -> None:
+        print(f"[sweep {time.perf_counter() - t0:7.1f} s] {msg}", file=sys.stderr, flush=True)
+
+    if args.report_only:
+        path = write_sweep_report(config, progress=progress)
+        print(json.dumps({"report": str(path)}) if args.json else path)
+        return 0
+    res = run_sweep(config, resume=args.resume, overwrite=args.overwrite, retry_failed=args.retry_failed,
+                    scheduler=args.scheduler, local_cluster=args.local_cluster, workers=args.workers,
+                    progress=progress, report=not args.no_report)
+    if args.json:
+        print(json.dumps({"results": str(res.results_path), "report": str(res.report) if res.report else None,
+                          "points": res.n_points, "ran": res.ran, "failed": res.failed, "skipped": res.skipped,
+                          "seconds": res.seconds}))
+    else:
+        print(res.report if res.report else res.results_path)
+    return 0

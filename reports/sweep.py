@@ -1,0 +1,579 @@
+"""Design-space sweeps: a grid of (shape x bits x preset x rule x seed x ...) points, resumable.
+
+A sweep is described by a TOML file::
+
+    [sweep]                      # settings shared by every point
+    dataset = "mnist-bundled"
+    epochs = 1
+    train_samples = 2000
+    test_samples = 1000
+    budget = "256 KB"
+    out = "sweep-out"            # results folder
+
+    [grid]                       # one point per combination
+    dims = [[784, 128, 34], [784, 256, 34]]
+    bits = ["fp32", 8, 4]
+    presets = ["sram-cim-22nm", "mcu-256kb"]
+    rules = ["spela", "backprop"]
+    seeds = [0, 1]
+
+Any key of :data:`AXES` may be a grid axis (a list under ``[grid]``) or a single setting under
+``[sweep]``. A point's identity is a hash of all its settings, so the same point always has the
+same id, whichever grid it came from.
+
+Execution. Points that share everything but the hardware preset share one training run (a
+*group*); a group runs as one task on a local process pool (default, one worker per core), an
+existing Dask cluster (``scheduler="tcp://host:8786"``) or a local Dask cluster
+(``local_cluster=N``). Every point's result is appended to ``<out>/results.jsonl`` as one JSON
+line, fsync'd, as soon as its group finishes; a failed point is recorded with its error and the
+sweep goes on. ``resume=True`` skips points that already have a record (and, with
+``retry_failed=True``, reruns the failed ones), so a killed sweep loses at most the groups that
+were running and never duplicates a point. Only one process writes a results file at a time
+(an exclusive lock on ``<out>/.lock``).
+
+Report. :func:`write_sweep_report` writes ``<out>/report/`` (HTML, Markdown, CSV, figures) with
+every point and the Pareto front of accuracy (max) vs training energy per sample (min) vs
+training memory on chip (min).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import hashlib
+import itertools
+import json
+import logging
+import os
+import socket
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from spela_hw.errors import ConfigError
+from spela_hw.specs import RULES
+
+from .config import _parse_int, load_toml, parse_bits, parse_dims, precision_label, weight_bits_of
+from .files import append_json_line, atomic_write_text, read_json_lines, repair_json_lines
+
+__all__ = ["SweepConfig", "AXES", "SETTINGS", "expand_points", "plan_groups", "run_sweep", "SweepResult",
+           "load_results", "results_frame", "pareto_mask", "write_sweep_report", "evaluate_group", "point_id"]
+
+log = logging.getLogger(__name__)
+
+RESULTS_NAME = "results.jsonl"
+FORMAT_VERSION = 1
+
+#: Keys that may be grid axes (lists under ``[grid]``) or single values under ``[sweep]``.
+AXES = ("dims", "bits", "presets", "rules", "seeds", "batch_size", "epochs")
+#: Keys that are single settings only.
+SETTINGS = ("dataset", "train_samples", "test_samples", "energy_samples", "budget", "out", "workers")
+
+# Singular names used inside a point (the grid keys are plural where they are in ReportConfig).
+_POINT_KEY = {"dims": "dims", "bits": "bits", "presets": "preset", "rules": "rule", "seeds": "seed",
+              "batch_size": "batch_size", "epochs": "epochs"}
+_DEFAULTS = {"dataset": "mnist-bundled", "train_samples": None, "test_samples": None, "energy_samples": 200,
+             "budget": "256 KB", "out": "sweep", "workers": 0,
+             "dims": [(784, 256, 34)], "bits": ["fp32", 8], "presets": ["sram-cim-22nm"],
+             "rules": ["spela", "backprop"], "seeds": [0], "batch_size": [1], "epochs": [1]}
+
+
+def _axis_values(key: str, value, where: str) -> list:
+    """Validated values of one axis (a list) or a single setting."""
+    field_ = f"{where}.{key}"
+    if key == "dims":
+        if isinstance(value, (list, tuple)) and value and all(isinstance(v, (list, tuple, str)) for v in value):
+            return [parse_dims(v, f"{field_}[{i}]") for i, v in enumerate(value)]
+        return [parse_dims(value, field_)]
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if not items:
+        raise ConfigError(field_, "needs at least one value")
+    if key == "bits":
+        return list(parse_bits(list(items), field_))
+    if key == "rules":
+        for v in items:
+            if v not in RULES:
+                raise ConfigError(field_, f"{v!r} is not one of {tuple(RULES)}")
+        return list(items)
+    if key == "presets":
+        from sim import resolve_hardware
+
+        for v in items:
+            if not isinstance(v, str):
+                raise ConfigError(field_, f"must be preset names or .toml paths, got {v!r}")
+            try:
+                resolve_hardware(v)
+            except ConfigError as exc:
+                raise ConfigError(field_, str(exc)) from None
+        return list(items)
+    if key in ("seeds", "batch_size", "epochs"):
+        minimum = 0 if key == "seeds" else 1
+        return [_parse_int(v, field_, minimum) for v in items]
+    raise ConfigError(field_, "unknown axis")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A validated sweep: shared settings plus the values of every axis.
+
+    Build with :meth:`from_dict` / :meth:`from_toml`; see the module docstring for the format.
+    """
+
+    dataset: str = "mnist-bundled"
+    train_samples: int | None = None
+    test_samples: int | None = None
+    energy_samples: int = 200
+    budget: str | None = "256 KB"
+    out: str = "sweep"
+    workers: int = 0
+    axes: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "") -> "SweepConfig":
+        if not isinstance(d, dict):
+            raise ConfigError(where or "sweep", "must be a table")
+        unknown = set(d) - {"sweep", "grid"}
+        if unknown:
+            raise ConfigError(sorted(unknown)[0], "unknown table; a sweep file has [sweep] and [grid]")
+        fixed, grid = d.get("sweep", {}), d.get("grid", {})
+        for name, t in (("sweep", fixed), ("grid", grid)):
+            if not isinstance(t, dict):
+                raise ConfigError(name, "must be a table")
+        for key in fixed:
+            if key not in AXES + SETTINGS:
+                raise ConfigError(f"sweep.{key}", f"unknown setting; known: {', '.join(SETTINGS + AXES)}")
+        for key in grid:
+            if key not in AXES:
+                where_ = f"grid.{key}"
+                hint = " (a single setting: put it under [sweep])" if key in SETTINGS else ""
+                raise ConfigError(where_, f"unknown axis{hint}; axes: {', '.join(AXES)}")
+        both = set(fixed) & set(grid)
+        if both:
+            raise ConfigError(f"grid.{sorted(both)[0]}", "given both under [sweep] and [grid]")
+        axes = {}
+        for key in AXES:
+            if key in grid:
+                axes[key] = _axis_values(key, grid[key], "grid")
+            elif key in fixed:
+                vals = _axis_values(key, fixed[key], "sweep")
+                if len(vals) != 1:
+                    raise ConfigError(f"sweep.{key}", "a setting under [sweep] takes one value; lists go under [grid]")
+                axes[key] = vals
+            else:
+                axes[key] = [tuple(v) if isinstance(v, list) else v for v in _DEFAULTS[key]]
+        kw = {k: fixed.get(k, _DEFAULTS[k]) for k in SETTINGS}
+        if not isinstance(kw["dataset"], str) or not kw["dataset"]:
+            raise ConfigError("sweep.dataset", f"must be a dataset name, got {kw['dataset']!r}")
+        for k in ("train_samples", "test_samples"):
+            if kw[k] is not None:
+                kw[k] = _parse_int(kw[k], f"sweep.{k}", 10)
+        kw["energy_samples"] = _parse_int(kw["energy_samples"], "sweep.energy_samples", 1)
+        kw["workers"] = _parse_int(kw["workers"], "sweep.workers", 0)
+        if kw["budget"] is not None:
+            if not isinstance(kw["budget"], str):
+                raise ConfigError("sweep.budget", f"must be a size such as '256 KB', got {kw['budget']!r}")
+            if kw["budget"].strip().lower() in ("none", "off"):
+                kw["budget"] = None
+            else:
+                from sim import MemoryBudget
+
+                try:
+                    MemoryBudget.parse(kw["budget"])
+                except ConfigError as exc:
+                    raise ConfigError("sweep.budget", str(exc)) from None
+        if not isinstance(kw["out"], str) or not kw["out"]:
+            raise ConfigError("sweep.out", f"must be a directory path, got {kw['out']!r}")
+        return cls(**kw, axes=axes)
+
+    @classmethod
+    def from_toml(cls, path) -> "SweepConfig":
+        return cls.from_dict(load_toml(path, "sweep"))
+
+    def with_overrides(self, **changes) -> "SweepConfig":
+        d = {k: getattr(self, k) for k in SETTINGS}
+        for k, v in changes.items():
+            if v is not None:
+                d[k] = v
+        return SweepConfig.from_dict({"sweep": d, "grid": {k: [list(x) if isinstance(x, tuple) else x
+                                                               for x in v] for k, v in self.axes.items()}})
+
+    def to_dict(self) -> dict:
+        sweep = {k: getattr(self, k) for k in SETTINGS if getattr(self, k) is not None}
+        grid = {k: [list(x) if isinstance(x, tuple) else x for x in v] for k, v in self.axes.items()}
+        return {"sweep": sweep, "grid": grid}
+
+    @property
+    def n_points(self) -> int:
+        return int(np.prod([len(v) for v in self.axes.values()]))
+
+
+def point_id(point: dict) -> str:
+    """Stable id of a point: a hash of every setting that changes its result."""
+    canon = json.dumps({k: point[k] for k in sorted(point)}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]
+
+
+def expand_points(config: SweepConfig) -> list[dict]:
+    """Every point of the grid (a dict of singular settings), in a stable order."""
+    keys = list(AXES)
+    points = []
+    for combo in itertools.product(*(config.axes[k] for k in keys)):
+        p = {_POINT_KEY[k]: (list(v) if isinstance(v, tuple) else v) for k, v in zip(keys, combo)}
+        p.update(dataset=config.dataset, train_samples=config.train_samples, test_samples=config.test_samples,
+                 energy_samples=config.energy_samples, budget=config.budget)
+        p["point_id"] = point_id(p)
+        points.append(p)
+    return points
+
+
+def plan_groups(points: list[dict]) -> list[dict]:
+    """Group points that share one training run (everything but the preset and the budget)."""
+    groups: dict[str, dict] = {}
+    for p in points:
+        train = {k: v for k, v in p.items() if k not in ("preset", "budget", "point_id")}
+        gid = point_id(train)
+        g = groups.setdefault(gid, {"group_id": gid, "train": train, "points": []})
+        g["points"].append({"point_id": p["point_id"], "preset": p["preset"], "budget": p["budget"]})
+    return list(groups.values())
+
+
+# -- the worker -----------------------------------------------------------------------------------------
+
+def evaluate_group(group: dict) -> list[dict]:
+    """Train once and size on every preset of the group; one record per point. Never raises."""
+    from .experiments import train_task
+    from .hardware import dims_for_rule
+
+    t0 = time.perf_counter()
+    tr = group["train"]
+    base = {"format_version": FORMAT_VERSION, "pid": os.getpid(), "host": socket.gethostname()}
+    records = []
+    try:
+        from .experiments import dataset_arrays
+
+        n_classes = dataset_arrays(tr["dataset"])[4]
+        dims = dims_for_rule(tr["rule"], tr["dims"], n_classes)
+        res = train_task({"kind": "train", "dataset": tr["dataset"], "rule": tr["rule"], "bits": tr["bits"],
+                          "seed": tr["seed"], "dims": list(dims), "epochs": tr["epochs"],
+                          "batch_size": tr["batch_size"], "train_samples": tr["train_samples"],
+                          "test_samples": tr["test_samples"], "energy_samples": tr["energy_samples"],
+                          "exit_analysis": False})
+    except Exception as exc:  # the whole group fails: every point gets the error
+        err, tb = f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=20)
+        for p in group["points"]:
+            records.append({**base, "point_id": p["point_id"], "status": "error", "error": err, "traceback": tb,
+                            "point": {**tr, "preset": p["preset"], "budget": p["budget"]}, "metrics": {},
+                            "seconds": time.perf_counter() - t0, "finished_at": _now()})
+        return records
+    train_seconds = time.perf_counter() - t0
+    acc = [float(a) for a in res["final_accuracy"]]
+    for p in group["points"]:
+        t1 = time.perf_counter()
+        point = {**tr, "preset": p["preset"], "budget": p["budget"]}
+        metrics = {"accuracy": acc[-1], "best_layer": int(np.argmax(acc)) + 1, "best_layer_accuracy": max(acc),
+                   "layer_accuracy": acc, "trained_dims": list(dims), "fit_seconds": res["fit_seconds"],
+                   "train_samples_used": res["train_samples"], "test_samples_used": res["test_samples"]}
+        try:
+            metrics.update(_size_point(dims, tr, p, res, n_classes))
+            rec = {"status": "ok", "error": None}
+        except Exception as exc:  # noqa: BLE001 - one preset failing must not hide the others
+            rec = {"status": "error", "error": f"{type(exc).__name__}: {exc}",
+                   "traceback": traceback.format_exc(limit=20)}
+        records.append({**base, "point_id": p["point_id"], **rec, "point": point, "metrics": metrics,
+                        "seconds": train_seconds + time.perf_counter() - t1, "finished_at": _now()})
+    return records
+
+
+def _size_point(dims, tr, p, res, n_classes) -> dict:
+    from sim import design_point
+    from spela_hw import Counts
+
+    from .hardware import _bit_widths
+
+    L = len(dims) - 1
+    dp = design_point(tuple(dims), p["preset"], RULES[tr["rule"]](), bits=_bit_widths(tr["bits"]),
+                      batch_size=tr["batch_size"], counts=Counts.from_dict(res["train_counts"]),
+                      infer_counts=Counts.from_dict(res["infer_counts"][str(L - 1)]["exit"]), budget=p["budget"],
+                      n_classes=n_classes)
+    s = dp.summary()
+    out = {k: s[k] for k in ("train_energy_pj", "infer_energy_pj", "train_latency_ns", "infer_latency_ns",
+                             "train_on_chip_bytes", "train_peak_bytes", "infer_peak_bytes", "arrays",
+                             "utilisation", "array_area_mm2", "fits_train", "fits_infer", "lifetime_days")}
+    out["train_dram_bytes"] = int(dp.ledger_train.by_level().get("dram", 0))
+    out["fit_reasons"] = list(dp.fit_train.reasons) if dp.fit_train is not None else []
+    for k, v in list(out.items()):
+        if isinstance(v, float) and not np.isfinite(v):
+            out[k] = None  # JSON has no NaN/inf
+    return out
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# -- the coordinator ----------------------------------------------------------------------------------
+
+@dataclass
+class SweepResult:
+    out: Path
+    results_path: Path
+    n_points: int
+    skipped: int
+    ran: int
+    failed: int
+    seconds: float
+    report: Path | None = None
+
+
+@contextmanager
+def _exclusive(out: Path):
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError("out", f"another sweep is writing to {out}") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def load_results(path) -> dict[str, dict]:
+    """The latest record of every point in a results file (``point_id -> record``)."""
+    latest: dict[str, dict] = {}
+    for rec in read_json_lines(path):
+        pid = rec.get("point_id")
+        if isinstance(pid, str):
+            latest[pid] = rec
+    return latest
+
+
+def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False, retry_failed: bool = False,
+              scheduler=None, local_cluster: int | None = None, workers: int | None = None,
+              progress: Callable[[str], None] | None = None, report: bool = True) -> SweepResult:
+    """Evaluate every point of ``config`` not yet in ``<out>/results.jsonl``.
+
+    Parameters
+    ----------
+    resume : bool
+        Continue an earlier sweep in the same folder: skip points that have a record.
+    overwrite : bool
+        Start over: an existing results file is renamed to ``results.<time>.jsonl.bak`` first.
+    retry_failed : bool
+        With ``resume``: run points whose record is an error again.
+    scheduler : str or dask.distributed.Client, optional
+    local_cluster : int, optional
+    workers : int, optional
+        Local processes (overrides ``config.workers``; 0 = one per core, 1 = in this process).
+    progress : callable, optional
+        Receives progress lines.
+    report : bool
+        Write the sweep report when done.
+    """
+    from .runner import run_tasks
+
+    say = progress or (lambda m: log.info("%s", m))
+    t0 = time.perf_counter()
+    out = Path(config.out)
+    results_path = out / RESULTS_NAME
+    with _exclusive(out):
+        repair_json_lines(results_path)
+        existing = load_results(results_path)
+        if existing and not (resume or overwrite):
+            raise ConfigError("out", f"{results_path} holds {len(existing)} results of an earlier sweep; "
+                                     "pass --resume to continue it or --overwrite to start over")
+        if overwrite and results_path.exists():
+            stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            os.replace(results_path, out / f"results.{stamp}.jsonl.bak")
+            existing = {}
+        atomic_write_text(out / "sweep.json", json.dumps(config.to_dict(), indent=2) + "\n")
+        points = expand_points(config)
+        done = {pid for pid, r in existing.items()
+                if r.get("status") == "ok" or (r.get("status") == "error" and not retry_failed)}
+        todo = [p for p in points if p["point_id"] not in done]
+        groups = plan_groups(todo)
+        skipped = len(points) - len(todo)
+        say(f"sweep: {len(points)} points ({skipped} already done), {len(todo)} to run in {len(groups)} "
+            f"training run(s) -> {results_path}")
+        written: set[str] = set()
+        counters = {"ran": 0, "failed": 0}
+
+        def on_result(group, records):
+            if isinstance(records, dict):  # the runner's failure record for a whole group
+                records = [{"format_version": FORMAT_VERSION, "point_id": p["point_id"], "status": "error",
+                            "error": records.get("error"), "traceback": records.get("traceback"),
+                            "point": {**group["train"], "preset": p["preset"], "budget": p["budget"]},
+                            "metrics": {}, "seconds": None, "finished_at": _now()} for p in group["points"]]
+            for rec in records:
+                if rec["point_id"] in written:  # a retried group never writes a point twice
+                    continue
+                append_json_line(results_path, rec)
+                written.add(rec["point_id"])
+                counters["ran"] += 1
+                counters["failed"] += rec["status"] != "ok"
+                m = rec.get("metrics", {})
+                pt = rec["point"]
+                what = (f"{pt['rule']} {precision_label(pt['bits'])} {'-'.join(map(str, pt['dims']))} "
+                        f"{pt['preset']} seed {pt['seed']}")
+                if rec["status"] == "ok":
+                    e = m.get("train_energy_pj")
+                    msg = f"acc {100 * m['accuracy']:.1f}%" + (f", {e / 1e6:.3g} uJ/sample" if e else "")
+                else:
+                    msg = "failed: " + str(rec["error"])
+                say(f"[{skipped + len(written):>4}/{len(points)} {time.perf_counter() - t0:7.1f} s] {what}: {msg}")
+
+        n_workers = config.workers if workers is None else workers
+        run_tasks(evaluate_group, groups, on_result, workers=n_workers, scheduler=scheduler,
+                  local_cluster=local_cluster)
+        result = SweepResult(out, results_path, len(points), skipped, counters["ran"], counters["failed"],
+                             time.perf_counter() - t0)
+        if report:
+            result.report = write_sweep_report(config, progress=say)
+    say(f"sweep: {result.ran} point(s) run, {result.failed} failed, {result.skipped} skipped, "
+        f"{result.seconds:.1f} s")
+    return result
+
+
+# -- analysis ----------------------------------------------------------------------------------------
+
+RESULT_COLUMNS = {
+    "point_id": "stable id of the point (hash of its settings)",
+    "status": "ok or error",
+    "dataset": "dataset", "rule": "learning rule", "precision": "weight precision", "weight_bits": "weight bits",
+    "dims": "layer widths as configured", "trained_dims": "layer widths trained (backprop: one output per class)",
+    "preset": "hardware preset", "batch_size": "batch size", "epochs": "epochs", "seed": "seed",
+    "accuracy": "test accuracy at the output (fraction)",
+    "best_layer": "read-out layer with the best accuracy", "best_layer_accuracy": "its accuracy",
+    "train_energy_pj": "energy per training sample (pJ)", "infer_energy_pj": "energy per inference (pJ)",
+    "train_latency_ns": "latency per training sample (ns)", "infer_latency_ns": "latency per inference (ns)",
+    "train_on_chip_bytes": "on-chip bytes of a training step", "train_peak_bytes": "all bytes of a training step",
+    "train_dram_bytes": "bytes spilled to DRAM while training", "infer_peak_bytes": "bytes of inference",
+    "arrays": "crossbar arrays", "utilisation": "array cell utilisation", "fits_train": "training fits the budget",
+    "budget": "memory budget", "pareto": "on the Pareto front (accuracy, training energy, training memory)",
+    "seconds": "wall-clock seconds", "error": "error of a failed point",
+}
+
+
+def results_frame(records, points: list[dict] | None = None) -> pd.DataFrame:
+    """Tidy table of results (one row per point); restricted to ``points`` when given."""
+    if isinstance(records, dict):
+        records = list(records.values())
+    if points is not None:
+        ids = {p["point_id"] for p in points}
+        records = [r for r in records if r.get("point_id") in ids]
+    rows = []
+    for r in records:
+        pt, m = r.get("point", {}), r.get("metrics", {}) or {}
+        rows.append({
+            "point_id": r["point_id"], "status": r.get("status"), "dataset": pt.get("dataset"),
+            "rule": pt.get("rule"), "precision": precision_label(pt.get("bits", "fp32")),
+            "weight_bits": weight_bits_of(pt.get("bits", "fp32")), "dims": "-".join(map(str, pt.get("dims", []))),
+            "trained_dims": "-".join(map(str, m.get("trained_dims", []))), "preset": pt.get("preset"),
+            "batch_size": pt.get("batch_size"), "epochs": pt.get("epochs"), "seed": pt.get("seed"),
+            **{k: m.get(k) for k in ("accuracy", "best_layer", "best_layer_accuracy", "train_energy_pj",
+                                     "infer_energy_pj", "train_latency_ns", "infer_latency_ns",
+                                     "train_on_chip_bytes", "train_peak_bytes", "train_dram_bytes",
+                                     "infer_peak_bytes", "arrays", "utilisation", "fits_train")},
+            "budget": pt.get("budget"), "seconds": r.get("seconds"), "error": r.get("error") or "",
+        })
+    df = pd.DataFrame(rows, columns=[c for c in RESULT_COLUMNS if c != "pareto"])
+    for c in ("accuracy", "best_layer_accuracy", "train_energy_pj", "infer_energy_pj", "train_latency_ns",
+              "infer_latency_ns", "train_on_chip_bytes", "train_peak_bytes", "train_dram_bytes",
+              "infer_peak_bytes", "arrays", "utilisation", "seconds"):
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    ok = df["status"].eq("ok") & df[["accuracy", "train_energy_pj", "train_on_chip_bytes"]].notna().all(axis=1)
+    df.insert(len(df.columns) - 2, "pareto", False)
+    if ok.any():
+        sub = df.loc[ok]
+        mask = pareto_mask(np.column_stack([-sub["accuracy"].to_numpy(float), sub["train_energy_pj"].to_numpy(float),
+                                            sub["train_on_chip_bytes"].to_numpy(float)]))
+        df.loc[sub.index[mask], "pareto"] = True
+    return df
+
+
+def pareto_mask(costs: np.ndarray) -> np.ndarray:
+    """Rows not dominated by any other row (every column is a cost to minimise).
+
+    A row is dominated when another is no worse in every column and strictly better in one.
+    Identical rows do not dominate each other (both stay on the front).
+    """
+    costs = np.asarray(costs, float)
+    n = len(costs)
+    keep = np.ones(n, bool)
+    for i in range(n):
+        no_worse = np.all(costs <= costs[i], axis=1)
+        better = np.any(costs < costs[i], axis=1)
+        if np.any(no_worse & better):
+            keep[i] = False
+    return keep
+
+
+def write_sweep_report(config: SweepConfig, progress: Callable[[str], None] | None = None) -> Path:
+    """Write ``<out>/report/`` from the results file: every point, the Pareto front, failures."""
+    from . import figures as F
+    from .document import Document, Note, Section, Table, render_html, render_markdown
+    from .files import atomic_write_bytes, write_table
+
+    out = Path(config.out)
+    points = expand_points(config)
+    records = load_results(out / RESULTS_NAME)
+    df = results_frame(records, points)
+    folder = out / "report"
+    (folder / "tables").mkdir(parents=True, exist_ok=True)
+    (folder / "figures").mkdir(exist_ok=True)
+    ok = df[df["status"] == "ok"]
+    front = ok[ok["pareto"]].sort_values("accuracy", ascending=False)
+    axes_desc = ", ".join(f"{k} ({len(v)})" for k, v in config.axes.items() if len(v) > 1) or "a single point"
+    s_front = Section("pareto", "Pareto front: accuracy vs training energy vs training memory")
+    s_front.paragraphs.append(
+        "A point is Pareto-optimal when no other point has at least its accuracy with no more energy per "
+        "training sample and no more on-chip training memory, and is strictly better in one of them.")
+    figs = []
+    if len(ok) >= 1:
+        mask = ok["pareto"].to_numpy()
+        figs.append(F.pareto_figure(ok, "train_energy_pj", "accuracy", "train_on_chip_bytes", mask,
+                                    "energy per training sample (pJ)", "test accuracy (fraction)",
+                                    "on-chip training memory (bytes)", "pareto_energy",
+                                    "Accuracy against training energy"))
+        figs.append(F.pareto_figure(ok, "train_on_chip_bytes", "accuracy", "train_energy_pj", mask,
+                                    "on-chip training memory (bytes)", "test accuracy (fraction)",
+                                    "energy per training sample (pJ)", "pareto_memory",
+                                    "Accuracy against training memory"))
+        s_front.figures += figs
+        s_front.tables.append(Table("pareto_front", "Pareto-optimal points", front, "", RESULT_COLUMNS))
+    else:
+        s_front.status, s_front.reason = "unavailable", "no point has finished successfully yet"
+    s_all = Section("points", "Every point")
+    s_all.tables.append(Table("results", "All points of the grid that have a result", df, "", RESULT_COLUMNS,
+                              max_rows=200))
+    s_fail = Section("failures", "Failed points")
+    failed = df[df["status"] != "ok"][["point_id", "rule", "precision", "dims", "preset", "seed", "error"]]
+    if len(failed):
+        s_fail.tables.append(Table("failures", "Points that failed", failed, "", RESULT_COLUMNS))
+    else:
+        s_fail.paragraphs.append("None.")
+    missing = len(points) - len(df)
+    summary = [Note("info", f"{len(df)} of {len(points)} points have results ({len(ok)} ok, "
+                            f"{len(df) - len(ok)} failed); {len(front)} on the Pareto front. Axes: {axes_desc}.")]
+    if missing:
+        summary.append(Note("warn", f"{missing} point(s) have no result yet: run the sweep again with --resume"))
+    doc = Document("spela-hw design-space sweep", f"{config.dataset}; results in {out / RESULTS_NAME}",
+                   [s_front, s_all, s_fail], summary)
+    for s in doc.sections:
+        for t in s.tables:
+            write_table(t.df, folder / "tables", t.name)
+    for f in figs:
+        atomic_write_bytes(folder / "figures" / f"{f.name}.png", f.png)
+        atomic_write_text(folder / "figures" / f"{f.name}.svg", f.svg)
+    atomic_write_text(folder / "index.html", render_html(doc))
+    atomic_write_text(folder / "report.md", render_markdown(doc))
+    if progress:
+        progress(f"sweep report: {folder / 'index.html'}")
+    return folder / "index.html"
