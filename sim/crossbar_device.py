@@ -31,8 +31,10 @@ quantisation act on matrix-vector products, which the ``read`` hook (weights in,
 cannot express; the energy model accounts for the converters, but their accuracy effect is not
 modelled here.
 
-The hot loop (one pass over every cell per update) is a numba kernel that takes its random
-numbers from the caller (a seeded NumPy generator), so runs are reproducible from ``seed``.
+The hot loop (one pass over every cell per update) is a numba kernel whose random numbers are
+counter-based (SplitMix64 of a key derived from ``(seed, layer, update)`` and the cell index, as
+in :mod:`spela_hw.rng`); faults and device-to-device factors come from a generator seeded with
+``seed``, so runs are reproducible.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import numba
 import numpy as np
 
 from spela_hw.errors import ConfigError
+from spela_hw.rng import stream_key
 
 from .config import DeviceConfig, HardwareConfig
 
@@ -84,30 +87,47 @@ def _ltd_inv(g, P, A, B):
     return P + A * math.log(x)
 
 
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
 @numba.njit(cache=True)
-def _apply_update(g, stuck, step_scale, requested, uniforms, normals, P, A_p, B_p, A_d, B_d, c2c,
-                  max_pulses, pulse_counts, write_counts):
+def _uniform(key, index):
+    """``spela_hw.rng.uniform01``: SplitMix64 of ``key + index`` -> [0, 1) with 53 bits."""
+    z = key + np.uint64(index) + _GAMMA
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    z = z ^ (z >> np.uint64(31))
+    return float(z >> np.uint64(11)) * 2.0**-53
+
+
+@numba.njit(cache=True)
+def _apply_update(g, stuck, step_scale, requested, key, P, A_p, B_p, A_d, B_d, c2c, max_pulses,
+                  pulse_counts, write_counts):
     """Move every cell by its stochastically rounded pulse count; returns pulses applied.
 
-    ``requested`` holds the real-valued pulse counts ``dw / dw_min``; ``uniforms`` and
-    ``normals`` are per-cell random numbers drawn by the caller.
+    ``requested`` holds the real-valued pulse counts ``dw / dw_min``. Random numbers are a pure
+    function of ``key`` and the cell index (counter-based, as in :mod:`spela_hw.rng`): cell ``i``
+    uses indices ``3i`` (rounding) and ``3i + 1``, ``3i + 2`` (Box-Muller c2c noise).
     """
     total = 0
     flat_g = g.ravel()
     flat_s = stuck.ravel()
     flat_f = step_scale.ravel()
     flat_r = requested.ravel()
-    flat_u = uniforms.ravel()
-    flat_n = normals.ravel()
     flat_pc = pulse_counts.ravel()
     flat_wc = write_counts.ravel()
     for i in range(flat_g.size):
-        k = math.floor(flat_r[i] + flat_u[i])
+        r = flat_r[i]
+        if r == 0.0 or flat_s[i] != 0:
+            continue
+        k = math.floor(r + _uniform(key, 3 * i))
         if k > max_pulses:
             k = max_pulses
         elif k < -max_pulses:
             k = -max_pulses
-        if k == 0 or flat_s[i] != 0:
+        if k == 0:
             continue
         gi = flat_g[i]
         dp = abs(k) * flat_f[i]
@@ -121,7 +141,11 @@ def _apply_update(g, stuck, step_scale, requested, uniforms, normals, P, A_p, B_
             if p < 0.0:
                 p = 0.0
             gn = _ltd(p, P, A_d, B_d)
-        gn += c2c / P * math.sqrt(abs(k)) * flat_n[i]
+        if c2c > 0.0:
+            u1 = 1.0 - _uniform(key, 3 * i + 1)  # (0, 1]
+            u2 = _uniform(key, 3 * i + 2)
+            normal = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+            gn += c2c / P * math.sqrt(abs(k)) * normal
         if gn < 0.0:
             gn = 0.0
         elif gn > 1.0:
@@ -221,6 +245,7 @@ class CrossbarDevice:
         self.pulse_counts: dict[int, np.ndarray] = {}
         self.write_counts: dict[int, np.ndarray] = {}
         self.update_calls = 0
+        self._steps: dict[int, int] = {}  # update calls per layer: the key of its random stream
 
     def _shape(self, nu: float) -> tuple[float, float]:
         if nu <= 0:
@@ -294,12 +319,11 @@ class CrossbarDevice:
         if np.shape(dw) != self.g[layer].shape:
             raise ConfigError("dw", f"shape {np.shape(dw)} does not match layer {layer}")
         requested = np.ascontiguousarray(np.asarray(dw, np.float64) / self.dw_min(layer))
-        shape = requested.shape
-        uniforms = self._rng.random(shape)
-        normals = self._rng.standard_normal(shape) if self.device.c2c_sigma else np.zeros(shape)
-        _apply_update(self.g[layer], self.stuck[layer], self.step_scale[layer], requested, uniforms, normals,
+        key = np.uint64(stream_key(self.seed, layer, self._steps.get(layer, 0)))
+        _apply_update(self.g[layer], self.stuck[layer], self.step_scale[layer], requested, key,
                       self._P, self._A_p, self._B_p, self._A_d, self._B_d, float(self.device.c2c_sigma),
                       self.max_pulses, self.pulse_counts[layer], self.write_counts[layer])
+        self._steps[layer] = self._steps.get(layer, 0) + 1
         self.update_calls += 1
         new_b = (np.asarray(b, np.float64) + np.asarray(db, np.float64)).astype(np.float32)
         return self.weights_of(layer).astype(np.float32), new_b
