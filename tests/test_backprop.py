@@ -305,3 +305,33 @@ def test_backprop_learns_mnist_in_one_short_epoch(mnist, precision):
                              rule=Backprop(Sgd(0.1)))
     clf.fit(X, y)
     assert clf.score(mnist.features("test"), mnist.y_test) > 0.87
+
+
+class _IdealDevice:
+    """A device that stores exactly what it is asked to (the DeviceModel protocol)."""
+
+    def __init__(self):
+        self.updates = 0
+
+    def program(self, layer, w, b):
+        return w, b
+
+    def read(self, layer, w, b):
+        return w, b
+
+    def update(self, layer, w, b, dw, db):
+        self.updates += 1
+        return w + dw, b + db
+
+
+@pytest.mark.parametrize("opt", [Sgd(0.1), Adam(0.01)], ids=["sgd", "adam"])
+def test_an_ideal_device_trains_like_no_device(opt):
+    X, y = _data(8, 10, 3, n=20)
+    params = dict(layer_sizes=(6, 3), batch_size=4, epochs=1, random_state=3, backend="reference",
+                  rule=Backprop(opt))
+    dev = _IdealDevice()
+    with_dev = BackpropClassifier(**params, device=dev).fit(X, y)
+    plain = BackpropClassifier(**params).fit(X, y)
+    assert dev.updates == 2 * 5
+    for k in range(2):
+        np.testing.assert_allclose(with_dev.state_.weights[k], plain.state_.weights[k], rtol=1e-5, atol=1e-6)
