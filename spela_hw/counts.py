@@ -8,6 +8,8 @@ Counter meanings (per layer, summed over the samples seen):
 =======================  ===========================================================================
 forward_macs             multiply-accumulates of ``W x`` (dense: fan_out * fan_in per sample)
 forward_macs_nonzero     those whose input activation is non-zero (what a zero-skipping engine runs)
+target_macs              MACs of a second (target) stream through the same weights: sigprop's label
+                         stream ``W t`` (its activation traffic is in act_reads / act_writes)
 loss_macs                MACs of the local loss unit (``|h|^2`` and ``h . v_y``: 2 * fan_out)
 readout_macs             MACs of the cosine read-out ``V h`` (n_classes * fan_out per read-out)
 update_macs              multiplies of the weight update (outer product, fan_out * fan_in per sample)
@@ -38,6 +40,7 @@ __all__ = ["COUNTERS", "Counts"]
 COUNTERS = (
     "forward_macs",
     "forward_macs_nonzero",
+    "target_macs",
     "loss_macs",
     "readout_macs",
     "update_macs",

@@ -16,7 +16,7 @@ import numpy as np
 from .backends import BACKENDS, make_ops
 from .errors import ConfigError, DataError
 from .network import init_network
-from .rules import trainer_for
+from .rules import init_rule_state, trainer_for
 from .rules.common import forward_all, new_counts, readout_predictions, uses_logit_readout
 from .specs import NetworkSpec, PrecisionSpec, Spela, Backprop
 
@@ -164,6 +164,7 @@ class Classifier:
         self.class_vector_seed_ = cv_seed
         self.state_ = init_network(spec, precision, ops, getattr(rule, "class_vectors", "auto"), cv_seed,
                                    round_seed, weights, biases, np.random.default_rng(init_seed))
+        init_rule_state(self.state_, ops, rule, np.random.default_rng([init_seed, 1]))
         self._ops = ops
         self._shuffle_seed = shuffle_seed
         self.train_counts_ = new_counts(self.state_, "train")

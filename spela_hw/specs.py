@@ -22,6 +22,7 @@ __all__ = [
     "Adam",
     "Spela",
     "Backprop",
+    "Sigprop",
     "RULES",
     "rule_from_dict",
     "spec_to_dict",
@@ -287,7 +288,88 @@ class Backprop:
             raise ConfigError("optimizer", f"must be Sgd or Adam, got {type(self.optimizer).__name__}")
 
 
-RULES: dict[str, type] = {"spela": Spela, "backprop": Backprop}
+SIGPROP_FRONTS = ("concat", "learned_projection", "random_projection")
+SIGPROP_LOSSES = ("in_batch_ce", "l2", "cosine")
+
+
+@dataclass(frozen=True)
+class Sigprop:
+    """Signal propagation (Kohan et al. 2023): the label travels forward as a second stream.
+
+    Every layer runs the input batch ``h = f(W x + b)`` and the target batch
+    ``t = f(W t_prev + b)`` through the same weights and steps on a local loss between the two
+    streams; no backward pass, no feedback weights. See ``spela_hw.rules.sigprop``.
+
+    Parameters
+    ----------
+    front : {"concat", "learned_projection", "random_projection"}
+        How the one-hot label ``c`` enters the first layer. ``concat``: ``C`` label columns ``S``
+        appended to the first layer's inputs, the input stream carries ``[x, 0]`` and the target
+        stream ``[0, c]``, so ``t_1 = f(S c + b_1)`` with ``S`` learned by the first layer's
+        local update (the official code's learned ``Linear(C -> d_1)``). ``learned_projection``:
+        a learned pattern ``P c`` in input space sent through ``W_1`` (``P`` steps through
+        ``W_1^T``, the tutorial's ``[W_1] P_L``). ``random_projection``: the same with ``P`` fixed
+        random (seeded, nothing to store or train).
+    loss : {"in_batch_ce", "l2", "cosine"}
+        ``in_batch_ce``: softmax cross-entropy of the logits ``h_n . t_j / temperature`` over the
+        target rows ``j`` with every same-class row a positive (the official code's ``v9`` with
+        ``targets="batch"``, its label-direct ``v1`` with ``targets="classes"``). ``l2``:
+        ``|h - t_y|^2 / 2`` and ``cosine``: ``-cos(h, t_y)``, the tutorial's pull-only losses.
+    targets : {"classes", "batch"}
+        Rows of the target stream: the ``C`` class one-hots every step (works per sample,
+        ``B' = C``) or one row per sample, its own label (``B' = B``; the in-batch loss needs
+        same-class partners in the batch, a batch of one does not learn).
+    temperature : float
+        Logit divisor of ``in_batch_ce`` (1: the official code's raw dot products).
+    inference : {"output_layer", "target_matching"}
+        ``output_layer``: the last layer is a read-out trained by softmax cross-entropy on its
+        detached input (the code's head; it needs one unit per class), every earlier layer
+        reads out by target matching. ``target_matching``: every layer is a sigprop layer and
+        predicts ``argmax_c sim(h, t^c)``, ``t^c`` the class ``c`` sent through the target path.
+    hebbian : {"off", "target_pre", "input_pre"}
+        The continuous-time Hebbian form instead of the loss gradient (needs ``loss="l2"``):
+        ``dW = lr (t - h) t_prev^T`` (``target_pre``, the tutorial's form) or
+        ``dW = lr [(t - h) * f'(a)] h_prev^T`` (``input_pre``, the L2 gradient through the
+        input branch).
+    target_grad : bool
+        The loss gradient also steps ``W`` through the target branch (official code) or only
+        through the input branch (stop-gradient on ``t``).
+    output_lr_scale : float
+        Learning rate of the output layer relative to ``optimizer.lr``.
+    optimizer : Sgd
+        Per-layer SGD (fixed point: with the update format's rounding).
+    """
+
+    front: str = "concat"
+    loss: str = "in_batch_ce"
+    targets: str = "classes"
+    temperature: float = 1.0
+    inference: str = "output_layer"
+    hebbian: str = "off"
+    target_grad: bool = True
+    output_lr_scale: float = 30.0
+    optimizer: Sgd | Adam = field(default_factory=lambda: Sgd(lr=0.01))
+
+    name = "sigprop"
+
+    def __post_init__(self):
+        _check_choice("front", self.front, SIGPROP_FRONTS)
+        _check_choice("loss", self.loss, SIGPROP_LOSSES)
+        _check_choice("targets", self.targets, ("classes", "batch"))
+        _check_finite("temperature", self.temperature, 0.0, math.inf, lo_open=True)
+        _check_choice("inference", self.inference, ("output_layer", "target_matching"))
+        _check_choice("hebbian", self.hebbian, ("off", "target_pre", "input_pre"))
+        if not isinstance(self.target_grad, bool):
+            raise ConfigError("target_grad", f"must be True or False, got {self.target_grad!r}")
+        _check_finite("output_lr_scale", self.output_lr_scale, 0.0, math.inf, lo_open=True)
+        if not isinstance(self.optimizer, (Sgd, Adam)):
+            raise ConfigError("optimizer", f"must be Sgd or Adam, got {type(self.optimizer).__name__}")
+        if self.hebbian != "off" and self.loss != "l2":
+            raise ConfigError("hebbian", f"the Hebbian form is the update of the L2 pull loss: it needs "
+                                         f"loss='l2', got loss={self.loss!r}")
+
+
+RULES: dict[str, type] = {"spela": Spela, "backprop": Backprop, "sigprop": Sigprop}
 
 
 def spec_to_dict(spec) -> dict:

@@ -8,6 +8,7 @@ import numpy as np
 from .._kernels import backprop as kbp
 from .._kernels import fixed as kfx
 from .._kernels import floating as kfl
+from .._kernels import sigprop as ksp
 from .common import LOSS_CODE, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT, OpsBase, backprop_constants
 
 __all__ = ["NumbaOps"]
@@ -113,3 +114,29 @@ class NumbaOps(OpsBase):
         s, sb = np.zeros((m, n), np.int64), np.zeros(m, np.int64)
         kbp.grad_sum(_c(p, np.int64), _c(x, np.int64), s, sb)
         return s, sb
+
+
+    # -- sigprop primitives (semantics in spela_hw.backends.reference) --------------------------
+    def sigprop_logits(self, h, t, unit):
+        out = np.empty((h.shape[0], t.shape[0]), np.float32 if not self.fixed else np.int64)
+        if not self.fixed:
+            ksp.logits_float(_c(h, np.float32), _c(t, np.float32), float(unit), out)
+        else:
+            ksp.logits_fixed(_c(h, np.int64), _c(t, np.int64), float(unit), out)
+        return out
+
+    def sigprop_post(self, a, h, d, scale, gated):
+        sat = np.zeros(4, np.int64)
+        if a is None:  # ungated: the derivative is never read
+            a = h = np.zeros((1, 1), np.float32 if not self.fixed else np.int64)
+        if not self.fixed:
+            p = np.empty(d.shape, np.float32)
+            ksp.post_float(_c(a, np.float32), _c(h, np.float32), _c(d, np.float32), float(scale),
+                           bool(gated), self.act_code, self.slope, p)
+            return p, sat
+        p = np.empty(d.shape, np.int64)
+        k = SAT_UPDATE
+        ksp.post_fixed(_c(a, np.int64), _c(h, np.int64), _c(d, np.int64), float(scale), bool(gated),
+                       self.act_code, self.slope, self.gate_h2, float(self.lo[k]), float(self.hi[k]),
+                       p, sat)
+        return p, sat

@@ -44,6 +44,17 @@ backprop error path
     ``grad_sum`` returns ``(p^T x, sum p)`` exactly, for optimisers with state
     (:mod:`spela_hw.rules.optim`).
 
+sigprop loss unit (logits of two streams; :mod:`spela_hw.rules.sigprop`)
+    ``sigprop_logits``: ``z_nj = floor(float64(sum_i h_ni t_ji) * unit + 1/2)``, the dot product
+    exact in int64 and ``unit`` a float64 constant (one exactly rounded product), e.g.
+    ``2**-f_a / temperature`` to bring ``H T^T`` (``2 f_a`` fractional bits) to activation LSBs,
+    the unit of ``softmax_ce_post``'s logits (whose base-2 look-up-table exponential sigprop's
+    in-batch cross-entropy reuses: no ``exp`` anywhere in a fixed-point path).
+    ``sigprop_post``: ``p = floor(float64(d) * scale [* gate] + 1/2)`` saturated to the update
+    format, for an exact int64 error ``d`` (``G T`` from the cross-entropy coefficients,
+    ``t - h`` of the pull and Hebbian forms) and a float64 ``scale`` that carries ``lr / B`` and
+    the power-of-two change of format; ``gate`` as in SPELA's loss unit.
+
 Float32 path: the same formulas in float32 with NumPy's BLAS products (the softmax in float64
 with ``exp``).
 """
@@ -247,3 +258,33 @@ class ReferenceOps(OpsBase):
             return p.T @ np.asarray(x, np.float32), p.sum(axis=0)
         P = np.asarray(p, np.int64)
         return P.T @ np.asarray(x, np.int64), P.sum(axis=0)
+
+
+    # -- sigprop primitives (see the "sigprop" section of the module docstring) -----------------
+    def sigprop_logits(self, h, t, unit: float):
+        """Logits ``(H T^T) * unit`` ``(B, B')`` of an input batch ``h`` against target rows ``t``.
+
+        Fixed point: exact int64 dot products rounded to nearest after the float64 product with
+        ``unit`` (int64 result); float32 otherwise.
+        """
+        if not self.fixed:
+            return (np.asarray(h, np.float32) @ np.asarray(t, np.float32).T * np.float32(unit)).astype(np.float32)
+        z = np.asarray(h, np.int64) @ np.asarray(t, np.int64).T
+        return np.floor(z.astype(np.float64) * float(unit) + 0.5).astype(np.int64)
+
+    def sigprop_post(self, a, h, d, scale: float, gated: bool):
+        """Post-synaptic term ``p = scale * d`` (times the activation's derivative at ``a`` when
+        ``gated``) in the update format. Returns ``(p, sat)``."""
+        sat = np.zeros(4, np.int64)
+        if not self.fixed:
+            p = np.asarray(d, np.float32) * np.float32(scale)
+            if gated:
+                p = p * self._gate(a, h)
+            return p.astype(np.float32), sat
+        t = np.asarray(d, np.int64).astype(np.float64) * float(scale)
+        if gated:
+            t = t * self._gate(a, h)
+        t = np.floor(t + 0.5)
+        lo, hi = self.lo[SAT_UPDATE], self.hi[SAT_UPDATE]
+        sat[SAT_UPDATE] += int(np.count_nonzero((t < lo) | (t > hi)))
+        return np.clip(t, lo, hi).astype(np.int64), sat

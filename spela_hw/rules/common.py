@@ -34,8 +34,9 @@ def count_input_norm(counts: Counts, k: int, x: np.ndarray) -> None:
 
 
 def uses_logit_readout(rule) -> bool:
-    """True for rules whose last layer is read out by the argmax of its logits (backprop)."""
-    return getattr(rule, "loss", None) == "softmax_ce"
+    """True for rules whose last layer is read out by the argmax of its logits (backprop, and
+    sigprop's output layer)."""
+    return getattr(rule, "loss", None) == "softmax_ce" or getattr(rule, "inference", None) == "output_layer"
 
 
 def forward_all(state, ops, x, normalize_inputs: bool, upto: int | None = None, counts=None,
@@ -71,6 +72,10 @@ def readout_predictions(state, ops, k: int, h: np.ndarray, counts=None,
     """
     if logits:
         return np.argmax(h, axis=1), h
+    from . import sigprop  # sigprop reads out by matching its class targets, not class vectors
+
+    if sigprop.EXTRA_KEY in state.extra:
+        return sigprop.readout_predictions(state, ops, k, h, counts)
     scores = ops.readout(h, state.vectors[k])
     pred = np.argmax(scores, axis=1)
     if counts is not None:
