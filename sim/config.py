@@ -418,7 +418,7 @@ CONVENTION_CHOICES = {
     "write_accounting": ("dense", "changed_only"),
     "spela_delta": ("in_place", "separate"),
     "batched_local_update": ("from_rows", "gradient_buffer"),
-    "bp_gradient": ("buffered", "fused"),
+    "bp_gradient": ("fused", "buffered"),
     "conv_weight_reads": ("once_per_sample", "per_position"),
 }
 
@@ -452,9 +452,10 @@ class Conventions:
     batched_local_update : {"from_rows", "gradient_buffer"}
         At B > 1 a local rule keeps the B inputs and deltas of one layer and applies the update
         from them (default), or keeps a one-layer gradient buffer.
-    bp_gradient : {"buffered", "fused"}
-        Backprop keeps a full gradient buffer (default) or applies each layer's update as soon as
-        its gradient exists (at B = 1 only the fused form avoids it).
+    bp_gradient : {"fused", "buffered"}
+        Backprop applies each layer's update as soon as its gradient exists, from the stored
+        activations and errors (default; what ``spela_hw``'s training loop does), or keeps a
+        full-network gradient buffer at ``gradient`` bits (NeuroSim V2-style).
     conv_weight_reads : {"once_per_sample", "per_position"}
         Digital weight-buffer reads of a convolution: once per sample (weight-stationary) or once
         per output position.
@@ -470,7 +471,7 @@ class Conventions:
     write_accounting: str = "dense"
     spela_delta: str = "in_place"
     batched_local_update: str = "from_rows"
-    bp_gradient: str = "buffered"
+    bp_gradient: str = "fused"
     conv_weight_reads: str = "once_per_sample"
 
     def __post_init__(self):

@@ -3,7 +3,8 @@
 Accounting rules (hardware.md section 9; ``a_l`` = values entering layer l, ``o_l`` = values it
 produces before pooling, ``B`` = batch, ``C`` = classes, ``d_k`` = width the local loss sees):
 
-* backprop: weights + optional master copy + gradient buffer (unless fused) + optimiser state
+* backprop: weights + optional master copy + gradient buffer (convention ``bp_gradient``; none when
+  fused, the default) + optimiser state
   + **B * sum_l a_l** stored layer inputs, 1-bit activation-derivative masks of every hidden
   layer and pooling indices + error ping-pong buffers **2 * B * max_l o_l**;
 * SPELA (a layer-local rule): weights + optional master copy + optimiser state + class vectors
@@ -553,8 +554,8 @@ def memory_ledger(
                         hardware.name if hardware is not None else None, caps)
 
 
-_SPILLABLE = ("stored_activations", "activation_masks", "pooling_indices", "error_buffers", "gradient_buffer",
-              "optimizer_state", "master_copy")
+_SPILLABLE = ("stored_activations", "activations_in_flight", "activation_masks", "pooling_indices", "error_buffers",
+              "gradient_buffer", "optimizer_state", "master_copy")
 
 
 def _place(rows: list[LedgerRow], hw: HardwareConfig | None, conv: Conventions, phase: str):

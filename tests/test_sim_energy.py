@@ -60,6 +60,7 @@ def test_golden_spela_and_backprop_on_rram():
     assert events(sp, "forward_mvm") == pytest.approx(fw)
     # writes: every weight's 8 cells get a pulse and a read-before-write once per 50 samples
     assert events(sp, "weight_write") == pytest.approx(2 * 8 * (803_840 + 10_250) / 50)
+    rram = rram.with_conventions(bp_gradient="buffered")  # keep a whole-network gradient buffer
     bp = energy_breakdown(closed_form_counts(WL, "backprop", 50), WL, rram, BITS, "backprop",
                           ledger=memory_ledger(WL, "backprop", BITS, 50, hardware=rram), costs=GOLD)
     # error path only for layer 2: transposed cell reads 8 x 1024 x 80, conversions 8 bits x 8 slices x
