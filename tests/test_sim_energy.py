@@ -202,3 +202,17 @@ def test_conv_weight_read_convention_on_a_digital_device():
     assert reads(once) == sum(L.weights + L.biases for L in wl.layers)
     assert reads(per) == sum((L.weights + L.biases) * L.positions for L in wl.layers)
     assert per.conventions["conv_weight_reads"] == "per_position"
+
+
+def test_design_point_driven_by_a_real_run():
+    rng = np.random.default_rng(2)
+    X, y = rng.random((30, 40)).astype(np.float32), rng.integers(0, 5, 30)
+    clf = SpelaClassifier((32, 5), batch_size=5, random_state=0).fit(X, y)
+    run = design_point(clf.network_spec_, "sram-cim-22nm", clf.rule_, weight_bits=8, batch_size=5,
+                       counts=clf.train_counts_, infer_counts=clf.inference_counts(X))
+    cf = design_point((40, 32, 5), "sram-cim-22nm", "spela", weight_bits=8, batch_size=5, n_classes=5)
+    assert run.counts_source == "run" and cf.counts_source == "closed_form"
+    assert run.energy_train.total_pj == pytest.approx(cf.energy_train.total_pj, rel=1e-12)
+    assert run.energy_infer.total_pj == pytest.approx(cf.energy_infer.total_pj, rel=1e-12)
+    with pytest.raises(ConfigError, match="training counts"):
+        design_point(clf.network_spec_, "sram-cim-22nm", "spela", counts=clf.inference_counts(X))
