@@ -113,7 +113,7 @@ def input_group_code(code: str, driver: str = "timed") -> GroupCode:
                          _fill("phase -= 1\n" + _COUNT_ON_SPIKE, sig), onset="phase = phase0")
     if code == "ttfs":
         model = "fired : 1\nt_on : second\n" + _COUNTERS + params
-        threshold = "fired < 0.5 and IMG > 0 and t - t_on >= (1 - IMG)*ttfs_T"
+        threshold = "ENV > 0.5 and fired < 0.5 and IMG > 0 and t - t_on >= (1 - IMG)*ttfs_T"
         return GroupCode(_fill(model, sig), _fill(threshold, sig),
                          _fill("fired = 1\n" + _COUNT_ON_SPIKE, sig), onset="fired = 0\nt_on = t")
     raise ValueError(f"unknown input code {code!r}")
@@ -171,21 +171,24 @@ def layer_group_code(
         "count : 1",
     ] + [f"cv_{c} : 1 (constant)" for c in range(n_classes)]
     if sign_policy == "on_off_differential":
-        lines += ["sgn : 1 (constant)", "yp : 1 (linked)",
-                  f"u = sgn*(yr - {_quantized_trace('yp', quantized)}) : 1"]
+        # u is a state variable set every step: a summed variable cannot resolve a subexpression
+        # that depends on a linked variable (reference note §3.3)
+        lines += ["sgn : 1 (constant)", "yp : 1 (linked)", "u : 1"]
         signal, sign = "u", "sgn*"
+        u_update = f"u = sgn*(yr - {_quantized_trace('yp', quantized)})\n"
     elif sign_policy == "nonnegative":
-        signal, sign = "yr", ""
+        signal, sign, u_update = "yr", "", ""
     else:
         raise ValueError(f"unknown sign policy {sign_policy!r}")
     model = "\n".join(lines) + _COUNTERS + _param_lines(driver, with_img=False)
     g = "1/(2 - cosv)" if loss == "log_2_minus_cos" else "1"
     delta = (f"{sign}({g})*(emb - cosv*{signal}/ny)/ny"
              f"*(int(yr > gate_thr) + gate_eps)")
-    if quantized:
-        per_step = f"delta = clip(round(({delta})*err_scale), -err_max, err_max)/err_scale"
+    if quantized:  # Brian2 has no round(): floor(x + 0.5)
+        per_step = f"delta = clip(floor(({delta})*err_scale + 0.5), -err_max, err_max)/err_scale"
     else:
         per_step = f"delta = {delta}"
+    per_step = u_update + per_step
     on_spike = f"{reset_stmt}\ny += 1\ncount += ENV\n" + _COUNT_ON_SPIKE
     return GroupCode(_fill(model, sig), "v > 1", _fill(on_spike, sig), refractory="t_ref",
                      onset=onset, per_step=_fill(per_step, sig))

@@ -42,7 +42,16 @@ def disjoint_codes(n_classes: int, dim: int, rng: np.random.Generator) -> np.nda
 
 
 def sparse_codes(n_classes: int, dim: int, rng: np.random.Generator, density: float = 0.2) -> np.ndarray:
-    """``(n_classes, dim)`` sparse non-negative unit rows; every neuron belongs to some class."""
+    """``(n_classes, dim)`` sparse non-negative unit rows; every neuron belongs to some class and
+    no two classes share a direction (redrawn up to 100 times)."""
+    for _ in range(100):
+        codes = _sparse_draw(n_classes, dim, rng, density)
+        if pairwise_cosines(codes)[1] < 1 - 1e-9:
+            return codes
+    raise MappingError(f"could not draw {n_classes} distinct sparse codes in {dim} dimensions")
+
+
+def _sparse_draw(n_classes: int, dim: int, rng: np.random.Generator, density: float) -> np.ndarray:
     mask = rng.random((n_classes, dim)) < density
     orphans = np.flatnonzero(~mask.any(axis=0))
     mask[rng.integers(0, n_classes, size=len(orphans)), orphans] = True

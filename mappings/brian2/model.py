@@ -145,6 +145,20 @@ class SpikingSpela:
         rates = [enc.rate_max_hz] + [pl.hidden_rate_hz] * (self.spec.n_layers - 1)
         return [pl.lr_eff / (gate_s * r) for r in rates]
 
+    def rate_equivalent_lr(self) -> list[float]:
+        """Per-layer SGD learning rate of the exported rate model (:meth:`to_rate_params` units)
+        that moves the weights as far per sample as the spiking rule does at gain G = 1.
+
+        Per sample the spiking rule moves ``w`` by ``eta T_gate r_pre delta`` on average; with
+        ``r_pre = r_max x`` (input) or ``h/tau_m`` (hidden) and the export scales this is
+        ``eta T_gate tau_m r_max^2`` for the first layer and ``eta T_gate / tau_m`` after it.
+        """
+        enc, tau = self.config.encoding, self.config.neuron.tau_m_ms * 1e-3
+        gate_s = enc.gate_ms * 1e-3
+        etas = self.learning_rates()
+        return [eta * gate_s * tau * enc.rate_max_hz**2 if k == 0 else eta * gate_s / tau
+                for k, eta in enumerate(etas)]
+
     def _plans(self) -> list[LayerPlan]:
         etas = self.learning_rates()
         ratio = self.config.plasticity.eta_bias_ratio
