@@ -1,0 +1,112 @@
+"""Sweeps: Pareto front, Dask execution, failures recorded, kill and resume without loss or duplicates."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from reports.files import read_json_lines
+from reports.sweep import (RESULTS_NAME, SweepConfig, _exclusive, expand_points, load_results, pareto_mask,
+                           results_frame, run_sweep)
+from spela_hw.errors import ConfigError
+
+TINY = {"dataset": "mnist-bundled", "train_samples": 150, "test_samples": 60, "energy_samples": 20, "epochs": 1}
+
+
+def _config(tmp_path, grid, **sweep):
+    return SweepConfig.from_dict({"sweep": {**TINY, "out": str(tmp_path / "out"), **sweep}, "grid": grid})
+
+
+def test_pareto_mask_by_hand():
+    # columns: -accuracy, energy, memory (all minimised)
+    costs = np.array([
+        [-0.90, 10.0, 100.0],  # 0: front (best accuracy)
+        [-0.80, 5.0, 100.0],   # 1: front (less energy)
+        [-0.80, 6.0, 100.0],   # 2: dominated by 1
+        [-0.70, 5.0, 50.0],    # 3: front (least memory)
+        [-0.70, 5.0, 50.0],    # 4: identical to 3: stays
+        [-0.60, 20.0, 200.0],  # 5: dominated by everything
+    ])
+    assert pareto_mask(costs).tolist() == [True, True, False, True, True, False]
+
+
+def test_sweep_on_an_in_process_dask_cluster_records_failures(tmp_path):
+    distributed = pytest.importorskip("distributed")  # the dask extra is part of the dev setup
+    cfg = _config(tmp_path, {"dims": [[784, 16, 10]], "bits": ["fp32", 8], "presets": ["sram-cim-22nm", "mcu-256kb"],
+                             "rules": ["spela", "backprop"]})
+    with distributed.Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None) as client:
+        res = run_sweep(cfg, scheduler=client)
+    assert res.n_points == 8 and res.ran == 8
+    recs = read_json_lines(res.results_path)
+    assert sorted(r["point_id"] for r in recs) == sorted(p["point_id"] for p in expand_points(cfg))
+    failed = [r for r in recs if r["status"] != "ok"]
+    # float32 weights cannot be stored in crossbar cells: recorded, not fatal; the rest priced.
+    assert {(r["point"]["bits"], r["point"]["preset"]) for r in failed} == {("fp32", "sram-cim-22nm")}
+    assert all("crossbar" in r["error"] for r in failed)
+    ok = [r for r in recs if r["status"] == "ok"]
+    assert all(r["metrics"]["train_energy_pj"] > 0 and 0 <= r["metrics"]["accuracy"] <= 1 for r in ok)
+    df = results_frame(load_results(res.results_path))
+    assert df["pareto"].sum() >= 1 and not df.loc[df["status"] != "ok", "pareto"].any()
+    html = (tmp_path / "out" / "report" / "index.html").read_text()
+    assert "Pareto" in html and "Points that failed" in html
+    assert (tmp_path / "out" / "report" / "figures" / "pareto_energy.svg").stat().st_size > 1000
+
+
+def test_existing_results_need_resume_or_overwrite_and_one_writer(tmp_path):
+    cfg = _config(tmp_path, {"dims": [[784, 16, 10]], "bits": [8], "presets": ["mcu-256kb"], "rules": ["spela"]})
+    run_sweep(cfg, workers=1, report=False)
+    with pytest.raises(ConfigError) as e:
+        run_sweep(cfg, workers=1, report=False)
+    assert e.value.field == "out"
+    again = run_sweep(cfg, workers=1, resume=True, report=False)
+    assert again.ran == 0 and again.skipped == 1
+    fresh = run_sweep(cfg, workers=1, overwrite=True, report=False)
+    assert fresh.ran == 1 and list((tmp_path / "out").glob("results.*.jsonl.bak"))
+    with _exclusive(tmp_path / "out"):
+        with pytest.raises(ConfigError, match="another sweep"):
+            run_sweep(cfg, workers=1, resume=True, report=False)
+
+
+def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path):
+    grid = {"dims": [[784, 16, 10], [784, 20, 10], [784, 24, 10]], "bits": [8, 4], "presets": ["mcu-256kb"],
+            "rules": ["spela"], "seeds": [0, 1]}
+    cfg = _config(tmp_path, grid)
+    toml = tmp_path / "sweep.toml"
+    lines = ["[sweep]"] + [f"{k} = {json.dumps(v)}" for k, v in {**TINY, "out": str(tmp_path / "out")}.items()]
+    lines += ["[grid]"] + [f"{k} = {json.dumps(v)}" for k, v in grid.items()]
+    toml.write_text("\n".join(lines) + "\n")
+    results = tmp_path / "out" / RESULTS_NAME
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from reports.cli import main; sys.exit(main())",
+                             "sweep", str(toml), "--workers", "1", "--no-report"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if results.exists() and len(read_json_lines(results)) >= 3:
+                break
+            if proc.poll() is not None:
+                pytest.fail("the sweep finished before it could be killed: " + proc.stderr.read().decode()[-2000:])
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    before = read_json_lines(results)
+    n_total = len(expand_points(cfg))
+    assert 3 <= len(before) < n_total
+    # A writer killed in the middle of a line leaves a partial line: the resume must cut it.
+    with open(results, "ab") as fh:
+        fh.write(b'{"point_id": "partial", "status": "ok", "metr')
+    prefix = results.read_bytes()[: results.read_bytes().rindex(b"\n") + 1]
+    res = run_sweep(cfg, resume=True, workers=1, report=False)
+    after = read_json_lines(results)
+    assert results.read_bytes().startswith(prefix)  # nothing already written was lost or rewritten
+    ids = [r["point_id"] for r in after]
+    assert len(ids) == len(set(ids)) == n_total  # no duplicates, nothing missing
+    assert set(ids) == {p["point_id"] for p in expand_points(cfg)}
+    assert all(r["status"] == "ok" for r in after)
+    assert res.skipped == len(before) and res.ran == n_total - len(before)
