@@ -14,7 +14,7 @@ import sys
 from spela_hw.errors import SpelaError
 
 # Order is the order of ``spela-hw --help``.
-COMMANDS = ("train", "evaluate", "size", "presets", "report", "sweep")
+COMMANDS = ("train", "evaluate", "size", "presets", "report", "sweep", "spike")
 
 
 def build_parser() -> argparse.ArgumentParser:

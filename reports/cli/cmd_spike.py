@@ -1,0 +1,176 @@
+"""``spela-hw spike``: SPELA as spiking plasticity in Brian2 (train in spikes, or convert a model).
+
+Examples::
+
+    spela-hw spike --dataset mnist --dims 784,400,10 --train-samples 10000 --test-samples 2000 --json
+    spela-hw spike --dataset mnist --from-model model.npz --test-samples 2000 --json
+
+Without ``--from-model`` the network learns in spikes (one Brian2 run for training and test) and,
+with ``--compare-rate``, rate SPELA is trained on the same samples, shape, epochs and class codes.
+With ``--from-model`` a saved ``spela_hw`` model is converted to spikes (threshold balancing) and
+its spiking accuracy is compared with its rate accuracy. Energies are per sample under every
+named convention of ``sim.spiking_energy``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+
+from mappings.brian2 import (BackendConfig, EncodingConfig, NeuronConfig, PlasticityConfig,
+                             QuantizationConfig, SpikingConfig, SpikingSpela, rate_spela_with_codes)
+from sim.spiking_energy import SPIKING_CONVENTIONS, price_spiking
+from spela_hw import NetworkSpec, Sgd, Spela, load_dataset
+from spela_hw.errors import ConfigError
+
+log = logging.getLogger("spela-hw.spike")
+
+
+def _dims(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"dims must be comma-separated integers like 784,400,10, got {text!r}") from None
+    if len(dims) < 2 or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"dims needs an input width and at least one layer, got {text!r}")
+    return dims
+
+
+def register(sub) -> None:
+    p = sub.add_parser("spike", help="SPELA as spiking plasticity in Brian2 (train or convert)",
+                       description=__doc__.split("Examples::")[0].strip(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="mnist", help="mnist (default), fashion-mnist, kmnist, mnist-bundled")
+    p.add_argument("--data-dir", help="directory holding the dataset files")
+    p.add_argument("--dims", type=_dims, default=(784, 400, 10), help="layer widths (default 784,400,10)")
+    p.add_argument("--train-samples", type=int, default=10000, help="training samples per epoch")
+    p.add_argument("--test-samples", type=int, default=2000, help="test samples")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--from-model", metavar="MODEL", help="convert this saved spela_hw model instead of training")
+    p.add_argument("--calibration-samples", type=int, default=1000,
+                   help="training samples that set the conversion's per-layer scales")
+    p.add_argument("--percentile", type=float, default=99.9, help="threshold-balancing percentile")
+    p.add_argument("--compare-rate", action="store_true",
+                   help="also train rate SPELA on the same samples, shape, epochs and class codes")
+    p.add_argument("--rate-lr", type=float, default=0.3, help="learning rate of the rate comparison")
+    p.add_argument("--target", default="auto", choices=("auto", "numpy", "cython", "cpp_standalone"))
+    p.add_argument("--build-dir", help="keep the standalone project here (default: a temporary directory)")
+    p.add_argument("--dt-ms", type=float, default=0.5)
+    p.add_argument("--code", default="poisson", choices=("poisson", "regular", "ttfs"))
+    p.add_argument("--rate-max-hz", type=float, default=250.0)
+    p.add_argument("--present-ms", type=float, default=100.0)
+    p.add_argument("--rest-ms", type=float, default=20.0)
+    p.add_argument("--gate-start-ms", type=float, default=20.0)
+    p.add_argument("--gate-stop-ms", type=float)
+    p.add_argument("--lr-eff", type=float, default=2.0, help="rate-equivalent step of every layer")
+    p.add_argument("--hidden-rate-hz", type=float, default=100.0)
+    p.add_argument("--schedule", default="inverse_epoch", choices=("inverse_epoch", "constant"))
+    p.add_argument("--sign-policy", default="nonnegative", choices=("nonnegative", "on_off_differential"))
+    p.add_argument("--class-codes", default="disjoint", choices=("disjoint", "sparse"))
+    p.add_argument("--reset", default="subtract", choices=("subtract", "zero"))
+    p.add_argument("--weight-bits", type=int, help="hardware-faithful variant: plastic weights of this "
+                                                   "width with 7-bit traces and an 8-bit error")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the result record as JSON on stdout")
+    p.add_argument("--out", help="also write the JSON record to this file")
+    p.set_defaults(func=run)
+
+
+def _config(args) -> SpikingConfig:
+    quant = QuantizationConfig(weight_bits=args.weight_bits) if args.weight_bits else None
+    gate_stop = args.gate_stop_ms if args.gate_stop_ms is not None else args.present_ms
+    return SpikingConfig(
+        neuron=NeuronConfig(reset=args.reset),
+        encoding=EncodingConfig(code=args.code, rate_max_hz=args.rate_max_hz, present_ms=args.present_ms,
+                                rest_ms=args.rest_ms, gate_start_ms=args.gate_start_ms, gate_stop_ms=gate_stop),
+        plasticity=PlasticityConfig(lr_eff=args.lr_eff, hidden_rate_hz=args.hidden_rate_hz,
+                                    schedule=args.schedule, sign_policy=args.sign_policy,
+                                    class_codes=args.class_codes, quantization=quant),
+        backend=BackendConfig(target=args.target, dt_ms=args.dt_ms, seed=args.seed, build_dir=args.build_dir))
+
+
+def _energy(counts: dict) -> dict:
+    return {phase: {conv: price_spiking(c["total"], conv).to_dict() for conv in SPIKING_CONVENTIONS}
+            for phase, c in counts.items()}
+
+
+def run(args) -> int:
+    for name in ("train_samples", "test_samples", "epochs", "calibration_samples"):
+        if getattr(args, name) < 0:
+            raise ConfigError(name.replace("_", "-"), "must be >= 0")
+    data = load_dataset(args.dataset, data_dir=args.data_dir)
+    X, y = data.x_train[:args.train_samples] / 255.0, np.asarray(data.y_train[:args.train_samples])
+    Xt, yt = data.x_test[:args.test_samples] / 255.0, np.asarray(data.y_test[:args.test_samples])
+    if args.dims[0] != X.shape[1]:
+        raise ConfigError("dims", f"input width {args.dims[0]} does not match the dataset's {X.shape[1]} features")
+    cfg = _config(args)
+    record = {"command": "spela-hw spike " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "spela-hw spike",
+              "dataset": args.dataset, "dims": list(args.dims), "train_samples": len(X),
+              "test_samples": len(Xt), "epochs": args.epochs}
+    t0 = time.perf_counter()
+    if args.from_model:
+        from spela_hw.io import load_model
+
+        clf = load_model(args.from_model)
+        rate_acc = clf.score_layers(Xt.astype(np.float32), yt)
+        net = SpikingSpela.from_spela_hw(clf, data.x_train[:args.calibration_samples] / 255.0, cfg,
+                                         percentile=args.percentile)
+        log.info("converted %s; running %d test samples in spikes", args.from_model, len(Xt))
+        res = net.evaluate(Xt, yt)
+        record.update(mode="conversion", model=os.path.basename(args.from_model), dims=list(clf.network_spec_.dims),
+                      rate_accuracy=rate_acc, percentile=args.percentile)
+    else:
+        spec = NetworkSpec(args.dims, n_classes=int(max(y.max(), yt.max()) + 1))
+        net = SpikingSpela(spec, Spela(), cfg, class_code_seed=args.seed)
+        log.info("training in spikes: %d samples x %d epochs, then %d test samples", len(X), args.epochs, len(Xt))
+        res = net.fit(X, y, epochs=args.epochs, X_test=Xt, y_test=yt, shuffle_seed=args.seed)
+        record.update(mode="spike_training", rate_equivalent_lr=net.rate_equivalent_lr(),
+                      exported_rate_accuracy=net.to_spela_hw().score_layers(Xt.astype(np.float32), yt)
+                      if args.sign_policy == "nonnegative" else None)
+        if args.compare_rate:
+            if args.sign_policy != "nonnegative":
+                raise ConfigError("compare-rate", "needs --sign-policy nonnegative (same codes)")
+            rate = rate_spela_with_codes(spec, net.class_codes_, args.rate_lr, seed=args.seed, shuffle=True)
+            for epoch in range(args.epochs):
+                rate.epochs_done_ = epoch  # the rate rule's own schedule (constant for plain Sgd)
+                rate.partial_fit(X.astype(np.float32), y)
+            record["rate_model"] = {"lr": args.rate_lr, "class_codes": args.class_codes,
+                                    "accuracy": rate.score_layers(Xt.astype(np.float32), yt)}
+    record.update(
+        layer_accuracy=list(res.layer_accuracy), rate_twin_accuracy=res.rate_twin_accuracy,
+        silent_fraction=list(res.silent_fraction), learning_curve=res.online_accuracy,
+        counts=res.counts, energy_pj=_energy(res.counts),
+        timing={"target": res.target, "wall_s": time.perf_counter() - t0, "brian2_wall_s": res.wall_s,
+                "build_s": res.build_s, "sim_s": res.sim_s},
+        config=res.info["config"], sign_policy=res.info["sign_policy"], class_codes=res.info["class_codes"])
+    text = json.dumps(record, indent=2, default=float)
+    if args.out:
+        tmp = args.out + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, args.out)
+    if args.json:
+        print(text)
+    else:
+        acc = ", ".join(f"layer {k + 1}: {a:.4f}" for k, a in enumerate(res.layer_accuracy))
+        print(f"spiking accuracy  {acc}")
+        if res.rate_twin_accuracy:
+            print("rate twin         " + ", ".join(f"{a:.4f}" for a in res.rate_twin_accuracy))
+        if "rate_accuracy" in record:
+            print("rate model        " + ", ".join(f"{a:.4f}" for a in record["rate_accuracy"]))
+        if "rate_model" in record:
+            print("rate SPELA        " + ", ".join(f"{a:.4f}" for a in record["rate_model"]["accuracy"]))
+        for phase, c in res.counts.items():
+            t = c["total"]
+            print(f"{phase:5s} per sample: {t['synaptic_ops']:.4g} synaptic ops, "
+                  f"{t['plasticity_updates']:.4g} plasticity updates, "
+                  f"{t['output_spikes']:.4g} spikes; Loihi {record['energy_pj'][phase]['loihi_measured']['total_pj'] / 1e6:.3g} uJ")
+        print(f"target {res.target}; wall {record['timing']['wall_s']:.1f} s"
+              + (f" (build {res.build_s:.1f} s, simulation {res.sim_s:.1f} s)" if res.sim_s else ""))
+    return 0
