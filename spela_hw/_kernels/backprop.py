@@ -12,11 +12,12 @@ from .fixed import _nonzero_columns, saturate, shift_round
 
 
 @jit
-def softmax_ce_post_fixed(a, y, c1, q, lut, pow2neg, sc, lo_u, hi_u, p_out, sat):
+def softmax_ce_post_fixed(a, y, c1, q, lut, pow2neg, sc, lo_a, hi_a, lo_u, hi_u, p_out, sat):
     """p = floor(sc * (onehot(y) - softmax(a * 2**-f_a)) + 1/2), saturated; base-2 LUT exponential.
 
     ``c1 = log2(e) * 2**(q - f_a)``; ``e_c = lut[k & (2**q - 1)] * pow2neg[min(k >> q, 63)]``
     with ``k = floor((max(a) - a_c) * c1 + 1/2)``; the exponentials are summed in class order.
+    Logits at a limit of the activation format ``[lo_a, hi_a]`` get ``p = 0``.
     """
     nb, nc = a.shape
     mask = (np.int64(1) << np.int64(q)) - 1
@@ -38,6 +39,8 @@ def softmax_ce_post_fixed(a, y, c1, q, lut, pow2neg, sc, lo_u, hi_u, p_out, sat)
             prob = e[c] / tot
             d = 1.0 - prob if c == y[s] else -prob
             t = math.floor(sc * d + 0.5)
+            if a[s, c] <= lo_a or a[s, c] >= hi_a:
+                t = 0.0
             if t < lo_u or t > hi_u:
                 sat[2] += 1
                 t = lo_u if t < lo_u else hi_u
@@ -65,8 +68,10 @@ def softmax_ce_post_float(a, y, scale, p_out):
 
 
 @jit
-def _gate_q(act_code, a, h, slope_q, two_fa):
-    """Derivative of the activation as a 16-fractional-bit integer."""
+def _gate_q(act_code, a, h, slope_q, two_fa, lo_a, hi_a):
+    """Derivative of the activation as a 16-fractional-bit integer (0 where ``a`` saturated)."""
+    if a <= lo_a or a >= hi_a:
+        return np.int64(0)
     if act_code == 1:
         return np.int64(65536) if a > 0 else slope_q
     if act_code == 2:
@@ -75,7 +80,7 @@ def _gate_q(act_code, a, h, slope_q, two_fa):
 
 
 @jit
-def error_fixed(w, p_next, a, h, f_w, act_code, slope_q, two_fa, lo_u, hi_u, wrap_u, p_out, sat):
+def error_fixed(w, p_next, a, h, f_w, act_code, slope_q, two_fa, lo_a, hi_a, lo_u, hi_u, wrap_u, p_out, sat):
     """p = round(sat(round(p_next W >> f_w)) * gate >> 16): the error of the layer below."""
     nb, m_next = p_next.shape
     m = w.shape[1]
@@ -90,7 +95,7 @@ def error_fixed(w, p_next, a, h, f_w, act_code, slope_q, two_fa, lo_u, hi_u, wra
                     e[j] += np.int64(w[i, j]) * pi
         for j in range(m):
             v = saturate(shift_round(e[j], f_w, 0, 0), lo_u, hi_u, wrap_u, sat, 2)
-            p_out[s, j] = shift_round(v * _gate_q(act_code, a[s, j], h[s, j], slope_q, two_fa), 16, 0, 0)
+            p_out[s, j] = shift_round(v * _gate_q(act_code, a[s, j], h[s, j], slope_q, two_fa, lo_a, hi_a), 16, 0, 0)
 
 
 @jit

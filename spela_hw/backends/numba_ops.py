@@ -87,7 +87,8 @@ class NumbaOps(OpsBase):
         p = np.empty(a.shape, np.int64)
         k = SAT_UPDATE
         kbp.softmax_ce_post_fixed(_c(a, np.int64), y, K["c1"], K["q"], K["lut"], K["pow2neg"],
-                                  float(scale) * K["pow2_u"], float(self.lo[k]), float(self.hi[k]), p, sat)
+                                  float(scale) * K["pow2_u"], self.lo[SAT_ACTIVATION], self.hi[SAT_ACTIVATION],
+                                  float(self.lo[k]), float(self.hi[k]), p, sat)
         return p, sat
 
     def backprop_error(self, w, p_next, a, h):
@@ -102,7 +103,8 @@ class NumbaOps(OpsBase):
         k = SAT_UPDATE
         kbp.error_fixed(_c(w), _c(p_next, np.int64), _c(a, np.int64), _c(h, np.int64), self.f_w,
                         self.act_code, np.int64(self.slope_q), backprop_constants(self)["two_fa"],
-                        self.lo[k], self.hi[k], self.wrap[k], p, sat)
+                        self.lo[SAT_ACTIVATION], self.hi[SAT_ACTIVATION], self.lo[k], self.hi[k],
+                        self.wrap[k], p, sat)
         return p, sat
 
     def grad_sum(self, p, x):

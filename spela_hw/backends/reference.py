@@ -33,13 +33,16 @@ operations only, so that every backend computes the same bits)
     (``q = 10``), ``e_c = LUT[k mod 2**q] * 2**-(k >> q)`` with ``LUT[j] = 2**(-j / 2**q)``
     (``e_c = 0`` once ``k >> q >= 63``); relative error of ``e_c`` at most ``ln 2 * 2**-(q+1)``
     (3.4e-4). ``S = e_0 + e_1 + ...`` in class order; ``P_c = e_c / S``;
-    ``p_c = floor(lr/B * 2**f_u * ([c = y] - P_c) + 1/2)`` saturated to the update format.
+    ``p_c = floor(lr/B * 2**f_u * ([c = y] - P_c) + 1/2)`` saturated to the update format;
+    ``p_c = 0`` where the logit sits at a limit of the activation format (the derivative of
+    saturation is 0: without this, a saturated logit's weights grow without bound).
 backprop error path
     ``E = p_next W`` exactly in int64 (``f_u + f_w`` fractional bits; the rule checks that it
     cannot overflow), rounded to the update format ``round_nearest(E >> f_w)`` and saturated
     (counted), then multiplied by the activation's derivative as a 16-fractional-bit integer
     ``g`` (LeakyReLU: ``2**16`` if ``a > 0`` else ``slope_q``; tanh:
-    ``round_nearest((2**(2 f_a) - h^2) >> (2 f_a - 16))``; identity: ``2**16``):
+    ``round_nearest((2**(2 f_a) - h^2) >> (2 f_a - 16))``; identity: ``2**16``; 0 where ``a``
+    sits at a limit of the activation format):
     ``p = round_nearest(v g >> 16)`` (no further saturation: ``|g| <= 2**16``).
     ``grad_sum`` returns ``(p^T x, sum p)`` exactly, for optimisers with state
     (:mod:`spela_hw.rules.optim`).
@@ -196,15 +199,22 @@ class ReferenceOps(OpsBase):
         return np.asarray(h, np.int64) @ np.asarray(v, np.int64).T
 
     # -- backprop primitives (see the "backprop" section of the module docstring) ---------------
+    def _saturated(self, a):
+        """Pre-activations at a limit of the activation format (their derivative is taken as 0)."""
+        a = np.asarray(a, np.int64)
+        return (a <= self.lo[SAT_ACTIVATION]) | (a >= self.hi[SAT_ACTIVATION])
+
     def _gate_q(self, a, h):
         """Activation derivative as a 16-fractional-bit integer (fixed-point error path)."""
         if self.spec.activation == "leaky_relu":
-            return np.where(np.asarray(a) > 0, np.int64(1 << GATE_FRAC), np.int64(self.slope_q))
-        if self.spec.activation == "tanh":
+            g = np.where(np.asarray(a) > 0, np.int64(1 << GATE_FRAC), np.int64(self.slope_q))
+        elif self.spec.activation == "tanh":
             two_fa = backprop_constants(self)["two_fa"]
             h = np.asarray(h, np.int64)
-            return shift_round((np.int64(1) << np.int64(two_fa)) - h * h, two_fa - GATE_FRAC, "nearest")
-        return np.full(np.shape(a), 1 << GATE_FRAC, np.int64)
+            g = shift_round((np.int64(1) << np.int64(two_fa)) - h * h, two_fa - GATE_FRAC, "nearest")
+        else:
+            g = np.full(np.shape(a), 1 << GATE_FRAC, np.int64)
+        return np.where(self._saturated(a), np.int64(0), g)
 
     def softmax_ce_post(self, a, y, scale: float):
         """Backprop's output term ``p = scale * (onehot(y) - softmax(a))`` for logits ``a`` ``(B, N)``.
@@ -230,6 +240,7 @@ class ReferenceOps(OpsBase):
             tot = tot + e[:, c]
         prob = e / tot[:, None]
         t = np.floor(float(scale) * K["pow2_u"] * np.where(onehot, 1.0 - prob, -prob) + 0.5)
+        t[self._saturated(a)] = 0.0
         lo, hi = self.lo[SAT_UPDATE], self.hi[SAT_UPDATE]
         sat[SAT_UPDATE] += int(np.count_nonzero((t < lo) | (t > hi)))
         return np.clip(t, lo, hi).astype(np.int64), sat

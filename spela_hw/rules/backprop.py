@@ -12,7 +12,10 @@ point), the same Counts. What differs is where each layer's post-synaptic term `
 * ``scale = lr / B`` for plain SGD, ``1 / B`` for optimisers with state
   (:mod:`spela_hw.rules.optim`). ``p`` is the descent direction, so ``W += p^T x`` descends.
 
-The fixed-point softmax and error path are defined in :mod:`spela_hw.backends.reference`.
+The fixed-point softmax and error path are defined in :mod:`spela_hw.backends.reference`. In
+fixed point a pre-activation (logit or hidden) that sits at a limit of the activation format has
+derivative 0, as saturation has: the error stops there instead of growing the weights of a unit
+whose output can no longer move (the clipped straight-through rule of quantised training).
 The last layer must have one unit per class. Prediction at the last layer is the argmax of the
 logits (:func:`spela_hw.rules.common.uses_logit_readout`); hidden layers keep the cosine read-out
 to their class vectors that every layer of the toolkit has.
