@@ -17,6 +17,7 @@ from .backends import BACKENDS, make_ops
 from .errors import ConfigError, DataError
 from .network import init_network
 from .rules import init_rule_state, trainer_for
+from .rules import spela as spela_rule
 from .rules.common import forward_all, new_counts, readout_predictions, uses_logit_readout
 from .specs import NetworkSpec, PrecisionSpec, Spela, Backprop
 
@@ -246,9 +247,13 @@ class Classifier:
             sel = order[c0:c0 + chunk]
             xq = ops.quantize_input(X[sel])
             yc = yi[sel]
-            for s0 in range(0, len(sel), bs):
-                train(state, ops, rule, xq[s0:s0 + bs], yc[s0:s0 + bs], lr, self.train_counts_,
-                      device=self.device)
+            if rule.name == "spela":  # whole chunk at once (fused kernels when the backend has them)
+                spela_rule.train_chunk(state, ops, rule, xq, yc, lr, bs, self.train_counts_,
+                                       device=self.device)
+            else:
+                for s0 in range(0, len(sel), bs):
+                    train(state, ops, rule, xq[s0:s0 + bs], yc[s0:s0 + bs], lr, self.train_counts_,
+                          device=self.device)
             if bar is not None:
                 bar.update(len(sel))
         if bar is not None:

@@ -21,6 +21,25 @@ def _c(x, dtype=None):
 class NumbaOps(OpsBase):
     name = "numba"
 
+    #: Threads of the fused SPELA path (:meth:`spela_train_chunk`): blocks of output neurons run in
+    #: parallel. Results never depend on it; 1 avoids per-step thread barriers on busy machines.
+    threads = 1
+
+    def spela_train_chunk(self, state, rule, x, y, lr, batch_size, counts, device=None) -> bool:
+        """Train many SPELA steps of ``batch_size`` samples in one compiled call.
+
+        Same result and counts as :func:`spela_hw.rules.spela.train_batch` on each slice (bit for
+        bit in fixed point); see :mod:`spela_hw.backends.numba_fused`. Returns ``False`` without
+        doing anything when the configuration needs the per-step path (device model,
+        ``update_order="recompute"``, optimiser other than plain SGD, ``"raise"`` overflow).
+        """
+        from .numba_fused import fused_supported, spela_train_chunk
+
+        if not fused_supported(self, rule, device):
+            return False
+        spela_train_chunk(self, state, rule, x, y, lr, batch_size, counts, threads=int(self.threads))
+        return True
+
     def normalize_rows(self, x):
         if not self.fixed:
             x = _c(x, np.float32)

@@ -8,7 +8,7 @@ from ..errors import ConfigError
 from ..rng import stream_key
 from .common import count_forward, count_input_norm
 
-__all__ = ["train_batch"]
+__all__ = ["train_batch", "train_chunk"]
 
 
 def train_batch(state, ops, rule, x, y, lr: float, counts, device=None) -> None:
@@ -66,3 +66,18 @@ def train_batch(state, ops, rule, x, y, lr: float, counts, device=None) -> None:
     counts.samples += nb
     counts.update_steps += 1
     state.update_step += 1
+
+
+def train_chunk(state, ops, rule, x, y, lr: float, batch_size: int, counts, device=None) -> None:
+    """SPELA steps of ``batch_size`` samples over the chunk ``(x, y)``, in order.
+
+    Equivalent to :func:`train_batch` on each slice; backends that provide a fused path
+    (``ops.spela_train_chunk``, e.g. the numba backend) run the whole chunk in one call, the others
+    (and configurations the fused path does not cover) step here.
+    """
+    fused = getattr(ops, "spela_train_chunk", None)
+    if fused is not None and fused(state, rule, x, y, lr, batch_size, counts, device=device):
+        return
+    for s0 in range(0, len(y), batch_size):
+        train_batch(state, ops, rule, x[s0:s0 + batch_size], y[s0:s0 + batch_size], lr, counts,
+                    device=device)

@@ -1,0 +1,865 @@
+"""Fused SPELA training over a chunk of samples: one compiled call runs many update steps.
+
+Why it is fast
+--------------
+* **One pass over the weights per step.** The update of step ``t`` is kept *pending* and applied
+  row by row during the forward pass of step ``t + 1`` (a row is updated, then immediately read
+  for the new dot products while it sits in L1). Every weight is streamed once per step instead
+  of read twice and written once. Each weight still receives exactly the same operations in the
+  same order as in the per-step path, so results are unchanged.
+* **Layout for the access pattern.** Wide layers are held *input-major*, ``wt[j, i] = W[i, j]``:
+  row ``j`` holds all fan-out weights of input ``j``, so the update ``wt[j, :] += p * x_j`` and
+  the forward ``acc[:] += wt[j, :] * x_j`` are contiguous SIMD loops over output neurons (no float
+  reduction whose order the compiler would have to keep). Narrow layers (few outputs, e.g. the
+  10-unit output layer) stay *output-major* ``W[i, :]``: their loops run over the long input
+  dimension instead of a handful of outputs.
+* **Zero skipping.** In input-major layers, rows whose pending and new inputs are all zero are not
+  touched at all (about 80 % of MNIST pixels are zero). A zero input never changes a weight, not
+  even stochastically, so nothing is lost.
+* **Narrow integers.** Fixed-point weights stay in their storage type (``int8`` for 8-bit);
+  products that fit 32 bits are formed and summed in 32-bit lanes (flushed to 64 bits before they
+  could overflow), post-synaptic terms and inputs are held in ``int32`` when their formats allow.
+* **Blocks of output neurons** are independent in the fused pass; with ``parallel=True`` they run
+  on separate threads (``prange``). Every reduction over output neurons (``|h|^2``, ``h . v``)
+  runs serially after the pass and each output sums its inputs in the same order whatever the
+  blocks, so results do not depend on the number of threads.
+
+Arithmetic
+----------
+Fixed point: exactly the pipeline documented in :mod:`spela_hw.backends.reference` (same integer
+formulas, same float64 loss-unit expressions, random bits ``splitmix64(key + i * fan_in + j)`` for
+weights and ``key + fan_out * fan_in + i`` for biases): bit-exact. Float32: the forward pass sums
+in float32 (input order in wide layers, eight interleaved partial sums in narrow layers) and then
+adds the bias, as ``x @ W.T + b`` does with its own order; a batch of one updates
+``W += fl32(p_i x_j)``, bit for bit the reference's update; mini-batch sums ``sum_n p_ni x_nj`` are
+accumulated in float32 in sample order (BLAS may order them differently: within tolerance).
+
+Buffers are flat arrays with per-layer offsets so that one compiled function serves any depth.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from . import JIT, jit
+from .fixed import random_bits, saturate, shift_round
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+# (S + r) >> sh for |S + r| < 2**62 as a logical shift of S + r + 2**62 (AVX2 has no 64-bit
+# arithmetic shift, so the compiler would not vectorise ``>>`` on signed lanes).
+_BIAS = np.uint64(1 << 62)
+
+# Counter columns returned per layer (the wrapper adds the counters that depend on shapes only).
+C_FWD_NNZ, C_UPD_NNZ, C_WRITES, C_SAT, C_ZERO = range(5)
+N_COUNTERS = 5
+
+# Per-block counters of one pass.
+_B_WRITES, _B_SAT_ACC, _B_SAT_ACT, _B_SAT_W = range(4)
+
+# Layer layouts.
+INPUT_MAJOR, OUTPUT_MAJOR = 0, 1
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+@jit
+def csc_of(x, nb, n, ptr, idx, val):
+    """Non-zero entries of ``x[:nb, :n]`` by column: ``ptr`` (n+1), ``idx`` (sample), ``val``.
+
+    Returns the number of non-zero entries (what a zero-skipping engine multiplies).
+    """
+    for j in range(n + 1):
+        ptr[j] = 0
+    for s in range(nb):
+        xs = x[s]
+        for j in range(n):
+            if xs[j] != 0:
+                ptr[j + 1] += 1
+    for j in range(n):
+        ptr[j + 1] += ptr[j]
+    for s in range(nb):
+        xs = x[s]
+        for j in range(n):
+            v = xs[j]
+            if v != 0:
+                q = ptr[j]
+                idx[q] = s
+                val[q] = v
+                ptr[j] = q + 1
+    for j in range(n, 0, -1):
+        ptr[j] = ptr[j - 1]
+    ptr[0] = 0
+    return ptr[n]
+
+
+@jit
+def _hash_fill(rb, w, kb, stride, sh):
+    """rb[i] = splitmix64(kb - GAMMA + GAMMA + i * stride) >> (64 - sh), i < w (``kb`` includes
+    the key, the index base and GAMMA). A separate loop: the compiler vectorises it better alone."""
+    s64 = np.uint64(64 - sh)
+    for i in range(w):
+        z = kb + np.uint64(i) * stride
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+        z = z ^ (z >> np.uint64(31))
+        rb[i] = np.int64(z >> s64)
+
+
+@jit
+def _fx_apply(row, sr, rb, w, kb, stride, sh, mode, lo, hi, wrap, cnt):
+    """row[i] = sat(row[i] + round(sr[i] >> sh)), i < w; random index ``kb - GAMMA + i * stride``.
+
+    ``row``, ``sr`` (the exact sums) and ``rb`` (scratch) are slices starting at the block (loops
+    start at 0 so that the compiler knows indices are non-negative and vectorises).
+    """
+    writes = 0
+    nsat = 0
+    if not wrap and sh > 0:
+        if mode == 1:
+            _hash_fill(rb, w, kb, stride, sh)
+        else:
+            half = (np.int64(1) << np.int64(sh - 1)) if mode == 0 else np.int64(0)
+            for i in range(w):
+                rb[i] = half
+        ush = np.uint64(sh)
+        off = np.int64(_BIAS >> ush)
+        for i in range(w):
+            d = np.int64((np.uint64(sr[i] + rb[i]) + _BIAS) >> ush) - off
+            v = np.int64(row[i]) + d
+            nsat += np.int64(v < lo) + np.int64(v > hi)
+            v = lo if v < lo else v
+            v = hi if v > hi else v
+            writes += np.int64(d != 0)
+            row[i] = v
+    else:  # wrap-around overflow, or a left shift: the reference's scalar formulas
+        sat1 = np.zeros(4, np.int64)
+        for i in range(w):
+            sv = sr[i]
+            if sv == 0:
+                continue
+            r = np.int64(0)
+            if mode == 1:
+                r = random_bits(kb - _GAMMA, np.uint64(i) * stride, sh)
+            d = shift_round(sv, sh, mode, r)
+            if d != 0:
+                writes += 1
+                row[i] = saturate(np.int64(row[i]) + d, lo, hi, wrap, sat1, 3)
+        nsat += sat1[3]
+    cnt[_B_WRITES] += writes
+    cnt[_B_SAT_W] += nsat
+
+
+@jit
+def _fx_apply_px(row, ps, xv, sr, rb, w, kb, stride, sh, mode, lo, hi, wrap, cnt):
+    """:func:`_fx_apply` for a single contribution ``sr[i] = ps[i] * xv`` (a batch of one), with
+    the product formed inside the loop instead of through memory."""
+    if wrap or sh <= 0:
+        for i in range(w):
+            sr[i] = np.int64(ps[i]) * np.int64(xv)
+        _fx_apply(row, sr, rb, w, kb, stride, sh, mode, lo, hi, wrap, cnt)
+        return
+    if mode == 1:
+        _hash_fill(rb, w, kb, stride, sh)
+    else:
+        half = (np.int64(1) << np.int64(sh - 1)) if mode == 0 else np.int64(0)
+        for i in range(w):
+            rb[i] = half
+    writes = 0
+    nsat = 0
+    ush = np.uint64(sh)
+    off = np.int64(_BIAS >> ush)
+    for i in range(w):
+        d = np.int64((np.uint64(np.int64(ps[i]) * np.int64(xv) + rb[i]) + _BIAS) >> ush) - off
+        v = np.int64(row[i]) + d
+        nsat += np.int64(v < lo) + np.int64(v > hi)
+        v = lo if v < lo else v
+        v = hi if v > hi else v
+        writes += np.int64(d != 0)
+        row[i] = v
+    cnt[_B_WRITES] += writes
+    cnt[_B_SAT_W] += nsat
+
+
+@jit
+def _fx_bias(bb, sb, i0, w, m, n, key, sh_b, mode, lo, hi, wrap, cnt):
+    """Bias update of outputs i0..i0+w from the exact sums ``sb`` (random index m * n + i)."""
+    sat1 = np.zeros(4, np.int64)
+    for i in range(w):
+        s = sb[i]
+        if s == 0:
+            continue
+        r = np.int64(0)
+        if mode == 1:
+            r = random_bits(key, np.uint64(m * n + i0 + i), sh_b)
+        d = shift_round(s, sh_b, mode, r)
+        if d != 0:
+            cnt[_B_WRITES] += 1
+            bb[i] = saturate(np.int64(bb[i]) + d, lo, hi, wrap, sat1, 3)
+    cnt[_B_SAT_W] += sat1[3]
+
+
+@jit
+def _fx_activate(v, lo, hi, wrap, shift_acc, act_code, slope_q, lut, act_min, sat1):
+    """Accumulator -> (a, h): saturate, round to the activation format, activation function
+    (the general path: any overflow mode)."""
+    v = saturate(v, lo[0], hi[0], wrap[0], sat1, 0)
+    av = saturate(shift_round(v, shift_acc, 0, 0), lo[1], hi[1], wrap[1], sat1, 1)
+    if act_code == 1:
+        hv = av if av > 0 else shift_round(av * slope_q, 16, 0, 0)
+    elif act_code == 2:
+        hv = lut[av - act_min]
+    else:
+        hv = av
+    return av, hv
+
+
+@jit
+def _fx_activate_row(ac, a3, ao, ho, w, lo, hi, wrap, shift_acc, act_code, slope_q, lut, act_min,
+                     sat1):
+    """(ao, ho)[i] = activation of the accumulator ac[i] + a3[i], i < w (branch-light when the
+    formats saturate; the general path otherwise)."""
+    if wrap[0] != 0 or wrap[1] != 0 or shift_acc <= 0:
+        for i in range(w):
+            av, hv = _fx_activate(ac[i] + a3[i], lo, hi, wrap, shift_acc, act_code, slope_q, lut,
+                                  act_min, sat1)
+            ao[i] = av
+            ho[i] = hv
+        return
+    lo0, hi0, lo1, hi1 = lo[0], hi[0], lo[1], hi[1]
+    half = np.int64(1) << np.int64(shift_acc - 1)
+    n0 = 0
+    n1 = 0
+    for i in range(w):
+        v = ac[i] + np.int64(a3[i])
+        n0 += np.int64(v < lo0) + np.int64(v > hi0)
+        v = lo0 if v < lo0 else v
+        v = hi0 if v > hi0 else v
+        av = (v + half) >> shift_acc
+        n1 += np.int64(av < lo1) + np.int64(av > hi1)
+        av = lo1 if av < lo1 else av
+        av = hi1 if av > hi1 else av
+        ao[i] = av
+        if act_code == 1:
+            ho[i] = av if av > 0 else (av * slope_q + 32768) >> 16
+        elif act_code == 2:
+            ho[i] = lut[av - act_min]
+        else:
+            ho[i] = av
+    sat1[0] += n0
+    sat1[1] += n1
+
+
+# ----------------------------------------------------------------------------------------------
+# fixed point: one block of output neurons of one layer
+# ----------------------------------------------------------------------------------------------
+@jit
+def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
+                 sh_w, sh_b, mode, lo, hi, wrap, cnb, cptr, cidx, cval,
+                 f_a, shift_acc, act_code, slope_q, lut, act_min, kflush,
+                 acc, acc32, srow, rbuf, a_out, h_out, cnt):
+    """Input-major block [i0, i1): pending update, then forward pass of the new inputs."""
+    lo_w, hi_w, wrap_w = lo[3], hi[3], wrap[3]
+    w = i1 - i0
+    bb = b[i0:i1]
+    sr = srow[i0:i1]
+    rb = rbuf[i0:i1]
+    if has_prev:
+        for i in range(w):
+            sr[i] = 0
+        for s in range(pnb):
+            ps = pp[s, i0:i1]
+            for i in range(w):
+                sr[i] += ps[i]
+        _fx_bias(bb, sr, i0, w, m, n, key, sh_b, mode, lo_w, hi_w, wrap_w, cnt)
+    for s in range(cnb):
+        ac = acc[s, i0:i1]
+        a3 = acc32[s, i0:i1]
+        for i in range(w):
+            ac[i] = np.int64(bb[i]) << np.int64(f_a)
+            a3[i] = 0
+    nn = np.uint64(n)
+    ukey = np.uint64(key) + _GAMMA + np.uint64(i0) * nn
+    rows = 0
+    for j in range(n):
+        q0 = pptr[j] if has_prev else 0
+        q1 = pptr[j + 1] if has_prev else 0
+        c0 = cptr[j]
+        c1 = cptr[j + 1]
+        if q0 == q1 and c0 == c1:
+            continue
+        row = wt[j, i0:i1]
+        if q1 == q0 + 1:
+            _fx_apply_px(row, pp[pidx[q0], i0:i1], pval[q0], sr, rb, w,
+                         ukey + np.uint64(j), nn, sh_w, mode, lo_w, hi_w, wrap_w, cnt)
+        elif q1 > q0:
+            ps = pp[pidx[q0], i0:i1]
+            xv = np.int64(pval[q0])
+            for i in range(w):
+                sr[i] = np.int64(ps[i]) * xv
+            for q in range(q0 + 1, q1):
+                ps = pp[pidx[q], i0:i1]
+                xv = np.int64(pval[q])
+                for i in range(w):
+                    sr[i] += np.int64(ps[i]) * xv
+            _fx_apply(row, sr, rb, w, ukey + np.uint64(j), nn, sh_w, mode, lo_w, hi_w, wrap_w, cnt)
+        if c1 > c0:
+            if kflush > 0:  # products and partial sums fit in int32 lanes
+                if rows == kflush:
+                    for s in range(cnb):
+                        ac = acc[s, i0:i1]
+                        a3 = acc32[s, i0:i1]
+                        for i in range(w):
+                            ac[i] += a3[i]
+                            a3[i] = 0
+                    rows = 0
+                rows += 1
+                for q in range(c0, c1):
+                    a3 = acc32[cidx[q], i0:i1]
+                    x32 = np.int32(cval[q])
+                    for i in range(w):
+                        a3[i] = np.int32(a3[i] + np.int32(np.int32(row[i]) * x32))
+            else:
+                for q in range(c0, c1):
+                    ac = acc[cidx[q], i0:i1]
+                    xv = np.int64(cval[q])
+                    for i in range(w):
+                        ac[i] += np.int64(row[i]) * xv
+    sat1 = np.zeros(4, np.int64)
+    for s in range(cnb):
+        _fx_activate_row(acc[s, i0:i1], acc32[s, i0:i1], a_out[s, i0:i1], h_out[s, i0:i1], w, lo,
+                         hi, wrap, shift_acc, act_code, slope_q, lut, act_min, sat1)
+    cnt[_B_SAT_ACC] += sat1[0]
+    cnt[_B_SAT_ACT] += sat1[1]
+
+
+@jit
+def _fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, sh_w, sh_b, mode, lo, hi, wrap,
+                 cnb, xc, f_a, shift_acc, act_code, slope_q, lut, act_min,
+                 srow, rbuf, a_out, h_out, cnt):
+    """Output-major block of rows [i0, i1) of ``W`` (m, n): pending update, then forward pass."""
+    lo_w, hi_w, wrap_w = lo[3], hi[3], wrap[3]
+    sr = srow[:n]
+    rb = rbuf[:n]
+    sb = np.zeros(1, np.int64)
+    sat1 = np.zeros(4, np.int64)
+    for i in range(i0, i1):
+        row = W[i]
+        if has_prev:
+            sb[0] = 0
+            for s in range(pnb):
+                sb[0] += pp[s, i]
+            first = True
+            for s in range(pnb):
+                p = np.int64(pp[s, i])
+                if p == 0:
+                    continue
+                xs = xp[s]
+                if first:
+                    for j in range(n):
+                        sr[j] = p * np.int64(xs[j])
+                    first = False
+                else:
+                    for j in range(n):
+                        sr[j] += p * np.int64(xs[j])
+            if not first:
+                kb = np.uint64(key) + _GAMMA + np.uint64(i) * np.uint64(n)
+                _fx_apply(row, sr, rb, n, kb, np.uint64(1), sh_w, mode, lo_w, hi_w, wrap_w, cnt)
+            _fx_bias(b[i:i + 1], sb, i, 1, m, n, key, sh_b, mode, lo_w, hi_w, wrap_w, cnt)
+        for s in range(cnb):
+            xs = xc[s]
+            v = np.int64(0)
+            for j in range(n):
+                v += np.int64(row[j]) * np.int64(xs[j])
+            v += np.int64(b[i]) << np.int64(f_a)
+            av, hv = _fx_activate(v, lo, hi, wrap, shift_acc, act_code, slope_q, lut, act_min, sat1)
+            a_out[s, i] = av
+            h_out[s, i] = hv
+    cnt[_B_SAT_ACC] += sat1[0]
+    cnt[_B_SAT_ACT] += sat1[1]
+
+
+@jit
+def _fx_pass_serial(bounds, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key, sh_w, sh_b,
+                    mode, lo, hi, wrap, cnb, cptr, cidx, cval, f_a, shift_acc, act_code, slope_q,
+                    lut, act_min, kflush, acc, acc32, srow, rbuf, a_out, h_out, bcnt):
+    for blk in range(len(bounds) - 1):
+        _fx_block_im(bounds[blk], bounds[blk + 1], n, m, wt, b, has_prev, pp, pnb, pptr, pidx,
+                     pval, key, sh_w, sh_b, mode, lo, hi, wrap, cnb, cptr, cidx, cval, f_a,
+                     shift_acc, act_code, slope_q, lut, act_min, kflush, acc, acc32, srow, rbuf,
+                     a_out, h_out, bcnt[blk])
+
+
+@njit(parallel=True, **JIT)
+def _fx_pass_parallel(bounds, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key, sh_w, sh_b,
+                      mode, lo, hi, wrap, cnb, cptr, cidx, cval, f_a, shift_acc, act_code, slope_q,
+                      lut, act_min, kflush, acc, acc32, srow, rbuf, a_out, h_out, bcnt):
+    for blk in prange(len(bounds) - 1):
+        _fx_block_im(bounds[blk], bounds[blk + 1], n, m, wt, b, has_prev, pp, pnb, pptr, pidx,
+                     pval, key, sh_w, sh_b, mode, lo, hi, wrap, cnb, cptr, cidx, cval, f_a,
+                     shift_acc, act_code, slope_q, lut, act_min, kflush, acc, acc32, srow, rbuf,
+                     a_out, h_out, bcnt[blk])
+
+
+@jit
+def _fx_post(a, h, nb, m, v, vnorm, y, scale, loss_code, act_code, slope, gate_h2, pow2_au,
+             lo_u, hi_u, p_out):
+    """SPELA's post-synaptic term (the reference's float64 expressions). Returns
+    (zero-norm samples, update saturations)."""
+    zeros = 0
+    nsat = 0
+    for s in range(nb):
+        c_ = y[s]
+        hs = h[s]
+        vs = v[c_]
+        n2 = np.int64(0)
+        dot = np.int64(0)
+        for i in range(m):
+            n2 += hs[i] * hs[i]
+            dot += hs[i] * vs[i]
+        if n2 == 0:
+            zeros += 1
+            for i in range(m):
+                p_out[s, i] = 0
+            continue
+        r = math.sqrt(np.float64(n2))
+        vn = vnorm[c_]
+        c = np.float64(dot) / (r * vn)
+        g = 1.0 if loss_code == 0 else 1.0 / (2.0 - c)
+        sc = scale * g * pow2_au / r
+        A = sc / vn
+        C = sc * c / r
+        for i in range(m):
+            if act_code == 1:
+                gate = 1.0 if a[s, i] > 0 else slope
+            elif act_code == 2:
+                gate = 1.0 - np.float64(hs[i] * hs[i]) * gate_h2
+            else:
+                gate = 1.0
+            t = math.floor((A * np.float64(vs[i]) - C * np.float64(hs[i])) * gate + 0.5)
+            if t < lo_u or t > hi_u:
+                nsat += 1
+                t = lo_u if t < lo_u else hi_u
+            p_out[s, i] = np.int64(t)
+    return zeros, nsat
+
+
+@jit
+def _fx_normalize(x, nb, n, pow2_a, lo, hi, wrap):
+    """x = round(x * 2**f_a / |x|) per row, in place; zero rows stay zero (saturations are not
+    counted, as in the reference)."""
+    sat = np.zeros(4, np.int64)
+    for s in range(nb):
+        n2 = np.int64(0)
+        for j in range(n):
+            n2 += np.int64(x[s, j]) * np.int64(x[s, j])
+        r = math.sqrt(np.float64(n2))
+        sc = pow2_a / r if n2 > 0 else 0.0
+        for j in range(n):
+            q = math.floor(np.float64(x[s, j]) * sc + 0.5)
+            x[s, j] = saturate(np.int64(q), lo, hi, wrap, sat, 1)
+
+
+@jit
+def _count_update_nnz(p, x, nb, m, n):
+    """sum over samples of nnz(p_s) * nnz(x_s)."""
+    tot = 0
+    for s in range(nb):
+        np_ = 0
+        for i in range(m):
+            np_ += p[s, i] != 0
+        nx = 0
+        for j in range(n):
+            nx += x[s, j] != 0
+        tot += np_ * nx
+    return tot
+
+
+@jit
+def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, vnorm_flat,
+                      n_cls, keys, fparams, iparams, lo, hi, wrap, lut, bounds_flat, bounds_off,
+                      parallel, xbuf, pbuf, val, counters):
+    """Train SPELA on ``X`` (inputs in the activation format) in steps of ``B`` samples.
+
+    ``w_flat`` holds every layer's weights, input-major (``layout[k] == 0``) or output-major;
+    ``keys[t, k]`` is the stochastic-rounding key of step ``t``, layer ``k``.
+    ``fparams = (lr, slope, gate_h2, pow2_au, pow2_a)``; ``iparams = (f_a, shift_acc, shift_w,
+    shift_b, mode, act_code, loss_code, slope_q, act_min, normalize, kflush)``. Scratch:
+    ``xbuf`` (L, 2, B, nmax) layer inputs by step parity, ``pbuf`` (L, B, nmax) pending
+    post-synaptic terms, ``val`` (L, 2, B * nmax) sparse input values (their dtypes are the
+    narrowest that hold the formats). ``counters[k]`` receives the C_* columns.
+    """
+    lr, slope, gate_h2, pow2_au, pow2_a = fparams[0], fparams[1], fparams[2], fparams[3], fparams[4]
+    f_a, shift_acc, sh_w, sh_b, mode = iparams[0], iparams[1], iparams[2], iparams[3], iparams[4]
+    act_code, loss_code, slope_q, act_min = iparams[5], iparams[6], iparams[7], iparams[8]
+    normalize, kflush = iparams[9], iparams[10]
+    L = len(dims) - 1
+    N = X.shape[0]
+    nsteps = (N + B - 1) // B
+    nmax = 0
+    for k in range(L + 1):
+        nmax = max(nmax, dims[k])
+    ptr = np.zeros((L, 2, nmax + 1), np.int64)
+    idx = np.zeros((L, 2, B * nmax), np.int64)
+    pnb = np.zeros(L, np.int64)  # pending batch size (0: none)
+    acc = np.zeros((B, nmax), np.int64)
+    acc32 = np.zeros((B, nmax), np.int32)
+    srow = np.zeros(nmax, np.int64)
+    rbuf = np.zeros(nmax, np.int64)
+    a_buf = np.zeros((B, nmax), np.int64)
+    h_buf = np.zeros((B, nmax), np.int64)
+    bcnt = np.zeros((64, 4), np.int64)
+    for t in range(nsteps + 1):
+        s0 = t * B
+        nb = min(B, N - s0) if t < nsteps else 0
+        par = t & 1
+        for k in range(L):
+            n = dims[k]
+            m = dims[k + 1]
+            wk = w_flat[woff[k]:woff[k] + n * m]
+            b = b_flat[boff[k]:boff[k] + m]
+            xin = xbuf[k, par]
+            if nb > 0:
+                if k == 0:
+                    for s in range(nb):
+                        for j in range(n):
+                            xin[s, j] = X[s0 + s, j]
+                else:
+                    for s in range(nb):
+                        for j in range(n):
+                            xin[s, j] = h_buf[s, j]
+                if normalize:
+                    _fx_normalize(xin, nb, n, pow2_a, lo[1], hi[1], wrap[1])
+            has_prev = pnb[k] > 0
+            key = keys[t - 1, k] if has_prev else np.uint64(0)
+            pq = 1 - par
+            bounds = bounds_flat[bounds_off[k]:bounds_off[k + 1]]
+            nblk = len(bounds) - 1
+            bcnt[:nblk] = 0
+            if layout[k] == INPUT_MAJOR:
+                if nb > 0:
+                    counters[k, C_FWD_NNZ] += csc_of(xin, nb, n, ptr[k, par], idx[k, par],
+                                                     val[k, par])
+                else:
+                    ptr[k, par, :n + 1] = 0
+                wt = wk.reshape(n, m)
+                if parallel and nblk > 1:
+                    _fx_pass_parallel(bounds, n, m, wt, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
+                                      idx[k, pq], val[k, pq], key, sh_w, sh_b, mode, lo, hi, wrap,
+                                      nb, ptr[k, par], idx[k, par], val[k, par], f_a, shift_acc,
+                                      act_code, slope_q, lut, act_min, kflush, acc, acc32, srow,
+                                      rbuf, a_buf, h_buf, bcnt)
+                else:
+                    _fx_pass_serial(bounds, n, m, wt, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
+                                    idx[k, pq], val[k, pq], key, sh_w, sh_b, mode, lo, hi, wrap,
+                                    nb, ptr[k, par], idx[k, par], val[k, par], f_a, shift_acc,
+                                    act_code, slope_q, lut, act_min, kflush, acc, acc32, srow,
+                                    rbuf, a_buf, h_buf, bcnt)
+            else:
+                if nb > 0:
+                    for s in range(nb):
+                        for j in range(n):
+                            counters[k, C_FWD_NNZ] += xin[s, j] != 0
+                _fx_block_om(0, m, n, m, wk.reshape(m, n), b, has_prev, pbuf[k], pnb[k],
+                             xbuf[k, pq], key, sh_w, sh_b, mode, lo, hi, wrap, nb, xin, f_a,
+                             shift_acc, act_code, slope_q, lut, act_min, srow, rbuf, a_buf, h_buf,
+                             bcnt[0])
+            for blk in range(nblk):
+                counters[k, C_WRITES] += bcnt[blk, _B_WRITES]
+                counters[k, C_SAT] += bcnt[blk, _B_SAT_ACC] + bcnt[blk, _B_SAT_ACT] + bcnt[blk, _B_SAT_W]
+            pnb[k] = nb
+            if nb == 0:
+                continue
+            v = v_flat[voff[k]:voff[k] + n_cls * m].reshape(n_cls, m)
+            vn = vnorm_flat[k * n_cls:(k + 1) * n_cls]
+            pk = pbuf[k]
+            zeros, nsat = _fx_post(a_buf, h_buf, nb, m, v, vn, Y[s0:s0 + nb], lr / nb, loss_code,
+                                   act_code, slope, gate_h2, pow2_au, np.float64(lo[2]),
+                                   np.float64(hi[2]), pk)
+            counters[k, C_ZERO] += zeros
+            counters[k, C_SAT] += nsat
+            counters[k, C_UPD_NNZ] += _count_update_nnz(pk, xin, nb, m, n)
+
+
+# ----------------------------------------------------------------------------------------------
+# float32
+# ----------------------------------------------------------------------------------------------
+@jit
+def _fl_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval,
+                 cnb, cptr, cidx, cval, act_code, slope, acc, srow, a_out, h_out, cnt):
+    """Float32 twin of :func:`_fx_block_im`."""
+    w = i1 - i0
+    bb = b[i0:i1]
+    sr = srow[i0:i1]
+    writes = 0
+    if has_prev:
+        for i in range(w):
+            sr[i] = 0
+        for s in range(pnb):
+            ps = pp[s, i0:i1]
+            for i in range(w):
+                sr[i] += ps[i]
+        for i in range(w):
+            writes += np.int64(sr[i] != 0)
+            bb[i] += sr[i]
+    for s in range(cnb):
+        ac = acc[s, i0:i1]
+        for i in range(w):
+            ac[i] = 0
+    for j in range(n):
+        q0 = pptr[j] if has_prev else 0
+        q1 = pptr[j + 1] if has_prev else 0
+        c0 = cptr[j]
+        c1 = cptr[j + 1]
+        if q0 == q1 and c0 == c1:
+            continue
+        row = wt[j, i0:i1]
+        if q1 == q0 + 1:
+            ps = pp[pidx[q0], i0:i1]
+            xv = pval[q0]
+            for i in range(w):
+                d = ps[i] * xv
+                writes += np.int64(d != 0)
+                row[i] += d
+        elif q1 > q0:
+            ps = pp[pidx[q0], i0:i1]
+            xv = pval[q0]
+            for i in range(w):
+                sr[i] = ps[i] * xv
+            for q in range(q0 + 1, q1):
+                ps = pp[pidx[q], i0:i1]
+                xv = pval[q]
+                for i in range(w):
+                    sr[i] += ps[i] * xv
+            for i in range(w):
+                d = sr[i]
+                writes += np.int64(d != 0)
+                row[i] += d
+        for q in range(c0, c1):
+            ac = acc[cidx[q], i0:i1]
+            xv = cval[q]
+            for i in range(w):
+                ac[i] += row[i] * xv
+    cnt[_B_WRITES] += writes
+    sl = np.float32(slope)
+    for s in range(cnb):
+        ac = acc[s, i0:i1]
+        ao = a_out[s, i0:i1]
+        ho = h_out[s, i0:i1]
+        for i in range(w):
+            av = ac[i] + bb[i]
+            ao[i] = av
+            if act_code == 1:
+                ho[i] = av if av > 0 else av * sl
+            elif act_code == 2:
+                ho[i] = math.tanh(av)
+            else:
+                ho[i] = av
+
+
+@jit
+def _dot8(a, x, n):
+    """Float32 dot product with eight interleaved partial sums (a fixed, documented order)."""
+    p = np.zeros(8, np.float32)
+    n8 = n - n % 8
+    for j in range(0, n8, 8):
+        for l in range(8):
+            p[l] += a[j + l] * x[j + l]
+    for j in range(n8, n):
+        p[0] += a[j] * x[j]
+    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]))
+
+
+@jit
+def _fl_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, cnb, xc, act_code, slope, srow,
+                 a_out, h_out, cnt):
+    """Float32 twin of :func:`_fx_block_om`."""
+    sr = srow[:n]
+    writes = 0
+    sl = np.float32(slope)
+    for i in range(i0, i1):
+        row = W[i]
+        if has_prev:
+            sb = np.float32(0)
+            for s in range(pnb):
+                sb += pp[s, i]
+            if pnb == 1:
+                p = pp[0, i]
+                if p != 0:
+                    xs = xp[0]
+                    for j in range(n):
+                        d = p * xs[j]
+                        writes += np.int64(d != 0)
+                        row[j] += d
+            else:
+                for j in range(n):
+                    sr[j] = 0
+                for s in range(pnb):
+                    p = pp[s, i]
+                    xs = xp[s]
+                    for j in range(n):
+                        sr[j] += p * xs[j]
+                for j in range(n):
+                    d = sr[j]
+                    writes += np.int64(d != 0)
+                    row[j] += d
+            writes += np.int64(sb != 0)
+            b[i] += sb
+        for s in range(cnb):
+            av = _dot8(row, xc[s], n) + b[i]
+            a_out[s, i] = av
+            if act_code == 1:
+                h_out[s, i] = av if av > 0 else av * sl
+            elif act_code == 2:
+                h_out[s, i] = math.tanh(av)
+            else:
+                h_out[s, i] = av
+    cnt[_B_WRITES] += writes
+
+
+@jit
+def _fl_pass_serial(bounds, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, cnb, cptr, cidx,
+                    cval, act_code, slope, acc, srow, a_out, h_out, bcnt):
+    for blk in range(len(bounds) - 1):
+        _fl_block_im(bounds[blk], bounds[blk + 1], n, m, wt, b, has_prev, pp, pnb, pptr, pidx,
+                     pval, cnb, cptr, cidx, cval, act_code, slope, acc, srow, a_out, h_out,
+                     bcnt[blk])
+
+
+@njit(parallel=True, **JIT)
+def _fl_pass_parallel(bounds, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, cnb, cptr, cidx,
+                      cval, act_code, slope, acc, srow, a_out, h_out, bcnt):
+    for blk in prange(len(bounds) - 1):
+        _fl_block_im(bounds[blk], bounds[blk + 1], n, m, wt, b, has_prev, pp, pnb, pptr, pidx,
+                     pval, cnb, cptr, cidx, cval, act_code, slope, acc, srow, a_out, h_out,
+                     bcnt[blk])
+
+
+@jit
+def _fl_post(a, h, nb, m, v, y, scale, loss_code, act_code, slope, p_out):
+    """Float twin of :func:`_fx_post` (float64 scalars, as the numba per-step kernel)."""
+    zeros = 0
+    for s in range(nb):
+        c_ = y[s]
+        hs = h[s]
+        vs = v[c_]
+        n2 = 0.0
+        dot = 0.0
+        for i in range(m):
+            n2 += np.float64(hs[i]) * hs[i]
+            dot += np.float64(hs[i]) * vs[i]
+        if n2 == 0.0:
+            zeros += 1
+            for i in range(m):
+                p_out[s, i] = 0.0
+            continue
+        r = math.sqrt(n2)
+        c = dot / r
+        g = 1.0 if loss_code == 0 else 1.0 / (2.0 - c)
+        kk = scale * g / r
+        for i in range(m):
+            if act_code == 1:
+                gate = 1.0 if a[s, i] > 0 else slope
+            elif act_code == 2:
+                gate = 1.0 - np.float64(hs[i]) * hs[i]
+            else:
+                gate = 1.0
+            p_out[s, i] = kk * gate * (vs[i] - c * hs[i] / r)
+    return zeros
+
+
+@jit
+def _fl_normalize(x, nb, n):
+    """x / |x| per row in place (float64 norm, as the numba per-step kernel)."""
+    for s in range(nb):
+        n2 = 0.0
+        for j in range(n):
+            n2 += np.float64(x[s, j]) * x[s, j]
+        inv = 1.0 / max(math.sqrt(n2), 1e-12)
+        for j in range(n):
+            x[s, j] = x[s, j] * inv
+
+
+@jit
+def train_chunk_float(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n_cls, lr,
+                      act_code, loss_code, slope, normalize, bounds_flat, bounds_off, parallel,
+                      counters):
+    """Float32 twin of :func:`train_chunk_fixed` (no rounding keys, no saturation)."""
+    L = len(dims) - 1
+    N = X.shape[0]
+    nsteps = (N + B - 1) // B
+    nmax = 0
+    for k in range(L + 1):
+        nmax = max(nmax, dims[k])
+    ptr = np.zeros((L, 2, nmax + 1), np.int64)
+    idx = np.zeros((L, 2, B * nmax), np.int64)
+    val = np.zeros((L, 2, B * nmax), np.float32)
+    xbuf = np.zeros((L, 2, B, nmax), np.float32)
+    pbuf = np.zeros((L, B, nmax), np.float32)
+    pnb = np.zeros(L, np.int64)
+    acc = np.zeros((B, nmax), np.float32)
+    srow = np.zeros(nmax, np.float32)
+    a_buf = np.zeros((B, nmax), np.float32)
+    h_buf = np.zeros((B, nmax), np.float32)
+    bcnt = np.zeros((64, 4), np.int64)
+    for t in range(nsteps + 1):
+        s0 = t * B
+        nb = min(B, N - s0) if t < nsteps else 0
+        par = t & 1
+        for k in range(L):
+            n = dims[k]
+            m = dims[k + 1]
+            wk = w_flat[woff[k]:woff[k] + n * m]
+            b = b_flat[boff[k]:boff[k] + m]
+            xin = xbuf[k, par]
+            if nb > 0:
+                if k == 0:
+                    for s in range(nb):
+                        for j in range(n):
+                            xin[s, j] = X[s0 + s, j]
+                else:
+                    for s in range(nb):
+                        for j in range(n):
+                            xin[s, j] = h_buf[s, j]
+                if normalize:
+                    _fl_normalize(xin, nb, n)
+            has_prev = pnb[k] > 0
+            pq = 1 - par
+            bounds = bounds_flat[bounds_off[k]:bounds_off[k + 1]]
+            nblk = len(bounds) - 1
+            bcnt[:nblk] = 0
+            if layout[k] == INPUT_MAJOR:
+                if nb > 0:
+                    counters[k, C_FWD_NNZ] += csc_of(xin, nb, n, ptr[k, par], idx[k, par],
+                                                     val[k, par])
+                else:
+                    ptr[k, par, :n + 1] = 0
+                wt = wk.reshape(n, m)
+                if parallel and nblk > 1:
+                    _fl_pass_parallel(bounds, n, m, wt, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
+                                      idx[k, pq], val[k, pq], nb, ptr[k, par], idx[k, par],
+                                      val[k, par], act_code, slope, acc, srow, a_buf, h_buf, bcnt)
+                else:
+                    _fl_pass_serial(bounds, n, m, wt, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
+                                    idx[k, pq], val[k, pq], nb, ptr[k, par], idx[k, par],
+                                    val[k, par], act_code, slope, acc, srow, a_buf, h_buf, bcnt)
+            else:
+                if nb > 0:
+                    for s in range(nb):
+                        for j in range(n):
+                            counters[k, C_FWD_NNZ] += xin[s, j] != 0
+                _fl_block_om(0, m, n, m, wk.reshape(m, n), b, has_prev, pbuf[k], pnb[k],
+                             xbuf[k, pq], nb, xin, act_code, slope, srow, a_buf, h_buf, bcnt[0])
+            for blk in range(nblk):
+                counters[k, C_WRITES] += bcnt[blk, _B_WRITES]
+            pnb[k] = nb
+            if nb == 0:
+                continue
+            v = v_flat[voff[k]:voff[k] + n_cls * m].reshape(n_cls, m)
+            pk = pbuf[k]
+            counters[k, C_ZERO] += _fl_post(a_buf, h_buf, nb, m, v, Y[s0:s0 + nb], lr / nb,
+                                            loss_code, act_code, slope, pk)
+            counters[k, C_UPD_NNZ] += _count_update_nnz(pk, xin, nb, m, n)

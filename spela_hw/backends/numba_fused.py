@@ -1,0 +1,170 @@
+"""Fused SPELA training for the numba backend: many update steps in one compiled call.
+
+:func:`spela_train_chunk` is what :meth:`NumbaOps.spela_train_chunk` runs. It lays the weights
+out input-major for the duration of one call, runs :mod:`spela_hw._kernels.fused` (pending
+update of step t fused with the forward pass of step t+1, zero skipping, narrow weights, blocks
+of output neurons optionally on several threads), writes the weights back and fills the same
+:class:`~spela_hw.counts.Counts` as the per-step path. Fixed-point results equal the per-step
+path (and the reference) bit for bit; float32 results agree within float tolerance; the number
+of threads never changes a result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._kernels import fused as kfu
+from ..rng import splitmix64
+from .common import LOSS_CODE, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT
+
+__all__ = ["fused_supported", "spela_train_chunk", "stream_keys", "output_blocks"]
+
+_BLOCK_ALIGN = 64  # outputs per block are a multiple of this (whole cache lines, SIMD width)
+_MIN_PARALLEL_WIDTH = 256  # narrower layers run on one thread (a barrier costs more than them)
+_NARROW = 64  # layers with fewer outputs are kept output-major (loops over the long fan-in)
+
+
+def stream_keys(seed: int, n_layers: int, step0: int, n_steps: int) -> np.ndarray:
+    """Keys ``stream_key(seed, k, step0 + t)`` as a ``(n_steps, n_layers)`` uint64 array."""
+    out = np.empty((n_steps, n_layers), np.uint64)
+    steps = np.arange(step0, step0 + n_steps, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        k0 = splitmix64(np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))
+        for k in range(n_layers):
+            k1 = splitmix64(k0 ^ np.uint64(k))
+            out[:, k] = splitmix64(k1 ^ steps)
+    return out
+
+
+def output_blocks(m: int, threads: int) -> np.ndarray:
+    """Boundaries of the blocks of output neurons handed to threads (one block if serial)."""
+    if threads <= 1 or m < _MIN_PARALLEL_WIDTH:
+        return np.array([0, m], np.int64)
+    per = -(-m // threads)
+    per = -(-per // _BLOCK_ALIGN) * _BLOCK_ALIGN
+    cuts = list(range(0, m, per)) + [m]
+    return np.array(cuts, np.int64)
+
+
+def _int_dtype(lo, hi):
+    """int32 when a format's integers fit in it (SIMD lanes twice as wide as int64)."""
+    return np.int32 if -(2**31) <= int(lo) and int(hi) < 2**31 else np.int64
+
+
+def fused_supported(ops, rule, device=None) -> bool:
+    """Whether the fused path runs ``rule`` exactly as the per-step path would."""
+    if device is not None or getattr(rule, "name", None) != "spela":
+        return False
+    opt = rule.optimizer
+    if opt.kind != "sgd" or opt.momentum or rule.update_order != "pre_update":
+        return False
+    # The "raise" overflow policy must stop at the exact step that overflowed: per-step path.
+    return not (ops.fixed and any(ops.raise_on))
+
+
+def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts,
+                      threads: int = 1) -> None:
+    """Train ``state`` on ``(x, y)`` in consecutive steps of ``batch_size`` samples.
+
+    Equivalent to calling :func:`spela_hw.rules.spela.train_batch` on each slice
+    ``x[s:s + batch_size]`` in order (the last step may be smaller). ``x`` is in the backend's
+    input representation, ``y`` holds class indices. The caller checks :func:`fused_supported`.
+    """
+    spec = state.spec
+    L = spec.n_layers
+    dims = np.asarray(spec.dims, np.int64)
+    N = len(y)
+    if N == 0:
+        return
+    B = int(batch_size)
+    n_steps = -(-N // B)
+    shapes = spec.layer_shapes()
+    layout = np.array([kfu.OUTPUT_MAJOR if m < _NARROW else kfu.INPUT_MAJOR for m, _ in shapes],
+                      np.int64)
+    woff = np.zeros(L + 1, np.int64)
+    woff[1:] = np.cumsum([m * n for m, n in shapes])
+    boff = np.zeros(L + 1, np.int64)
+    boff[1:] = np.cumsum([m for m, _ in shapes])
+    dtype = state.weights[0].dtype
+    w_flat = np.empty(int(woff[-1]), dtype)
+    for k, (m, n) in enumerate(shapes):
+        seg = w_flat[woff[k]:woff[k + 1]]
+        if layout[k] == kfu.INPUT_MAJOR:
+            seg.reshape(n, m)[...] = state.weights[k].T
+        else:
+            seg.reshape(m, n)[...] = state.weights[k]
+    b_flat = np.concatenate([np.asarray(b) for b in state.biases]).astype(dtype, copy=False)
+    n_cls = spec.n_classes
+    voff = np.zeros(L + 1, np.int64)
+    voff[1:] = np.cumsum([n_cls * m for m, _ in shapes])
+    blocks = [output_blocks(m, threads) if layout[k] == kfu.INPUT_MAJOR else np.array([0, m])
+              for k, (m, _) in enumerate(shapes)]
+    bounds_off = np.zeros(L + 1, np.int64)
+    bounds_off[1:] = np.cumsum([len(bk) for bk in blocks])
+    bounds_flat = np.concatenate(blocks).astype(np.int64)
+    parallel = threads > 1 and any(len(bk) > 2 for bk in blocks)
+    yi = np.ascontiguousarray(y, np.int64)
+    kc = np.zeros((L, kfu.N_COUNTERS), np.int64)
+    act = ops.act_code
+    loss = LOSS_CODE[rule.loss]
+    normalize = rule.input_norm != "off"
+    if ops.fixed:
+        nmax = int(dims.max())
+        xdt = _int_dtype(ops.lo[SAT_ACTIVATION], ops.hi[SAT_ACTIVATION])
+        pdt = _int_dtype(ops.lo[SAT_UPDATE], ops.hi[SAT_UPDATE])
+        X = np.ascontiguousarray(x, xdt)
+        v_flat = np.concatenate([np.asarray(v, np.int64).ravel() for v in state.vectors])
+        vn_flat = np.concatenate([np.asarray(v, np.float64) for v in state.vector_norms])
+        keys = stream_keys(state.rounding_seed, L, state.update_step, n_steps)
+        wmax = max(abs(int(ops.lo[SAT_WEIGHT])), abs(int(ops.hi[SAT_WEIGHT])))
+        xmax = max(abs(int(ops.lo[SAT_ACTIVATION])), abs(int(ops.hi[SAT_ACTIVATION])))
+        # Products summed in int32 lanes for kflush rows, then flushed to int64 (0: int64 only).
+        kflush = (2**31 - 1) // (wmax * xmax) if wmax * xmax <= 2**31 - 1 else 0
+        fparams = np.array([lr, ops.slope, ops.gate_h2, ops.pow2_au, ops.pow2_a], np.float64)
+        iparams = np.array([ops.f_a, ops.shift_acc, ops.shift_w, ops.shift_b, ops.rounding, act, loss,
+                            ops.slope_q, ops.precision.activation.min_int, int(normalize), kflush],
+                           np.int64)
+        xbuf = np.zeros((L, 2, B, nmax), xdt)
+        pbuf = np.zeros((L, B, nmax), pdt)
+        val = np.zeros((L, 2, B * nmax), xdt)
+        kfu.train_chunk_fixed(X, yi, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
+                              vn_flat, n_cls, keys, fparams, iparams, ops.lo, ops.hi, ops.wrap,
+                              np.ascontiguousarray(ops.lut, np.int64), bounds_flat, bounds_off,
+                              parallel, xbuf, pbuf, val, kc)
+    else:
+        X = np.ascontiguousarray(x, np.float32)
+        v_flat = np.concatenate([np.asarray(v, np.float32).ravel() for v in state.vectors])
+        kfu.train_chunk_float(X, yi, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
+                              n_cls, float(lr), act, loss, float(ops.slope), bool(normalize),
+                              bounds_flat, bounds_off, parallel, kc)
+    for k, (m, n) in enumerate(shapes):
+        seg = w_flat[woff[k]:woff[k + 1]]
+        state.weights[k][...] = seg.reshape(n, m).T if layout[k] == kfu.INPUT_MAJOR else seg.reshape(m, n)
+        state.biases[k][...] = b_flat[boff[k]:boff[k + 1]]
+    _add_counts(counts, rule, shapes, N, n_steps, kc, normalize)
+    state.update_step += n_steps
+
+
+def _add_counts(counts, rule, shapes, N, S, kc, normalize) -> None:
+    """The counters :func:`spela_hw.rules.spela.train_batch` would have added over the chunk."""
+    d = counts.data
+    for k, (m, n) in enumerate(shapes):
+        if normalize:
+            d["loss_macs"][k] += N * n
+            d["loss_unit_ops"][k] += 2 * N
+        d["forward_macs"][k] += N * m * n
+        d["forward_macs_nonzero"][k] += m * int(kc[k, kfu.C_FWD_NNZ])
+        d["weight_reads"][k] += N * (m * n + m) + S * (m * n + m)
+        d["weight_writes"][k] += S * (m * n + m)
+        d["act_reads"][k] += 2 * N * n
+        d["act_writes"][k] += 2 * N * m
+        d["loss_macs"][k] += 2 * N * m
+        d["loss_unit_ops"][k] += N * (3 + (rule.loss == "log_2_minus_cos"))
+        d["class_vector_reads"][k] += N * m
+        d["update_macs"][k] += N * m * n
+        d["update_macs_nonzero"][k] += int(kc[k, kfu.C_UPD_NNZ])
+        d["update_writes"][k] += int(kc[k, kfu.C_WRITES])
+        d["saturations"][k] += int(kc[k, kfu.C_SAT])
+        d["zero_norm_events"][k] += int(kc[k, kfu.C_ZERO])
+    counts.samples += N
+    counts.update_steps += S
