@@ -220,8 +220,11 @@ class ReportConfig:
     energy_samples : int
         Test samples whose counts drive the energy of inference and early exit.
     spiking : {"auto", "on", "off"}
-        Run the small spiking experiment when the Brian2 mapping is importable (``auto``),
-        always (error if unavailable) or never.
+        ``auto``: run the small spiking experiment when the Brian2 mapping imports and a C++
+        compiler is present (Brian2's ``cpp_standalone``: a fixed ~30-60 s build, then fast);
+        ``on``: always (the slow runtime ``numpy`` target without a compiler); ``off``: never.
+    spike_dims : tuple of int
+        Layer widths of the spiking network.
     spike_train_samples, spike_test_samples : int
     budget : str or None
         On-chip memory budget (total of registers, SRAM, NVM and crossbar arrays; DRAM excluded),
@@ -235,7 +238,7 @@ class ReportConfig:
     """
 
     dataset: str = "mnist-bundled"
-    dims: tuple = (784, 256, 10)
+    dims: tuple = (784, 256, 34)
     bits: tuple = ("fp32", 8, 6, 4)
     rules: tuple = ("spela", "backprop")
     presets: tuple = (DEFAULT_PRESET,)
@@ -250,8 +253,9 @@ class ReportConfig:
     exit_thresholds: tuple = (0.05, 0.1, 0.2, 0.3, 0.5)
     energy_samples: int = 500
     spiking: str = "auto"
-    spike_train_samples: int = 600
-    spike_test_samples: int = 200
+    spike_dims: tuple = (784, 100, 10)
+    spike_train_samples: int = 1000
+    spike_test_samples: int = 300
     budget: str | None = "256 KB"
     workers: int = 0
     out: str = "report"
@@ -278,6 +282,7 @@ class ReportConfig:
         set_("energy_samples", _parse_int(self.energy_samples, "energy_samples", 1))
         if self.spiking not in ("auto", "on", "off"):
             raise ConfigError("spiking", f"must be 'auto', 'on' or 'off', got {self.spiking!r}")
+        set_("spike_dims", parse_dims(self.spike_dims, "spike_dims"))
         set_("spike_train_samples", _parse_int(self.spike_train_samples, "spike_train_samples", 1))
         set_("spike_test_samples", _parse_int(self.spike_test_samples, "spike_test_samples", 1))
         if self.budget is not None:

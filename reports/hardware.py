@@ -59,6 +59,7 @@ class HardwareTables:
     early_exit: pd.DataFrame = field(default_factory=pd.DataFrame)
     confidence_exit: pd.DataFrame = field(default_factory=pd.DataFrame)
     errors: list = field(default_factory=list)
+    not_applicable: list = field(default_factory=list)  # design points that cannot exist, with why
 
 
 def _verdict_rows(base: dict, phase: str, ledger, fit) -> dict:
@@ -113,7 +114,7 @@ def size_runs(runs: list[dict], presets, batch_size: int, budget: str | None, n_
         e.g. ``"256 KB"`` (on-chip total).
     n_classes : int
     """
-    from sim import design_point
+    from sim import design_point, resolve_hardware
 
     out = HardwareTables()
     summary, ledger, verdicts, energy, latency, tiling, exits, policy = ([] for _ in range(8))
@@ -134,13 +135,18 @@ def size_runs(runs: list[dict], presets, batch_size: int, budget: str | None, n_
             train_counts = Counts.from_dict(r["train_counts"])
             last = len(dims) - 2
             infer_last = Counts.from_dict(r["infer_counts"][str(last)]["exit"])
+            float_on_arrays = bits == "fp32" and resolve_hardware(preset).has_crossbar
             try:
+                if float_on_arrays:
+                    raise _NotApplicable(f"{preset} stores weights in crossbar cells: float32 weights are "
+                                         "sized (memory) but not priced; see a digital preset such as mcu-256kb")
                 dp = design_point(dims, preset, spec, bits=_bit_widths(bits), batch_size=batch_size,
                                   counts=train_counts, infer_counts=infer_last, budget=budget,
                                   n_classes=n_classes)
             except Exception as exc:  # noqa: BLE001 - reported, not fatal
-                msg = f"{type(exc).__name__}: {exc}"
-                out.errors.append({**base, "what": "energy and arrays", "error": msg})
+                msg = str(exc) if isinstance(exc, _NotApplicable) else f"{type(exc).__name__}: {exc}"
+                (out.not_applicable if isinstance(exc, _NotApplicable) else out.errors).append(
+                    {**base, "what": "energy and arrays", "error": msg})
                 try:
                     lt, li, ft, fi = _ledger_only(dims, rule, bits, preset, batch_size, budget, n_classes)
                 except Exception as exc2:  # noqa: BLE001
@@ -220,6 +226,10 @@ def size_runs(runs: list[dict], presets, batch_size: int, budget: str | None, n_
     out.early_exit = pd.DataFrame(exits)
     out.confidence_exit = pd.DataFrame(policy)
     return out
+
+
+class _NotApplicable(Exception):
+    """A design point that cannot exist (not an error of the run)."""
 
 
 def _ledger_record(rec: dict) -> dict:

@@ -89,14 +89,14 @@ def _check_against_data(config: ReportConfig) -> tuple[int, int, int, int]:
     return n_features, n_classes, n_train, n_test
 
 
-def plan_tasks(config: ReportConfig, n_classes: int, spiking: bool) -> list[dict]:
+def plan_tasks(config: ReportConfig, n_classes: int, spike_target: str | None = None) -> list[dict]:
     """Every experiment of the report as a task dict, most expensive first."""
     common = {"dataset": config.dataset, "batch_size": config.batch_size}
     tasks = []
-    if spiking:
-        tasks.append({"kind": "spike", **common, "dims": list(dims_for_rule("spela", config.dims, n_classes)),
+    if spike_target:
+        tasks.append({"kind": "spike", **common, "dims": list(config.spike_dims),
                       "train_samples": config.spike_train_samples, "test_samples": config.spike_test_samples,
-                      "seed": config.seeds[0], "target": "numpy", "rule": "spela", "bits": "fp32"})
+                      "seed": config.seeds[0], "target": spike_target, "rule": "spela", "bits": "fp32"})
     for bits in config.bits:
         for rule in config.rules:
             for seed in config.seeds:
@@ -198,11 +198,14 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] | None = 
         except ConfigError as exc:
             raise ConfigError("presets", str(exc)) from None
 
-    spike_ok, spike_reason = spiking_available() if config.spiking != "off" else (False, "disabled (spiking = 'off')")
-    if config.spiking == "on" and not spike_ok:
+    spike_target, spike_reason = spiking_available(config.spiking)
+    if config.spiking == "on" and spike_target is None:
         raise ConfigError("spiking", spike_reason)
+    if spike_target is not None and config.spike_dims[0] != n_features:
+        raise ConfigError("spike_dims", f"the input width {config.spike_dims[0]} does not match the "
+                                        f"{n_features} features of {config.dataset}")
 
-    tasks = plan_tasks(config, n_classes, spike_ok)
+    tasks = plan_tasks(config, n_classes, spike_target)
     workers = config.workers or default_workers()
     say(f"report: {len(tasks)} runs on {min(workers, len(tasks))} worker process(es); "
         f"dataset {config.dataset}, dims {'-'.join(map(str, config.dims))}, "
@@ -443,9 +446,12 @@ def _energy_section(config, hw, main_precs) -> Section:
     if placeholders:
         s.notes.append(Note("warn", "priced with placeholder numbers (no published source; replace with your "
                                     "own): " + ", ".join(placeholders)))
-    for e in hw.errors:
+    unpriced: dict[tuple, list] = {}
+    for e in hw.not_applicable + hw.errors:
         if e["what"] == "energy and arrays":
-            s.notes.append(Note("info", f"{e['preset']} {e['rule']} {e['precision']}: not priced: {e['error']}"))
+            unpriced.setdefault((e["preset"], e["precision"], e["error"]), []).append(e["rule"])
+    for (preset_, prec, why), rules in unpriced.items():
+        s.notes.append(Note("info", f"{preset_} {prec} ({', '.join(rules)}): not priced: {why}"))
     s.notes += T.energy_verdicts(hw.summary, preset)
     return s
 
@@ -521,9 +527,12 @@ def _spiking_section(config, results, spike_reason, hw) -> Section:
     s.tables.append(Table("spiking_accuracy", "Accuracy of the spike read-out", acc, "", T.COLUMNS["spiking_accuracy"]))
     s.tables.append(Table("spiking_counts", "Events per sample", counts, "", T.COLUMNS["spiking_counts"]))
     try:
-        energy = pd.DataFrame(price_spike_counts(r))
-        s.tables.append(Table("spiking_energy", "Energy per sample by convention", energy, "",
+        totals, items = price_spike_counts(r)
+        s.tables.append(Table("spiking_energy", "Energy per sample by convention", pd.DataFrame(totals),
+                              "Each convention prices only the events its chip reports; the rest are listed.",
                               T.COLUMNS["spiking_energy"]))
+        s.tables.append(Table("spiking_energy_items", "Energy per sample by event", pd.DataFrame(items), "",
+                              T.COLUMNS["spiking_energy_items"], show=False))
     except Exception as exc:  # noqa: BLE001
         s.notes.append(Note("warn", f"spiking energy unavailable: {type(exc).__name__}: {exc}"))
     return s

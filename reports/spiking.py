@@ -15,13 +15,25 @@ __all__ = ["spiking_available", "spike_task", "price_spike_counts"]
 log = logging.getLogger(__name__)
 
 
-def spiking_available() -> tuple[bool, str]:
-    """``(True, "")`` when the Brian2 mapping imports, else ``(False, reason)``."""
+def spiking_available(mode: str = "auto") -> tuple[str | None, str]:
+    """The Brian2 target to use and why not when there is none.
+
+    Returns ``(target, "")`` with ``target`` ``"cpp_standalone"`` (a C++ compiler is present) or
+    ``"numpy"`` (only when ``mode == "on"``: the runtime target is minutes slower), else
+    ``(None, reason)``.
+    """
+    if mode == "off":
+        return None, "disabled (spiking = 'off')"
     try:
-        import mappings.brian2  # noqa: F401
-    except Exception as exc:  # ImportError, or Brian2 failing on this numpy
-        return False, f"the Brian2 mapping is not importable ({type(exc).__name__}: {exc})"
-    return True, ""
+        from mappings.brian2 import compiler_available
+    except Exception as exc:  # ImportError, or Brian2 failing to import on this numpy
+        return None, f"the Brian2 mapping is not importable ({type(exc).__name__}: {exc})"
+    if compiler_available():
+        return "cpp_standalone", ""
+    if mode == "on":
+        return "numpy", ""
+    return None, ("no C++ compiler for Brian2's cpp_standalone target, and the runtime numpy target would "
+                  "take minutes; run with --spiking on to use it anyway")
 
 
 def spike_task(task: dict) -> dict:
@@ -37,7 +49,13 @@ def spike_task(task: dict) -> dict:
 
     Xtr, ytr, Xte, yte, n_classes = dataset_arrays(task["dataset"], task["train_samples"], task["test_samples"])
     spec = NetworkSpec(tuple(task["dims"]), n_classes=n_classes)
-    config = SpikingConfig(backend=BackendConfig(target=task.get("target", "numpy"), seed=int(task["seed"])))
+    from mappings.brian2 import EncodingConfig
+
+    # Optional overrides (tests use short presentation windows on the runtime target).
+    encoding = EncodingConfig(**task["encoding"]) if task.get("encoding") else EncodingConfig()
+    backend = BackendConfig(target=task.get("target", "numpy"), seed=int(task["seed"]),
+                            **({"dt_ms": float(task["dt_ms"])} if task.get("dt_ms") else {}))
+    config = SpikingConfig(encoding=encoding, backend=backend)
     net = SpikingSpela(spec, Spela(), config, class_code_seed=int(task["seed"]))
     res = net.fit(Xtr, ytr, epochs=int(task.get("epochs", 1)), X_test=Xte, y_test=yte)
     counts = {phase: {"samples": c["samples"], "total": c["total"],
@@ -58,20 +76,21 @@ def spike_task(task: dict) -> dict:
     }
 
 
-def price_spike_counts(result: dict) -> list[dict]:
+def price_spike_counts(result: dict) -> tuple[list[dict], list[dict]]:
     """Energy per sample of the spiking run under every convention of ``sim.spiking_energy``.
 
-    One record per (phase, convention): ``phase``, ``convention``, ``energy_pj``, ``unpriced``
-    and one ``<count>_pj`` column per priced count.
+    Returns ``(totals, items)``: one total per (phase, convention) with the counts the convention
+    does not price, and one item per (phase, convention, priced count).
     """
     from sim.spiking_energy import SPIKING_CONVENTIONS, price_spiking
 
-    rows = []
+    totals, items = [], []
     for phase, c in result["counts"].items():
         for conv in SPIKING_CONVENTIONS:
             b = price_spiking(c["total"], conv)
-            rows.append({"phase": phase, "convention": conv, "energy_pj": b.total_pj,
-                         "unpriced": ", ".join(b.unpriced),
-                         **{f"{k}_pj": v for k, v in b.energy_pj.items()}})
-    return rows
-
+            totals.append({"phase": phase, "convention": conv, "energy_pj": b.total_pj,
+                           "unpriced": ", ".join(b.unpriced)})
+            for name, pj in b.energy_pj.items():
+                items.append({"phase": phase, "convention": conv, "count": name,
+                              "events_per_sample": float(c["total"].get(name, 0.0)), "energy_pj": pj})
+    return totals, items

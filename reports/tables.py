@@ -118,8 +118,11 @@ COLUMNS: dict[str, dict[str, str]] = {
                        "plasticity_updates": "gated weight updates per sample",
                        "output_spikes": "spikes emitted per sample", "neuron_updates": "neuron x time steps"},
     "spiking_energy": {"phase": "train or test", "convention": "per-event energy table (sim.spiking_energy)",
-                       "energy_pj": "energy per sample (pJ)", "unpriced": "counts this convention does not price",
-                       "<count>_pj": "energy of each priced count (pJ)"},
+                       "energy_pj": "energy per sample of the priced events (pJ)",
+                       "unpriced": "counts this convention does not price"},
+    "spiking_energy_items": {"phase": "train or test", "convention": "per-event energy table",
+                             "count": "event priced", "events_per_sample": "events per sample",
+                             "energy_pj": "energy per sample (pJ)"},
     "presets": {"preset": "hardware preset", "description": "what it models", "source": "one cited source"},
     "conventions": {"preset": "hardware preset", "convention": "switch where published models disagree",
                     "value": "choice in force"},
@@ -133,7 +136,9 @@ COLUMNS: dict[str, dict[str, str]] = {
     "versions": {"package": "package or machine property", "version": "version or value"},
     "runs": {"kind": "train, few_shot or spike", **_RULE, **_PREC, "seed": "random_state",
              "trial": "few-shot re-split", "test_fraction": "few-shot held-out fraction",
-             "seconds": "wall-clock seconds of the run", "status": "ok or the error"},
+             "seconds": "wall-clock seconds of the run",
+             "cpu_seconds": "CPU seconds of the worker process (a compiler it starts is not included)",
+             "status": "ok or the error"},
 }
 
 
@@ -346,5 +351,6 @@ def runs_table(results: list[dict]) -> pd.DataFrame:
         t = r["task"]
         rows.append({"kind": t["kind"], "rule": t.get("rule", ""), **_prec_cols(t.get("bits", "fp32")),
                      "seed": t.get("seed"), "trial": t.get("trial"), "test_fraction": t.get("test_fraction"),
-                     "seconds": r.get("seconds"), "status": r.get("error") or "ok"})
+                     "seconds": r.get("seconds"), "cpu_seconds": r.get("cpu_seconds"),
+                     "status": r.get("error") or "ok"})
     return pd.DataFrame(rows, columns=list(COLUMNS["runs"]))

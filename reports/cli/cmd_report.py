@@ -33,6 +33,7 @@ _OPTIONS = (
     ("--exit-thresholds", "exit_thresholds", "read-out margins of the confidence-exit policy, e.g. 0.1,0.3"),
     ("--energy-samples", "energy_samples", "test samples whose counts price inference"),
     ("--spiking", "spiking", "auto (when Brian2 imports), on, off"),
+    ("--spike-dims", "spike_dims", "layer widths of the spiking network, e.g. 784,100,10"),
     ("--spike-train-samples", "spike_train_samples", "training samples of the spiking run"),
     ("--spike-test-samples", "spike_test_samples", "test samples of the spiking run"),
     ("--workers", "workers", "parallel training processes (0: one per core)"),
