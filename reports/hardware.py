@@ -276,3 +276,68 @@ def sources_tables(presets, bits_list) -> dict[str, pd.DataFrame]:
     tables = pd.DataFrame(load_tables().to_records())
     return {"presets": pd.DataFrame(presets_rows), "conventions": pd.DataFrame(conv_rows),
             "action_costs": pd.DataFrame(action_rows), "energy_tables": tables}
+
+
+BATCH_SIZES = (1, 8, 32, 128)
+
+
+def budget_tables(dims, rules, bits_list, preset: str, budget: str | None, n_classes: int) -> dict[str, pd.DataFrame]:
+    """What fits the budget and how training memory grows with the batch size.
+
+    ``memory_vs_batch``: on-chip and DRAM bytes of a training step at several batch sizes, with
+    the verdict (as in the verdict table: a step that fits on chip only because rows spilled to
+    DRAM says so). ``budget_solver``: for every rule and precision, the widest hidden width of
+    ``dims`` (all hidden layers equal) and the widest weight format that fit ``budget`` at batch
+    1 (``sim`` solvers), and the largest batch whose whole step stays on chip within the budget.
+    """
+    from sim import MemoryBudget, memory_ledger, resolve_hardware, widest_network, widest_weight_bits
+
+    hw = resolve_hardware(preset)
+    mb = MemoryBudget.parse(budget) if budget else None
+    batch_rows, solver_rows = [], []
+    for rule in rules:
+        d = dims_for_rule(rule, dims, n_classes)
+        spec = RULES[rule]()
+        for bits in bits_list:
+            bw = _bit_widths(bits)
+            base = {"preset": preset, "rule": rule, "precision": precision_label(bits),
+                    "weight_bits": weight_bits_of(bits)}
+
+            def ledger(b):
+                return memory_ledger(d, spec, bw, b, "train", hw, n_classes=n_classes)
+
+            for b in BATCH_SIZES:
+                led = ledger(b)
+                v = _verdict_rows(base, "train", led, led.fits(mb) if mb else None)
+                batch_rows.append({**base, "batch_size": b, "on_chip_bytes": v["on_chip_bytes"],
+                                   "dram_bytes": v["dram_bytes"], "verdict": v["verdict"]})
+            if mb is None:
+                continue
+
+            def on_chip_ok(b):
+                led = ledger(b)
+                return led.fits(mb).fits and not led.by_level().get("dram", 0)
+
+            solver_rows.append({
+                **base, "network": "-".join(map(str, d)),
+                "widest_hidden": widest_network((d[0],) + (None,) * (len(d) - 2) + (d[-1],), mb, spec, bw, 1, hw,
+                                                n_classes=n_classes, max_width=1 << 16),
+                "largest_batch_on_chip": _largest(on_chip_ok, 1 << 12),
+                "widest_weight_bits": (widest_weight_bits(d, mb, spec, bw, 1, hw, n_classes=n_classes)
+                                       if bits != "fp32" else None),
+            })
+    return {"memory_vs_batch": pd.DataFrame(batch_rows), "budget_solver": pd.DataFrame(solver_rows)}
+
+
+def _largest(ok, hi: int) -> int:
+    """Largest n in [1, hi] with ok(n) for a monotone predicate (0 if none)."""
+    if not ok(1):
+        return 0
+    lo = 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

@@ -41,7 +41,7 @@ from .config import ReportConfig, precision_label, weight_bits_of
 from .document import Document, Note, Section, Table, render_html, render_markdown
 from .experiments import run_task, task_label
 from .files import atomic_write_bytes, atomic_write_text, write_table
-from .hardware import budget_bytes, dims_for_rule, size_runs, sources_tables
+from .hardware import budget_bytes, budget_tables, dims_for_rule, size_runs, sources_tables
 from .runner import default_workers, run_tasks
 from .spiking import price_spike_counts, spiking_available
 
@@ -284,7 +284,7 @@ def _assemble(config, results, hw, n_classes, n_train_all, n_test_all, spike_rea
     add(_accuracy_section(config, ok_train, train, main_precs))
     add(_bits_section(config, ok_train))
     add(_data_scarce_section(config, results, ok_train))
-    add(_memory_section(config, hw, main_precs))
+    add(_memory_section(config, hw, main_precs, n_classes))
     add(_energy_section(config, hw, main_precs))
     add(_crossbar_section(config, hw))
     add(_early_exit_section(config, hw, ok_train))
@@ -384,7 +384,7 @@ def _data_scarce_section(config, results, ok_train) -> Section:
     return s
 
 
-def _memory_section(config, hw, main_precs) -> Section:
+def _memory_section(config, hw, main_precs, n_classes) -> Section:
     s = Section("memory", "Memory ledger and budget")
     if hw.ledger.empty:
         reason = "; ".join(sorted({e["error"] for e in hw.errors})) or "no run could be sized"
@@ -410,6 +410,16 @@ def _memory_section(config, hw, main_precs) -> Section:
         s.notes.append(Note(kind, f"{row['rule']} {row['precision']} {row['phase']}: {row['verdict']}"
                                   f" ({row['on_chip_bytes'] / 1024:,.1f} KiB on chip)"
                                   + ("" if row["reasons"] == "within every limit" else f": {row['reasons']}")))
+    try:
+        bt = budget_tables(config.dims, config.rules, config.bits, preset, config.budget, n_classes)
+        s.tables.append(Table("memory_vs_batch", "Training memory against batch size", bt["memory_vs_batch"],
+                              "Closed-form ledger of one training step; rows that overflow the preset's SRAM "
+                              "spill to DRAM when it has one.", T.COLUMNS["memory_vs_batch"], max_rows=40))
+        if len(bt["budget_solver"]):
+            s.tables.append(Table("budget_solver", f"What fits {config.budget}", bt["budget_solver"], "",
+                                  T.COLUMNS["budget_solver"]))
+    except Exception as exc:  # noqa: BLE001 - the rest of the section stands without it
+        s.notes.append(Note("warn", f"budget solver unavailable: {type(exc).__name__}: {exc}"))
     main = led[led["precision"].isin(main_precs)]
     s.tables.append(Table("memory_ledger_main", f"Ledger rows on {preset}", main.drop(columns=["preset"]), "",
                           T.COLUMNS["memory_ledger"], max_rows=80))

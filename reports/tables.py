@@ -62,6 +62,13 @@ COLUMNS: dict[str, dict[str, str]] = {
                         "fits": "within the budget and the preset's capacities",
                         "verdict": "fits / fits only by spilling to DRAM / does not fit",
                         "reasons": "why, with the largest tensor classes"},
+    "memory_vs_batch": {**_HW, **_RULE, **_PREC, "batch_size": "samples per update step",
+                        "on_chip_bytes": "on-chip bytes of a training step",
+                        "dram_bytes": "bytes spilled to DRAM", "verdict": "against the budget"},
+    "budget_solver": {**_HW, **_RULE, **_PREC, "network": "layer widths as configured",
+                      "widest_hidden": "widest hidden width (all hidden layers equal) whose training fits, batch 1",
+                      "largest_batch_on_chip": "largest batch whose training step fits on chip (no DRAM)",
+                      "widest_weight_bits": "widest weight format that fits at batch 1 (empty for float32)"},
     "memory_ledger": {**_HW, **_RULE, **_PREC, "phase": "train or infer",
                       "tensor_class": "weights, biases, gradient_buffer, optimizer_state, stored_activations, "
                                       "activations_in_flight, activation_masks, error_buffers, class_vectors, "

@@ -28,6 +28,7 @@ TINY = dict(dims=(784, 24, 16, 10), bits=("fp32", 8, 4), rules=("spela", "backpr
 
 FIGURES = ("learning_curves", "accuracy_vs_bits", "few_shot", "memory_ledger", "energy", "crossbars", "early_exit")
 SHOWN_TABLES = ("final_accuracy", "accuracy_vs_bits", "few_shot", "one_epoch", "memory_verdicts", "energy_summary",
+                "memory_vs_batch", "budget_solver",
                 "crossbars", "early_exit", "confidence_exit", "presets", "conventions", "action_costs",
                 "configuration", "versions", "runs")
 
