@@ -110,15 +110,16 @@ def _hash_fill(rb, w, kb, stride, sh):
 
 
 @jit
-def _fx_apply(row, sr, rb, w, kb, stride, sh, mode, lo, hi, wrap, cnt):
+def _fx_apply(row, sr, rb, w, kb, stride, sh, mode, lo, hi, wrap, fast, cnt):
     """row[i] = sat(row[i] + round(sr[i] >> sh)), i < w; random index ``kb - GAMMA + i * stride``.
 
     ``row``, ``sr`` (the exact sums) and ``rb`` (scratch) are slices starting at the block (loops
-    start at 0 so that the compiler knows indices are non-negative and vectorises).
+    start at 0 so that the compiler knows indices are non-negative and vectorises). ``fast``: the
+    caller guarantees ``|sr + r| < 2**62`` (no int64 wrap-around), which the vector loop needs.
     """
     writes = 0
     nsat = 0
-    if not wrap and sh > 0:
+    if fast and not wrap and sh > 0:
         if mode == 1:
             _hash_fill(rb, w, kb, stride, sh)
         else:
@@ -154,13 +155,13 @@ def _fx_apply(row, sr, rb, w, kb, stride, sh, mode, lo, hi, wrap, cnt):
 
 
 @jit
-def _fx_apply_px(row, ps, xv, sr, rb, w, kb, stride, sh, mode, lo, hi, wrap, cnt):
+def _fx_apply_px(row, ps, xv, sr, rb, w, kb, stride, sh, mode, lo, hi, wrap, fast, cnt):
     """:func:`_fx_apply` for a single contribution ``sr[i] = ps[i] * xv`` (a batch of one), with
     the product formed inside the loop instead of through memory."""
-    if wrap or sh <= 0:
+    if wrap or sh <= 0 or not fast:
         for i in range(w):
             sr[i] = np.int64(ps[i]) * np.int64(xv)
-        _fx_apply(row, sr, rb, w, kb, stride, sh, mode, lo, hi, wrap, cnt)
+        _fx_apply(row, sr, rb, w, kb, stride, sh, mode, lo, hi, wrap, fast, cnt)
         return
     if mode == 1:
         _hash_fill(rb, w, kb, stride, sh)
@@ -259,7 +260,7 @@ def _fx_activate_row(ac, a3, ao, ho, w, lo, hi, wrap, shift_acc, act_code, slope
 @jit
 def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
                  sh_w, sh_b, mode, lo, hi, wrap, cnb, cptr, cidx, cval,
-                 f_a, shift_acc, act_code, slope_q, lut, act_min, kflush,
+                 f_a, shift_acc, act_code, slope_q, lut, act_min, kflush, fast,
                  acc, acc32, srow, rbuf, a_out, h_out, cnt):
     """Input-major block [i0, i1): pending update, then forward pass of the new inputs."""
     lo_w, hi_w, wrap_w = lo[3], hi[3], wrap[3]
@@ -294,7 +295,7 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
         row = wt[j, i0:i1]
         if q1 == q0 + 1:
             _fx_apply_px(row, pp[pidx[q0], i0:i1], pval[q0], sr, rb, w,
-                         ukey + np.uint64(j), nn, sh_w, mode, lo_w, hi_w, wrap_w, cnt)
+                         ukey + np.uint64(j), nn, sh_w, mode, lo_w, hi_w, wrap_w, fast, cnt)
         elif q1 > q0:
             ps = pp[pidx[q0], i0:i1]
             xv = np.int64(pval[q0])
@@ -305,7 +306,7 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
                 xv = np.int64(pval[q])
                 for i in range(w):
                     sr[i] += np.int64(ps[i]) * xv
-            _fx_apply(row, sr, rb, w, ukey + np.uint64(j), nn, sh_w, mode, lo_w, hi_w, wrap_w, cnt)
+            _fx_apply(row, sr, rb, w, ukey + np.uint64(j), nn, sh_w, mode, lo_w, hi_w, wrap_w, fast, cnt)
         if c1 > c0:
             if kflush > 0:  # products and partial sums fit in int32 lanes
                 if rows == kflush:
@@ -338,7 +339,7 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
 
 @jit
 def _fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, sh_w, sh_b, mode, lo, hi, wrap,
-                 cnb, xc, f_a, shift_acc, act_code, slope_q, lut, act_min,
+                 cnb, xc, f_a, shift_acc, act_code, slope_q, lut, act_min, fast,
                  srow, rbuf, a_out, h_out, cnt):
     """Output-major block of rows [i0, i1) of ``W`` (m, n): pending update, then forward pass."""
     lo_w, hi_w, wrap_w = lo[3], hi[3], wrap[3]
@@ -367,7 +368,7 @@ def _fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, sh_w, sh_b, mod
                         sr[j] += p * np.int64(xs[j])
             if not first:
                 kb = np.uint64(key) + _GAMMA + np.uint64(i) * np.uint64(n)
-                _fx_apply(row, sr, rb, n, kb, np.uint64(1), sh_w, mode, lo_w, hi_w, wrap_w, cnt)
+                _fx_apply(row, sr, rb, n, kb, np.uint64(1), sh_w, mode, lo_w, hi_w, wrap_w, fast, cnt)
             _fx_bias(b[i:i + 1], sb, i, 1, m, n, key, sh_b, mode, lo_w, hi_w, wrap_w, cnt)
         for s in range(cnb):
             xs = xc[s]
@@ -385,23 +386,23 @@ def _fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, sh_w, sh_b, mod
 @jit
 def _fx_pass_serial(bounds, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key, sh_w, sh_b,
                     mode, lo, hi, wrap, cnb, cptr, cidx, cval, f_a, shift_acc, act_code, slope_q,
-                    lut, act_min, kflush, acc, acc32, srow, rbuf, a_out, h_out, bcnt):
+                    lut, act_min, kflush, fast, acc, acc32, srow, rbuf, a_out, h_out, bcnt):
     for blk in range(len(bounds) - 1):
         _fx_block_im(bounds[blk], bounds[blk + 1], n, m, wt, b, has_prev, pp, pnb, pptr, pidx,
                      pval, key, sh_w, sh_b, mode, lo, hi, wrap, cnb, cptr, cidx, cval, f_a,
-                     shift_acc, act_code, slope_q, lut, act_min, kflush, acc, acc32, srow, rbuf,
-                     a_out, h_out, bcnt[blk])
+                     shift_acc, act_code, slope_q, lut, act_min, kflush, fast, acc, acc32, srow,
+                     rbuf, a_out, h_out, bcnt[blk])
 
 
 @njit(parallel=True, **JIT)
 def _fx_pass_parallel(bounds, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key, sh_w, sh_b,
                       mode, lo, hi, wrap, cnb, cptr, cidx, cval, f_a, shift_acc, act_code, slope_q,
-                      lut, act_min, kflush, acc, acc32, srow, rbuf, a_out, h_out, bcnt):
+                      lut, act_min, kflush, fast, acc, acc32, srow, rbuf, a_out, h_out, bcnt):
     for blk in prange(len(bounds) - 1):
         _fx_block_im(bounds[blk], bounds[blk + 1], n, m, wt, b, has_prev, pp, pnb, pptr, pidx,
                      pval, key, sh_w, sh_b, mode, lo, hi, wrap, cnb, cptr, cidx, cval, f_a,
-                     shift_acc, act_code, slope_q, lut, act_min, kflush, acc, acc32, srow, rbuf,
-                     a_out, h_out, bcnt[blk])
+                     shift_acc, act_code, slope_q, lut, act_min, kflush, fast, acc, acc32, srow,
+                     rbuf, a_out, h_out, bcnt[blk])
 
 
 @jit
@@ -487,7 +488,8 @@ def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
     ``w_flat`` holds every layer's weights, input-major (``layout[k] == 0``) or output-major;
     ``keys[t, k]`` is the stochastic-rounding key of step ``t``, layer ``k``.
     ``fparams = (lr, slope, gate_h2, pow2_au, pow2_a)``; ``iparams = (f_a, shift_acc, shift_w,
-    shift_b, mode, act_code, loss_code, slope_q, act_min, normalize, kflush)``. Scratch:
+    shift_b, mode, act_code, loss_code, slope_q, act_min, normalize, kflush, fast)``
+    (``fast``: update sums cannot wrap int64, see :func:`_fx_apply`). Scratch:
     ``xbuf`` (L, 2, B, nmax) layer inputs by step parity, ``pbuf`` (L, B, nmax) pending
     post-synaptic terms, ``val`` (L, 2, B * nmax) sparse input values (their dtypes are the
     narrowest that hold the formats). ``counters[k]`` receives the C_* columns.
@@ -495,7 +497,7 @@ def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
     lr, slope, gate_h2, pow2_au, pow2_a = fparams[0], fparams[1], fparams[2], fparams[3], fparams[4]
     f_a, shift_acc, sh_w, sh_b, mode = iparams[0], iparams[1], iparams[2], iparams[3], iparams[4]
     act_code, loss_code, slope_q, act_min = iparams[5], iparams[6], iparams[7], iparams[8]
-    normalize, kflush = iparams[9], iparams[10]
+    normalize, kflush, fast = iparams[9], iparams[10], iparams[11] != 0
     L = len(dims) - 1
     N = X.shape[0]
     nsteps = (N + B - 1) // B
@@ -550,14 +552,14 @@ def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
                     _fx_pass_parallel(bounds, n, m, wt, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
                                       idx[k, pq], val[k, pq], key, sh_w, sh_b, mode, lo, hi, wrap,
                                       nb, ptr[k, par], idx[k, par], val[k, par], f_a, shift_acc,
-                                      act_code, slope_q, lut, act_min, kflush, acc, acc32, srow,
-                                      rbuf, a_buf, h_buf, bcnt)
+                                      act_code, slope_q, lut, act_min, kflush, fast, acc, acc32,
+                                      srow, rbuf, a_buf, h_buf, bcnt)
                 else:
                     _fx_pass_serial(bounds, n, m, wt, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
                                     idx[k, pq], val[k, pq], key, sh_w, sh_b, mode, lo, hi, wrap,
                                     nb, ptr[k, par], idx[k, par], val[k, par], f_a, shift_acc,
-                                    act_code, slope_q, lut, act_min, kflush, acc, acc32, srow,
-                                    rbuf, a_buf, h_buf, bcnt)
+                                    act_code, slope_q, lut, act_min, kflush, fast, acc, acc32,
+                                    srow, rbuf, a_buf, h_buf, bcnt)
             else:
                 if nb > 0:
                     for s in range(nb):
@@ -565,8 +567,8 @@ def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
                             counters[k, C_FWD_NNZ] += xin[s, j] != 0
                 _fx_block_om(0, m, n, m, wk.reshape(m, n), b, has_prev, pbuf[k], pnb[k],
                              xbuf[k, pq], key, sh_w, sh_b, mode, lo, hi, wrap, nb, xin, f_a,
-                             shift_acc, act_code, slope_q, lut, act_min, srow, rbuf, a_buf, h_buf,
-                             bcnt[0])
+                             shift_acc, act_code, slope_q, lut, act_min, fast, srow, rbuf, a_buf,
+                             h_buf, bcnt[0])
             for blk in range(nblk):
                 counters[k, C_WRITES] += bcnt[blk, _B_WRITES]
                 counters[k, C_SAT] += bcnt[blk, _B_SAT_ACC] + bcnt[blk, _B_SAT_ACT] + bcnt[blk, _B_SAT_W]

@@ -63,12 +63,14 @@ def fused_supported(ops, rule, device=None) -> bool:
 
 
 def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts,
-                      threads: int = 1) -> None:
+                      threads: int = 1, narrow: int = _NARROW) -> None:
     """Train ``state`` on ``(x, y)`` in consecutive steps of ``batch_size`` samples.
 
     Equivalent to calling :func:`spela_hw.rules.spela.train_batch` on each slice
     ``x[s:s + batch_size]`` in order (the last step may be smaller). ``x`` is in the backend's
     input representation, ``y`` holds class indices. The caller checks :func:`fused_supported`.
+    Layers with fewer than ``narrow`` outputs are processed output-major, the others input-major
+    with their outputs split into ``threads`` blocks.
     """
     spec = state.spec
     L = spec.n_layers
@@ -79,7 +81,7 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     B = int(batch_size)
     n_steps = -(-N // B)
     shapes = spec.layer_shapes()
-    layout = np.array([kfu.OUTPUT_MAJOR if m < _NARROW else kfu.INPUT_MAJOR for m, _ in shapes],
+    layout = np.array([kfu.OUTPUT_MAJOR if m < narrow else kfu.INPUT_MAJOR for m, _ in shapes],
                       np.int64)
     woff = np.zeros(L + 1, np.int64)
     woff[1:] = np.cumsum([m * n for m, n in shapes])
@@ -120,9 +122,13 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
         xmax = max(abs(int(ops.lo[SAT_ACTIVATION])), abs(int(ops.hi[SAT_ACTIVATION])))
         # Products summed in int32 lanes for kflush rows, then flushed to int64 (0: int64 only).
         kflush = (2**31 - 1) // (wmax * xmax) if wmax * xmax <= 2**31 - 1 else 0
+        # The vectorised update needs |S + r| < 2**62 (S = sum over the batch of p * x).
+        pmax = max(abs(int(ops.lo[SAT_UPDATE])), abs(int(ops.hi[SAT_UPDATE])))
+        fast = B * pmax * xmax + 2**max(ops.shift_w, 0) < 2**62
         fparams = np.array([lr, ops.slope, ops.gate_h2, ops.pow2_au, ops.pow2_a], np.float64)
         iparams = np.array([ops.f_a, ops.shift_acc, ops.shift_w, ops.shift_b, ops.rounding, act, loss,
-                            ops.slope_q, ops.precision.activation.min_int, int(normalize), kflush],
+                            ops.slope_q, ops.precision.activation.min_int, int(normalize), kflush,
+                            int(fast)],
                            np.int64)
         xbuf = np.zeros((L, 2, B, nmax), xdt)
         pbuf = np.zeros((L, B, nmax), pdt)

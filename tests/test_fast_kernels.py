@@ -1,0 +1,185 @@
+"""The fused numba SPELA path equals the per-step reference: bit for bit in fixed point (weights,
+biases, stochastic-rounding stream, counts), within tolerance in float32; the number of threads
+and the weight layout never change a result."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spela_hw.backends import make_ops
+from spela_hw.backends.numba_fused import fused_supported, output_blocks, spela_train_chunk, stream_keys
+from spela_hw.estimator import SpelaClassifier
+from spela_hw.network import init_network
+from spela_hw.rng import stream_key
+from spela_hw.rules.common import new_counts
+from spela_hw.rules.spela import train_batch, train_chunk
+from spela_hw.specs import NetworkSpec, PrecisionSpec, Sgd, Spela
+
+SETTINGS = dict(deadline=None, max_examples=12, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow])
+
+PRECISIONS = {
+    "fp32": PrecisionSpec(),
+    "w8": PrecisionSpec.fixed(8),
+    "w4-nearest": PrecisionSpec.fixed(4, update_rounding="nearest"),
+    "w6-trunc-wrap": PrecisionSpec.fixed(6, update_rounding="truncate", overflow="wrap"),
+    # 32-bit activations and updates: products need int64 lanes and batch sums may exceed 2**62
+    "w8-a32-u32": PrecisionSpec.fixed(8, activation_bits=32, update_bits=32),
+    "w3-tiny-range": PrecisionSpec.fixed(3, weight_range=0.25, activation_range=1.0),  # saturates
+}
+
+
+def _data(n_in, n, n_cls, seed, density=0.35):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, n_in)) * (rng.random((n, n_in)) < density)
+    return x, rng.integers(0, n_cls, n)
+
+
+def _train(backend, prec, dims, x, y, rule, bs, lr, fused, threads=1, narrow=64, seed=0):
+    spela = Spela(optimizer=Sgd(lr), loss=rule[0], input_norm=rule[2])
+    spec = NetworkSpec(dims, n_classes=4, activation=rule[1])
+    ops = make_ops(backend, prec, spec)
+    state = init_network(spec, prec, ops, "auto", seed + 1, seed + 2, rng=np.random.default_rng(seed))
+    state.update_step = 7 * seed  # the rounding stream continues from any step
+    counts = new_counts(state, "train")
+    xq = ops.quantize_input(x)
+    if fused:
+        assert fused_supported(ops, spela)
+        spela_train_chunk(ops, state, spela, xq, y, lr, bs, counts, threads=threads, narrow=narrow)
+    else:
+        for s0 in range(0, len(y), bs):
+            train_batch(state, ops, spela, xq[s0:s0 + bs], y[s0:s0 + bs], lr, counts)
+    return state, counts
+
+
+def _assert_same(s1, c1, s2, c2, exact):
+    for k in range(len(s1.weights)):
+        if exact:
+            assert s1.weights[k].dtype == s2.weights[k].dtype
+            np.testing.assert_array_equal(s1.weights[k], s2.weights[k])
+            np.testing.assert_array_equal(s1.biases[k], s2.biases[k])
+        else:
+            np.testing.assert_allclose(s1.weights[k], s2.weights[k], rtol=1e-4, atol=2e-5)
+            np.testing.assert_allclose(s1.biases[k], s2.biases[k], rtol=1e-4, atol=2e-5)
+    assert s1.update_step == s2.update_step
+    assert (c1.samples, c1.update_steps) == (c2.samples, c2.update_steps)
+    for name in c1.data:
+        np.testing.assert_array_equal(c1.data[name], c2.data[name], err_msg=name)
+
+
+RULES = st.tuples(st.sampled_from(["log_2_minus_cos", "neg_cos"]),
+                  st.sampled_from(["leaky_relu", "tanh", "identity"]),
+                  st.sampled_from(["off", "every_layer"]))
+
+
+@settings(**SETTINGS)
+@given(prec=st.sampled_from(sorted(PRECISIONS)), rule=RULES,
+       dims=st.sampled_from([(9, 5, 4), (12, 70, 6), (16, 66, 65, 4), (7, 4)]),
+       n=st.integers(1, 11), bs=st.sampled_from([1, 1, 3, 50]), narrow=st.sampled_from([1, 64]),
+       seed=st.integers(0, 2**16), lr=st.sampled_from([0.05, 0.7, 5.0]))
+def test_fused_equals_reference(prec, rule, dims, n, bs, narrow, seed, lr):
+    """Bit for bit in fixed point (float within tolerance), same counts, any layout and batch."""
+    p = PRECISIONS[prec]
+    if rule[1] == "tanh" and p.is_fixed and p.activation.bits > 16:
+        rule = (rule[0], "leaky_relu", rule[2])  # tanh's look-up table needs <= 16 bits
+    x, y = _data(dims[0], n, 4, seed)
+    ref = _train("reference", p, dims, x, y, rule, bs, lr, fused=False, seed=seed)
+    fast = _train("numba", p, dims, x, y, rule, bs, lr, fused=True, narrow=narrow, seed=seed)
+    _assert_same(*ref, *fast, exact=p.is_fixed)
+
+
+@settings(**SETTINGS)
+@given(prec=st.sampled_from(["fp32", "w8", "w6-trunc-wrap"]), bs=st.sampled_from([1, 4]),
+       seed=st.integers(0, 2**16))
+def test_threads_never_change_results(prec, bs, seed):
+    """Blocks of output neurons on two threads give exactly the serial result, float included."""
+    p = PRECISIONS[prec]
+    dims = (10, 300, 260, 3)  # wide enough to be split into blocks
+    assert len(output_blocks(300, 2)) == 3
+    x, y = _data(dims[0], 7, 3, seed)
+    rule = ("log_2_minus_cos", "leaky_relu", "off")
+    one = _train("numba", p, dims, x, y, rule, bs, 0.5, fused=True, threads=1, seed=seed)
+    two = _train("numba", p, dims, x, y, rule, bs, 0.5, fused=True, threads=2, seed=seed)
+    _assert_same(*one, *two, exact=True)
+    if p.is_fixed:
+        ref = _train("reference", p, dims, x, y, rule, bs, 0.5, fused=False, seed=seed)
+        _assert_same(*ref, *two, exact=True)
+
+
+def test_int16_weights():
+    """Weights of 9..16 bits are stored as int16 (one more compiled specialisation)."""
+    p = PrecisionSpec.fixed(12, activation_bits=24, update_bits=30)
+    for dims, narrow in (((10, 70, 3), 64), ((10, 5, 3), 1)):
+        x, y = _data(dims[0], 6, 3, 11)
+        rule = ("log_2_minus_cos", "leaky_relu", "off")
+        ref = _train("reference", p, dims, x, y, rule, 2, 0.5, fused=False, seed=3)
+        fast = _train("numba", p, dims, x, y, rule, 2, 0.5, fused=True, narrow=narrow, seed=3)
+        assert fast[0].weights[0].dtype == np.int16
+        _assert_same(*ref, *fast, exact=True)
+
+
+def test_stream_keys_match_rng():
+    keys = stream_keys(123456789, 3, 41, 5)
+    assert keys.dtype == np.uint64 and keys.shape == (5, 3)
+    for t in range(5):
+        for k in range(3):
+            assert int(keys[t, k]) == stream_key(123456789, k, 41 + t)
+
+
+def test_output_blocks_cover_outputs():
+    for m in (1, 63, 255, 256, 1000, 1024, 4097):
+        for threads in (1, 2, 3, 8):
+            b = output_blocks(m, threads)
+            assert b[0] == 0 and b[-1] == m and np.all(np.diff(b) > 0)
+            assert len(b) - 1 <= max(threads, 1)
+            assert np.all(b[1:-1] % 64 == 0)
+
+
+def test_unsupported_configurations_fall_back_to_the_step_path():
+    """recompute order, momentum and the "raise" overflow policy run the per-step path: the chunk
+    trainer still gives the step path's result."""
+    spec = NetworkSpec((8, 70, 3), n_classes=3)
+    x, y = _data(8, 6, 3, 5)
+    for prec, rule in ((PrecisionSpec(), Spela(update_order="recompute")),
+                       (PrecisionSpec.fixed(8, overflow="raise"), Spela()),
+                       (PrecisionSpec(), Spela(optimizer=Sgd(0.1, momentum=0.5)))):
+        ops = make_ops("numba", prec, spec)
+        assert not fused_supported(ops, rule)
+        assert not ops.spela_train_chunk(None, rule, x, y, 0.1, 1, None)
+        if rule.optimizer.momentum:
+            continue  # SPELA rejects momentum in either path
+        states = []
+        for chunked in (False, True):
+            st_ = init_network(spec, prec, ops, "auto", 1, 2, rng=np.random.default_rng(0))
+            c = new_counts(st_, "train")
+            xq = ops.quantize_input(x)
+            if chunked:
+                train_chunk(st_, ops, rule, xq, y, 0.1, 2, c)
+            else:
+                for s0 in range(0, 6, 2):
+                    train_batch(st_, ops, rule, xq[s0:s0 + 2], y[s0:s0 + 2], 0.1, c)
+            states.append((st_, c))
+        _assert_same(*states[0], *states[1], exact=True)
+
+
+@pytest.mark.parametrize("prec", ["fp32", "w8"])
+def test_estimator_numba_equals_reference(prec):
+    """The estimator (which trains through the fused path) learns what the reference learns."""
+    rng = np.random.default_rng(3)
+    x = rng.random((40, 30)) * (rng.random((40, 30)) < 0.3)
+    y = rng.integers(0, 3, 40)
+    kw = dict(layer_sizes=(70, 3), precision=PRECISIONS[prec], random_state=4, epochs=2,
+              batch_size=1, rule=Spela(optimizer=Sgd(0.2)))
+    a = SpelaClassifier(backend="reference", **kw).fit(x, y)
+    b = SpelaClassifier(backend="numba", **kw).fit(x, y)
+    for wa, wb in zip(a.state_.weights, b.state_.weights):
+        if PRECISIONS[prec].is_fixed:
+            np.testing.assert_array_equal(wa, wb)
+        else:
+            np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=2e-5)
+    for name in a.train_counts_.data:
+        np.testing.assert_array_equal(a.train_counts_.data[name], b.train_counts_.data[name])
+    np.testing.assert_array_equal(a.predict(x), b.predict(x))
