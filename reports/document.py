@@ -106,10 +106,10 @@ def format_value(v) -> str:
             return "inf" if x > 0 else "-inf"
         if x == 0:
             return "0"
-        if x == int(x) and abs(x) < 1e15:
-            return f"{int(x):,}"
-        if abs(x) >= 1e6 or abs(x) < 1e-3:
+        if abs(x) >= 1e12 or abs(x) < 1e-3:
             return f"{x:.3e}"
+        if x == int(x) or abs(x) >= 1e4:
+            return f"{x:,.0f}"
         return f"{x:.4g}"
     return str(v)
 
@@ -167,7 +167,8 @@ code { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 13px; }
 
 
 def _is_text_column(df: pd.DataFrame, col) -> bool:
-    return df[col].dtype == object
+    dt = df[col].dtype
+    return not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))
 
 
 def _html_table(table: Table) -> str:

@@ -176,33 +176,54 @@ def few_shot_figure(fs: pd.DataFrame) -> Figure:
 def memory_figure(mem: pd.DataFrame, budget_bytes: float | None, title_suffix: str = "") -> Figure:
     """Stacked bars of bytes by tensor class per (rule, precision, phase), with the budget line.
 
-    ``mem`` columns: rule, precision, phase, tensor_class, bytes.
+    Left: everything, against the budget. Right: the same without weights and biases, where the
+    rules differ (stored activations, error buffers, gradients, class vectors). Bytes placed in
+    off-chip DRAM are hatched. ``mem`` columns: rule, precision, phase, tensor_class, level, bytes.
     """
     keys = mem[["precision", "rule", "phase"]].drop_duplicates().values.tolist()
     classes = list(dict.fromkeys(mem.sort_values("bytes", ascending=False)["tensor_class"]))
-    fig, axes = _new(1, 1, w=min(1.0 + 0.75 * len(keys), 11.5), h=3.9)
-    ax = axes[0][0]
-    bottom = np.zeros(len(keys))
-    for ci, cls in enumerate(classes):
-        vals = []
-        for prec, rule, phase in keys:
-            sel = mem[(mem["precision"] == prec) & (mem["rule"] == rule) & (mem["phase"] == phase)
-                      & (mem["tensor_class"] == cls)]
-            vals.append(sel["bytes"].sum() / 1024)
-        vals = np.array(vals)
-        ax.bar(range(len(keys)), vals, 0.7, bottom=bottom, label=cls, color=_CLASS_COLORS[ci % len(_CLASS_COLORS)])
-        bottom += vals
+    colors = {c: _CLASS_COLORS[i % len(_CLASS_COLORS)] for i, c in enumerate(classes)}
+    fig, axes = _new(1, 2, w=min(3.0 + 1.1 * len(keys), 12.0), h=4.2)
+    labels = [f"{r}\n{p}\n{ph}" for p, r, ph in keys]
+    for ax, skip in zip(axes[0], ((), ("weights", "biases"))):
+        bottom = np.zeros(len(keys))
+        for cls in classes:
+            if cls in skip:
+                continue
+            for dram in (False, True):
+                vals = []
+                for prec, rule, phase in keys:
+                    sel = mem[(mem["precision"] == prec) & (mem["rule"] == rule) & (mem["phase"] == phase)
+                              & (mem["tensor_class"] == cls) & ((mem["level"] == "dram") == dram)]
+                    vals.append(sel["bytes"].sum() / 1024)
+                vals = np.array(vals)
+                if not vals.any():
+                    continue
+                ax.bar(range(len(keys)), vals, 0.7, bottom=bottom, color=colors[cls],
+                       hatch="//" if dram else None, edgecolor="white" if dram else None,
+                       label=cls if not dram else f"{cls} (DRAM)")
+                bottom += vals
+        ax.set_xticks(range(len(keys)), labels, fontsize=7.5)
+        ax.set_ylabel("memory (KiB)")
+    axes[0][0].set_title("everything")
+    axes[0][1].set_title("without weights and biases")
     if budget_bytes:
+        ax = axes[0][0]
         ax.axhline(budget_bytes / 1024, color="#b42318", ls="--", lw=1.4)
-        ax.text(len(keys) - 0.5, budget_bytes / 1024, f" budget {budget_bytes / 1024:,.0f} KiB",
-                color="#b42318", va="bottom", ha="right", fontsize=8.5)
-    ax.set_xticks(range(len(keys)), [f"{r}\n{p} {ph}" for p, r, ph in keys], fontsize=8)
-    ax.set_ylabel("memory (KiB)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        ax.text(-0.4, budget_bytes / 1024, f"budget {budget_bytes / 1024:,.0f} KiB", color="#b42318",
+                va="bottom", ha="left", fontsize=8.5)
+    handles, names = [], []
+    for ax in axes[0]:
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            if l not in names:
+                handles.append(h)
+                names.append(l)
+    fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return render_figure(fig, "memory_ledger", "Memory by tensor class" + title_suffix,
                          "Peak memory of a training step and of inference, itemised by tensor class; the "
-                         "dashed line is the on-chip budget.")
+                         "dashed line is the on-chip budget; hatched bytes sit in off-chip DRAM. The right "
+                         "panel leaves out weights and biases to show where the rules differ.")
 
 
 def energy_figure(en: pd.DataFrame, title_suffix: str = "") -> Figure:
@@ -273,33 +294,38 @@ def early_exit_figure(exits: pd.DataFrame, policy: pd.DataFrame, reference: pd.D
 
     ``exits``: precision, exit_layer, accuracy, energy_pj. ``policy``: precision, threshold,
     accuracy, energy_pj. ``reference`` (optional): rule, precision, accuracy, energy_pj points.
+    One colour per precision; squares: exit at layer k; triangles: confidence policy; stars:
+    another rule's output (backprop).
     """
-    fig, axes = _new(1, 1, w=6.6, h=3.8)
+    fig, axes = _new(1, 1, w=7.6, h=4.0)
     ax = axes[0][0]
     precs = list(dict.fromkeys(exits["precision"]))
-    for j, p in enumerate(precs):
-        c = _CLASS_COLORS[j % len(_CLASS_COLORS)]
+    pcolor = {p: _CLASS_COLORS[j % len(_CLASS_COLORS)] for j, p in enumerate(precs)}
+    for p in precs:
+        c = pcolor[p]
         e = exits[exits["precision"] == p].sort_values("exit_layer")
         ax.plot(e["energy_pj"] / 1e6, e["accuracy"] * 100, marker="s", color=c, lw=1.6,
                 label=f"spela {p}: exit at layer k")
         for _, row in e.iterrows():
             ax.annotate(f"L{int(row['exit_layer'])}", (row["energy_pj"] / 1e6, row["accuracy"] * 100),
-                        textcoords="offset points", xytext=(4, -10), fontsize=8, color=c)
+                        textcoords="offset points", xytext=(5, -3), fontsize=8, color=c)
         if policy is not None and len(policy):
             q = policy[policy["precision"] == p].sort_values("energy_pj")
-            ax.plot(q["energy_pj"] / 1e6, q["accuracy"] * 100, marker="^", ls=":", color=c, alpha=0.8,
-                    label=f"spela {p}: confidence exit (extension)")
+            ax.plot(q["energy_pj"] / 1e6, q["accuracy"] * 100, marker="^", ms=4, ls=":", color=c, alpha=0.9,
+                    label=f"spela {p}: confidence exit")
     if reference is not None and len(reference):
         for _, row in reference.iterrows():
-            ax.scatter([row["energy_pj"] / 1e6], [row["accuracy"] * 100], marker="*", s=90,
-                       color=rule_color(row["rule"]), zorder=5, label=f"{row['rule']} {row['precision']} (output)")
+            ax.scatter([row["energy_pj"] / 1e6], [row["accuracy"] * 100], marker="*", s=110,
+                       color=pcolor.get(row["precision"], "#333333"), edgecolors="black", linewidths=0.6,
+                       zorder=5, label=f"{row['rule']} {row['precision']} (output)")
     ax.set_xlabel("energy per inference (uJ)")
     ax.set_ylabel("test accuracy (%)")
-    ax.legend(loc="lower right")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return render_figure(fig, "early_exit", "Early exit: accuracy against energy",
-                         "Stopping inference at layer k (squares) and the confidence-threshold policy "
-                         "(triangles; leave at the first layer whose read-out margin exceeds the threshold).")
+                         "Stopping inference at layer k (squares), the confidence-threshold policy (triangles, "
+                         "a package extension: leave at the first layer whose read-out margin reaches the "
+                         "threshold) and backprop's output (stars), one colour per precision.")
 
 
 def pareto_figure(points: pd.DataFrame, x: str, y: str, color: str, front_mask, xlabel: str, ylabel: str,

@@ -277,6 +277,7 @@ def _assemble(config, results, hw, n_classes, n_train_all, n_test_all, spike_rea
     def add(section: Section):
         sections.append(section)
         for t in section.tables:
+            t.df = T.ordered(t.df, config.rules, config.presets)
             tables[t.name] = t.df
         figs.extend(section.figures)
 
@@ -412,9 +413,13 @@ def _memory_section(config, hw, main_precs, n_classes) -> Section:
                                   + ("" if row["reasons"] == "within every limit" else f": {row['reasons']}")))
     try:
         bt = budget_tables(config.dims, config.rules, config.bits, preset, config.budget, n_classes)
-        s.tables.append(Table("memory_vs_batch", "Training memory against batch size", bt["memory_vs_batch"],
+        mvb = bt["memory_vs_batch"]
+        s.tables.append(Table("memory_vs_batch_main", "Training memory against batch size",
+                              mvb[mvb["precision"].isin(main_precs)],
                               "Closed-form ledger of one training step; rows that overflow the preset's SRAM "
                               "spill to DRAM when it has one.", T.COLUMNS["memory_vs_batch"], max_rows=40))
+        s.tables.append(Table("memory_vs_batch", "Training memory against batch size (all precisions)", mvb, "",
+                              T.COLUMNS["memory_vs_batch"], show=False))
         if len(bt["budget_solver"]):
             s.tables.append(Table("budget_solver", f"What fits {config.budget}", bt["budget_solver"], "",
                                   T.COLUMNS["budget_solver"]))

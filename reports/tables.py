@@ -361,3 +361,26 @@ def runs_table(results: list[dict]) -> pd.DataFrame:
                      "seconds": r.get("seconds"), "cpu_seconds": r.get("cpu_seconds"),
                      "status": r.get("error") or "ok"})
     return pd.DataFrame(rows, columns=list(COLUMNS["runs"]))
+
+
+def ordered(df: pd.DataFrame, rules=(), presets=()) -> pd.DataFrame:
+    """Rows in reading order: preset as configured, widest precision first, rules as configured.
+
+    The sort is stable, so the order within a group (layers, epochs, phases) is kept.
+    """
+    if df.empty:
+        return df
+    keys, cols = [], []
+    if "preset" in df.columns and presets:
+        rank = {p: i for i, p in enumerate(presets)}
+        keys.append(df["preset"].map(lambda p: rank.get(p, len(rank))))
+    if "weight_bits" in df.columns:
+        keys.append(-pd.to_numeric(df["weight_bits"], errors="coerce").fillna(0))
+    if "rule" in df.columns and rules:
+        rank = {r: i for i, r in enumerate(rules)}
+        keys.append(df["rule"].map(lambda r: rank.get(r, len(rank))))
+    if not keys:
+        return df
+    k = pd.concat(keys, axis=1, keys=range(len(keys)))
+    order = k.sort_values(list(range(len(keys))), kind="mergesort").index
+    return df.loc[order].reset_index(drop=True)
