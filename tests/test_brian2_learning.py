@@ -75,6 +75,19 @@ def test_one_run_schedule_equals_the_per_sample_loop(data):
         np.testing.assert_allclose(wa, wb, atol=1e-9)
 
 
+def test_chunked_runs_equal_one_run(data):
+    """Bounded-memory chunks carry the weights over; with a deterministic code nothing changes."""
+    X, y, Xt, yt = data
+    a = SpikingSpela(SPEC, config=fast_config(code="regular"))
+    ra = a.fit(X[:4], y[:4], X_test=Xt[:2], y_test=yt[:2])
+    b = SpikingSpela(SPEC, config=fast_config(code="regular"))
+    rb = b.fit(X[:4], y[:4], X_test=Xt[:2], y_test=yt[:2], chunk_samples=3)
+    assert rb.info["chunks"] == 2
+    assert ra.counts == rb.counts and ra.layer_accuracy == rb.layer_accuracy
+    for wa, wb in zip(a.weights_, b.weights_):
+        np.testing.assert_allclose(wa, wb, atol=1e-12)
+
+
 def _rate_and_spike_updates(dt_ms, x, label):
     """Weight change of one training sample: spiking rule vs the rate rule at the same weights."""
     cfg = fast_config(dt_ms=dt_ms, code="regular", eta=(0.002, 0.002))

@@ -30,7 +30,7 @@ from spela_hw.specs import NetworkSpec, Sgd, Spela
 
 from .codes import check_codes, layer_codes
 from .config import NeuronConfig, SpikingConfig
-from .network import LayerPlan, run_per_sample_loop, run_schedule
+from .network import LayerPlan, merge_runs, resolve_target, run_per_sample_loop, run_schedule
 from .results import SpikingResult, readout, spike_counts
 from .schedule import Schedule, check_images, make_schedule
 
@@ -167,30 +167,65 @@ class SpikingSpela:
 
     # -- running -------------------------------------------------------------------------------
     def fit(self, X, y, epochs: int = 1, X_test=None, y_test=None, shuffle_seed: int | None = 0,
-            curve_blocks: int = 10, loop: bool = False) -> SpikingResult:
+            curve_blocks: int = 10, loop: bool = False, chunk_samples: int | None = None) -> SpikingResult:
         """Learn in spikes, then (in the same run) test with the gate closed.
 
         ``loop=True`` runs the straightforward one-``run()``-per-sample-phase loop instead of one
-        run (runtime targets; for the benchmark). Updates ``weights_``/``biases_``.
+        run (runtime targets; for the benchmark). ``chunk_samples`` splits a long schedule into
+        runs of that many samples (weights carried over) to bound the memory of the image table
+        (8 bytes per pixel per sample). Updates ``weights_``/``biases_``.
         """
+        if chunk_samples is not None and (isinstance(chunk_samples, bool) or not isinstance(chunk_samples, int)
+                                          or chunk_samples < 1):
+            raise ConfigError("chunk_samples", f"must be a positive integer or None, got {chunk_samples!r}")
         if not self.learnable:
             raise MappingError("this network was converted for inference only; it cannot learn")
         sched = make_schedule(X, y, X_test, y_test, epochs, self.spec.dims[0], self.spec.n_classes,
                               self.config.plasticity.schedule, shuffle_seed)
         y_test = None if y_test is None else np.asarray(y_test).astype(np.int64)
         return self._run(sched, learn=True, y_test=y_test, y_train=sched.labels[sched.train],
-                         curve_blocks=curve_blocks, loop=loop)
+                         curve_blocks=curve_blocks, loop=loop, chunk_samples=chunk_samples)
 
     def evaluate(self, X, y, loop: bool = False) -> SpikingResult:
         """Inference only (static synapses, no normaliser): accuracy at every layer's read-out."""
         sched = make_schedule(None, None, X, y, 0, self.spec.dims[0], self.spec.n_classes)
         return self._run(sched, learn=False, y_test=np.asarray(y).astype(np.int64), loop=loop)
 
+    def _run_chunked(self, plans, sched: Schedule, learn: bool, chunk: int):
+        """Consecutive runs of ``chunk`` samples each, weights carried over (bounded memory: the
+        image table of one run holds one chunk). With ``reset_at_onset`` no other state crosses
+        a sample boundary, so chunking changes nothing but the random streams (seed + chunk)."""
+        import shutil
+        import tempfile
+
+        cfg = self.config
+        tmp = None
+        if cfg.backend.build_dir is None and resolve_target(cfg.backend.target) == "cpp_standalone":
+            # one project directory for every chunk: unchanged sources are not recompiled
+            tmp = tempfile.mkdtemp(prefix="spela_brian2_chunks_")
+            cfg = replace(cfg, backend=replace(cfg.backend, build_dir=tmp))
+        parts = []
+        try:
+            for i, a in enumerate(range(0, sched.n_samples, chunk)):
+                raw = run_schedule(cfg, self.spec.dims[0], plans, sched.slice(a, a + chunk),
+                                   self.rule.loss, learn, seed_offset=i)
+                log.info("chunk %d: samples %d-%d, wall %.1f s", i, a, min(a + chunk, sched.n_samples), raw.wall_s)
+                plans = [LayerPlan(w, b, p.codes, p.eta, p.eta_b) for w, b, p in zip(raw.weights, raw.biases, plans)]
+                parts.append(raw)
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return merge_runs(parts)
+
     def _run(self, sched: Schedule, learn: bool, y_test=None, y_train=None, curve_blocks: int = 10,
-             loop: bool = False) -> SpikingResult:
+             loop: bool = False, chunk_samples: int | None = None) -> SpikingResult:
         plans = self._plans()
-        runner = run_per_sample_loop if loop else run_schedule
-        raw = runner(self.config, self.spec.dims[0], plans, sched, self.rule.loss, learn)
+        if loop:
+            raw = run_per_sample_loop(self.config, self.spec.dims[0], plans, sched, self.rule.loss, learn)
+        elif chunk_samples and sched.n_samples > chunk_samples:
+            raw = self._run_chunked(plans, sched, learn, chunk_samples)
+        else:
+            raw = run_schedule(self.config, self.spec.dims[0], plans, sched, self.rule.loss, learn)
         if learn:
             self.weights_, self.biases_ = raw.weights, raw.biases
         n_tr = sched.n_train
@@ -216,7 +251,8 @@ class SpikingSpela:
                 "class_codes": self.config.plasticity.class_codes if self.learnable else "given",
                 "n_train": int(n_tr), "n_test": int(sched.n_test),
                 "epochs": int(sched.epoch.max() + 1) if n_tr else 0,
-                "eta": self.learning_rates() if learn else None, "loop": loop}
+                "eta": self.learning_rates() if learn else None, "loop": loop,
+                "chunk_samples": chunk_samples, **raw.extra}
         self.result_ = SpikingResult("train" if learn else "inference", tuple(acc), twin, curve,
                                      tuple(silent), counts, raw.target, raw.wall_s, raw.build_s,
                                      raw.sim_s, info)

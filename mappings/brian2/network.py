@@ -34,7 +34,7 @@ from .config import SpikingConfig
 from .schedule import Schedule
 
 __all__ = ["LayerPlan", "RawRun", "resolve_target", "compiler_available", "run_schedule",
-           "run_per_sample_loop"]
+           "run_per_sample_loop", "merge_runs"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,20 @@ class RawRun:
     sim_s: float | None = None
     build_s: float | None = None
     extra: dict = field(default_factory=dict)
+
+
+def merge_runs(parts: list[RawRun]) -> RawRun:
+    """Consecutive runs as one: counts concatenated, spikes and times summed, last parameters."""
+    spikes = {g: {k: sum(p.spikes[g][k] for p in parts) for k in parts[0].spikes[g]} for g in parts[0].spikes}
+
+    def total(attr):
+        values = [getattr(p, attr) for p in parts]
+        return None if any(v is None for v in values) else float(sum(values))
+
+    return RawRun([np.concatenate([p.counts[k] for p in parts]) for k in range(len(parts[0].counts))],
+                  parts[-1].weights, parts[-1].biases, spikes, parts[0].target, total("wall_s"),
+                  total("sim_s"), total("build_s"), {"chunks": len(parts),
+                                                     "first_build_s": parts[0].build_s})
 
 
 @contextlib.contextmanager
@@ -262,8 +276,12 @@ def _spike_totals(h) -> dict[str, dict[str, float]]:
 
 
 def run_schedule(config: SpikingConfig, n_inputs: int, plans: list[LayerPlan], schedule: Schedule,
-                 loss: str = "log_2_minus_cos", learn: bool = True) -> RawRun:
-    """Build the network and run the whole schedule as one Brian2 ``run()``."""
+                 loss: str = "log_2_minus_cos", learn: bool = True, seed_offset: int = 0) -> RawRun:
+    """Build the network and run the whole schedule as one Brian2 ``run()``.
+
+    ``seed_offset`` shifts Brian2's random stream only (consecutive chunks of one schedule); the
+    network's own seeded constants (regular-code phases) stay those of ``config.backend.seed``.
+    """
     import brian2 as b2
 
     target = resolve_target(config.backend.target)
@@ -272,7 +290,7 @@ def run_schedule(config: SpikingConfig, n_inputs: int, plans: list[LayerPlan], s
     t0 = time.perf_counter()
     with _device(target, config) as dev:
         b2.defaultclock.dt = dt * b2.ms
-        b2.seed(config.backend.seed)
+        b2.seed(config.backend.seed + seed_offset)
         objs, h = _build(config, n_inputs, plans, loss, learn, schedule.n_samples, "timed", quant)
         net = b2.Network(*objs)
         ns = _namespace(config, schedule, quant)

@@ -70,6 +70,11 @@ class Schedule:
     def n_test(self) -> int:
         return self.n_samples - self.n_train
 
+    def slice(self, start: int, stop: int) -> "Schedule":
+        """Samples ``start:stop`` as a schedule of their own."""
+        sl = slice(start, stop)
+        return Schedule(self.images[sl], self.labels[sl], self.train[sl], self.gain[sl], self.epoch[sl])
+
     def slot_ms(self, enc: EncodingConfig, dt_ms: float) -> float:
         """Length of one envelope/gate row: the gcd of the schedule's times, in whole steps."""
         steps = [int(round(v / dt_ms)) for v in

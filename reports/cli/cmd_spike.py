@@ -76,6 +76,9 @@ def register(sub) -> None:
     p.add_argument("--reset", default="subtract", choices=("subtract", "zero"))
     p.add_argument("--weight-bits", type=int, help="hardware-faithful variant: plastic weights of this "
                                                    "width with 7-bit traces and an 8-bit error")
+    p.add_argument("--chunk-samples", type=int,
+                   help="split training into runs of this many samples (bounds the image table's "
+                        "memory: 8 bytes per pixel per sample); default one run")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result record as JSON on stdout")
     p.add_argument("--out", help="also write the JSON record to this file")
@@ -129,7 +132,8 @@ def run(args) -> int:
         spec = NetworkSpec(args.dims, n_classes=int(max(y.max(), yt.max()) + 1))
         net = SpikingSpela(spec, Spela(), cfg, class_code_seed=args.seed)
         log.info("training in spikes: %d samples x %d epochs, then %d test samples", len(X), args.epochs, len(Xt))
-        res = net.fit(X, y, epochs=args.epochs, X_test=Xt, y_test=yt, shuffle_seed=args.seed)
+        res = net.fit(X, y, epochs=args.epochs, X_test=Xt, y_test=yt, shuffle_seed=args.seed,
+                      chunk_samples=args.chunk_samples)
         record.update(mode="spike_training", rate_equivalent_lr=net.rate_equivalent_lr(),
                       exported_rate_accuracy=net.to_spela_hw().score_layers(Xt.astype(np.float32), yt)
                       if args.sign_policy == "nonnegative" else None)
@@ -138,7 +142,9 @@ def run(args) -> int:
                 raise ConfigError("compare-rate", "needs --sign-policy nonnegative (same codes)")
             rate = rate_spela_with_codes(spec, net.class_codes_, args.rate_lr, seed=args.seed, shuffle=True)
             for epoch in range(args.epochs):
-                rate.epochs_done_ = epoch  # the rate rule's own schedule (constant for plain Sgd)
+                # the spiking run's schedule: gain 1/(1 + epoch) (or constant)
+                gain = 1.0 / (1 + epoch) if args.schedule == "inverse_epoch" else 1.0
+                rate.rule_ = Spela(optimizer=Sgd(args.rate_lr * gain))
                 rate.partial_fit(X.astype(np.float32), y)
             record["rate_model"] = {"lr": args.rate_lr, "class_codes": args.class_codes,
                                     "accuracy": rate.score_layers(Xt.astype(np.float32), yt)}
