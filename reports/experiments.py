@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 import time
 import traceback
 
@@ -45,6 +46,12 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+# Runs in threads of one process (a threaded Dask worker) take turns: the numba kernels are not
+# guaranteed to be thread-safe (two concurrent float32 fused training calls crash the process).
+# Processes, the default, are not affected.
+_TRAIN_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=4)
@@ -123,11 +130,19 @@ def train_task(task: dict) -> dict:
     Xtr, ytr, Xte, yte, n_classes = dataset_arrays(task["dataset"], task.get("train_samples"),
                                                    task.get("test_samples"))
     dims = tuple(task["dims"])
+    if dims[0] != Xtr.shape[1]:
+        raise ConfigError("dims", f"the input width {dims[0]} does not match the {Xtr.shape[1]} features "
+                                  f"of {task['dataset']}")
     clf = make_classifier(task["rule"], task["bits"], dims, task["seed"], task["epochs"],
                           task.get("batch_size", 1))
-    t0 = time.perf_counter()
-    clf.fit(Xtr, ytr, eval_set=(Xte, yte))
-    fit_seconds = time.perf_counter() - t0
+    with _TRAIN_LOCK:
+        t0 = time.perf_counter()
+        clf.fit(Xtr, ytr, eval_set=(Xte, yte))
+        fit_seconds = time.perf_counter() - t0
+        return _measure(task, clf, Xtr, ytr, Xte, yte, n_classes, dims, fit_seconds)
+
+
+def _measure(task, clf, Xtr, ytr, Xte, yte, n_classes, dims, fit_seconds) -> dict:
     L = len(dims) - 1
     history = [dict(h) for h in clf.history_]
     final = [float(history[-1][f"layer{k + 1}_accuracy"]) for k in range(L)] if history else clf.score_layers(Xte, yte)
@@ -184,10 +199,11 @@ def few_shot_task(task: dict) -> dict:
         x_te, y_te = x_te[:max_test], y_te[:max_test]
     clf = make_classifier(task["rule"], task["bits"], task["dims"], task["seed"], task["epochs"],
                           task.get("batch_size", 1))
-    t0 = time.perf_counter()
-    clf.fit(x_tr, y_tr)
-    fit_seconds = time.perf_counter() - t0
-    acc = clf.score_layers(x_te, y_te)
+    with _TRAIN_LOCK:
+        t0 = time.perf_counter()
+        clf.fit(x_tr, y_tr)
+        fit_seconds = time.perf_counter() - t0
+        acc = clf.score_layers(x_te, y_te)
     return {"accuracy": [float(a) for a in acc], "n_train": int(len(y_tr)), "n_test": int(len(y_te)),
             "fit_seconds": fit_seconds}
 

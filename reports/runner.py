@@ -115,6 +115,8 @@ def _run_dask(fn, tasks, on_result, scheduler, local_cluster):
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise ConfigError("scheduler", "Dask is not installed: pip install 'spela-hw[dask]'") from None
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:
+        logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO chatter is not progress
     cluster = None
     own_client = False
     if scheduler is not None and not isinstance(scheduler, str):

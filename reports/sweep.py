@@ -280,8 +280,14 @@ def evaluate_group(group: dict) -> list[dict]:
                    "layer_accuracy": acc, "trained_dims": list(dims), "fit_seconds": res["fit_seconds"],
                    "train_samples_used": res["train_samples"], "test_samples_used": res["test_samples"]}
         try:
-            metrics.update(_size_point(dims, tr, p, res, n_classes))
-            rec = {"status": "ok", "error": None}
+            from sim import resolve_hardware
+
+            if tr["bits"] == "fp32" and resolve_hardware(p["preset"]).has_crossbar:
+                rec = {"status": "not_applicable",
+                       "error": f"{p['preset']} stores weights in crossbar cells: float32 weights do not apply"}
+            else:
+                metrics.update(_size_point(dims, tr, p, res, n_classes))
+                rec = {"status": "ok", "error": None}
         except Exception as exc:  # noqa: BLE001 - one preset failing must not hide the others
             rec = {"status": "error", "error": f"{type(exc).__name__}: {exc}",
                    "traceback": traceback.format_exc(limit=20)}
@@ -318,6 +324,22 @@ def _now() -> str:
 
 
 # -- the coordinator ----------------------------------------------------------------------------------
+
+def _check_dims(config: SweepConfig) -> None:
+    """Every shape must take the dataset's features (checked before anything is written)."""
+    from .experiments import dataset_arrays
+
+    try:
+        n_features = dataset_arrays(config.dataset)[0].shape[1]
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError("sweep.dataset", f"cannot load {config.dataset!r}: {exc}") from None
+    for i, d in enumerate(config.axes["dims"]):
+        if d[0] != n_features:
+            raise ConfigError(f"grid.dims[{i}]", f"the input width {d[0]} does not match the {n_features} "
+                                                 f"features of {config.dataset}")
+
 
 @dataclass
 class SweepResult:
@@ -381,6 +403,7 @@ def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False
 
     say = progress or (lambda m: log.info("%s", m))
     t0 = time.perf_counter()
+    _check_dims(config)
     out = Path(config.out)
     results_path = out / RESULTS_NAME
     with _exclusive(out):
@@ -417,7 +440,7 @@ def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False
                 append_json_line(results_path, rec)
                 written.add(rec["point_id"])
                 counters["ran"] += 1
-                counters["failed"] += rec["status"] != "ok"
+                counters["failed"] += rec["status"] == "error"
                 m = rec.get("metrics", {})
                 pt = rec["point"]
                 what = (f"{pt['rule']} {precision_label(pt['bits'])} {'-'.join(map(str, pt['dims']))} "
@@ -425,6 +448,8 @@ def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False
                 if rec["status"] == "ok":
                     e = m.get("train_energy_pj")
                     msg = f"acc {100 * m['accuracy']:.1f}%" + (f", {e / 1e6:.3g} uJ/sample" if e else "")
+                elif rec["status"] == "not_applicable":
+                    msg = "not applicable: " + str(rec["error"])
                 else:
                     msg = "failed: " + str(rec["error"])
                 say(f"[{skipped + len(written):>4}/{len(points)} {time.perf_counter() - t0:7.1f} s] {what}: {msg}")
@@ -445,7 +470,7 @@ def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False
 
 RESULT_COLUMNS = {
     "point_id": "stable id of the point (hash of its settings)",
-    "status": "ok or error",
+    "status": "ok, error, or not_applicable (a combination that cannot exist, e.g. float32 on crossbar cells)",
     "dataset": "dataset", "rule": "learning rule", "precision": "weight precision", "weight_bits": "weight bits",
     "dims": "layer widths as configured", "trained_dims": "layer widths trained (backprop: one output per class)",
     "preset": "hardware preset", "batch_size": "batch size", "epochs": "epochs", "seed": "seed",
@@ -553,15 +578,17 @@ def write_sweep_report(config: SweepConfig, progress: Callable[[str], None] | No
     s_all = Section("points", "Every point")
     s_all.tables.append(Table("results", "All points of the grid that have a result", df, "", RESULT_COLUMNS,
                               max_rows=200))
-    s_fail = Section("failures", "Failed points")
-    failed = df[df["status"] != "ok"][["point_id", "rule", "precision", "dims", "preset", "seed", "error"]]
+    s_fail = Section("failures", "Failed and not applicable points")
+    failed = df[df["status"] != "ok"][["point_id", "status", "rule", "precision", "dims", "preset", "seed", "error"]]
     if len(failed):
-        s_fail.tables.append(Table("failures", "Points that failed", failed, "", RESULT_COLUMNS))
+        s_fail.tables.append(Table("failures", "Points that failed or do not apply", failed, "", RESULT_COLUMNS))
     else:
         s_fail.paragraphs.append("None.")
     missing = len(points) - len(df)
+    n_na = int((df["status"] == "not_applicable").sum())
     summary = [Note("info", f"{len(df)} of {len(points)} points have results ({len(ok)} ok, "
-                            f"{len(df) - len(ok)} failed); {len(front)} on the Pareto front. Axes: {axes_desc}.")]
+                            f"{len(df) - len(ok) - n_na} failed, {n_na} not applicable); {len(front)} on the "
+                            f"Pareto front. Axes: {axes_desc}.")]
     if missing:
         summary.append(Note("warn", f"{missing} point(s) have no result yet: run the sweep again with --resume"))
     doc = Document("spela-hw design-space sweep", f"{config.dataset}; results in {out / RESULTS_NAME}",

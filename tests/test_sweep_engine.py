@@ -45,15 +45,16 @@ def test_sweep_on_an_in_process_dask_cluster_records_failures(tmp_path):
     recs = read_json_lines(res.results_path)
     assert sorted(r["point_id"] for r in recs) == sorted(p["point_id"] for p in expand_points(cfg))
     failed = [r for r in recs if r["status"] != "ok"]
-    # float32 weights cannot be stored in crossbar cells: recorded, not fatal; the rest priced.
+    # float32 weights cannot be stored in crossbar cells: recorded as not applicable; the rest priced.
     assert {(r["point"]["bits"], r["point"]["preset"]) for r in failed} == {("fp32", "sram-cim-22nm")}
-    assert all("crossbar" in r["error"] for r in failed)
+    assert all(r["status"] == "not_applicable" and "crossbar" in r["error"] for r in failed)
+    assert res.failed == 0
     ok = [r for r in recs if r["status"] == "ok"]
     assert all(r["metrics"]["train_energy_pj"] > 0 and 0 <= r["metrics"]["accuracy"] <= 1 for r in ok)
     df = results_frame(load_results(res.results_path))
     assert df["pareto"].sum() >= 1 and not df.loc[df["status"] != "ok", "pareto"].any()
     html = (tmp_path / "out" / "report" / "index.html").read_text()
-    assert "Pareto" in html and "Points that failed" in html
+    assert "Pareto" in html and "not_applicable" in html
     assert (tmp_path / "out" / "report" / "figures" / "pareto_energy.svg").stat().st_size > 1000
 
 
@@ -110,3 +111,41 @@ def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path):
     assert set(ids) == {p["point_id"] for p in expand_points(cfg)}
     assert all(r["status"] == "ok" for r in after)
     assert res.skipped == len(before) and res.ran == n_total - len(before)
+
+
+def test_a_failing_point_is_recorded_and_the_others_finish(tmp_path, monkeypatch):
+    import reports.experiments as ex
+
+    real = ex.train_task
+
+    def flaky(task):
+        if task["rule"] == "backprop":
+            raise FloatingPointError("simulated divergence")
+        return real(task)
+
+    monkeypatch.setattr(ex, "train_task", flaky)  # workers=1 runs the groups in this process
+    cfg = _config(tmp_path, {"dims": [[784, 16, 10]], "bits": [8], "presets": ["sram-cim-22nm", "mcu-256kb"],
+                             "rules": ["spela", "backprop"]})
+    res = run_sweep(cfg, workers=1)
+    recs = {(r["point"]["rule"], r["point"]["preset"]): r for r in read_json_lines(res.results_path)}
+    assert len(recs) == 4 and res.failed == 2
+    for preset in ("sram-cim-22nm", "mcu-256kb"):
+        assert recs[("backprop", preset)]["status"] == "error"
+        assert "FloatingPointError: simulated divergence" in recs[("backprop", preset)]["error"]
+        assert "Traceback" in recs[("backprop", preset)]["traceback"]
+        assert recs[("spela", preset)]["status"] == "ok"
+    # a resume skips the failed points unless asked to retry them
+    monkeypatch.setattr(ex, "train_task", real)
+    assert run_sweep(cfg, workers=1, resume=True, report=False).ran == 0
+    again = run_sweep(cfg, workers=1, resume=True, retry_failed=True, report=False)
+    assert again.ran == 2 and again.failed == 0
+    latest = load_results(res.results_path)
+    assert len(latest) == 4 and all(r["status"] == "ok" for r in latest.values())
+
+
+def test_shapes_that_do_not_take_the_dataset_are_refused_before_running(tmp_path):
+    cfg = _config(tmp_path, {"dims": [[784, 16, 10], [700, 16, 10]], "rules": ["spela"]})
+    with pytest.raises(ConfigError) as e:
+        run_sweep(cfg, workers=1)
+    assert e.value.field == "grid.dims[1]"
+    assert not (tmp_path / "out" / RESULTS_NAME).exists()
