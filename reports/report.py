@@ -216,7 +216,7 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] | None = 
     def on_result(task, res):
         results.append(res)
         status = "failed: " + res["error"] if res.get("error") else f"{res.get('seconds', float('nan')):.1f} s"
-        say(f"[{len(results):>3}/{len(tasks)} {time.perf_counter() - t_start:6.1f} s] {task_label(task)}: {status}")
+        say(f"[{len(results):>3}/{len(tasks)}] {task_label(task)}: {status}")
 
     run_tasks(run_task, tasks, on_result, workers=workers)
     t_runs = time.perf_counter() - t_start

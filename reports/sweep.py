@@ -452,7 +452,7 @@ def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False
                     msg = "not applicable: " + str(rec["error"])
                 else:
                     msg = "failed: " + str(rec["error"])
-                say(f"[{skipped + len(written):>4}/{len(points)} {time.perf_counter() - t0:7.1f} s] {what}: {msg}")
+                say(f"[{skipped + len(written):>4}/{len(points)}] {what}: {msg}")
 
         n_workers = config.workers if workers is None else workers
         run_tasks(evaluate_group, groups, on_result, workers=n_workers, scheduler=scheduler,

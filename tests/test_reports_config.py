@@ -113,3 +113,13 @@ def test_grid_expansion_and_groups():
     del p["point_id"]
     assert point_id(p) == pts[0]["point_id"]
     assert point_id({**p, "seed": 7}) != pts[0]["point_id"]
+
+
+def test_shipped_examples_are_valid():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "reports" / "examples"
+    cfg = SweepConfig.from_toml(root / "sweep.toml")
+    assert cfg.n_points == 48 and len(plan_groups(expand_points(cfg))) == 24
+    rep = ReportConfig.from_toml(root / "report.toml")
+    assert rep.seeds == (0, 1, 2) and rep.presets == ("sram-cim-22nm", "mcu-256kb")

@@ -13,8 +13,16 @@ import time
 
 
 def register(sub) -> None:
+    import argparse
+    from pathlib import Path
+
+    try:
+        example = (Path(__file__).resolve().parents[1] / "examples" / "sweep.toml").read_text(encoding="utf-8")
+    except OSError:  # an install without the example files
+        example = "see the docstring of reports.sweep"
     p = sub.add_parser(
-        "sweep", help="evaluate a grid of designs (shapes x bits x presets x rules x seeds), resumable",
+        "sweep", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example SWEEP.toml (reports/examples/sweep.toml):\n\n" + example, help="evaluate a grid of designs (shapes x bits x presets x rules x seeds), resumable",
         description="Evaluate every point of the grid in SWEEP.toml: train, then price memory, energy and "
                     "latency on each preset. Results are appended to <out>/results.jsonl as they finish; "
                     "failures are recorded, not fatal. Runs on a local process pool (default), an existing "
