@@ -347,7 +347,7 @@ class Sigprop:
     inference: str = "output_layer"
     hebbian: str = "off"
     target_grad: bool = True
-    output_lr_scale: float = 30.0
+    output_lr_scale: float = 3.0
     optimizer: Sgd | Adam = field(default_factory=lambda: Sgd(lr=0.01))
 
     name = "sigprop"

@@ -14,7 +14,8 @@ from . import jit
 
 @jit
 def logits_fixed(h, t, unit, out):
-    """out[s, j] = floor(float64(sum_i h[s, i] t[j, i]) * unit + 1/2), the sum exact in int64."""
+    """out[s, j] = floor(float64(sum_i h[s, i] t[j, i]) * unit + 1/2) - (the row's maximum),
+    the sum exact in int64."""
     nb, m = h.shape
     nt = t.shape[0]
     for s in range(nb):
@@ -23,11 +24,17 @@ def logits_fixed(h, t, unit, out):
             for i in range(m):
                 acc += h[s, i] * t[j, i]
             out[s, j] = np.int64(math.floor(np.float64(acc) * unit + 0.5))
+        zmax = out[s, 0]
+        for j in range(1, nt):
+            if out[s, j] > zmax:
+                zmax = out[s, j]
+        for j in range(nt):
+            out[s, j] -= zmax
 
 
 @jit
 def logits_float(h, t, unit, out):
-    """out[s, j] = unit * sum_i h[s, i] t[j, i] (float64 accumulation)."""
+    """out[s, j] = unit * sum_i h[s, i] t[j, i] - (the row's maximum), float64 accumulation."""
     nb, m = h.shape
     nt = t.shape[0]
     for s in range(nb):
@@ -36,6 +43,12 @@ def logits_float(h, t, unit, out):
             for i in range(m):
                 acc += np.float64(h[s, i]) * t[j, i]
             out[s, j] = acc * unit
+        zmax = out[s, 0]
+        for j in range(1, nt):
+            if out[s, j] > zmax:
+                zmax = out[s, j]
+        for j in range(nt):
+            out[s, j] -= zmax
 
 
 @jit

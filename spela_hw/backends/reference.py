@@ -52,7 +52,10 @@ sigprop loss unit (logits of two streams; :mod:`spela_hw.rules.sigprop`)
     exact in int64 and ``unit`` a float64 constant (one exactly rounded product), e.g.
     ``2**-f_a / temperature`` to bring ``H T^T`` (``2 f_a`` fractional bits) to activation LSBs,
     the unit of ``softmax_ce_post``'s logits (whose base-2 look-up-table exponential sigprop's
-    in-batch cross-entropy reuses: no ``exp`` anywhere in a fixed-point path).
+    in-batch cross-entropy reuses: no ``exp`` anywhere in a fixed-point path); then
+    ``z_nj -= max_j z_nj``, so the largest logit of a row is 0 and never at a limit of the
+    activation format (``softmax_ce_post`` passes no gradient through a saturated logit: logits
+    more than the format's range below their row's maximum, ``exp < 3.4e-4`` at 16 bits, drop out).
     ``sigprop_post``: ``p = floor(float64(d) * scale [* gate] + 1/2)`` saturated to the update
     format, for an exact int64 error ``d`` (``G T`` from the cross-entropy coefficients,
     ``t - h`` of the pull and Hebbian forms) and a float64 ``scale`` that carries ``lr / B`` and
@@ -273,15 +276,18 @@ class ReferenceOps(OpsBase):
 
     # -- sigprop primitives (see the "sigprop" section of the module docstring) -----------------
     def sigprop_logits(self, h, t, unit: float):
-        """Logits ``(H T^T) * unit`` ``(B, B')`` of an input batch ``h`` against target rows ``t``.
+        """Logits ``(H T^T) * unit`` ``(B, B')`` of an input batch ``h`` against target rows ``t``,
+        relative to each row's maximum (all ``<= 0``; the softmax is unchanged).
 
         Fixed point: exact int64 dot products rounded to nearest after the float64 product with
         ``unit`` (int64 result); float32 otherwise.
         """
         if not self.fixed:
-            return (np.asarray(h, np.float32) @ np.asarray(t, np.float32).T * np.float32(unit)).astype(np.float32)
+            z = np.asarray(h, np.float32) @ np.asarray(t, np.float32).T * np.float32(unit)
+            return (z - z.max(axis=1, keepdims=True)).astype(np.float32)
         z = np.asarray(h, np.int64) @ np.asarray(t, np.int64).T
-        return np.floor(z.astype(np.float64) * float(unit) + 0.5).astype(np.int64)
+        z = np.floor(z.astype(np.float64) * float(unit) + 0.5).astype(np.int64)
+        return z - z.max(axis=1, keepdims=True)
 
     def sigprop_post(self, a, h, d, scale: float, gated: bool):
         """Post-synaptic term ``p = scale * d`` (times the activation's derivative at ``a`` when

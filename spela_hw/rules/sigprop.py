@@ -291,7 +291,9 @@ def _step_front(state, ops, opt, p, x, lr, key):
     F = sp["front"]
     dummy = np.zeros(F.shape[0], F.dtype)  # the front has no bias
     if not optim.is_stateful(opt):
-        return ops.update(F, dummy, p, x, key)
+        before = F.copy()
+        _, sat = ops.update(F, dummy, p, x, key)
+        return int(np.count_nonzero(F != before)), sat
     slot = sp.get("optim")
     if slot is None or slot.get("kind") != opt.kind:
         names = ("m_w", "m_b", "v_w", "v_b") if opt.kind == "adam" else ("u_w", "u_b")
@@ -347,9 +349,10 @@ def _sigprop_layer(state, ops, rule, k, x, t_in, y, pos, lr, counts, device):
     front_rows = None  # (p, one-hot rows) stepping the front parameters
     if p_t is not None:
         sel = slice(None) if rows is None else rows
-        if pre is None:  # concat: the target rows' input part is zero, their label part steps S
-            P.append(p_t)
-            X.append(np.zeros((len(p_t), n), x.dtype))
+        if pre is None:  # concat: the target rows' input part is zero, their label part steps S;
+            # for W and b one row of their exact sum with a zero input is the same update
+            P.append(p_t.sum(axis=0, keepdims=True))
+            X.append(np.zeros((1, n), x.dtype))
             front_rows = (p_t, t_in[sel])
         else:
             P.append(p_t)
@@ -365,7 +368,8 @@ def _sigprop_layer(state, ops, rule, k, x, t_in, y, pos, lr, counts, device):
     key = stream_key(state.rounding_seed, k, state.update_step)
     writes, s = optim.step_layer(state, ops, opt, k, P, X, lr, key, device)
     sat += s
-    _count_update(d, k, P, X, m, n)
+    counted = len(P) - (pre is None and p_t is not None)  # the bias-only sum row is not a MAC row
+    _count_update(d, k, P[:counted], X[:counted], m, n)
     d["weight_reads"][k] += m * n + m
     d["weight_writes"][k] += m * n + m
     d["update_writes"][k] += writes
