@@ -258,6 +258,17 @@ def _fx_activate_row(ac, a3, ao, ho, w, lo, hi, wrap, shift_acc, act_code, slope
 # fixed point: one block of output neurons of one layer
 # ----------------------------------------------------------------------------------------------
 @jit
+def _active_rows(n, has_prev, pptr, cptr, rows):
+    """Inputs j with a pending or a new non-zero value (the rows a pass touches); returns count."""
+    nr = 0
+    for j in range(n):
+        if (has_prev and pptr[j + 1] > pptr[j]) or cptr[j + 1] > cptr[j]:
+            rows[nr] = j
+            nr += 1
+    return nr
+
+
+@jit
 def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
                  sh_w, sh_b, mode, lo, hi, wrap, cnb, cptr, cidx, cval,
                  f_a, shift_acc, act_code, slope_q, lut, act_min, kflush, fast,
@@ -266,9 +277,8 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
     lo_w, hi_w, wrap_w = lo[3], hi[3], wrap[3]
     w = i1 - i0
     bb = b[i0:i1]
-    sr = srow[i0:i1]
-    rb = rbuf[i0:i1]
     if has_prev:
+        sr = srow[i0:i1]
         for i in range(w):
             sr[i] = 0
         for s in range(pnb):
@@ -282,16 +292,19 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
         for i in range(w):
             ac[i] = np.int64(bb[i]) << np.int64(f_a)
             a3[i] = 0
+    rowlist = np.empty(n, np.int64)
+    nrows = _active_rows(n, has_prev, pptr, cptr, rowlist)
     nn = np.uint64(n)
+    sr = srow[i0:i1]
+    rb = rbuf[i0:i1]
     ukey = np.uint64(key) + _GAMMA + np.uint64(i0) * nn
     rows = 0
-    for j in range(n):
+    for t in range(nrows):
+        j = rowlist[t]
         q0 = pptr[j] if has_prev else 0
         q1 = pptr[j + 1] if has_prev else 0
         c0 = cptr[j]
         c1 = cptr[j + 1]
-        if q0 == q1 and c0 == c1:
-            continue
         row = wt[j, i0:i1]
         if q1 == q0 + 1:
             _fx_apply_px(row, pp[pidx[q0], i0:i1], pval[q0], sr, rb, w,
@@ -306,7 +319,8 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
                 xv = np.int64(pval[q])
                 for i in range(w):
                     sr[i] += np.int64(ps[i]) * xv
-            _fx_apply(row, sr, rb, w, ukey + np.uint64(j), nn, sh_w, mode, lo_w, hi_w, wrap_w, fast, cnt)
+            _fx_apply(row, sr, rb, w, ukey + np.uint64(j), nn, sh_w, mode, lo_w, hi_w,
+                      wrap_w, fast, cnt)
         if c1 > c0:
             if kflush > 0:  # products and partial sums fit in int32 lanes
                 if rows == kflush:
@@ -595,9 +609,9 @@ def _fl_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval,
     """Float32 twin of :func:`_fx_block_im`."""
     w = i1 - i0
     bb = b[i0:i1]
-    sr = srow[i0:i1]
     writes = 0
     if has_prev:
+        sr = srow[i0:i1]
         for i in range(w):
             sr[i] = 0
         for s in range(pnb):
@@ -611,21 +625,46 @@ def _fl_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval,
         ac = acc[s, i0:i1]
         for i in range(w):
             ac[i] = 0
-    for j in range(n):
+    rowlist = np.empty(n, np.int64)
+    nrows = _active_rows(n, has_prev, pptr, cptr, rowlist)
+    pnz = np.zeros(max(pnb, 1), np.int64)
+    pmin = np.zeros(max(pnb, 1), np.float64)
+    sr = srow[i0:i1]
+    # Per pending sample: non-zero post-synaptic terms of the block and their smallest
+    # magnitude. A product of normal floats with |p_i x_j| >= 2**-148 cannot underflow to 0,
+    # so a row's count of changed weights is then that number (no compare in the hot loop).
+    if has_prev:
+        for s in range(pnb):
+            ps = pp[s, i0:i1]
+            cnt_ = 0
+            mn = np.inf
+            for i in range(w):
+                v = abs(np.float64(ps[i]))
+                if v != 0:
+                    cnt_ += 1
+                    mn = min(mn, v)
+            pnz[s] = cnt_
+            pmin[s] = mn
+    for t in range(nrows):
+        j = rowlist[t]
         q0 = pptr[j] if has_prev else 0
         q1 = pptr[j + 1] if has_prev else 0
         c0 = cptr[j]
         c1 = cptr[j + 1]
-        if q0 == q1 and c0 == c1:
-            continue
         row = wt[j, i0:i1]
         if q1 == q0 + 1:
-            ps = pp[pidx[q0], i0:i1]
+            s = pidx[q0]
+            ps = pp[s, i0:i1]
             xv = pval[q0]
-            for i in range(w):
-                d = ps[i] * xv
-                writes += np.int64(d != 0)
-                row[i] += d
+            if abs(np.float64(xv)) * pmin[s] >= 2.0**-148:
+                writes += pnz[s]
+                for i in range(w):
+                    row[i] += ps[i] * xv
+            else:
+                for i in range(w):
+                    d = ps[i] * xv
+                    writes += np.int64(d != 0)
+                    row[i] += d
         elif q1 > q0:
             ps = pp[pidx[q0], i0:i1]
             xv = pval[q0]
@@ -762,6 +801,7 @@ def _fl_post(a, h, nb, m, v, y, scale, loss_code, act_code, slope, p_out):
         c = dot / r
         g = 1.0 if loss_code == 0 else 1.0 / (2.0 - c)
         kk = scale * g / r
+        cr = c / r
         for i in range(m):
             if act_code == 1:
                 gate = 1.0 if a[s, i] > 0 else slope
@@ -769,7 +809,7 @@ def _fl_post(a, h, nb, m, v, y, scale, loss_code, act_code, slope, p_out):
                 gate = 1.0 - np.float64(hs[i]) * hs[i]
             else:
                 gate = 1.0
-            p_out[s, i] = kk * gate * (vs[i] - c * hs[i] / r)
+            p_out[s, i] = kk * gate * (vs[i] - cr * hs[i])
     return zeros
 
 
