@@ -99,6 +99,7 @@ class SpikingSpela:
             self.class_codes_ = [check_codes(c, spec.n_classes, m, policy, k)
                                  for k, (c, m) in enumerate(zip(class_codes, units))]
         self.neurons = [m * (2 if self.on_off else 1) for m in units]
+        self.off_gains_ = [1.0] * spec.n_layers
         self.pre_neurons = [spec.dims[0]] + self.neurons[:-1]
         if weights is None:
             self.weights_, self.biases_ = self._init_params()
@@ -233,7 +234,7 @@ class SpikingSpela:
         test_images = sched.images[n_tr:]
         if sched.n_test and y_test is not None:
             for k, codes in enumerate(self.class_codes_):
-                pred, sil = readout(raw.counts[k][n_tr:], codes, self.on_off)
+                pred, sil = readout(raw.counts[k][n_tr:], codes, self.on_off, self.off_gains_[k])
                 acc.append(float(np.mean(pred == y_test)))
                 silent.append(float(np.mean(sil)))
             if self.config.encoding.code != "ttfs":
@@ -242,7 +243,8 @@ class SpikingSpela:
         if n_tr and y_train is not None:
             edges = np.linspace(0, n_tr, max(1, min(curve_blocks, n_tr)) + 1).astype(int)
             for a, b in zip(edges[:-1], edges[1:]):
-                accs = [float(np.mean(readout(raw.counts[k][a:b], c, self.on_off)[0] == y_train[a:b]))
+                accs = [float(np.mean(readout(raw.counts[k][a:b], c, self.on_off, self.off_gains_[k])[0]
+                                      == y_train[a:b]))
                         for k, c in enumerate(self.class_codes_)]
                 curve.append({"samples_seen": int(b), "accuracy": accs})
         counts = spike_counts(raw, sched, plans, self.config, self.spec.n_classes, learn)
@@ -279,7 +281,8 @@ class SpikingSpela:
 
     def predict_rate_twin(self, X) -> list[np.ndarray]:
         """Predicted classes at every layer from the rate twin."""
-        return [readout(r, c, self.on_off)[0] for r, c in zip(self.rate_twin_rates(X), self.class_codes_)]
+        return [readout(r, c, self.on_off, g)[0]
+                for r, c, g in zip(self.rate_twin_rates(X), self.class_codes_, self.off_gains_)]
 
     # -- conversion ----------------------------------------------------------------------------
     def to_rate_params(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -306,15 +309,22 @@ class SpikingSpela:
 
     @classmethod
     def from_spela_hw(cls, clf, X_calibration, config: SpikingConfig | None = None,
-                      percentile: float = 99.9, rate_hz: float | None = None) -> "SpikingSpela":
+                      percentile: float = 99.9, signed: bool = True) -> "SpikingSpela":
         """Rate-to-spike conversion of a fitted ``spela_hw`` classifier (threshold balancing).
 
         Each layer's activations on ``X_calibration`` give ``lambda_k`` (the ``percentile``-th
-        value, ``lambda_0 = 1`` for pixels); weights become ``W_k lambda_{k-1}/lambda_k`` and the
-        bias a drive ``tau_m R B_k / lambda_k`` so that a unit at ``lambda_k`` fires at
-        ``R = rate_hz`` (default: the input's ``rate_max_hz``). Neurons are non-leaky IF with
-        reset by subtraction and no refractory period (rates linear in the drive); the read-out
-        uses the classifier's own (signed) class vectors. The result is inference only.
+        value, pixels ``lambda_0 = 1``); weights become ``W_k lambda_{k-1}/lambda_k`` and the bias a
+        drive ``tau_m R B_k/lambda_k``, so a unit at ``lambda_k`` fires at ``R`` (the input's
+        ``rate_max_hz``). Neurons are non-leaky IF with reset by subtraction and no refractory
+        period (rates linear in the drive). The read-out uses the classifier's own (signed) class
+        vectors. The result is inference only.
+
+        ``signed=True`` (default) keeps LeakyReLU's negative branch: every unit becomes an ON
+        neuron (rate ~ relu(a)) and an OFF neuron (rate ~ relu(-a), its own scale), the next layer
+        hears the OFF neurons through ``-slope * W`` and the read-out is
+        ``count_on - slope * lambda_off/lambda_on * count_off``; this is exact in the rate limit
+        and matters where the targets are signed (a 10-wide output layer with simplex vectors
+        has most of its outputs negative). ``signed=False`` keeps ON neurons only (ReLU).
         """
         rule = getattr(clf, "rule_", None)
         if not isinstance(rule, Spela):
@@ -327,26 +337,42 @@ class SpikingSpela:
         base = SpikingConfig() if config is None else config
         neuron = NeuronConfig(tau_m_ms=base.neuron.tau_m_ms, t_ref_ms=0.0, reset="subtract", leak=False,
                               tau_y_ms=base.neuron.tau_y_ms)
-        cfg = replace(base, neuron=neuron, plasticity=replace(base.plasticity, sign_policy="nonnegative"))
-        R = base.encoding.rate_max_hz if rate_hz is None else float(rate_hz)
-        X = check_images(X_calibration, spec.dims[0], "X_calibration")
-        ws, bs = clf.weights_, clf.biases_
+        policy = "on_off_differential" if signed else "nonnegative"
+        cfg = replace(base, neuron=neuron, plasticity=replace(base.plasticity, sign_policy=policy))
+        R = base.encoding.rate_max_hz
         tau = cfg.neuron.tau_m_ms * 1e-3
-        lam_prev, h = 1.0, X
-        sw, sb = [], []
-        for w, b in zip(ws, bs):
+        alpha = spec.slope
+        x = check_images(X_calibration, spec.dims[0], "X_calibration")
+        h = x
+        lam_on_prev, lam_off_prev = 1.0, None  # pixels: rate R*x, no OFF inputs
+        sw, sb, gains = [], [], []
+        for w, b in zip(clf.weights_, clf.biases_):
             a = h @ w.T + b
-            h = np.where(a > 0, a, spec.slope * a)
-            lam = float(np.percentile(np.maximum(h, 0), percentile))
-            if lam <= 0:
+            h = np.where(a > 0, a, alpha * a)
+            lam_on = float(np.percentile(np.maximum(a, 0), percentile))
+            lam_off = float(np.percentile(np.maximum(-a, 0), percentile)) or 1.0
+            if lam_on <= 0:
                 raise MappingError("from_spela_hw: a layer is silent on the calibration data")
-            sw.append(w * lam_prev / lam)
-            sb.append(tau * R * b / lam)
-            lam_prev = lam
-        if rate_hz is not None and rate_hz != base.encoding.rate_max_hz:
-            # hidden layers run at R while pixels keep the input's rate_max: rescale layer 1
-            sw[0] = sw[0] * (R / base.encoding.rate_max_hz)
-        return cls(spec, rule, cfg, class_codes=clf.class_vectors_, weights=sw, biases=sb, learnable=False)
+            # coefficients on the previous layer's ON rates (and OFF rates)
+            from_on = w * lam_on_prev
+            blocks_on = [from_on / lam_on]
+            blocks_off = [-from_on / lam_off]
+            if lam_off_prev is not None:
+                from_off = -alpha * w * lam_off_prev
+                blocks_on.append(from_off / lam_on)
+                blocks_off.append(-from_off / lam_off)
+            if signed:
+                sw.append(np.vstack([np.hstack(blocks_on), np.hstack(blocks_off)]))
+                sb.append(np.concatenate([tau * R * b / lam_on, -tau * R * b / lam_off]))
+                lam_off_prev = lam_off
+            else:
+                sw.append(blocks_on[0])
+                sb.append(tau * R * b / lam_on)
+            gains.append(alpha * lam_off / lam_on)
+            lam_on_prev = lam_on
+        net = cls(spec, rule, cfg, class_codes=clf.class_vectors_, weights=sw, biases=sb, learnable=False)
+        net.off_gains_ = gains if signed else [1.0] * spec.n_layers
+        return net
 
 
 def install_class_vectors(clf, codes) -> None:

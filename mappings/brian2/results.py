@@ -33,16 +33,19 @@ COUNT_NAMES = ("input_spikes", "synaptic_ops", "plasticity_updates", "output_spi
                "class_vector_reads", "readout_macs")
 
 
-def readout(counts: np.ndarray, codes: np.ndarray, on_off: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def readout(counts: np.ndarray, codes: np.ndarray, on_off: bool = False,
+            off_gain: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Cosine read-out of spike counts: ``(predictions, silent)``.
 
     ``argmax_c cos(count, e_c) = argmax_c e_c . count`` (the positive factor 1/|count| does not
     change the argmax); ties go to the lowest index and an all-silent sample is class 0 (flagged in
-    ``silent``). Under ON/OFF pairs the signed output ``count_on - count_off`` is read.
+    ``silent``). Under ON/OFF pairs the signed output ``count_on - off_gain * count_off`` is read
+    (``off_gain`` is 1 for learned pairs; a converted LeakyReLU layer uses its slope times the
+    ratio of its OFF and ON scales).
     """
     if on_off:
         m = counts.shape[1] // 2
-        counts = counts[:, :m] - counts[:, m:]
+        counts = counts[:, :m] - off_gain * counts[:, m:]
     scores = counts @ codes.T
     silent = ~np.any(counts != 0, axis=1)
     pred = np.argmax(scores, axis=1)
