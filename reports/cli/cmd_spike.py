@@ -56,6 +56,8 @@ def register(sub) -> None:
     p.add_argument("--calibration-samples", type=int, default=1000,
                    help="training samples that set the conversion's per-layer scales")
     p.add_argument("--percentile", type=float, default=99.9, help="threshold-balancing percentile")
+    p.add_argument("--conversion", default="signed", choices=("signed", "relu"),
+                   help="signed: ON/OFF IF pairs keep LeakyReLU's negative branch (default); relu: ON only")
     p.add_argument("--compare-rate", action="store_true",
                    help="also train rate SPELA on the same samples, shape, epochs and class codes")
     p.add_argument("--rate-lr", type=float, default=0.3, help="learning rate of the rate comparison")
@@ -123,11 +125,11 @@ def run(args) -> int:
         clf = load_model(args.from_model)
         rate_acc = clf.score_layers(Xt.astype(np.float32), yt)
         net = SpikingSpela.from_spela_hw(clf, data.x_train[:args.calibration_samples] / 255.0, cfg,
-                                         percentile=args.percentile)
+                                         percentile=args.percentile, signed=args.conversion == "signed")
         log.info("converted %s; running %d test samples in spikes", args.from_model, len(Xt))
         res = net.evaluate(Xt, yt)
         record.update(mode="conversion", model=os.path.basename(args.from_model), dims=list(clf.network_spec_.dims),
-                      rate_accuracy=rate_acc, percentile=args.percentile)
+                      rate_accuracy=rate_acc, percentile=args.percentile, conversion=args.conversion)
     else:
         spec = NetworkSpec(args.dims, n_classes=int(max(y.max(), yt.max()) + 1))
         net = SpikingSpela(spec, Spela(), cfg, class_code_seed=args.seed)
