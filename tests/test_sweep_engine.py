@@ -36,7 +36,7 @@ def test_pareto_mask_by_hand():
 
 
 def test_sweep_on_an_in_process_dask_cluster_records_failures(tmp_path):
-    distributed = pytest.importorskip("distributed")  # the dask extra is part of the dev setup
+    import distributed  # the dask extra is part of the test setup (bootstrap installs dev,brian2,dask)
     cfg = _config(tmp_path, {"dims": [[784, 16, 10]], "bits": ["fp32", 8], "presets": ["sram-cim-22nm", "mcu-256kb"],
                              "rules": ["spela", "backprop"]})
     with distributed.Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None) as client:
