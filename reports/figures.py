@@ -335,7 +335,13 @@ def pareto_figure(points: pd.DataFrame, x: str, y: str, color: str, front_mask, 
     ax = axes[0][0]
     front_mask = np.asarray(front_mask, bool)
     cvals = points[color].astype(float)
-    sc = ax.scatter(points[x], points[y], c=cvals, cmap="viridis", s=28, alpha=0.85)
+    norm = matplotlib.colors.Normalize(vmin=float(cvals.min()), vmax=float(cvals.max()) or 1.0)
+    markers = ["o", "s", "^", "D", "v", "P"]
+    sc = None
+    for i, rule in enumerate(dict.fromkeys(points["rule"]) if "rule" in points else [None]):
+        sel = points["rule"] == rule if rule is not None else np.ones(len(points), bool)
+        sc = ax.scatter(points.loc[sel, x], points.loc[sel, y], c=cvals[sel], cmap="viridis", norm=norm, s=30,
+                        alpha=0.85, marker=markers[i % len(markers)], label=rule)
     f = points[front_mask].sort_values(x)
     ax.scatter(f[x], f[y], facecolors="none", edgecolors="#b42318", s=90, lw=1.4, label="Pareto-optimal")
     ax.set_xscale("log")
@@ -343,7 +349,10 @@ def pareto_figure(points: pd.DataFrame, x: str, y: str, color: str, front_mask, 
     cb.set_label(clabel)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend(loc="lower right")
+    leg = ax.legend(loc="lower right")
+    for h in leg.legend_handles[:-1]:  # rule markers: shape matters, not colour
+        h.set_facecolor("#888888")
+        h.set_edgecolor("#888888")
     fig.tight_layout()
     return render_figure(fig, name, title,
                          "Every finished sweep point; circled points are not dominated in accuracy, energy "

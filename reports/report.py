@@ -564,6 +564,13 @@ def _sources_section(config) -> Section:
         "fit to published values), derived (computed from others) or placeholder (no source: an "
         "assumption flagged in every report; replace it with your own number). Digital energies are "
         "45 nm values scaled to the preset's node and supply by the named scaling convention.")
+    try:
+        from spela_hw import DATASETS
+
+        info = DATASETS[config.dataset]
+        s.paragraphs.append(f"Data: {info.title} ({info.homepage}). {info.license}")
+    except (KeyError, ImportError, AttributeError):
+        s.paragraphs.append(f"Data: {config.dataset}.")
     s.tables.append(Table("presets", "Hardware presets and their sources", src["presets"], "",
                           T.COLUMNS["presets"]))
     s.tables.append(Table("conventions", "Convention switches in force", src["conventions"], "",
