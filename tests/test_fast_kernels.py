@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spela_hw.backends import make_ops
-from spela_hw.backends.numba_fused import fused_supported, output_blocks, spela_train_chunk, stream_keys
+from spela_hw.backends.numba_fused import (fused_supported, output_blocks, spela_train_chunk,
+                                          stream_keys)
 from spela_hw.estimator import SpelaClassifier
 from spela_hw.network import init_network
 from spela_hw.rng import stream_key
@@ -42,7 +43,8 @@ def _train(backend, prec, dims, x, y, rule, bs, lr, fused, threads=1, narrow=64,
     spela = Spela(optimizer=Sgd(lr), loss=rule[0], input_norm=rule[2])
     spec = NetworkSpec(dims, n_classes=4, activation=rule[1])
     ops = make_ops(backend, prec, spec)
-    state = init_network(spec, prec, ops, "auto", seed + 1, seed + 2, rng=np.random.default_rng(seed))
+    state = init_network(spec, prec, ops, "auto", seed + 1, seed + 2,
+                         rng=np.random.default_rng(seed))
     state.update_step = 7 * seed  # the rounding stream continues from any step
     counts = new_counts(state, "train")
     xq = ops.quantize_input(x)
@@ -119,6 +121,33 @@ def test_int16_weights():
         fast = _train("numba", p, dims, x, y, rule, 2, 0.5, fused=True, narrow=narrow, seed=3)
         assert fast[0].weights[0].dtype == np.int16
         _assert_same(*ref, *fast, exact=True)
+
+
+@settings(**SETTINGS)
+@given(prec=st.sampled_from(sorted(PRECISIONS)),
+       act=st.sampled_from(["leaky_relu", "tanh", "identity"]), shape=st.sampled_from([(100, 30), (10, 50), (64, 3)]), nb=st.sampled_from([16, 150]),
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**16))
+def test_batched_forward_equals_reference(prec, act, shape, nb, threads, seed):
+    """ops.forward on many samples (transposed, zero-skipping, sub-batched, threaded)."""
+    p = PRECISIONS[prec]
+    if act == "tanh" and p.is_fixed and p.activation.bits > 16:
+        act = "identity"
+    m, n = shape
+    spec = NetworkSpec((n, m), activation=act)
+    ref, fast = make_ops("reference", p, spec), make_ops("numba", p, spec)
+    fast.threads = threads
+    rng = np.random.default_rng(seed)
+    w, b, _ = ref.store_params(rng.normal(0, 0.5, (m, n)), rng.normal(0, 0.2, m))
+    x = ref.quantize_input(rng.random((nb, n)) * (rng.random((nb, n)) < 0.4))
+    a1, h1, s1 = ref.forward(w, b, x)
+    a2, h2, s2 = fast.forward(w, b, x)
+    if p.is_fixed:
+        np.testing.assert_array_equal(a1, a2)
+        np.testing.assert_array_equal(h1, h2)
+        np.testing.assert_array_equal(s1, s2)
+    else:
+        np.testing.assert_allclose(a1, a2, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(h1, h2, rtol=1e-5, atol=1e-5)
 
 
 def test_stream_keys_match_rng():

@@ -905,3 +905,114 @@ def train_chunk_float(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
             counters[k, C_ZERO] += _fl_post(a_buf, h_buf, nb, m, v, Y[s0:s0 + nb], lr / nb,
                                             loss_code, act_code, slope, pk)
             counters[k, C_UPD_NNZ] += _count_update_nnz(pk, xin, nb, m, n)
+
+
+# ----------------------------------------------------------------------------------------------
+# batched forward pass (inference, and any ops.forward on many samples)
+# ----------------------------------------------------------------------------------------------
+@jit
+def _forward_fixed_sub(wt, b, x, s0, s1, m, f_a, shift_acc, lo, hi, wrap, act_code, slope_q, lut,
+                       act_min, kflush, a_out, h_out, sat):
+    """Input-major forward pass of samples [s0, s1) (one sub-batch: accumulators stay in L2)."""
+    n = x.shape[1]
+    nb = s1 - s0
+    ptr = np.zeros(n + 1, np.int64)
+    idx = np.zeros(nb * n, np.int64)
+    val = np.zeros(nb * n, x.dtype)
+    csc_of(x[s0:s1], nb, n, ptr, idx, val)
+    zp = np.zeros(1, np.int64)
+    acc = np.zeros((nb, m), np.int64)
+    acc32 = np.zeros((nb, m), np.int32)
+    srow = np.zeros(m, np.int64)
+    rbuf = np.zeros(m, np.int64)
+    pp = np.zeros((1, m), np.int32)
+    cnt = np.zeros(4, np.int64)
+    _fx_block_im(0, m, n, m, wt, b, False, pp, 0, ptr, zp, val[:1], np.uint64(0), 1, 1, 0, lo, hi,
+                 wrap, nb, ptr, idx, val, f_a, shift_acc, act_code, slope_q, lut, act_min, kflush,
+                 True, acc, acc32, srow, rbuf, a_out[s0:s1], h_out[s0:s1], cnt)
+    sat[0] += cnt[_B_SAT_ACC]
+    sat[1] += cnt[_B_SAT_ACT]
+
+
+@jit
+def forward_fixed(w, layout, b, x, f_a, shift_acc, lo, hi, wrap, act_code, slope_q, lut, act_min,
+                  kflush, sub, a_out, h_out, sat):
+    """Forward pass of a batch: ``w`` input-major (n, m) or output-major (m, n) per ``layout``."""
+    nb, n = x.shape
+    if layout == OUTPUT_MAJOR:
+        m = w.shape[0]
+        srow = np.zeros(n, np.int64)
+        rbuf = np.zeros(n, np.int64)
+        pp = np.zeros((1, m), np.int32)
+        cnt = np.zeros(4, np.int64)
+        _fx_block_om(0, m, n, m, w, b, False, pp, 0, x[:1], np.uint64(0), 1, 1, 0, lo, hi, wrap,
+                     nb, x, f_a, shift_acc, act_code, slope_q, lut, act_min, True, srow, rbuf,
+                     a_out, h_out, cnt)
+        sat[0] += cnt[_B_SAT_ACC]
+        sat[1] += cnt[_B_SAT_ACT]
+        return
+    m = w.shape[1]
+    for s0 in range(0, nb, sub):
+        _forward_fixed_sub(w, b, x, s0, min(s0 + sub, nb), m, f_a, shift_acc, lo, hi, wrap,
+                           act_code, slope_q, lut, act_min, kflush, a_out, h_out, sat)
+
+
+@njit(parallel=True, **JIT)
+def forward_fixed_parallel(w, b, x, f_a, shift_acc, lo, hi, wrap, act_code, slope_q, lut,
+                           act_min, kflush, sub, a_out, h_out, sat):
+    """Input-major :func:`forward_fixed` with sub-batches on several threads (samples are
+    independent, so the result is the serial one)."""
+    nb = x.shape[0]
+    m = w.shape[1]
+    nsub = (nb + sub - 1) // sub
+    sats = np.zeros((nsub, 4), np.int64)
+    for c in prange(nsub):
+        _forward_fixed_sub(w, b, x, c * sub, min(c * sub + sub, nb), m, f_a, shift_acc, lo, hi,
+                           wrap, act_code, slope_q, lut, act_min, kflush, a_out, h_out, sats[c])
+    for c in range(nsub):
+        for k in range(4):
+            sat[k] += sats[c, k]
+
+
+@jit
+def _forward_float_sub(wt, b, x, s0, s1, m, act_code, slope, a_out, h_out):
+    n = x.shape[1]
+    nb = s1 - s0
+    ptr = np.zeros(n + 1, np.int64)
+    idx = np.zeros(nb * n, np.int64)
+    val = np.zeros(nb * n, np.float32)
+    csc_of(x[s0:s1], nb, n, ptr, idx, val)
+    zp = np.zeros(1, np.int64)
+    acc = np.zeros((nb, m), np.float32)
+    srow = np.zeros(m, np.float32)
+    pp = np.zeros((1, m), np.float32)
+    cnt = np.zeros(4, np.int64)
+    _fl_block_im(0, m, n, m, wt, b, False, pp, 0, ptr, zp, val[:1], nb, ptr, idx, val, act_code,
+                 slope, acc, srow, a_out[s0:s1], h_out[s0:s1], cnt)
+
+
+@jit
+def forward_float(w, layout, b, x, act_code, slope, sub, a_out, h_out):
+    """Float32 twin of :func:`forward_fixed`."""
+    nb, n = x.shape
+    if layout == OUTPUT_MAJOR:
+        m = w.shape[0]
+        srow = np.zeros(n, np.float32)
+        pp = np.zeros((1, m), np.float32)
+        cnt = np.zeros(4, np.int64)
+        _fl_block_om(0, m, n, m, w, b, False, pp, 0, x[:1], nb, x, act_code, slope, srow, a_out,
+                     h_out, cnt)
+        return
+    m = w.shape[1]
+    for s0 in range(0, nb, sub):
+        _forward_float_sub(w, b, x, s0, min(s0 + sub, nb), m, act_code, slope, a_out, h_out)
+
+
+@njit(parallel=True, **JIT)
+def forward_float_parallel(w, b, x, act_code, slope, sub, a_out, h_out):
+    nb = x.shape[0]
+    m = w.shape[1]
+    nsub = (nb + sub - 1) // sub
+    for c in prange(nsub):
+        _forward_float_sub(w, b, x, c * sub, min(c * sub + sub, nb), m, act_code, slope, a_out,
+                           h_out)

@@ -17,7 +17,7 @@ from .._kernels import fused as kfu
 from ..rng import splitmix64
 from .common import LOSS_CODE, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT
 
-__all__ = ["fused_supported", "spela_train_chunk", "stream_keys", "output_blocks"]
+__all__ = ["fused_supported", "spela_train_chunk", "stream_keys", "output_blocks", "forward_batch"]
 
 _BLOCK_ALIGN = 64  # outputs per block are a multiple of this (whole cache lines, SIMD width)
 _MIN_PARALLEL_WIDTH = 256  # narrower layers run on one thread (a barrier costs more than them)
@@ -174,3 +174,52 @@ def _add_counts(counts, rule, shapes, N, S, kc, normalize) -> None:
         d["zero_norm_events"][k] += int(kc[k, kfu.C_ZERO])
     counts.samples += N
     counts.update_steps += S
+
+
+_FORWARD_SUB = 64  # samples per sub-batch of the batched forward pass (accumulators in L2)
+BATCHED_FORWARD_MIN = 16  # smaller batches use the per-sample kernels (no transpose)
+
+
+def forward_batch(ops, w, b, x, threads: int = 1):
+    """``ops.forward`` for a batch of many samples: ``(a, h, sat)``.
+
+    Wide layers are transposed once to the input-major layout and run in sub-batches with zero
+    skipping (on ``threads`` threads, sub-batches being independent); narrow layers run
+    output-major. Fixed point equals the reference bit for bit; float32 sums in float32.
+    """
+    nb = x.shape[0]
+    m, n = w.shape
+    sat = np.zeros(4, np.int64)
+    layout = kfu.OUTPUT_MAJOR if m < _NARROW else kfu.INPUT_MAJOR
+    wl = np.ascontiguousarray(w if layout == kfu.OUTPUT_MAJOR else w.T)
+    b = np.ascontiguousarray(b)
+    parallel = threads > 1 and layout == kfu.INPUT_MAJOR and nb > _FORWARD_SUB
+    if not ops.fixed:
+        x = np.ascontiguousarray(x, np.float32)
+        a = np.empty((nb, m), np.float32)
+        h = np.empty((nb, m), np.float32)
+        wl = wl.astype(np.float32, copy=False)
+        b = b.astype(np.float32, copy=False)
+        if parallel:
+            kfu.forward_float_parallel(wl, b, x, ops.act_code, float(ops.slope), _FORWARD_SUB, a, h)
+        else:
+            kfu.forward_float(wl, layout, b, x, ops.act_code, float(ops.slope), _FORWARD_SUB, a, h)
+        return a, h, sat
+    x = np.ascontiguousarray(x)
+    if x.dtype not in (np.int32, np.int64):
+        x = x.astype(np.int64)
+    a = np.empty((nb, m), np.int64)
+    h = np.empty((nb, m), np.int64)
+    wmax = max(abs(int(ops.lo[SAT_WEIGHT])), abs(int(ops.hi[SAT_WEIGHT])))
+    xmax = max(abs(int(ops.lo[SAT_ACTIVATION])), abs(int(ops.hi[SAT_ACTIVATION])))
+    kflush = (2**31 - 1) // (wmax * xmax) if wmax * xmax <= 2**31 - 1 else 0
+    if not x.size or int(np.abs(x).max(initial=0)) > xmax:
+        kflush = 0  # inputs outside the activation format: int64 lanes only
+    lut = np.ascontiguousarray(ops.lut, np.int64)
+    args = (ops.f_a, ops.shift_acc, ops.lo, ops.hi, ops.wrap, ops.act_code, ops.slope_q, lut,
+            ops.precision.activation.min_int, kflush, _FORWARD_SUB, a, h, sat)
+    if parallel:
+        kfu.forward_fixed_parallel(wl, b, x, *args)
+    else:
+        kfu.forward_fixed(wl, layout, b, x, *args)
+    return a, h, sat

@@ -10,6 +10,7 @@ from .._kernels import fixed as kfx
 from .._kernels import floating as kfl
 from .._kernels import sigprop as ksp
 from .common import LOSS_CODE, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT, OpsBase, backprop_constants
+from .numba_fused import BATCHED_FORWARD_MIN, forward_batch
 
 __all__ = ["NumbaOps"]
 
@@ -54,8 +55,10 @@ class NumbaOps(OpsBase):
         return out
 
     def forward(self, w, b, x):
-        sat = np.zeros(4, np.int64)
         nb, m = x.shape[0], w.shape[0]
+        if nb >= BATCHED_FORWARD_MIN:  # transposed once, zero-skipping, sub-batched
+            return forward_batch(self, w, b, x, threads=int(self.threads))
+        sat = np.zeros(4, np.int64)
         if not self.fixed:
             a = np.empty((nb, m), np.float32)
             h = np.empty((nb, m), np.float32)
