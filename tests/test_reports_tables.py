@@ -114,3 +114,27 @@ def test_atomic_files_and_json_lines(tmp_path):
     assert len(log.read_text().splitlines()) == 3
     os.remove(log)
     assert read_json_lines(log) == [] and repair_json_lines(log) == 0
+
+
+def test_a_new_report_replaces_an_old_one_and_nothing_else(tmp_path):
+    from reports.report import GENERATOR, MANIFEST_NAME, _check_out, _swap_in
+    from spela_hw.errors import ConfigError
+
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / MANIFEST_NAME).write_text(json.dumps({"generator": GENERATOR}))
+    (out / "stale.csv").write_text("old")
+    _check_out(out)  # an earlier report may be replaced
+    new = tmp_path / ".report.partial"
+    new.mkdir()
+    (new / "index.html").write_text("new")
+    _swap_in(new, out)
+    assert sorted(p.name for p in out.iterdir()) == ["index.html"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # the old one is gone, no debris
+    (out / MANIFEST_NAME).write_text(json.dumps({"generator": "something else"}))
+    with pytest.raises(ConfigError):
+        _check_out(out)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError):
+        _check_out(tmp_path / "file")
+    _check_out(tmp_path / "absent")  # a new folder is fine
