@@ -20,24 +20,21 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import math
 import os
 import platform
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from spela_hw.errors import ConfigError
 
 from . import figures as F
 from . import tables as T
-from .config import ReportConfig, precision_label, weight_bits_of
+from .config import ReportConfig, precision_label
 from .document import Document, Note, Section, Table, render_html, render_markdown
 from .experiments import run_task, task_label
 from .files import atomic_write_bytes, atomic_write_text, write_table
