@@ -143,7 +143,8 @@ def test_hebbian_forms_and_the_output_layer_follow_their_formulas():
         ops = make_ops("reference", PrecisionSpec(), spec)
         state = init_network(spec, PrecisionSpec(), ops, "auto", 0, 0, rng=np.random.default_rng(1))
         init_rule_state(state, ops, rule, np.random.default_rng(2))
-        W, b, P = (a.astype(np.float64) for a in (state.weights[0], state.biases[0], state.extra["sigprop"]["front"]))
+        W, b, P = (a.astype(np.float64) for a in
+                   (state.weights[0], state.biases[0], state.extra["sigprop"]["front"]))
         a_h = x @ W.T + b
         h = np.tanh(a_h)
         t0 = np.tanh(onehot @ P.T)
@@ -161,7 +162,7 @@ def test_hebbian_forms_and_the_output_layer_follow_their_formulas():
     ops = make_ops("reference", PrecisionSpec(), spec)
     state = init_network(spec, PrecisionSpec(), ops, "auto", 0, 0, rng=np.random.default_rng(1))
     init_rule_state(state, ops, rule, np.random.default_rng(2))
-    W0, b0, W1, b1 = (a.astype(np.float64) for a in (state.weights[0], state.biases[0], state.weights[1], state.biases[1]))
+    (W0, W1), (b0, b1) = ([a.astype(np.float64) for a in arrs] for arrs in (state.weights, state.biases))
     a0 = x @ W0.T + b0
     h0 = np.where(a0 > 0, a0, 0.001 * a0)  # the pre-update output feeds the output layer
     a1 = h0 @ W1.T + b1
@@ -170,6 +171,19 @@ def test_hebbian_forms_and_the_output_layer_follow_their_formulas():
     trainer_for(rule)(state, ops, rule, x, y, lr, new_counts(state, "train"))
     np.testing.assert_allclose(state.weights[1] - W1, 2 * lr / B * (onehot - prob).T @ h0, rtol=1e-4, atol=1e-7)
 
+
+
+def test_stop_gradient_on_the_target_stream_leaves_the_label_columns_alone():
+    X = np.random.default_rng(0).random((12, 5)).astype(np.float32)
+    y = np.arange(12) % 3
+    for target_grad in (True, False):
+        clf = Classifier((4, 3), rule=Sigprop(target_grad=target_grad, optimizer=Sgd(0.1)), batch_size=4,
+                         epochs=1, random_state=0, backend="reference")
+        clf.fit(X, y)
+        S = clf.state_.extra["sigprop"]["front"].copy()
+        clf.partial_fit(X, y)
+        assert np.array_equal(S, clf.state_.extra["sigprop"]["front"]) != target_grad
+        assert clf.train_counts_.data["act_writes"][0] == 2 * (12 * 4 + 3 * 3 * 4 + 12 * 4 + target_grad * 3 * 3 * 4)
 
 # -- fixed point: the numba kernels equal the reference bit for bit ------------------------
 def _run(backend, rule, prec, dims, C, act, batches, seed):
