@@ -150,6 +150,36 @@ def test_batched_forward_equals_reference(prec, act, shape, nb, threads, seed):
         np.testing.assert_allclose(h1, h2, rtol=1e-5, atol=1e-5)
 
 
+@settings(**SETTINGS)
+@given(prec=st.sampled_from(sorted(PRECISIONS)), shape=st.sampled_from([(100, 30), (10, 50)]),
+       nb=st.sampled_from([1, 3, 20]), seed=st.integers(0, 2**16))
+def test_row_major_update_equals_reference(prec, shape, nb, seed):
+    """ops.update (the per-step path of every rule) on row-major weights."""
+    p_ = PRECISIONS[prec]
+    m, n = shape
+    spec = NetworkSpec((n, m))
+    ref, fast = make_ops("reference", p_, spec), make_ops("numba", p_, spec)
+    rng = np.random.default_rng(seed)
+    w, b, _ = ref.store_params(rng.normal(0, 0.5, (m, n)), rng.normal(0, 0.2, m))
+    x = ref.quantize_input(rng.random((nb, n)) * (rng.random((nb, n)) < 0.4))
+    if p_.is_fixed:
+        lo, hi = int(ref.lo[2]), int(ref.hi[2])
+        p = rng.integers(lo // 4, hi // 4, (nb, m)) * (rng.random((nb, m)) < 0.7)
+    else:
+        p = (rng.normal(0, 0.01, (nb, m)) * (rng.random((nb, m)) < 0.7)).astype(np.float32)
+    w1, b1, w2, b2 = w.copy(), b.copy(), w.copy(), b.copy()
+    writes1, sat1 = ref.update(w1, b1, p, x, 987654321 + seed)
+    writes2, sat2 = fast.update(w2, b2, p, x, 987654321 + seed)
+    assert writes1 == writes2
+    np.testing.assert_array_equal(sat1, sat2)
+    if p_.is_fixed:
+        np.testing.assert_array_equal(w1, w2)
+        np.testing.assert_array_equal(b1, b2)
+    else:
+        np.testing.assert_allclose(w1, w2, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(b1, b2, rtol=1e-6, atol=1e-7)
+
+
 def test_stream_keys_match_rng():
     keys = stream_keys(123456789, 3, 41, 5)
     assert keys.dtype == np.uint64 and keys.shape == (5, 3)

@@ -1016,3 +1016,130 @@ def forward_float_parallel(w, b, x, act_code, slope, sub, a_out, h_out):
     for c in prange(nsub):
         _forward_float_sub(w, b, x, c * sub, min(c * sub + sub, nb), m, act_code, slope, a_out,
                            h_out)
+
+
+# ----------------------------------------------------------------------------------------------
+# update of row-major weights (ops.update: the per-step path of every rule)
+# ----------------------------------------------------------------------------------------------
+@jit
+def _column_span(x, nb, n):
+    """[c0, c1): the smallest column range holding every non-zero input of the batch."""
+    c0 = n
+    c1 = 0
+    for s in range(nb):
+        for j in range(n):
+            if x[s, j] != 0:
+                c0 = min(c0, j)
+                break
+        for j in range(n - 1, -1, -1):
+            if x[s, j] != 0:
+                c1 = max(c1, j + 1)
+                break
+    return c0, max(c1, c0)
+
+
+@jit
+def update_rows_fixed(w, b, p, x, key, sh_w, sh_b, mode, lo, hi, wrap, fast, sat):
+    """``W += round(p^T x)``, ``b += round(sum p)`` on row-major ``W`` (m, n); returns writes.
+
+    Rows are streamed over the span of non-zero inputs with the vectorised rounding of
+    :func:`_fx_apply` (random index ``i * n + j`` contiguous in ``j``); bit-exact with the
+    reference (a zero input or a zero post-synaptic term gives a zero increment).
+    """
+    m, n = w.shape
+    nb = p.shape[0]
+    c0, c1 = _column_span(x, nb, n)
+    span = c1 - c0
+    sr = np.zeros(max(span, 1), np.int64)
+    rb = np.zeros(max(span, 1), np.int64)
+    sb = np.zeros(1, np.int64)
+    cnt = np.zeros(4, np.int64)
+    for i in range(m):
+        sb[0] = 0
+        first = True
+        for s in range(nb):
+            pv = np.int64(p[s, i])
+            sb[0] += pv
+            if pv == 0 or span == 0:
+                continue
+            xs = x[s, c0:c1]
+            if first:
+                for j in range(span):
+                    sr[j] = pv * np.int64(xs[j])
+                first = False
+            else:
+                for j in range(span):
+                    sr[j] += pv * np.int64(xs[j])
+        if not first:
+            kb = np.uint64(key) + _GAMMA + np.uint64(i) * np.uint64(n) + np.uint64(c0)
+            _fx_apply(w[i, c0:c1], sr, rb, span, kb, np.uint64(1), sh_w, mode, lo, hi, wrap,
+                      fast, cnt)
+        _fx_bias(b[i:i + 1], sb, i, 1, m, n, key, sh_b, mode, lo, hi, wrap, cnt)
+    sat[3] += cnt[_B_SAT_W]
+    return cnt[_B_WRITES]
+
+
+@jit
+def update_rows_float(w, b, p, x):
+    """Float32 twin of :func:`update_rows_fixed`: sums over the batch in float32 in sample order
+    (a batch of one adds ``fl32(p_i x_j)``, the reference's increment bit for bit)."""
+    m, n = w.shape
+    nb = p.shape[0]
+    c0, c1 = _column_span(x, nb, n)
+    span = c1 - c0
+    sr = np.zeros(max(span, 1), np.float32)
+    # smallest non-zero input magnitude of a single sample (see _fl_block_im on underflow)
+    xmin = np.inf
+    nnz = 0
+    if nb == 1:
+        for j in range(c0, c1):
+            v = abs(np.float64(x[0, j]))
+            if v != 0:
+                nnz += 1
+                xmin = min(xmin, v)
+    writes = 0
+    for i in range(m):
+        sb = np.float32(0)
+        for s in range(nb):
+            sb += p[s, i]
+        if sb != 0:
+            writes += 1
+        b[i] += sb
+        if span == 0:
+            continue
+        row = w[i, c0:c1]
+        if nb == 1:
+            pv = p[0, i]
+            if pv == 0:
+                continue
+            xs = x[0, c0:c1]
+            if abs(np.float64(pv)) * xmin >= 2.0**-148:
+                writes += nnz
+                for j in range(span):
+                    row[j] += pv * xs[j]
+            else:
+                for j in range(span):
+                    d = pv * xs[j]
+                    writes += np.int64(d != 0)
+                    row[j] += d
+            continue
+        first = True
+        for s in range(nb):
+            pv = p[s, i]
+            if pv == 0:
+                continue
+            xs = x[s, c0:c1]
+            if first:
+                for j in range(span):
+                    sr[j] = pv * xs[j]
+                first = False
+            else:
+                for j in range(span):
+                    sr[j] += pv * xs[j]
+        if first:
+            continue
+        for j in range(span):
+            d = sr[j]
+            writes += np.int64(d != 0)
+            row[j] += d
+    return writes

@@ -51,6 +51,19 @@ def _int_dtype(lo, hi):
     return np.int32 if -(2**31) <= int(lo) and int(hi) < 2**31 else np.int64
 
 
+def update_is_fast(ops, batch: int, p=None, x=None) -> bool:
+    """Whether the vectorised rounding applies: ``|S + r| < 2**62`` for every update sum ``S``
+    (``batch`` products of an update term and an input; their formats bound them, or the
+    actual arrays ``p`` and ``x`` when given)."""
+    if p is not None and x is not None:
+        pmax = int(np.abs(p).max(initial=0))
+        xmax = int(np.abs(x).max(initial=0))
+    else:
+        pmax = max(abs(int(ops.lo[SAT_UPDATE])), abs(int(ops.hi[SAT_UPDATE])))
+        xmax = max(abs(int(ops.lo[SAT_ACTIVATION])), abs(int(ops.hi[SAT_ACTIVATION])))
+    return batch * pmax * xmax + 2**max(ops.shift_w, 0) < 2**62
+
+
 def fused_supported(ops, rule, device=None) -> bool:
     """Whether the fused path runs ``rule`` exactly as the per-step path would."""
     if device is not None or getattr(rule, "name", None) != "spela":
@@ -122,9 +135,7 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
         xmax = max(abs(int(ops.lo[SAT_ACTIVATION])), abs(int(ops.hi[SAT_ACTIVATION])))
         # Products summed in int32 lanes for kflush rows, then flushed to int64 (0: int64 only).
         kflush = (2**31 - 1) // (wmax * xmax) if wmax * xmax <= 2**31 - 1 else 0
-        # The vectorised update needs |S + r| < 2**62 (S = sum over the batch of p * x).
-        pmax = max(abs(int(ops.lo[SAT_UPDATE])), abs(int(ops.hi[SAT_UPDATE])))
-        fast = B * pmax * xmax + 2**max(ops.shift_w, 0) < 2**62
+        fast = update_is_fast(ops, B)
         fparams = np.array([lr, ops.slope, ops.gate_h2, ops.pow2_au, ops.pow2_a], np.float64)
         iparams = np.array([ops.f_a, ops.shift_acc, ops.shift_w, ops.shift_b, ops.rounding, act, loss,
                             ops.slope_q, ops.precision.activation.min_int, int(normalize), kflush,

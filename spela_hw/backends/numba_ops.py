@@ -8,9 +8,10 @@ import numpy as np
 from .._kernels import backprop as kbp
 from .._kernels import fixed as kfx
 from .._kernels import floating as kfl
+from .._kernels import fused as kfu
 from .._kernels import sigprop as ksp
 from .common import LOSS_CODE, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT, OpsBase, backprop_constants
-from .numba_fused import BATCHED_FORWARD_MIN, forward_batch
+from .numba_fused import BATCHED_FORWARD_MIN, forward_batch, update_is_fast
 
 __all__ = ["NumbaOps"]
 
@@ -84,12 +85,15 @@ class NumbaOps(OpsBase):
         return p, int(z), sat
 
     def update(self, w, b, p, x, key):
+        # Rows streamed over the span of non-zero inputs, vectorised (see _kernels.fused).
         sat = np.zeros(4, np.int64)
         if not self.fixed:
-            return int(kfl.update(w, b, _c(p, np.float32), _c(x, np.float32))), sat
+            return int(kfu.update_rows_float(w, b, _c(p, np.float32), _c(x, np.float32))), sat
         k = SAT_WEIGHT
-        writes = kfx.update(w, b, _c(p, np.int64), _c(x, np.int64), np.uint64(key), self.shift_w,
-                            self.shift_b, self.rounding, self.lo[k], self.hi[k], self.wrap[k], sat)
+        p, x = _c(p, np.int64), _c(x, np.int64)
+        writes = kfu.update_rows_fixed(w, b, p, x, np.uint64(key), self.shift_w, self.shift_b,
+                                       self.rounding, self.lo[k], self.hi[k], self.wrap[k],
+                                       update_is_fast(self, p.shape[0], p, x), sat)
         return int(writes), sat
 
     def readout(self, h, v):
