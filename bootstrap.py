@@ -75,7 +75,7 @@ def main(argv: list[str]) -> int:
     if argv[0] == "test":
         cmd = [str(py), "-m", "pytest", *argv[1:]]
     else:
-        cmd = [str(VENV / "bin" / "spela-hw"), *(argv[1:] or ["train"])]
+        cmd = [str(VENV / "bin" / "spela-hw"), *(argv[1:] or ["report"])]
     return subprocess.run(cmd, cwd=ROOT).returncode
 
 
