@@ -188,14 +188,15 @@ class Classifier:
         return idx.astype(np.int64)
 
     # -- training ------------------------------------------------------------------------------
-    def fit(self, X, y, eval_set=None, callback=None):
+    def fit(self, X, y, eval_set=None, callback=None, classes=None):
         """Train from scratch for ``epochs`` epochs.
 
         ``eval_set=(X_test, y_test)`` records per-layer accuracy after every epoch in
-        ``history_``; ``callback(self, record)`` runs after every epoch (e.g. to checkpoint).
+        ``history_``; ``callback(self, record)`` runs after every epoch (e.g. to checkpoint);
+        ``classes`` lists every label when ``y`` (a small subset, say) may miss some.
         """
         X, y = check_xy(X, y)
-        self._initialize(X.shape[1], y)
+        self._initialize(X.shape[1], y if classes is None else np.union1d(classes, y))
         return self.continue_fit(X, y, eval_set, callback)
 
     def continue_fit(self, X, y, eval_set=None, callback=None):

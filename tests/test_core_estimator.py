@@ -161,3 +161,9 @@ def test_real_mnist_one_per_sample_epoch(mnist):
     assert accs["w8"][0] >= 0.85, accs
     assert abs(accs["fp32"][0] - accs["w8"][0]) <= 0.015, accs
     assert accs["fp32"][1] > 0.3 and accs["w8"][1] > 0.3, accs  # the 10-d output layer lags
+
+
+def test_fit_with_classes_missing_from_a_subset():
+    X, y = toy(30, classes=2)
+    clf = SpelaClassifier((4, 3), random_state=0).fit(X, y, classes=[0, 1, 2])
+    assert clf.classes_.tolist() == [0, 1, 2] and clf.state_.vectors[0].shape[0] == 3
