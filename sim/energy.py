@@ -8,8 +8,10 @@ shipped tables and the hardware description. Energy = sum of events x cost, item
 category:
 
 ==================  ==========================================================================
-forward_mvm         array reads, input drivers / DACs, shift-add, bias and activation
-adc_dac             ADC conversions of the forward reads
+forward_mvm         array reads, input drivers / DACs, shift-add, bias and activation (also of
+                    sigprop's target stream: ``target_macs`` are priced as MVMs of the layer's
+                    arrays, ``target_macs / (m n)`` of them, its label front included)
+adc_dac             ADC conversions of the forward (and target-stream) reads
 error_path          backprop's transposed reads and their ADCs (or digital ``W^T delta`` MACs)
 readout             class-vector read-out (early exit) MVMs
 loss_unit           SPELA's cosine datapath (``|h|^2``, ``h.v``, rsqrt, divide) / softmax
@@ -343,6 +345,7 @@ def energy_breakdown(
         mn = L.weights
         fwd_mvms = ps["forward_macs"][k] / mn
         err_mvms = ps["error_macs"][k] / mn
+        tgt_mvms = ps["target_macs"][k] / mn
         writes = ps[writes_key][k]
         if hw.has_crossbar:
             t: MatrixTiling = wt[name]
@@ -353,6 +356,16 @@ def energy_breakdown(
             add("adc_dac", "forward ADC", name, "adc_forward", fwd_mvms * t.conversions_per_mvm)
             add("forward_mvm", "shift-add", name, "shift_add", fwd_mvms * t.conversions_per_mvm)
             lat["forward"] += fwd_mvms * t.adc_slots_per_mvm / rate * 1e9
+            if tgt_mvms:  # sigprop's target stream through the same arrays (in MVM equivalents)
+                add("forward_mvm", "target stream array read", name, "cell_read",
+                    tgt_mvms * t.input_cycles * L.fan_in * t.columns * activity)
+                add("forward_mvm", "target stream input drivers", name, "input_driver",
+                    tgt_mvms * t.input_cycles * L.fan_in * t.col_tiles)
+                if hw.periphery.input_encoding == "dac":
+                    add("forward_mvm", "target stream DAC", name, "dac", tgt_mvms * L.fan_in * t.col_tiles)
+                add("adc_dac", "target stream ADC", name, "adc_forward", tgt_mvms * t.conversions_per_mvm)
+                add("forward_mvm", "target stream shift-add", name, "shift_add", tgt_mvms * t.conversions_per_mvm)
+                lat["forward"] += tgt_mvms * t.adc_slots_per_mvm / rate * 1e9
             if err_mvms:
                 needs_t = True
                 # every cell sees each error-bit cycle, as in the forward read
@@ -379,6 +392,8 @@ def energy_breakdown(
             max_writes_per_cell = max(max_writes_per_cell, writes / max(L.weights + L.biases, 1))
         else:
             add("forward_mvm", "digital MACs", name, "digital_mac_forward", ps["forward_macs"][k])
+            add("forward_mvm", "target stream digital MACs", name, "digital_mac_forward", ps["target_macs"][k])
+            digital_ops += ps["target_macs"][k]
             add("error_path", "digital MACs (W^T delta)", name, "digital_mac_error", ps["error_macs"][k])
             digital_ops += ps["forward_macs"][k] + ps["error_macs"][k]
             reads = ps["weight_reads"][k]
@@ -386,7 +401,7 @@ def energy_breakdown(
                 reads += (L.positions - 1) * (L.weights + L.biases) * fwd_mvms / L.positions
             add("buffer", "weight reads", name, "weight_read_digital", reads)
             add("weight_write", "weight writes (SRAM)", name, "weight_write_digital", writes)
-        add("forward_mvm", "bias + activation", name, "bias_activation", fwd_mvms * L.fan_out)
+        add("forward_mvm", "bias + activation", name, "bias_activation", (fwd_mvms + tgt_mvms) * L.fan_out)
         # read-out
         ro = ps["readout_macs"][k]
         if ro:

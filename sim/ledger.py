@@ -381,7 +381,7 @@ def memory_ledger(
     hardware: HardwareConfig | None = None,
     conventions: Conventions | None = None,
     optimizer=None,
-    sigprop_target_rows: str = "batch",
+    sigprop_target_rows: str | None = None,
     exit_layer: int | None = None,
     readouts: str = "all",
     n_classes: int | None = None,
@@ -404,8 +404,10 @@ def memory_ledger(
     conventions : Conventions, optional
         Defaults to ``hardware.conventions`` (or the defaults).
     optimizer : {"sgd", "momentum", "adam"} or optimiser spec, optional
-    sigprop_target_rows : {"batch", "classes"}
-        ``B' = B`` (in-batch loss) or ``B' = C`` (label-direct, per-sample mode).
+    sigprop_target_rows : {"batch", "classes"}, optional
+        ``B' = B`` (in-batch loss) or ``B' = C`` (label-direct, per-sample mode). Defaults to
+        the rule spec's ``targets`` (``"classes"``, :class:`~spela_hw.specs.Sigprop`'s default,
+        for the name ``"sigprop"``), as the closed-form counts do.
     exit_layer, readouts
         Inference: layers up to ``exit_layer`` run; class vectors of the exit layer only
         (``"exit"``) or of every layer (``"all"``, every layer can be an exit).
@@ -420,6 +422,8 @@ def memory_ledger(
         raise ConfigError("batch_size", f"must be a positive integer, got {batch_size!r}")
     if phase not in ("train", "infer"):
         raise ConfigError("phase", f"must be 'train' or 'infer', got {phase!r}")
+    if sigprop_target_rows is None:
+        sigprop_target_rows = getattr(rule, "targets", "classes") if name == "sigprop" else "batch"
     if sigprop_target_rows not in ("batch", "classes"):
         raise ConfigError("sigprop_target_rows", f"must be 'batch' or 'classes', got {sigprop_target_rows!r}")
     conv = conventions or (hardware.conventions if hardware is not None else Conventions())
@@ -449,10 +453,20 @@ def memory_ledger(
 
     if phase == "train":
         if prof.targets == "front_projection":
-            d1 = Ls[0].out_values
-            rows.append(_row("front_projection", "", C * d1, bits.weight, f"C*d_1 = {C}*{d1}", True,
-                             "trainable label projection S"))
-            trainable += C * d1
+            front = getattr(rule, "front", "concat")
+            if front == "random_projection":
+                rows.append(_row("front_projection", "register", 1, 64, f"one seed instead of d_0*C = "
+                                 f"{wl.input_values}*{C}", True, "fixed random label projection P"))
+            elif front == "learned_projection":
+                d0 = wl.input_values
+                rows.append(_row("front_projection", "", C * d0, bits.weight, f"d_0*C = {d0}*{C}", True,
+                                 "trainable label projection P"))
+                trainable += C * d0
+            else:
+                d1 = Ls[0].out_values
+                rows.append(_row("front_projection", "", C * d1, bits.weight, f"C*d_1 = {C}*{d1}", True,
+                                 "trainable label columns S"))
+                trainable += C * d1
         if bits.master:
             rows.append(_row("master_copy", "", trainable, bits.master,
                              f"trainable params at {bits.master} bits = {trainable}", True))

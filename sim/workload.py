@@ -28,7 +28,7 @@ import numpy as np
 
 from spela_hw.counts import COUNTERS, Counts
 from spela_hw.errors import ConfigError
-from spela_hw.specs import NetworkSpec, PrecisionSpec, Spela
+from spela_hw.specs import NetworkSpec, PrecisionSpec, Sigprop, Spela
 
 __all__ = [
     "LayerShape",
@@ -240,7 +240,7 @@ def _zeros(n_layers: int) -> dict[str, np.ndarray]:
     return {name: np.zeros(n_layers, dtype=np.int64) for name in COUNTERS}
 
 
-def _spela_train(workload: Workload, rule, samples: int, steps: int) -> dict:
+def _spela_train(workload: Workload, rule, samples: int, steps: int, batch_size: int) -> dict:
     spec = rule if isinstance(rule, Spela) else Spela()
     d = _zeros(workload.n_layers)
     norm = spec.input_norm != "off"
@@ -264,7 +264,7 @@ def _spela_train(workload: Workload, rule, samples: int, steps: int) -> dict:
     return d
 
 
-def _backprop_train(workload: Workload, rule, samples: int, steps: int) -> dict:
+def _backprop_train(workload: Workload, rule, samples: int, steps: int, batch_size: int) -> dict:
     """Backprop counts as ``spela_hw.rules.backprop`` defines them (its module docstring)."""
     d = _zeros(workload.n_layers)
     Ls = workload.layers
@@ -291,9 +291,111 @@ def _backprop_train(workload: Workload, rule, samples: int, steps: int) -> dict:
     return d
 
 
+def _sigprop_step(d: dict, workload: Workload, spec: Sigprop, B: int) -> None:
+    """Add one sigprop step on a mini-batch of ``B`` samples (``spela_hw.rules.sigprop`` docstring)."""
+    Ls = workload.layers
+    C = workload.n_classes
+    R = C if spec.targets == "classes" else B  # target rows forwarded, B'
+    n_sig = len(Ls) - 1 if spec.inference == "output_layer" else len(Ls)
+    for k, L in enumerate(Ls):
+        m, n = L.fan_out, L.fan_in
+        # input stream
+        d["forward_macs"][k] += B * m * n
+        d["weight_reads"][k] += B * (m * n + m)
+        d["act_reads"][k] += B * n
+        d["act_writes"][k] += B * m
+        if k >= n_sig:  # the read-out layer: softmax cross-entropy on its detached input
+            d["loss_macs"][k] += B * m
+            d["loss_unit_ops"][k] += 2 * B * m
+            d["act_writes"][k] += B * m
+            d["update_macs"][k] += B * m * n
+            d["act_reads"][k] += B * n
+            d["weight_reads"][k] += m * n + m
+            d["weight_writes"][k] += m * n + m
+            continue
+        concat = k == 0 and spec.front == "concat"
+        n_in = C if concat else n  # the concat front's target rows enter through the C label columns
+        d["target_macs"][k] += R * m * n_in
+        d["weight_reads"][k] += R * (m * n_in + m)
+        d["act_reads"][k] += R * n_in
+        d["act_writes"][k] += R * m
+        if k == 0 and not concat:  # projection front t_0 = f(P c), P n x C
+            d["target_macs"][k] += R * n * C
+            d["weight_reads"][k] += R * n * C
+            d["act_reads"][k] += R * C
+            d["act_writes"][k] += R * n
+        # local loss: rows of the input branch (p_h) and of the target branch (p_t)
+        h_rows, t_rows = B, 0
+        if spec.loss == "in_batch_ce":
+            d["loss_macs"][k] += 2 * B * R * m + B * R
+            d["loss_unit_ops"][k] += 2 * B * R
+            d["act_writes"][k] += B * m
+            if spec.target_grad:
+                d["loss_macs"][k] += B * R * m
+                d["act_writes"][k] += R * m
+                t_rows = R
+        elif spec.loss == "cosine":
+            branches = 2 if spec.target_grad else 1
+            d["loss_macs"][k] += branches * 3 * B * m
+            d["loss_unit_ops"][k] += branches * 3 * B
+            d["act_writes"][k] += branches * B * m
+            t_rows = B if spec.target_grad else 0
+        else:  # l2 and the Hebbian forms
+            d["loss_macs"][k] += B * m
+            d["act_writes"][k] += B * m
+            if spec.hebbian == "target_pre":
+                h_rows, t_rows = 0, B
+            elif spec.hebbian == "off" and spec.target_grad:
+                d["loss_macs"][k] += B * m
+                d["act_writes"][k] += B * m
+                t_rows = B
+        # one read-modify-write of W, b from every row; concat's target rows step S (and b) only
+        mac_rows = h_rows + (0 if concat else t_rows)
+        d["update_macs"][k] += mac_rows * m * n
+        d["act_reads"][k] += mac_rows * n
+        d["weight_reads"][k] += m * n + m
+        d["weight_writes"][k] += m * n + m
+        if t_rows and k == 0 and spec.front != "random_projection":
+            front_rows = m if concat else n  # S is m x C, a learned P is n x C
+            if spec.front == "learned_projection":  # q = (p_t W) f'(a_0)
+                d["error_macs"][k] += t_rows * m * n
+                d["weight_reads"][k] += t_rows * m * n
+            d["update_macs"][k] += t_rows * front_rows * C
+            d["act_reads"][k] += t_rows * C
+            d["weight_reads"][k] += front_rows * C
+            d["weight_writes"][k] += front_rows * C
+
+
+def _sigprop_train(workload: Workload, rule, samples: int, steps: int, batch_size: int) -> dict:
+    """Sigprop counts as ``spela_hw.rules.sigprop`` defines them (its module docstring).
+
+    Dense layers only. With ``targets="batch"`` the in-batch loss costs ``B^2`` per step, so the
+    last, partial mini-batch is counted with its own size.
+    """
+    spec = rule if isinstance(rule, Sigprop) else Sigprop()
+    if any(L.kind != "dense" for L in workload.layers):
+        raise ConfigError("network", "closed-form sigprop counts exist for dense layers only")
+    if spec.inference == "output_layer" and workload.layers[-1].fan_out != workload.n_classes:
+        raise ConfigError("network", f"sigprop's output layer needs one unit per class ({workload.n_classes})")
+    d = _zeros(workload.n_layers)
+    full, rest = divmod(samples, batch_size)
+    if full:
+        one = _zeros(workload.n_layers)
+        _sigprop_step(one, workload, spec, batch_size)
+        for key in d:
+            d[key] += one[key] * full
+    if rest:
+        _sigprop_step(d, workload, spec, rest)
+    return d
+
+
 def _inference(workload: Workload, rule, samples: int, exit_layer: int, readouts: str) -> dict:
     name = rule_name(rule)
     d = _zeros(workload.n_layers)
+    # rules whose last layer is read out by the argmax of its logits (as spela_hw's
+    # uses_logit_readout): backprop, and sigprop's output layer (its default)
+    logit_last = name == "backprop" or (name == "sigprop" and getattr(rule, "inference", "output_layer")
+                                        == "output_layer")
     norm = isinstance(rule, Spela) and rule.input_norm == "every_layer"
     n_cls = workload.n_classes
     for k, L in enumerate(workload.layers[: exit_layer + 1]):
@@ -304,9 +406,9 @@ def _inference(workload: Workload, rule, samples: int, exit_layer: int, readouts
         if norm:  # |x|^2 and one rsqrt + scale per sample, as in training
             d["loss_macs"][k] = L.in_values * samples
             d["loss_unit_ops"][k] = 2 * samples
-        # backprop reads its last layer out by the argmax of the logits (nothing counted); every
-        # other exit is the cosine read-out to that layer's class vectors (as in spela_hw)
-        logits = name == "backprop" and k == workload.n_layers - 1
+        # a logit read-out counts nothing; every other exit is the cosine read-out to that layer's
+        # class vectors (sigprop: to its C x m class-target table; same counts, as in spela_hw)
+        logits = logit_last and k == workload.n_layers - 1
         reads_out = not logits and (k == exit_layer or readouts == "all")
         if reads_out:
             d["readout_macs"][k] = n_cls * L.loss_dim * samples
@@ -316,8 +418,8 @@ def _inference(workload: Workload, rule, samples: int, exit_layer: int, readouts
     return d
 
 
-# Closed-form training counts per rule: adding a rule (sigprop) is one entry here.
-COUNT_RULES = {"spela": _spela_train, "backprop": _backprop_train}
+# Closed-form training counts per rule: adding a rule is one entry here.
+COUNT_RULES = {"spela": _spela_train, "backprop": _backprop_train, "sigprop": _sigprop_train}
 
 
 def closed_form_counts(
@@ -336,9 +438,9 @@ def closed_form_counts(
     Parameters
     ----------
     network : Workload, NetworkSpec or sequence of int
-    rule : Spela, Backprop or str
-        A rule spec (its ``loss`` and ``input_norm`` matter for SPELA) or a name in
-        :data:`COUNT_RULES`.
+    rule : Spela, Backprop, Sigprop or str
+        A rule spec (its ``loss`` and ``input_norm`` matter for SPELA; every option but the
+        optimiser for sigprop) or a name in :data:`COUNT_RULES` (the spec's defaults).
     batch_size : int
         Samples per update step (training).
     phase : {"train", "infer"}
@@ -365,7 +467,7 @@ def closed_form_counts(
         if name not in COUNT_RULES:
             raise ConfigError("rule", f"closed-form training counts exist for {tuple(COUNT_RULES)}, got {name!r}")
         steps = -(-samples // batch_size)
-        data = COUNT_RULES[name](wl, rule, samples, steps)
+        data = COUNT_RULES[name](wl, rule, samples, steps, batch_size)
     elif phase == "infer":
         last = wl.n_layers - 1
         exit_layer = last if exit_layer is None else exit_layer

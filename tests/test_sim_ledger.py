@@ -134,7 +134,7 @@ def test_worked_example_d_vgg8():
 def test_other_algorithm_rows():
     assert set(ALGORITHMS) >= {"backprop", "spela", "sigprop", "forward_forward", "pepita", "drtp"}
     B = 8
-    sig = by_class(memory_ledger((784, 1024, 10), "sigprop", INT8, B))
+    sig = by_class(memory_ledger((784, 1024, 10), "sigprop", INT8, B, sigprop_target_rows="batch"))
     assert sig["activations_in_flight"] == (B + B) * 1808 and sig["front_projection"] == 10 * 1024
     sig_c = by_class(memory_ledger((784, 1024, 10), "sigprop", INT8, B, sigprop_target_rows="classes"))
     assert sig_c["activations_in_flight"] == (B + 10) * 1808
