@@ -16,23 +16,51 @@ from .presets import resolve_hardware
 from .tiling import TilingResult, tile_workload
 from .workload import COUNT_RULES, Workload, as_workload, closed_form_counts, rule_name
 
-__all__ = ["DesignPointResult", "design_point", "resolve_bits"]
+__all__ = ["DesignPointResult", "design_point", "resolve_bits", "UNSET"]
 
 
-def resolve_bits(bits=None, precision: PrecisionSpec | None = None, weight_bits: int | None = None,
+class _Unset:
+    """Marks a parameter the caller did not give (``None`` is a value: float32 precision)."""
+
+    def __repr__(self) -> str:
+        return "<not given>"
+
+
+UNSET = _Unset()
+
+
+def resolve_bits(bits: BitWidths | None = None, precision=UNSET, weight_bits: int | None = None,
                  **overrides) -> BitWidths:
-    """:class:`BitWidths` from ``bits``, or a ``PrecisionSpec``, or just ``weight_bits``."""
+    """:class:`BitWidths` from ``bits``, or a ``PrecisionSpec``, or just ``weight_bits``.
+
+    ``precision=None`` means float32, as everywhere in ``spela_hw`` (it is *not* "not given");
+    ``weight_bits`` alone means fixed point with that weight width and :class:`BitWidths`'
+    defaults for the rest (int8 activations). Giving none of the three is an error rather than a
+    silent int8 default, and so is giving both ``bits`` and ``precision``.
+    """
+    given = precision is not UNSET
     if bits is not None:
         if not isinstance(bits, BitWidths):
             raise ConfigError("bits", f"must be a BitWidths, got {type(bits).__name__}")
-        return BitWidths(**{**asdict(bits), **overrides}) if overrides else bits
-    if precision is not None:
+        if given:
+            raise ConfigError("precision", "give bits or precision, not both")
         if weight_bits is not None:
+            overrides["weight"] = weight_bits
+        return BitWidths(**{**asdict(bits), **overrides}) if overrides else bits
+    if given:
+        if precision is not None and not isinstance(precision, PrecisionSpec):
+            raise ConfigError("precision", f"must be a PrecisionSpec or None (float32), got {precision!r}")
+        if weight_bits is not None:
+            if precision is None:
+                raise ConfigError("weight_bits", "precision=None is float32: weight_bits would contradict it "
+                                                 "(give PrecisionSpec.fixed(...) or only weight_bits)")
             overrides["weight"] = weight_bits
         return BitWidths.from_precision(precision, **overrides)
     if weight_bits is not None:
         overrides["weight"] = weight_bits
-    return BitWidths(**overrides)
+        return BitWidths(**overrides)
+    raise ConfigError("precision", "storage widths not given: pass bits=BitWidths(...), precision= (a "
+                                   "PrecisionSpec, or None for float32) or weight_bits=")
 
 
 @dataclass(frozen=True)
@@ -143,7 +171,7 @@ def design_point(
     rule="spela",
     bits: BitWidths | None = None,
     batch_size: int = 1,
-    precision: PrecisionSpec | None = None,
+    precision=UNSET,
     weight_bits: int | None = None,
     counts: Counts | None = None,
     infer_counts: Counts | None = None,
@@ -166,7 +194,9 @@ def design_point(
         Any name in :data:`sim.ledger.ALGORITHMS` (energy only for those in
         :data:`sim.workload.COUNT_RULES`).
     bits, precision, weight_bits
-        Storage widths (see :func:`resolve_bits`).
+        Storage widths, one of them required (see :func:`resolve_bits`): ``precision=None`` is
+        float32 as in ``spela_hw`` (priced with floating-point costs; a crossbar preset rejects
+        it), never a silent int8.
     batch_size : int
     counts, infer_counts : Counts, optional
         Counts of a real run (``clf.train_counts_`` / ``clf.inference_counts(...)``); closed-form

@@ -215,4 +215,4 @@ def test_design_point_driven_by_a_real_run():
     assert run.energy_train.total_pj == pytest.approx(cf.energy_train.total_pj, rel=1e-12)
     assert run.energy_infer.total_pj == pytest.approx(cf.energy_infer.total_pj, rel=1e-12)
     with pytest.raises(ConfigError, match="training counts"):
-        design_point(clf.network_spec_, "sram-cim-22nm", "spela", counts=clf.inference_counts(X))
+        design_point(clf.network_spec_, "sram-cim-22nm", "spela", weight_bits=8, counts=clf.inference_counts(X))
