@@ -309,7 +309,8 @@ class SpikingSpela:
 
     @classmethod
     def from_spela_hw(cls, clf, X_calibration, config: SpikingConfig | None = None,
-                      percentile: float = 99.9, signed: bool = True) -> "SpikingSpela":
+                      percentile: float = 99.9, signed: bool = True,
+                      output_rate_hz: float | None = None) -> "SpikingSpela":
         """Rate-to-spike conversion of a fitted ``spela_hw`` classifier (threshold balancing).
 
         Each layer's activations on ``X_calibration`` give ``lambda_k`` (the ``percentile``-th
@@ -325,6 +326,10 @@ class SpikingSpela:
         ``count_on - slope * lambda_off/lambda_on * count_off``; this is exact in the rate limit
         and matters where the targets are signed (a 10-wide output layer with simplex vectors
         has most of its outputs negative). ``signed=False`` keeps ON neurons only (ReLU).
+
+        ``output_rate_hz`` (default ``4 R``, at most one spike per step) is the rate of the last
+        layer at ``lambda``: it feeds nothing, so finer spike counts there cost few spikes and
+        reduce the read-out's quantisation noise.
         """
         rule = getattr(clf, "rule_", None)
         if not isinstance(rule, Spela):
@@ -340,6 +345,9 @@ class SpikingSpela:
         policy = "on_off_differential" if signed else "nonnegative"
         cfg = replace(base, neuron=neuron, plasticity=replace(base.plasticity, sign_policy=policy))
         R = base.encoding.rate_max_hz
+        R_out = 4.0 * R if output_rate_hz is None else float(output_rate_hz)
+        if not 0 < R_out <= 1e3 / base.backend.dt_ms:
+            raise ConfigError("output_rate_hz", f"must lie in (0, 1/dt], got {R_out}")
         tau = cfg.neuron.tau_m_ms * 1e-3
         alpha = spec.slope
         x = check_images(X_calibration, spec.dims[0], "X_calibration")
@@ -353,6 +361,8 @@ class SpikingSpela:
             lam_off = float(np.percentile(np.maximum(-a, 0), percentile)) or 1.0
             if lam_on <= 0:
                 raise MappingError("from_spela_hw: a layer is silent on the calibration data")
+            if len(sw) == spec.n_layers - 1:  # last layer: its own target rate
+                lam_on, lam_off = lam_on * R / R_out, lam_off * R / R_out
             # coefficients on the previous layer's ON rates (and OFF rates)
             from_on = w * lam_on_prev
             blocks_on = [from_on / lam_on]
