@@ -56,6 +56,8 @@ class SpikingSpela:
     weights, biases : lists of arrays, optional
         Initial spiking parameters ``(neurons, pre-neurons)``; drawn from ``spec.init`` otherwise.
     class_code_seed : int
+    learnable : bool
+        ``False`` for converted networks: inference only, read-out codes of any sign.
 
     Attributes
     ----------

@@ -199,8 +199,9 @@ def _build(config: SpikingConfig, n_inputs: int, plans: list[LayerPlan], loss: s
     if ic.onset:
         inp.run_regularly(ic.onset, dt=sample, when="start", order=1, name="inp_onset")
     if enc.code == "regular":
-        inp.phase0 = np.random.default_rng(config.backend.seed).random(n_inputs)
-        inp.phase = inp.phase0[:]
+        phase0 = np.random.default_rng(config.backend.seed).random(n_inputs)
+        inp.phase0 = phase0
+        inp.phase = phase0  # standalone cannot read state before the run
     objs.append(inp)
     h["inp"] = inp
 
