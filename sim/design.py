@@ -181,6 +181,7 @@ def design_point(
     samples_per_day: float = 1000.0,
     optimizer=None,
     n_classes: int | None = None,
+    allow_dram_spill: bool | None = None,
     **ledger_options,
 ) -> DesignPointResult:
     """Ledger + tiling + energy/latency of one configuration.
@@ -209,6 +210,9 @@ def design_point(
         For the lifetime estimate.
     optimizer : {"sgd", "momentum", "adam"}, optional
         Overrides the rule spec's optimiser in the ledger.
+    allow_dram_spill : bool, optional
+        Whether the budget check accepts rows spilled to DRAM (see :meth:`MemoryLedger.fits`;
+        default on chip only unless ``budget`` limits DRAM). Energy always prices the spill.
     """
     hw: HardwareConfig = resolve_hardware(hardware)
     wl: Workload = as_workload(network, n_classes)
@@ -242,7 +246,7 @@ def design_point(
         b = MemoryBudget.parse(budget) if isinstance(budget, str) else budget
         if isinstance(b, (int, float)):
             b = MemoryBudget(total_bytes=float(b))
-        fit_t, fit_i = led_t.fits(b), led_i.fits(b)
+        fit_t, fit_i = led_t.fits(b, allow_dram_spill), led_i.fits(b, allow_dram_spill)
         budget_txt = b.describe()
     conv = {**hw.conventions.describe(), "optimizer": led_t.conventions["optimizer"]}
     return DesignPointResult(name, hw.name, wl.name, batch_size, bw, led_t, led_i, tiling, e_t, e_i, fit_t,

@@ -320,20 +320,51 @@ class MemoryLedger:
     def bytes_of(self, tensor_class: str) -> int:
         return self.by_class().get(tensor_class, 0)
 
-    def fits(self, budget: MemoryBudget | str | float | int | None = None) -> FitResult:
-        """Yes/no with reasons: the budget's limits and the hardware's level capacities."""
+    @property
+    def spilled_bytes(self) -> int:
+        """Bytes the placement moved to DRAM because SRAM was full (0 without a DRAM spill)."""
+        return sum(r.bytes for r in self.rows if r.level == "dram")
+
+    def fits(self, budget: MemoryBudget | str | float | int | None = None,
+             allow_dram_spill: bool | None = None) -> FitResult:
+        """Yes/no with reasons: the budget's limits and the hardware's level capacities.
+
+        Parameters
+        ----------
+        budget : MemoryBudget, str or number, optional
+            A number or ``"256KB"`` limits the on-chip total.
+        allow_dram_spill : bool, optional
+            Whether rows spilled to DRAM (SRAM full) still count as fitting. Default: only when
+            ``budget`` sets a ``dram`` limit. When not allowed (the default for an on-chip
+            budget), a spill is a reason of its own and the spilled bytes count in the on-chip
+            total, so the answer is monotone in the batch size and width (a spill cannot make a
+            larger configuration "fit").
+        """
         if isinstance(budget, str):
             budget = MemoryBudget.parse(budget)
         elif isinstance(budget, (int, float)) and not isinstance(budget, bool):
             budget = MemoryBudget(total_bytes=float(budget))
         elif budget is None:
             budget = MemoryBudget()
+        elif not isinstance(budget, MemoryBudget):
+            raise ConfigError("budget", f"must be a MemoryBudget, a size or None, got {budget!r}")
+        if allow_dram_spill is None:
+            allow_dram_spill = budget.dram_bytes is not None
+        elif not isinstance(allow_dram_spill, bool):
+            raise ConfigError("allow_dram_spill", f"must be True, False or None, got {allow_dram_spill!r}")
         used = self.by_level()
-        used["total"] = self.on_chip_bytes
+        spilled = self.spilled_bytes
+        used["total"] = self.on_chip_bytes + (0 if allow_dram_spill else spilled)
         limits = budget.limits()
         reasons = []
         top = sorted(self.by_class().items(), key=lambda kv: -kv[1])[:3]
         top_txt = ", ".join(f"{k} {format_bytes(v)}" for k, v in top if v)
+        if spilled and not allow_dram_spill:
+            what = sorted({r.tensor_class for r in self.rows if r.level == "dram"})
+            cap = self.capacities.get("sram", 0)
+            reasons.append(f"SRAM {format_bytes(used['sram'] + spilled)} exceeds the hardware's SRAM capacity "
+                           f"{format_bytes(cap)}: {format_bytes(spilled)} ({', '.join(what)}) would spill to "
+                           f"DRAM (allow_dram_spill=True to accept DRAM traffic)")
         for key, lim in limits.items():
             if used[key] > lim:
                 what = "on-chip total" if key == "total" else key
@@ -642,13 +673,15 @@ def widest_network(
     n_classes: int | None = None,
     include: tuple[str, ...] | None = None,
     max_width: int = 1 << 20,
+    allow_dram_spill: bool | None = None,
     **kw,
 ) -> int:
     """The largest width ``h`` for the ``None`` entries of ``dims_pattern`` that fits ``budget``.
 
     ``dims_pattern = (784, None, 10)`` searches 784-h-10. ``include`` restricts the ledger to
     some tensor classes (``("weights",)`` answers "whose weights alone fit": 330 for 784-h-10 in
-    256 KiB at int8). Returns 0 when even ``h = 1`` does not fit.
+    256 KiB at int8). Returns 0 when even ``h = 1`` does not fit. ``allow_dram_spill`` as in
+    :meth:`MemoryLedger.fits` (default: on chip only, unless the budget limits DRAM).
     """
     pattern = tuple(dims_pattern)
     if None not in pattern:
@@ -663,21 +696,28 @@ def widest_network(
         led = memory_ledger(Workload.dense(dims, n_cls), rule, bits, batch_size, "train", hardware, **kw)
         if include is not None:
             led = replace(led, rows=tuple(r for r in led.rows if r.tensor_class in include))
-        return led.fits(budget).fits
+        return led.fits(budget, allow_dram_spill).fits
 
     return _bisect(ok, 1, max_width)
 
 
 def largest_batch(network, budget, rule, bits: BitWidths | None = None, hardware: HardwareConfig | None = None,
-                  max_batch: int = 1 << 16, **kw) -> int:
-    """The largest batch size whose training ledger fits ``budget`` (0 if none)."""
+                  max_batch: int = 1 << 16, allow_dram_spill: bool | None = None, **kw) -> int:
+    """The largest batch size whose training ledger fits ``budget`` and the hardware (0 if none).
+
+    By default the step must fit on chip: a batch whose rows spill to DRAM does not fit
+    (``allow_dram_spill=True``, or a budget with a ``dram`` limit, accepts the spill; the answer
+    is then a capacity, not an on-chip working set). ``budget=None`` checks the hardware's
+    capacities only.
+    """
     budget = MemoryBudget.parse(budget) if isinstance(budget, str) else budget
-    return _bisect(lambda b: memory_ledger(network, rule, bits, b, "train", hardware, **kw).fits(budget).fits,
-                   1, max_batch)
+    return _bisect(lambda b: memory_ledger(network, rule, bits, b, "train", hardware, **kw)
+                   .fits(budget, allow_dram_spill).fits, 1, max_batch)
 
 
 def widest_weight_bits(network, budget, rule, bits: BitWidths | None = None, batch_size: int = 1,
-                       hardware: HardwareConfig | None = None, max_bits: int = 16, **kw) -> int:
+                       hardware: HardwareConfig | None = None, max_bits: int = 16,
+                       allow_dram_spill: bool | None = None, **kw) -> int:
     """The widest weight format (``<= max_bits``) that fits, i.e. the fewest bits given up (0 if none)."""
     bits = bits or BitWidths()
     budget = MemoryBudget.parse(budget) if isinstance(budget, str) else budget
@@ -685,7 +725,7 @@ def widest_weight_bits(network, budget, rule, bits: BitWidths | None = None, bat
     def ok(b: int) -> bool:
         bw = replace(bits, weight=b, bias=b if bits.bias == bits.weight else bits.bias,
                      master=max(bits.master, b) if bits.master else 0)
-        return memory_ledger(network, rule, bw, batch_size, "train", hardware, **kw).fits(budget).fits
+        return memory_ledger(network, rule, bw, batch_size, "train", hardware, **kw).fits(budget, allow_dram_spill).fits
 
     return _bisect(ok, 1, max_bits)
 

@@ -240,3 +240,36 @@ def test_bits_from_precision_and_validation():
     with pytest.raises(ConfigError) as e:
         memory_ledger((784, 10), Spela(), INT8, 0)
     assert e.value.field == "batch_size"
+
+
+def test_dram_spill_does_not_count_as_fitting_on_chip():
+    """SPELA w8a16 784-256-34 on sram-cim-22nm (256 KB SRAM + DRAM), budget 256 KB: batch 32 does
+    not fit, and batch 128 used to "fit" because its in-flight rows (260 KiB) spilled to DRAM."""
+    hw = load_preset("sram-cim-22nm")
+    bits = BitWidths.from_precision(PrecisionSpec.fixed(8))
+    net = (784, 256, 34)
+    led = lambda b: memory_ledger(net, "spela", bits, b, "train", hw)  # noqa: E731
+    assert not led(32).fits("256KB")
+    spill = led(128)
+    assert spill.spilled_bytes == 260 * KIB and spill.by_level()["dram"] == 260 * KIB
+    fit = spill.fits("256KB")
+    assert not fit and "spill to DRAM" in fit.reasons[0] and "activations_in_flight" in fit.reasons[0]
+    assert fit.used_bytes["total"] == spill.on_chip_bytes + 260 * KIB  # spilled bytes counted on chip
+    assert any("exceeds the budget" in r for r in fit.reasons)
+    assert not spill.fits()  # the hardware alone: SRAM is full
+    # accepting DRAM is explicit (or implied by a budget that limits DRAM)
+    assert spill.fits("256KB", allow_dram_spill=True)
+    assert spill.fits(MemoryBudget(total_bytes=256 * KIB, dram_bytes=1 << 30))
+    assert not spill.fits(MemoryBudget(total_bytes=256 * KIB, dram_bytes=1 << 30), allow_dram_spill=False)
+    # the solver: the answer fits, the next batch does not, and the answer is the on-chip brute force
+    b = largest_batch(net, "256KB", "spela", bits, hw)
+    assert 1 <= b < 32
+    assert led(b).fits("256KB") and led(b).spilled_bytes == 0 and not led(b + 1).fits("256KB")
+    assert b == max(x for x in range(1, 160) if led(x).fits("256KB"))
+    # no budget: the hardware's SRAM is the limit, still on chip
+    cap = largest_batch(net, None, "spela", bits, hw)
+    assert led(cap).spilled_bytes == 0 and led(cap + 1).spilled_bytes > 0
+    # with DRAM allowed the batch is a capacity question
+    assert largest_batch(net, "256KB", "spela", bits, hw, allow_dram_spill=True, max_batch=4096) > 128
+    with pytest.raises(ConfigError):
+        spill.fits("256KB", allow_dram_spill="yes")
