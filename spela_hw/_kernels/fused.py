@@ -1038,13 +1038,30 @@ def _column_span(x, nb, n):
     return c0, max(c1, c0)
 
 
+# Rows of outputs per block of the mini-batch update: the block's sums S^T (span x 64) stay in L2.
+_UPDATE_BLOCK = 64
+
+
+@jit
+def _csc_span(x, nb, c0, c1):
+    """Column-compressed non-zeros of x[:, c0:c1] (columns relative to c0)."""
+    span = c1 - c0
+    ptr = np.zeros(span + 1, np.int64)
+    idx = np.zeros(max(nb * span, 1), np.int64)
+    val = np.zeros(max(nb * span, 1), x.dtype)
+    csc_of(x[:, c0:c1], nb, span, ptr, idx, val)
+    return ptr, idx, val
+
+
 @jit
 def update_rows_fixed(w, b, p, x, key, sh_w, sh_b, mode, lo, hi, wrap, fast, sat):
     """``W += round(p^T x)``, ``b += round(sum p)`` on row-major ``W`` (m, n); returns writes.
 
     Rows are streamed over the span of non-zero inputs with the vectorised rounding of
     :func:`_fx_apply` (random index ``i * n + j`` contiguous in ``j``); bit-exact with the
-    reference (a zero input or a zero post-synaptic term gives a zero increment).
+    reference (a zero input or a zero post-synaptic term gives a zero increment). A mini-batch
+    first forms the exact sums ``S^T[j, i] = sum_s x_sj p_si`` for a block of 64 outputs from
+    the sparse columns of ``x`` (contiguous in ``i``), then applies them row by row.
     """
     m, n = w.shape
     nb = p.shape[0]
@@ -1054,6 +1071,47 @@ def update_rows_fixed(w, b, p, x, key, sh_w, sh_b, mode, lo, hi, wrap, fast, sat
     rb = np.zeros(max(span, 1), np.int64)
     sb = np.zeros(1, np.int64)
     cnt = np.zeros(4, np.int64)
+    if nb > 1 and span > 0:
+        ptr, idx, val = _csc_span(x, nb, c0, c1)
+        BLK = _UPDATE_BLOCK
+        st = np.zeros((span, BLK), np.int64)
+        for i0 in range(0, m, BLK):
+            i1 = min(i0 + BLK, m)
+            wb = i1 - i0
+            for jj in range(span):
+                strow = st[jj]
+                q0 = ptr[jj]
+                q1 = ptr[jj + 1]
+                if q0 == q1:
+                    for l in range(wb):
+                        strow[l] = 0
+                    continue
+                ps = p[idx[q0], i0:i1]
+                xv = np.int64(val[q0])
+                for l in range(wb):
+                    strow[l] = np.int64(ps[l]) * xv
+                for q in range(q0 + 1, q1):
+                    ps = p[idx[q], i0:i1]
+                    xv = np.int64(val[q])
+                    for l in range(wb):
+                        strow[l] += np.int64(ps[l]) * xv
+            for l in range(wb):
+                i = i0 + l
+                sb[0] = 0
+                nz = False
+                for s in range(nb):
+                    pv = np.int64(p[s, i])
+                    sb[0] += pv
+                    nz = nz or pv != 0
+                if nz:
+                    for jj in range(span):
+                        sr[jj] = st[jj, l]
+                    kb = np.uint64(key) + _GAMMA + np.uint64(i) * np.uint64(n) + np.uint64(c0)
+                    _fx_apply(w[i, c0:c1], sr, rb, span, kb, np.uint64(1), sh_w, mode, lo, hi,
+                              wrap, fast, cnt)
+                _fx_bias(b[i:i + 1], sb, i, 1, m, n, key, sh_b, mode, lo, hi, wrap, cnt)
+        sat[3] += cnt[_B_SAT_W]
+        return cnt[_B_WRITES]
     for i in range(m):
         sb[0] = 0
         first = True
@@ -1098,6 +1156,44 @@ def update_rows_float(w, b, p, x):
                 nnz += 1
                 xmin = min(xmin, v)
     writes = 0
+    if nb > 1 and span > 0:  # block-transposed sums, as update_rows_fixed
+        ptr, idx, val = _csc_span(x, nb, c0, c1)
+        BLK = _UPDATE_BLOCK
+        st = np.zeros((span, BLK), np.float32)
+        for i0 in range(0, m, BLK):
+            i1 = min(i0 + BLK, m)
+            wb = i1 - i0
+            for jj in range(span):
+                strow = st[jj]
+                q0 = ptr[jj]
+                q1 = ptr[jj + 1]
+                if q0 == q1:
+                    for l in range(wb):
+                        strow[l] = 0
+                    continue
+                ps = p[idx[q0], i0:i1]
+                xv = val[q0]
+                for l in range(wb):
+                    strow[l] = ps[l] * xv
+                for q in range(q0 + 1, q1):
+                    ps = p[idx[q], i0:i1]
+                    xv = val[q]
+                    for l in range(wb):
+                        strow[l] += ps[l] * xv
+            for l in range(wb):
+                i = i0 + l
+                sb = np.float32(0)
+                for s in range(nb):
+                    sb += p[s, i]
+                if sb != 0:
+                    writes += 1
+                b[i] += sb
+                row = w[i, c0:c1]
+                for jj in range(span):
+                    d = st[jj, l]
+                    writes += np.int64(d != 0)
+                    row[jj] += d
+        return writes
     for i in range(m):
         sb = np.float32(0)
         for s in range(nb):
