@@ -96,8 +96,8 @@ def _ledger_only(dims, rule, bits, preset, batch_size, budget, n_classes):
     lt = memory_ledger(dims, spec, bw, batch_size, "train", hw, n_classes=n_classes)
     li = memory_ledger(dims, spec, bw, 1, "infer", hw, n_classes=n_classes,
                        readouts="all" if rule == "spela" else "exit")
-    ft = lt.fits(budget) if budget else None
-    fi = li.fits(budget) if budget else None
+    ft = lt.fits(budget, allow_dram_spill=True) if budget else None
+    fi = li.fits(budget, allow_dram_spill=True) if budget else None
     return lt, li, ft, fi
 
 
@@ -142,7 +142,7 @@ def size_runs(runs: list[dict], presets, batch_size: int, budget: str | None, n_
                                          "sized (memory) but not priced; see a digital preset such as mcu-256kb")
                 dp = design_point(dims, preset, spec, bits=_bit_widths(bits), batch_size=batch_size,
                                   counts=train_counts, infer_counts=infer_last, budget=budget,
-                                  n_classes=n_classes)
+                                  n_classes=n_classes, allow_dram_spill=True)
             except Exception as exc:  # noqa: BLE001 - reported, not fatal
                 msg = str(exc) if isinstance(exc, _NotApplicable) else f"{type(exc).__name__}: {exc}"
                 (out.not_applicable if isinstance(exc, _NotApplicable) else out.errors).append(
@@ -308,7 +308,7 @@ def budget_tables(dims, rules, bits_list, preset: str, budget: str | None, n_cla
 
             for b in BATCH_SIZES:
                 led = ledger(b)
-                v = _verdict_rows(base, "train", led, led.fits(mb) if mb else None)
+                v = _verdict_rows(base, "train", led, led.fits(mb, allow_dram_spill=True) if mb else None)
                 batch_rows.append({**base, "batch_size": b, "on_chip_bytes": v["on_chip_bytes"],
                                    "dram_bytes": v["dram_bytes"], "verdict": v["verdict"]})
             if mb is None:
@@ -316,7 +316,7 @@ def budget_tables(dims, rules, bits_list, preset: str, budget: str | None, n_cla
 
             def on_chip_ok(b):
                 led = ledger(b)
-                return led.fits(mb).fits and not led.by_level().get("dram", 0)
+                return led.fits(mb).fits  # on chip only: spilling to DRAM does not count as fitting
 
             solver_rows.append({
                 **base, "network": "-".join(map(str, d)),
