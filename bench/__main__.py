@@ -140,20 +140,31 @@ def render(rows: list[dict], meta: dict) -> str:
     tab = []
     for r in train:
         if "error" in r:
-            tab.append([r["recipe"], "fp32", r["impl"], "–", "–", f"error: {r['error'][:80]}", "–", "–", "–"])
+            tab.append([r["recipe"], "fp32", r["impl"], "–", "–", f"error: {r['error'][:80]}", "–",
+                        "–", "–", "–", "–"])
             continue
         peer = torch_train.get((r["recipe"], r["threads"]))
         ratio = r["samples_per_s"] / peer["samples_per_s"] if peer and r["impl"] == "numba" else None
+        cratio = (r["samples_per_cpu_s"] / peer["samples_per_cpu_s"]
+                  if peer and r["impl"] == "numba" and peer.get("samples_per_cpu_s") else None)
         tab.append([r["recipe"], r["precision"], r["impl"], r["threads"], r["samples"],
-                    r["samples_per_s"], f"{ratio:,.1f}×" if ratio else "–", _acc(r.get("accuracy")),
+                    r["samples_per_s"], f"{ratio:,.1f}×" if ratio else "–",
+                    r.get("samples_per_cpu_s"), f"{cratio:,.1f}×" if cratio else "–",
+                    _acc(r.get("accuracy")),
                     TARGETS.get((r["recipe"], r["precision"], r["threads"]), "")
                     if r["impl"] == "numba" else ""])
     for (recipe, threads), r in sorted(torch_train.items()):
         tab.append([recipe, "fp32", "pytorch " + r.get("torch", ""), threads, r["samples"],
-                    r["samples_per_s"], "1×", _acc(r.get("accuracy")), ""])
+                    r["samples_per_s"], "1×", r.get("samples_per_cpu_s"), "1×",
+                    _acc(r.get("accuracy")), ""])
     lines += [_table(["recipe", "precision", "implementation", "threads", "samples timed",
-                      "samples/s", "vs PyTorch (same threads)", "accuracy % after epoch", "target"],
-                     tab), ""]
+                      "samples/s (wall)", "vs PyTorch (same threads)", "samples per CPU-s",
+                      "vs PyTorch (CPU-s)", "accuracy % after epoch", "target"], tab), "",
+              "*samples/s* is wall-clock throughput (what a user sees); *samples per CPU-s* "
+              "divides by the process's CPU time instead, which a loaded machine changes much "
+              "less for one thread (for two threads it counts both, spinning included). "
+              "8-bit rows are compared with PyTorch float32 (PyTorch has no bit-true 8-bit "
+              "training).", ""]
     bp1 = torch_train.get(("spela-per-sample", 1))
     if bp1:
         lines += [f"PyTorch per-sample peers are timed on the first {bp1['samples']} samples "
@@ -175,12 +186,14 @@ def render(rows: list[dict], meta: dict) -> str:
         for r in inf:
             exit_layer = r.get("exit_layer")
             exit_layer = exit_layer + 1 if r["impl"] == "pytorch" else exit_layer
-            acc = r.get("accuracy")
+            acc = r.get("accuracy") if r["impl"] == "numba" else None  # peer: untrained weights
             acc = acc[-1] if isinstance(acc, list) else acc
             tab.append([r["precision"], r["impl"], r["threads"], exit_layer, r["samples"],
                         r["samples_per_s"], f"{100 * acc:.2f}" if acc is not None else "–"])
         lines += ["### Inference and per-layer early exit", "",
-                  "`predict(X, layer=k)` computes layers 1..k only (every layer is an exit).", "",
+                  "`predict(X, layer=k)` computes layers 1..k only (every layer is an exit). "
+                  "Numba predicts with the model trained per sample above; the PyTorch peer runs "
+                  "the same network (throughput only).", "",
                   _table(["precision", "implementation", "threads", "exit layer", "samples",
                           "samples/s", "accuracy % at the exit"], tab), ""]
     # -- roofline

@@ -159,7 +159,7 @@ class _Peer:
         torch = self.torch
         torch.set_num_threads(int(case["threads"]))
         kind, n, reps = case["kind"], int(case["n"]), int(case["reps"])
-        times, acc = [], None
+        times, cpu, acc = [], [], None
         if kind in ("spela", "backprop"):
             batch, lr = int(case["batch"]), float(case["lr"])
             epoch = self.spela_epoch if kind == "spela" else self.bp_epoch
@@ -167,9 +167,10 @@ class _Peer:
             epoch(wrap(self.layers()), min(n, int(case.get("warmup", 100))), batch, lr)
             for _ in range(reps):
                 model = wrap(self.layers())
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 epoch(model, n, batch, lr)
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
             if case.get("accuracy", True):
                 acc = self.spela_accuracy(model) if kind == "spela" else self.bp_accuracy(model)
         elif kind == "inference":
@@ -177,16 +178,17 @@ class _Peer:
             upto = case.get("exit_layer")
             self.spela_accuracy(layers, upto)
             for _ in range(reps):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 acc = self.spela_accuracy(layers, upto)
                 times.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
             n = len(self.y_test)
         else:
             raise ValueError(f"unknown case kind {kind!r}")
         med = _median(times)
         return {**case, "impl": "pytorch", "torch": torch.__version__, "samples": n,
                 "seconds_median": med, "seconds_all": times, "samples_per_s": n / med,
-                "accuracy": acc}
+                "samples_per_cpu_s": n / _median(cpu), "accuracy": acc}
 
 
 def main(argv=None) -> int:
