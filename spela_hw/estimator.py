@@ -288,7 +288,8 @@ class Classifier:
         return readout_predictions(self.state_, self._ops, k, h, counts, logits=logits)
 
     def decision_function(self, X, layer=-1):
-        """Read-out scores ``V_k h_k`` ``(n_samples, n_classes)`` at ``layer`` (cosine x |h|)."""
+        """Read-out scores ``V_k h_k`` ``(n_samples, n_classes)`` at ``layer`` (cosine x |h|);
+        the logits at the last layer of a model read out by logits (backprop)."""
         self._check_fitted()
         X = check_xy(X, n_features=self.n_features_in_)
         k = self._layer_index(layer)

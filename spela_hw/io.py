@@ -8,7 +8,9 @@ File format ``spela-hw-model`` version 1: one ``.npz`` archive (read with
   ``n_features_in``, ``class_vector_seed``, ``rounding_seed``, ``update_step``, ``epochs_done``,
   ``history`` and ``train_counts``;
 * ``weight_<k>``, ``bias_<k>``: each layer's parameters exactly as stored (float32, or the
-  integer codes of the weight format), so a fixed-point model reloads bit for bit.
+  integer codes of the weight format), so a fixed-point model reloads bit for bit;
+* ``optim.*``: optimiser state (momentum, Adam moments and step counts) when the rule has any,
+  so training resumes exactly.
 
 Class vectors are not stored: they are regenerated from ``class_vector_seed`` (as hardware
 may). Opening a file can never run code.
@@ -26,6 +28,7 @@ import numpy as np
 
 from .counts import Counts
 from .errors import ModelFileError, SpelaError
+from .rules.optim import optimizer_state_arrays, restore_optimizer_state
 from .specs import PrecisionSpec, rule_from_dict, spec_to_dict
 
 __all__ = ["save_model", "load_model", "FORMAT", "VERSION"]
@@ -67,6 +70,7 @@ def save_model(clf, path) -> Path:
     for k, (w, b) in enumerate(zip(st.weights, st.biases)):
         arrays[f"weight_{k}"] = w
         arrays[f"bias_{k}"] = b
+    arrays.update(optimizer_state_arrays(st))
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
@@ -132,6 +136,7 @@ def load_model(path):
             raise ModelFileError(f"{path}: layer {k} holds codes outside the weight format {fmt}")
         st.weights[k][...] = w
         st.biases[k][...] = b
+    restore_optimizer_state(st, arrays)
     st.rounding_seed = int(meta["rounding_seed"])
     st.update_step = int(meta["update_step"])
     clf.epochs_done_ = int(meta["epochs_done"])

@@ -167,3 +167,17 @@ def test_fit_with_classes_missing_from_a_subset():
     X, y = toy(30, classes=2)
     clf = SpelaClassifier((4, 3), random_state=0).fit(X, y, classes=[0, 1, 2])
     assert clf.classes_.tolist() == [0, 1, 2] and clf.state_.vectors[0].shape[0] == 3
+
+
+def test_adam_backprop_resumes_exactly_from_a_model_file(tmp_path):
+    from spela_hw import Adam, Backprop, BackpropClassifier
+
+    X, y = toy(60)
+    params = dict(layer_sizes=(7, 3), rule=Backprop(optimizer=Adam(0.01)), batch_size=5, random_state=2)
+    full = BackpropClassifier(**params, epochs=2).fit(X, y)
+    half = BackpropClassifier(**params, epochs=1).fit(X, y)
+    back = load_model(half.save(tmp_path / "adam.npz"))
+    back.set_params(epochs=2)
+    back.continue_fit(X, y)
+    for w1, w2 in zip(back.state_.weights, full.state_.weights):
+        np.testing.assert_array_equal(w1, w2)
