@@ -43,7 +43,8 @@ def torch_cases(cfg: bt.Config) -> list[dict]:
         for threads in cfg.threads:
             cases.append({"kind": r["kind"], "recipe": recipe, "batch": r["batch"], "lr": r["lr"],
                           "threads": threads, "n": n, "reps": cfg.reps,
-                          "warmup": min(cfg.warmup, 200), "precision": "fp32"})
+                          "warmup": min(cfg.warmup, 200), "precision": "fp32",
+                          "budget_s": cfg.budget_s if cfg.budget_s < float("inf") else 1e9})
     for k in (0, 1):
         for threads in cfg.threads:
             cases.append({"kind": "inference", "exit_layer": k, "threads": threads, "n": cfg.n_test,
@@ -165,10 +166,13 @@ def render(rows: list[dict], meta: dict) -> str:
               "less for one thread (for two threads it counts both, spinning included). "
               "8-bit rows are compared with PyTorch float32 (PyTorch has no bit-true 8-bit "
               "training).", ""]
-    bp1 = torch_train.get(("spela-per-sample", 1))
-    if bp1:
-        lines += [f"PyTorch per-sample peers are timed on the first {bp1['samples']} samples "
-                  "(their accuracy is after those samples only); numba epochs are full.", ""]
+    short = sorted({f"{r['recipe']} ({r['impl']}, {r['threads']} thr.): {r['samples']}"
+                    for r in train + list(torch_train.values())
+                    if "samples" in r and r["samples"] < meta.get("n_epoch", 0)})
+    if short:
+        lines += ["Runs timed on fewer samples than the full epoch (their accuracy is after those "
+                  "samples only): the PyTorch per-sample peers (slow), and runs whose warm-up "
+                  f"showed an epoch would exceed the time budget: {'; '.join(short)}.", ""]
     # -- exactness
     ex = by("exactness")
     if ex:
@@ -296,6 +300,7 @@ def main(argv=None) -> int:
             "command": "python -m bench" + (" --quick" if args.quick else ""),
             "machine": bt.machine(), "notes": []}
     cfg = bt.Config.for_mode(args.quick)
+    meta["n_epoch"] = cfg.n_spela
     rows: list[dict] = []
     t0 = time.perf_counter()
     if "train" in parts:

@@ -53,12 +53,13 @@ class Config:
     reps: int
     warmup: int
     threads: tuple
+    budget_s: float = float("inf")  # longest timed epoch; longer ones time fewer samples
 
     @classmethod
     def for_mode(cls, quick: bool) -> "Config":
         if quick:
             return cls(200, 100, 50, 200, 20, 200, 1, 60, (1,))
-        return cls(60000, 10000, 3000, 60000, 5000, 10000, 3, 500, (1, 2))
+        return cls(60000, 10000, 3000, 60000, 5000, 10000, 3, 500, (1, 2), 40.0)
 
 
 @dataclass
@@ -137,10 +138,17 @@ class _Threads:
 
 def time_training(recipe, precision, data: Data, n, cfg: Config, threads=1, backend="numba"):
     """Median seconds of one epoch over ``n`` samples (fresh, identical initial state each time);
-    the library's own epoch timer (``history_[0]["train_seconds"]``) is used."""
+    the library's own epoch timer (``history_[0]["train_seconds"]``) is used. When the warm-up
+    shows that an epoch would take longer than ``cfg.budget_s`` (a loaded machine, 2 threads),
+    fewer samples are timed (``full_epoch`` is then False)."""
     X, y = data.x_train[:n], data.y_train[:n]
     with _Threads(threads):
         make_classifier(recipe, precision, backend).fit(X[:cfg.warmup], y[:cfg.warmup])
+        probe = make_classifier(recipe, precision, backend).fit(X[:cfg.warmup], y[:cfg.warmup])
+        rate = cfg.warmup / max(probe.history_[0]["train_seconds"], 1e-9)
+        n_eff = min(n, max(cfg.warmup, int(rate * cfg.budget_s)))
+        n_eff -= n_eff % RECIPES[recipe]["batch"] if n_eff > RECIPES[recipe]["batch"] else 0
+        X, y, n = X[:n_eff], y[:n_eff], n_eff
         times, cpu = [], []
         for _ in range(cfg.reps if backend == "numba" else 1):
             c0 = time.process_time()
@@ -153,7 +161,8 @@ def time_training(recipe, precision, data: Data, n, cfg: Config, threads=1, back
     row = {"bench": "train", "recipe": recipe, "kind": kind["kind"], "batch": kind["batch"],
            "lr": kind["lr"], "precision": precision, "impl": backend, "threads": threads,
            "samples": n, "seconds_median": med, "seconds_all": times, "samples_per_s": n / med,
-           "samples_per_cpu_s": n / median(cpu), "accuracy": acc, "data": data.name}
+           "samples_per_cpu_s": n / median(cpu), "accuracy": acc, "data": data.name,
+           "full_epoch": n == len(data.x_train) or n >= cfg.n_spela}
     return row, clf
 
 

@@ -164,7 +164,14 @@ class _Peer:
             batch, lr = int(case["batch"]), float(case["lr"])
             epoch = self.spela_epoch if kind == "spela" else self.bp_epoch
             wrap = (lambda ls: ls) if kind == "spela" else self.bp_model
-            epoch(wrap(self.layers()), min(n, int(case.get("warmup", 100))), batch, lr)
+            warm = min(n, int(case.get("warmup", 100)))
+            epoch(wrap(self.layers()), warm, batch, lr)
+            t0 = time.perf_counter()
+            epoch(wrap(self.layers()), warm, batch, lr)
+            rate = warm / max(time.perf_counter() - t0, 1e-9)
+            budget = float(case.get("budget_s", float("inf")))
+            n = min(n, max(warm, int(rate * budget)))  # a loaded machine times fewer samples
+            n -= n % batch if n > batch else 0
             for _ in range(reps):
                 model = wrap(self.layers())
                 t0, c0 = time.perf_counter(), time.process_time()
