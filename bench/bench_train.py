@@ -146,7 +146,8 @@ def time_training(recipe, precision, data: Data, n, cfg: Config, threads=1, back
         make_classifier(recipe, precision, backend).fit(X[:cfg.warmup], y[:cfg.warmup])
         probe = make_classifier(recipe, precision, backend).fit(X[:cfg.warmup], y[:cfg.warmup])
         rate = cfg.warmup / max(probe.history_[0]["train_seconds"], 1e-9)
-        n_eff = min(n, max(cfg.warmup, int(rate * cfg.budget_s)))
+        n_eff = n if cfg.budget_s == float("inf") else \
+            min(n, max(cfg.warmup, int(rate * cfg.budget_s)))
         n_eff -= n_eff % RECIPES[recipe]["batch"] if n_eff > RECIPES[recipe]["batch"] else 0
         X, y, n = X[:n_eff], y[:n_eff], n_eff
         times, cpu = [], []
