@@ -337,6 +337,38 @@ def test_same_seed_same_model_and_adam_runs():
                 np.testing.assert_array_equal(u, v)
 
 
+
+class _IdealDevice:
+    """A device model that stores exactly what it is asked to (records the calls)."""
+
+    def __init__(self):
+        self.calls = {"program": 0, "read": 0, "update": 0}
+
+    def program(self, layer, w, b):
+        self.calls["program"] += 1
+        return w, b
+
+    def read(self, layer, w, b):
+        self.calls["read"] += 1
+        return w, b
+
+    def update(self, layer, w, b, dw, db):
+        self.calls["update"] += 1
+        return w + dw, b + db
+
+
+def test_a_device_model_sees_every_layer_and_changes_nothing_when_ideal():
+    X = np.random.default_rng(0).random((16, 5)).astype(np.float32)
+    y = np.arange(16) % 3
+    params = dict(layer_sizes=(4, 3), rule=Sigprop(optimizer=Sgd(0.1)), batch_size=4, epochs=1, random_state=0,
+                  backend="reference")
+    dev = _IdealDevice()
+    a = Classifier(**params, device=dev).fit(X, y)
+    b = Classifier(**params).fit(X, y)
+    assert dev.calls == {"program": 2, "read": 2 * 4, "update": 2 * 4}
+    for u, v in zip(a.state_.weights + a.state_.biases, b.state_.weights + b.state_.biases):
+        np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-7)
+
 # -- real data ---------------------------------------------------------------------------------
 def test_real_mnist_learns_in_float_and_8_bit(mnist):
     """784-256-10, class targets, batch 32, 1 epoch on 10,000 real MNIST images."""
