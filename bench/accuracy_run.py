@@ -1,0 +1,33 @@
+"""Accuracy runs recorded in bench/RESULTS.md (per-epoch test accuracy as JSON lines).
+
+    SPELA_HW_DATA=../shared/data python -m bench.accuracy_run NAME DATASET PRESET|none "dict(...)"
+
+``dict(...)`` holds estimator parameters (``cls=BackpropClassifier`` selects another estimator);
+spela_hw's public names are in scope. Writes ``NAME.jsonl`` in the current directory.
+"""
+import json
+import sys
+import time
+
+from spela_hw import (Adam, Backprop, BackpropClassifier, PrecisionSpec, Sgd, Spela,  # noqa: F401
+                      SpelaClassifier, load_dataset)
+
+
+def main(argv):
+    name, ds, preset, kw = argv[0], argv[1], argv[2], eval(argv[3])  # a trusted command line
+    d = load_dataset(ds)
+    cls = kw.pop("cls", SpelaClassifier)
+    clf = cls.from_preset(preset, **kw) if preset != "none" else cls(**kw)
+    with open(f"{name}.jsonl", "a") as out:
+        def record(model, r):
+            out.write(json.dumps(r) + "\n")
+            out.flush()
+
+        t = time.time()
+        clf.fit(d.features("train"), d.y_train, eval_set=(d.features("test"), d.y_test), callback=record)
+        out.write(json.dumps({"done": True, "seconds": time.time() - t,
+                              "final": clf.score_layers(d.features("test"), d.y_test)}) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
