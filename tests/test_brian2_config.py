@@ -153,7 +153,7 @@ def test_generated_rule_strings():
     assert onoff.per_step.splitlines()[1].startswith("delta = sgn*")
     assert "0.5*u_pre**2" in codegen.summing_synapse_code("on_off_differential").model
     q = codegen.plastic_synapse_code(quantized=True)
-    assert "rand()" in q.on_pre and "wq_max" in q.on_pre
+    assert "rand()" in q.on_pre and "wq_max" in q.on_pre and q.on_pre.startswith("v_post += wq*wl")
 
 
 def test_config_round_trips_to_json():

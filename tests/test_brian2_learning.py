@@ -244,8 +244,8 @@ def test_quantized_variant_keeps_weights_on_the_8_bit_grid(data):
     q = QuantizationConfig(weight_bits=8)
     net = SpikingSpela(SPEC, config=fast_config(quantization=q))
     res = net.fit(X, y, X_test=Xt, y_test=yt)
-    lsb = 2.0 / 127
+    lsb = 0.5 / 127
     for w in net.weights_:
         np.testing.assert_allclose(w / lsb, np.round(w / lsb), atol=1e-9)
-        assert np.abs(w).max() <= 2.0 + 1e-12
+        assert np.abs(w).max() <= 0.5 + 1e-12
     assert max(res.layer_accuracy) > 0.5

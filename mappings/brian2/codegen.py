@@ -136,6 +136,7 @@ def layer_group_code(
     quantized: bool = False,
     driver: str = "timed",
     learn: bool = True,
+    error_rounding: str = "stochastic",
 ) -> GroupCode:
     """One SPELA layer of LIF neurons with its error ``delta`` computed inside the simulation.
 
@@ -184,8 +185,9 @@ def layer_group_code(
     g = "1/(2 - cosv)" if loss == "log_2_minus_cos" else "1"
     delta = (f"{sign}({g})*(emb - cosv*{signal}/ny)/ny"
              f"*(int(yr > gate_thr) + gate_eps)")
-    if quantized:  # Brian2 has no round(): floor(x + 0.5)
-        per_step = f"delta = clip(floor(({delta})*err_scale + 0.5), -err_max, err_max)/err_scale"
+    if quantized:  # Brian2 has no round(): floor(x + 0.5), or floor(x + rand()) (stochastic)
+        dither = "rand()" if error_rounding == "stochastic" else "0.5"
+        per_step = f"delta = clip(floor(({delta})*err_scale + {dither}), -err_max, err_max)/err_scale"
     else:
         per_step = f"delta = {delta}"
     per_step = u_update + per_step
@@ -222,14 +224,15 @@ def static_synapse_code() -> SynapseCode:
 def plastic_synapse_code(quantized: bool = False, driver: str = "timed") -> SynapseCode:
     """Feed-forward synapses whose weight follows the three-factor rule at each pre spike.
 
-    Per-synapse ``w`` (float) or ``wq`` (integer level; ``w = wq*wl``, stochastic rounding of the
-    update with ``rand()``); per-layer ``eta_l`` is a shared constant of the post-synaptic group.
-    Namespace constants: ``w_max``; with quantisation ``wl`` and ``wq_max``.
+    Per-synapse ``w`` (float) or ``wq`` (integer level, the weight is ``wq*wl``; stochastic rounding
+    of the update with ``rand()``); per-layer ``eta_l`` is a shared constant of the post-synaptic group.
+    Namespace constants: ``w_max``; with quantisation ``wq_max`` (``wl``, the grid step, is a
+    shared constant of each synapse group: its exponent).
     """
     sig = signals(driver, "synapse")
     if quantized:
-        model = "wq : 1\nw = wq*wl : 1"
-        on_pre = ("v_post += w\n"
+        model = "wq : 1\nwl : 1 (shared, constant)"
+        on_pre = ("v_post += wq*wl\n"
                   "wq = clip(floor(wq + eta_l_post*GATE*delta_post/wl + rand()), -wq_max, wq_max)")
     else:
         model = "w : 1"

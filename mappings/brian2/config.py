@@ -133,19 +133,24 @@ class EncodingConfig:
 class QuantizationConfig:
     """Loihi-class low precision of the plastic synapses (the hardware-faithful variant).
 
-    ``weight_bits``: signed weights on a uniform grid over ``[-w_max, w_max]`` (8 bits is Loihi's
-    magnitude + sign); updates are stochastically rounded to that grid. ``trace_bits``: the
+    ``weight_bits``: signed weights on a uniform grid over ``[-range_k, range_k]``, like Loihi's
+    8-bit weights with a shared exponent per synapse group: ``range_k`` is ``weight_range`` if
+    given, else per layer the power of two at or above ``4 sqrt(6/fan_in)`` (four He bounds),
+    capped at ``w_max``; updates are stochastically rounded to that grid. ``trace_bits``: the
     output trace ``y`` used by the rule is read through an unsigned grid of that width over
     ``[0, trace_max]`` (Loihi: 7-bit traces). ``error_bits``: the post-synaptic error is clipped
     and rounded to a signed integer of that width (nengo-loihi: 8 bits) with scale
-    ``error_scale`` per unit error.
+    ``error_scale`` per unit error, stochastically by default (Loihi rounds its traces
+    stochastically; nearest rounding zeroes the many small errors of a wide layer).
     """
 
     weight_bits: int = 8
+    weight_range: float | None = None
     trace_bits: int = 7
     trace_max: float = 8.0
     error_bits: int = 8
-    error_scale: float = 100.0
+    error_scale: float = 1000.0
+    error_rounding: str = "stochastic"
 
     def __post_init__(self):
         for name in ("weight_bits", "trace_bits", "error_bits"):
@@ -153,7 +158,10 @@ class QuantizationConfig:
             if isinstance(v, bool) or not isinstance(v, int) or not 2 <= v <= 24:
                 raise ConfigError(f"quantization.{name}", f"must be an integer from 2 to 24, got {v!r}")
         _finite("quantization.trace_max", self.trace_max, 0.0, 1e6, lo_open=True)
+        if self.weight_range is not None:
+            _finite("quantization.weight_range", self.weight_range, 0.0, 1e3, lo_open=True)
         _finite("quantization.error_scale", self.error_scale, 0.0, 1e9, lo_open=True)
+        _choice("quantization.error_rounding", self.error_rounding, ("stochastic", "nearest"))
 
 
 @dataclass(frozen=True)

@@ -173,7 +173,7 @@ def _quant_constants(config: SpikingConfig) -> dict:
         return {}
     levels = 2 ** (q.weight_bits - 1) - 1
     return {
-        "wl": config.plasticity.w_max / levels,
+
         "wq_max": float(levels),
         "tq": q.trace_max / (2**q.trace_bits - 1),
         "tmax": q.trace_max,
@@ -209,7 +209,8 @@ def _build(config: SpikingConfig, n_inputs: int, plans: list[LayerPlan], loss: s
     for k, plan in enumerate(plans, start=1):
         n_classes = plan.codes.shape[0]
         lc = codegen.layer_group_code(n_classes, loss, pl.sign_policy, neu.reset, neu.leak,
-                                      enc.reset_at_onset, quantized, driver, learn=learn)
+                                      enc.reset_at_onset, quantized, driver, learn=learn,
+                                      error_rounding=pl.quantization.error_rounding if quantized else "nearest")
         layer = b2.NeuronGroup(plan.n_neurons, lc.model, threshold=lc.threshold, reset=lc.reset,
                                refractory=lc.refractory, method=lc.method, name=f"layer{k}")
         layer.b = plan.biases
@@ -245,7 +246,9 @@ def _build(config: SpikingConfig, n_inputs: int, plans: list[LayerPlan], loss: s
         syn.connect(i=ii.astype(np.int32), j=jj.astype(np.int32))
         w = np.ascontiguousarray(plan.weights, dtype=np.float64).ravel()
         if quantized:
-            syn.wq = np.clip(np.round(w / quant["wl"]), -quant["wq_max"], quant["wq_max"])
+            step = weight_step(config, n_pre)
+            syn.wl = step
+            syn.wq = np.clip(np.round(w / step), -quant["wq_max"], quant["wq_max"])
         else:
             syn.w = w
         objs.append(syn)
@@ -260,9 +263,22 @@ def _build(config: SpikingConfig, n_inputs: int, plans: list[LayerPlan], loss: s
     return objs, h
 
 
-def _read_weights(syn, shape, quant: dict) -> np.ndarray:
+def weight_step(config: SpikingConfig, fan_in: int) -> float:
+    """Grid step of a quantised synapse group (its shared exponent), see QuantizationConfig."""
+    q, w_max = config.plasticity.quantization, config.plasticity.w_max
+    levels = 2 ** (q.weight_bits - 1) - 1
+    if q.weight_range is not None:
+        return q.weight_range / levels
+    rng = min(2.0 ** np.ceil(np.log2(4 * np.sqrt(6.0 / fan_in))), w_max)
+    return float(rng) / levels
+
+
+def _read_weights(syn, shape, config: SpikingConfig) -> np.ndarray:
     """The weight matrix placed by each synapse's own indices (no ordering assumed)."""
-    values = np.asarray(syn.wq[:]) * quant["wl"] if "wq" in syn.variables else np.asarray(syn.w[:])
+    if "wq" in syn.variables:
+        values = np.asarray(syn.wq[:]) * weight_step(config, shape[1])
+    else:
+        values = np.asarray(syn.w[:])
     w = np.zeros(shape)
     w[np.asarray(syn.j[:]), np.asarray(syn.i[:])] = values
     return w
@@ -300,7 +316,7 @@ def run_schedule(config: SpikingConfig, n_inputs: int, plans: list[LayerPlan], s
         sim_s = getattr(dev, "_last_run_time", None) if dev is not None else None
         n = schedule.n_samples
         counts = [np.asarray(mon.count[:, 1:n + 1]).T.copy() for mon in h["mon"]]
-        weights = [_read_weights(s, p.weights.shape, quant) for s, p in zip(h["syn"], plans)]
+        weights = [_read_weights(s, p.weights.shape, config) for s, p in zip(h["syn"], plans)]
         biases = [np.asarray(g.b[:]).copy() for g in h["layers"]]
         spikes = _spike_totals(h)
     wall = time.perf_counter() - t0
@@ -349,7 +365,7 @@ def run_per_sample_loop(config: SpikingConfig, n_inputs: int, plans: list[LayerP
                 net.run((b - a) * b2.ms, namespace=ns)
             for k, g in enumerate(h["layers"]):
                 counts[k][s] = g.count[:]
-        weights = [_read_weights(sy, p.weights.shape, quant) for sy, p in zip(h["syn"], plans)]
+        weights = [_read_weights(sy, p.weights.shape, config) for sy, p in zip(h["syn"], plans)]
         biases = [np.asarray(g.b[:]).copy() for g in h["layers"]]
         spikes = _spike_totals(h)
     return RawRun(counts, weights, biases, spikes, target, time.perf_counter() - t0)
