@@ -178,11 +178,12 @@ def bit_exact_check(recipe, precision, data: Data, n) -> dict:
         all(np.array_equal(wa, wb) for wa, wb in zip(a.state_.biases, b.state_.biases))
     counts = all(np.array_equal(a.train_counts_.data[k], b.train_counts_.data[k])
                  for k in a.train_counts_.data)
-    maxdiff = max(float(np.max(np.abs(wa.astype(np.float64) - wb.astype(np.float64))))
-                  for wa, wb in zip(a.state_.weights, b.state_.weights))
+    maxdiff = [float(np.max(np.abs(wa.astype(np.float64) - wb.astype(np.float64))))
+               for wa, wb in zip(a.state_.weights, b.state_.weights)]
     return {"bench": "exactness", "recipe": recipe, "precision": precision, "samples": n,
             "weights_identical": bool(same), "counts_identical": bool(counts),
             "max_abs_weight_diff": maxdiff,
+            "max_abs_weight": [float(np.max(np.abs(w.astype(np.float64)))) for w in b.state_.weights],
             "accuracy_numba": a.score_layers(data.x_test, data.y_test),
             "accuracy_reference": b.score_layers(data.x_test, data.y_test),
             "reference_samples_per_s": n / ref_s}
@@ -412,11 +413,11 @@ def run(quick: bool, log=print) -> list[dict]:
         except Exception as exc:  # the backprop rule is maintained elsewhere: report, go on
             rows.append({"bench": "train", "recipe": recipe, "impl": "numba", "error": repr(exc)})
     log("reference backend comparisons")
-    n_ref = cfg.n_reference
-    row, _ = time_training("spela-per-sample", "fp32", data, n_ref, cfg, 1, backend="reference")
-    rows.append(row)
-    rows.append(bit_exact_check("spela-per-sample", "w8", data, 20 if quick else 1000))
-    rows.append(bit_exact_check("spela-minibatch", "w8", data, 60 if quick else 2000))
+    for recipe, prec, n_q, n_full in (("spela-per-sample", "fp32", 20, 2000),
+                                      ("spela-minibatch", "fp32", 60, 5000),
+                                      ("spela-per-sample", "w8", 20, 1000),
+                                      ("spela-minibatch", "w8", 60, 2000)):
+        rows.append(bit_exact_check(recipe, prec, data, n_q if quick else n_full))
     log("inference")
     for prec in ("fp32", "w8"):
         rows += time_inference(trained[("spela-per-sample", prec)], data, cfg, prec)
