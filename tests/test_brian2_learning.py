@@ -244,8 +244,12 @@ def test_quantized_variant_keeps_weights_on_the_8_bit_grid(data):
     q = QuantizationConfig(weight_bits=8)
     net = SpikingSpela(SPEC, config=fast_config(quantization=q))
     res = net.fit(X, y, X_test=Xt, y_test=yt)
-    lsb = 0.5 / 127
+    from mappings.brian2.network import weight_step
+
     for w in net.weights_:
+        lsb = weight_step(net.config, w.shape[1])
+        assert lsb == pytest.approx(2.0 / 127)  # fan-ins 24 and 12: four He bounds exceed w_max
         np.testing.assert_allclose(w / lsb, np.round(w / lsb), atol=1e-9)
-        assert np.abs(w).max() <= 0.5 + 1e-12
+        assert np.abs(w).max() <= 2.0 + 1e-12
+    assert weight_step(net.config, 784) == pytest.approx(0.5 / 127)  # one shared exponent per group
     assert max(res.layer_accuracy) > 0.5
