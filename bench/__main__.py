@@ -37,7 +37,7 @@ log = logging.getLogger("bench")
 # ----------------------------------------------------------------------------------------------
 def torch_cases(cfg: bt.Config) -> list[dict]:
     cases = []
-    for recipe in ("spela-per-sample", "spela-minibatch", "backprop-per-sample", "backprop-minibatch"):
+    for recipe in bt.RECIPES:
         r = bt.RECIPES[recipe]
         n = cfg.n_torch_sample if r["batch"] == 1 else cfg.n_torch_batch
         for threads in cfg.threads:
@@ -94,7 +94,8 @@ def _acc(a):
 
 def _table(header, rows):
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(_fmt(c) if not isinstance(c, str) else c for c in r) + " |" for r in rows]
+    out += ["| " + " | ".join(c if isinstance(c, str) else _fmt(c) for c in r) + " |"
+            for r in rows]
     return "\n".join(out)
 
 
@@ -141,13 +142,15 @@ def render(rows: list[dict], meta: dict) -> str:
     tab = []
     for r in train:
         if "error" in r:
-            tab.append([r["recipe"], "fp32", r["impl"], "–", "–", f"error: {r['error'][:80]}", "–",
+            err = f"error: {r['error'][:80]}"
+            tab.append([r["recipe"], "fp32", r["impl"], "–", "–", err, "–",
                         "–", "–", "–", "–"])
             continue
         peer = torch_train.get((r["recipe"], r["threads"]))
-        ratio = r["samples_per_s"] / peer["samples_per_s"] if peer and r["impl"] == "numba" else None
+        ours = peer and r["impl"] == "numba"
+        ratio = r["samples_per_s"] / peer["samples_per_s"] if ours else None
         cratio = (r["samples_per_cpu_s"] / peer["samples_per_cpu_s"]
-                  if peer and r["impl"] == "numba" and peer.get("samples_per_cpu_s") else None)
+                  if ours and peer.get("samples_per_cpu_s") else None)
         tab.append([r["recipe"], r["precision"], r["impl"], r["threads"], r["samples"],
                     r["samples_per_s"], f"{ratio:,.1f}×" if ratio else "–",
                     r.get("samples_per_cpu_s"), f"{cratio:,.1f}×" if cratio else "–",
@@ -223,10 +226,12 @@ def render(rows: list[dict], meta: dict) -> str:
             hash_bound = r["bound_hash_samples_per_s"] if r["precision"] != "fp32" else None
             bound = min(r["bound_l3_samples_per_s"], hash_bound or float("inf"))
             tab.append([r["recipe"], r["precision"], r["bytes"] / 1e3, r["rows_read_per_step"],
-                        r["bound_l3_samples_per_s"], hash_bound, best, f"{100 * best / bound:.0f} %"])
+                        r["bound_l3_samples_per_s"], hash_bound, best,
+                        f"{100 * best / bound:.0f} %"])
         r0 = rf[0]
         lines += ["### Roofline", "",
-                  f"Measured copy bandwidth (read + write, one thread): {r0['bandwidth_l3_gbs']:.1f} "
+                  "Measured copy bandwidth (read + write, one thread): "
+                  f"{r0['bandwidth_l3_gbs']:.1f} "
                   f"GB/s for 3 MB (L3-resident), {r0['bandwidth_dram_gbs']:.1f} GB/s for 256 MB "
                   f"(DRAM). Stochastic rounding draws one splitmix64 number per changed weight "
                   f"candidate: measured {r0['hash_per_s'] / 1e9:.2f} G numbers/s on one thread. "

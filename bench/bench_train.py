@@ -183,7 +183,8 @@ def bit_exact_check(recipe, precision, data: Data, n) -> dict:
     return {"bench": "exactness", "recipe": recipe, "precision": precision, "samples": n,
             "weights_identical": bool(same), "counts_identical": bool(counts),
             "max_abs_weight_diff": maxdiff,
-            "max_abs_weight": [float(np.max(np.abs(w.astype(np.float64)))) for w in b.state_.weights],
+            "max_abs_weight": [float(np.max(np.abs(w.astype(np.float64))))
+                               for w in b.state_.weights],
             "accuracy_numba": a.score_layers(data.x_test, data.y_test),
             "accuracy_reference": b.score_layers(data.x_test, data.y_test),
             "reference_samples_per_s": n / ref_s}
@@ -254,7 +255,8 @@ def bytes_per_sample(x: np.ndarray, batch: int, weight_bytes: int) -> dict:
         write += np.count_nonzero(steps[t - 1])
     m1 = HIDDEN[0]
     n_steps = len(steps) - 1
-    per_step = (read + write) / n_steps * m1 * weight_bytes + 2 * HIDDEN[0] * HIDDEN[1] * weight_bytes
+    per_step = ((read + write) / n_steps * m1 * weight_bytes
+                + 2 * HIDDEN[0] * HIDDEN[1] * weight_bytes)
     rows_read = read / n_steps
     return {"bytes": per_step / batch, "rows_read_per_step": rows_read,
             "rows_written_per_step": write / n_steps, "hashes_per_sample":
@@ -381,7 +383,8 @@ def machine() -> dict:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal"):
                 info["memory_gb"] = round(int(line.split()[1]) / 2**20, 1)
-        flags = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")]
+        flags = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                 if ln.startswith("flags")]
         if flags:
             f = flags[0].split()
             info["simd"] = " ".join(x for x in ("avx2", "fma", "avx512f") if x in f)

@@ -58,7 +58,8 @@ def run_peer(cases: list[dict], arrays_npz: str, timeout_s: float = 3600) -> tup
     if r.returncode != 0:
         return [], f"PyTorch peer failed ({exe}): {r.stderr.strip()[-2000:]}"
     rows = json.loads(out_path.read_text())
-    ver = subprocess.run([exe, "-c", "import sys, torch; print(sys.version.split()[0], torch.__version__)"],
+    probe = "import sys, torch; print(sys.version.split()[0], torch.__version__)"
+    ver = subprocess.run([exe, "-c", probe],
                          capture_output=True, text=True).stdout.split()
     return rows, f"PyTorch peer: torch {ver[1]} (CPU) on Python {ver[0]}, run by `{exe}`"
 

@@ -125,7 +125,8 @@ def test_int16_weights():
 
 @settings(**SETTINGS)
 @given(prec=st.sampled_from(sorted(PRECISIONS)),
-       act=st.sampled_from(["leaky_relu", "tanh", "identity"]), shape=st.sampled_from([(100, 30), (10, 50), (64, 3)]), nb=st.sampled_from([16, 150]),
+       act=st.sampled_from(["leaky_relu", "tanh", "identity"]),
+       shape=st.sampled_from([(100, 30), (10, 50), (64, 3)]), nb=st.sampled_from([16, 150]),
        threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**16))
 def test_batched_forward_equals_reference(prec, act, shape, nb, threads, seed):
     """ops.forward on many samples (transposed, zero-skipping, sub-batched, threaded)."""

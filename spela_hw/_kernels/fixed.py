@@ -141,49 +141,6 @@ def _nonzero_columns(x):
 
 
 @jit
-def update(w, b, p, x, key, shift_w, shift_b, mode, lo_w, hi_w, wrap_w, sat):
-    """W += round(p^T x), b += round(sum p); zero sums are skipped (they never change a weight)."""
-    m, n = w.shape
-    nb = p.shape[0]
-    cols, ncols = _nonzero_columns(x)
-    row = np.zeros(n, np.int64)
-    writes = 0
-    for i in range(m):
-        active = False
-        sb = np.int64(0)
-        for s in range(nb):
-            pi = p[s, i]
-            if pi != 0:
-                if not active:
-                    for t in range(ncols):
-                        row[cols[t]] = 0
-                    active = True
-                sb += pi
-                for t in range(ncols):
-                    j = cols[t]
-                    row[j] += pi * x[s, j]
-        if not active:
-            continue
-        for t in range(ncols):
-            j = cols[t]
-            sv = row[j]
-            if sv == 0:
-                continue
-            r = random_bits(key, i * n + j, shift_w) if mode == 1 else np.int64(0)
-            d = shift_round(sv, shift_w, mode, r)
-            if d != 0:
-                writes += 1
-                w[i, j] = saturate(np.int64(w[i, j]) + d, lo_w, hi_w, wrap_w, sat, 3)
-        if sb != 0:
-            r = random_bits(key, m * n + i, shift_b) if mode == 1 else np.int64(0)
-            d = shift_round(sb, shift_b, mode, r)
-            if d != 0:
-                writes += 1
-                b[i] = saturate(np.int64(b[i]) + d, lo_w, hi_w, wrap_w, sat, 3)
-    return writes
-
-
-@jit
 def readout(h, v, out):
     """out[s, c] = sum_i v[c, i] h[s, i] in int64."""
     nb, m = h.shape

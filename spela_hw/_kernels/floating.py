@@ -5,7 +5,6 @@ import math
 import numpy as np
 
 from . import jit
-from .fixed import _nonzero_columns
 
 
 @jit
@@ -75,41 +74,6 @@ def spela_post(a, h, v, scale, loss_code, act_code, slope, p_out):
                 gate = 1.0
             p_out[s, i] = k * gate * (v[s, i] - c * h[s, i] / r)
     return zeros
-
-
-@jit
-def update(w, b, p, x):
-    """W += p^T x, b += sum p; returns the number of non-zero increments."""
-    m, n = w.shape
-    nb = p.shape[0]
-    cols, ncols = _nonzero_columns(x)
-    row = np.zeros(n, np.float64)
-    writes = 0
-    for i in range(m):
-        active = False
-        sb = 0.0
-        for s in range(nb):
-            pi = np.float64(p[s, i])
-            if pi != 0.0:
-                if not active:
-                    for t in range(ncols):
-                        row[cols[t]] = 0.0
-                    active = True
-                sb += pi
-                for t in range(ncols):
-                    j = cols[t]
-                    row[j] += pi * x[s, j]
-        if not active:
-            continue
-        for t in range(ncols):
-            j = cols[t]
-            if row[j] != 0.0:
-                w[i, j] += np.float32(row[j])
-                writes += 1
-        if sb != 0.0:
-            b[i] += np.float32(sb)
-            writes += 1
-    return writes
 
 
 @jit

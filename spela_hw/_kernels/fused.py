@@ -382,7 +382,8 @@ def _fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, sh_w, sh_b, mod
                         sr[j] += p * np.int64(xs[j])
             if not first:
                 kb = np.uint64(key) + _GAMMA + np.uint64(i) * np.uint64(n)
-                _fx_apply(row, sr, rb, n, kb, np.uint64(1), sh_w, mode, lo_w, hi_w, wrap_w, fast, cnt)
+                _fx_apply(row, sr, rb, n, kb, np.uint64(1), sh_w, mode, lo_w, hi_w, wrap_w, fast,
+                          cnt)
             _fx_bias(b[i:i + 1], sb, i, 1, m, n, key, sh_b, mode, lo_w, hi_w, wrap_w, cnt)
         for s in range(cnb):
             xs = xc[s]
@@ -585,7 +586,8 @@ def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
                              h_buf, bcnt[0])
             for blk in range(nblk):
                 counters[k, C_WRITES] += bcnt[blk, _B_WRITES]
-                counters[k, C_SAT] += bcnt[blk, _B_SAT_ACC] + bcnt[blk, _B_SAT_ACT] + bcnt[blk, _B_SAT_W]
+                counters[k, C_SAT] += (bcnt[blk, _B_SAT_ACC] + bcnt[blk, _B_SAT_ACT]
+                                       + bcnt[blk, _B_SAT_W])
             pnb[k] = nb
             if nb == 0:
                 continue

@@ -137,9 +137,9 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
         kflush = (2**31 - 1) // (wmax * xmax) if wmax * xmax <= 2**31 - 1 else 0
         fast = update_is_fast(ops, B)
         fparams = np.array([lr, ops.slope, ops.gate_h2, ops.pow2_au, ops.pow2_a], np.float64)
-        iparams = np.array([ops.f_a, ops.shift_acc, ops.shift_w, ops.shift_b, ops.rounding, act, loss,
-                            ops.slope_q, ops.precision.activation.min_int, int(normalize), kflush,
-                            int(fast)],
+        iparams = np.array([ops.f_a, ops.shift_acc, ops.shift_w, ops.shift_b, ops.rounding, act,
+                            loss, ops.slope_q, ops.precision.activation.min_int, int(normalize),
+                            kflush, int(fast)],
                            np.int64)
         xbuf = np.zeros((L, 2, B, nmax), xdt)
         pbuf = np.zeros((L, B, nmax), pdt)
@@ -156,7 +156,8 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
                               bounds_flat, bounds_off, parallel, kc)
     for k, (m, n) in enumerate(shapes):
         seg = w_flat[woff[k]:woff[k + 1]]
-        state.weights[k][...] = seg.reshape(n, m).T if layout[k] == kfu.INPUT_MAJOR else seg.reshape(m, n)
+        im = layout[k] == kfu.INPUT_MAJOR
+        state.weights[k][...] = seg.reshape(n, m).T if im else seg.reshape(m, n)
         state.biases[k][...] = b_flat[boff[k]:boff[k + 1]]
     _add_counts(counts, rule, shapes, N, n_steps, kc, normalize)
     state.update_step += n_steps

@@ -39,7 +39,8 @@ class NumbaOps(OpsBase):
 
         if not fused_supported(self, rule, device):
             return False
-        spela_train_chunk(self, state, rule, x, y, lr, batch_size, counts, threads=int(self.threads))
+        spela_train_chunk(self, state, rule, x, y, lr, batch_size, counts,
+                          threads=int(self.threads))
         return True
 
     def normalize_rows(self, x):
