@@ -1,4 +1,4 @@
-"""Fused SPELA training for the numba backend: many update steps in one compiled call.
+"""Fused SPELA training and batched primitives for the numba backend.
 
 :func:`spela_train_chunk` is what :meth:`NumbaOps.spela_train_chunk` runs. It lays the weights
 out input-major for the duration of one call, runs :mod:`spela_hw._kernels.fused` (pending
@@ -7,6 +7,10 @@ of output neurons optionally on several threads), writes the weights back and fi
 :class:`~spela_hw.counts.Counts` as the per-step path. Fixed-point results equal the per-step
 path (and the reference) bit for bit; float32 results agree within float tolerance; the number
 of threads never changes a result.
+
+:func:`forward_batch` is ``NumbaOps.forward`` for batches of 16 samples or more (transposed
+once per call, zero-skipping sub-batches); :func:`update_is_fast` decides whether
+``NumbaOps.update`` may use the vectorised rounding (no int64 wrap-around possible).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from .._kernels import fused as kfu
 from ..rng import splitmix64
 from .common import LOSS_CODE, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT
 
-__all__ = ["fused_supported", "spela_train_chunk", "stream_keys", "output_blocks", "forward_batch"]
+__all__ = ["fused_supported", "spela_train_chunk", "stream_keys", "output_blocks", "forward_batch",
+           "update_is_fast"]
 
 _BLOCK_ALIGN = 64  # outputs per block are a multiple of this (whole cache lines, SIMD width)
 _MIN_PARALLEL_WIDTH = 256  # narrower layers run on one thread (a barrier costs more than them)
