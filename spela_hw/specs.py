@@ -314,7 +314,8 @@ class Sigprop:
         ``in_batch_ce``: softmax cross-entropy of the logits ``h_n . t_j / temperature`` over the
         target rows ``j`` with every same-class row a positive (the official code's ``v9`` with
         ``targets="batch"``, its label-direct ``v1`` with ``targets="classes"``). ``l2``:
-        ``|h - t_y|^2 / 2`` and ``cosine``: ``-cos(h, t_y)``, the tutorial's pull-only losses.
+        ``|h - t_y|^2 / 2`` and ``cosine``: ``-cos(h, t_y)``, the tutorial's pull-only losses
+        (measured on MNIST: they collapse unless ``target_grad=False``, whatever the front).
     targets : {"classes", "batch"}
         Rows of the target stream: the ``C`` class one-hots every step (works per sample,
         ``B' = C``) or one row per sample, its own label (``B' = B``; the in-batch loss needs
@@ -330,7 +331,8 @@ class Sigprop:
         The continuous-time Hebbian form instead of the loss gradient (needs ``loss="l2"``):
         ``dW = lr (t - h) t_prev^T`` (``target_pre``, the tutorial's form) or
         ``dW = lr [(t - h) * f'(a)] h_prev^T`` (``input_pre``, the L2 gradient through the
-        input branch).
+        input branch). Measured on MNIST: ``input_pre`` learns (it is ``l2`` with
+        ``target_grad=False``), ``target_pre`` pushes ``t`` away from ``h`` and diverges.
     target_grad : bool
         The loss gradient also steps ``W`` through the target branch (official code) or only
         through the input branch (stop-gradient on ``t``).
