@@ -145,9 +145,18 @@ def readout(h, v, out):
     """out[s, c] = sum_i v[c, i] h[s, i] in int64."""
     nb, m = h.shape
     nc = v.shape[0]
+    vt = np.empty((m, nc), np.int64)
+    for c in range(nc):
+        for i in range(m):
+            vt[i, c] = v[c, i]
+    acc = np.empty(nc, np.int64)
     for s in range(nb):
         for c in range(nc):
-            acc = np.int64(0)
-            for i in range(m):
-                acc += np.int64(v[c, i]) * h[s, i]
-            out[s, c] = acc
+            acc[c] = 0
+        for i in range(m):
+            hv = np.int64(h[s, i])
+            vi = vt[i]
+            for c in range(nc):
+                acc[c] += vi[c] * hv
+        for c in range(nc):
+            out[s, c] = acc[c]

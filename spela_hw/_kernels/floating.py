@@ -78,11 +78,22 @@ def spela_post(a, h, v, scale, loss_code, act_code, slope, p_out):
 
 @jit
 def readout(h, v, out):
+    """out[s, c] = sum_i v[c, i] h[s, i], float64 sums in ``i`` order; the classes advance side by
+    side (one sum alone would wait on each addition)."""
     nb, m = h.shape
     nc = v.shape[0]
+    vt = np.empty((m, nc), np.float64)
+    for c in range(nc):
+        for i in range(m):
+            vt[i, c] = v[c, i]
+    acc = np.empty(nc, np.float64)
     for s in range(nb):
         for c in range(nc):
-            acc = 0.0
-            for i in range(m):
-                acc += np.float64(v[c, i]) * h[s, i]
-            out[s, c] = acc
+            acc[c] = 0.0
+        for i in range(m):
+            hv = np.float64(h[s, i])
+            vi = vt[i]
+            for c in range(nc):
+                acc[c] += vi[c] * hv
+        for c in range(nc):
+            out[s, c] = acc[c]

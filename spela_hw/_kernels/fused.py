@@ -67,6 +67,18 @@ INPUT_MAJOR, OUTPUT_MAJOR = 0, 1
 # helpers
 # ----------------------------------------------------------------------------------------------
 @jit
+def _aligned2(rows, cols, dtype_like):
+    """Zeroed (rows, cols') scratch whose rows start on 64-byte boundaries (cols' >= cols, a
+    multiple of 16): threads writing neighbouring blocks of a row never share a cache line."""
+    itemsize = dtype_like.itemsize
+    per = 64 // itemsize
+    cp = (cols + per - 1) // per * per
+    buf = np.zeros(rows * cp + per, dtype_like.dtype)
+    off = ((64 - buf.ctypes.data % 64) % 64) // itemsize
+    return buf[off:off + rows * cp].reshape(rows, cp)
+
+
+@jit
 def csc_of(x, nb, n, ptr, idx, val):
     """Non-zero entries of ``x[:nb, :n]`` by column: ``ptr`` (n+1), ``idx`` (sample), ``val``.
 
@@ -522,13 +534,13 @@ def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
     ptr = np.zeros((L, 2, nmax + 1), np.int64)
     idx = np.zeros((L, 2, B * nmax), np.int64)
     pnb = np.zeros(L, np.int64)  # pending batch size (0: none)
-    acc = np.zeros((B, nmax), np.int64)
-    acc32 = np.zeros((B, nmax), np.int32)
-    srow = np.zeros(nmax, np.int64)
-    rbuf = np.zeros(nmax, np.int64)
-    a_buf = np.zeros((B, nmax), np.int64)
-    h_buf = np.zeros((B, nmax), np.int64)
-    bcnt = np.zeros((64, 4), np.int64)
+    acc = _aligned2(B, nmax, np.zeros(1, np.int64))
+    acc32 = _aligned2(B, nmax, np.zeros(1, np.int32))
+    srow = _aligned2(1, nmax, np.zeros(1, np.int64))[0]
+    rbuf = _aligned2(1, nmax, np.zeros(1, np.int64))[0]
+    a_buf = _aligned2(B, nmax, np.zeros(1, np.int64))
+    h_buf = _aligned2(B, nmax, np.zeros(1, np.int64))
+    bcnt = _aligned2(64, 8, np.zeros(1, np.int64))  # one cache line per block
     for t in range(nsteps + 1):
         s0 = t * B
         nb = min(B, N - s0) if t < nsteps else 0
@@ -844,11 +856,11 @@ def train_chunk_float(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
     xbuf = np.zeros((L, 2, B, nmax), np.float32)
     pbuf = np.zeros((L, B, nmax), np.float32)
     pnb = np.zeros(L, np.int64)
-    acc = np.zeros((B, nmax), np.float32)
-    srow = np.zeros(nmax, np.float32)
-    a_buf = np.zeros((B, nmax), np.float32)
-    h_buf = np.zeros((B, nmax), np.float32)
-    bcnt = np.zeros((64, 4), np.int64)
+    acc = _aligned2(B, nmax, np.zeros(1, np.float32))
+    srow = _aligned2(1, nmax, np.zeros(1, np.float32))[0]
+    a_buf = _aligned2(B, nmax, np.zeros(1, np.float32))
+    h_buf = _aligned2(B, nmax, np.zeros(1, np.float32))
+    bcnt = _aligned2(64, 8, np.zeros(1, np.int64))  # one cache line per block
     for t in range(nsteps + 1):
         s0 = t * B
         nb = min(B, N - s0) if t < nsteps else 0
@@ -937,22 +949,10 @@ def _forward_fixed_sub(wt, b, x, s0, s1, m, f_a, shift_acc, lo, hi, wrap, act_co
 
 
 @jit
-def forward_fixed(w, layout, b, x, f_a, shift_acc, lo, hi, wrap, act_code, slope_q, lut, act_min,
-                  kflush, sub, a_out, h_out, sat):
-    """Forward pass of a batch: ``w`` input-major (n, m) or output-major (m, n) per ``layout``."""
-    nb, n = x.shape
-    if layout == OUTPUT_MAJOR:
-        m = w.shape[0]
-        srow = np.zeros(n, np.int64)
-        rbuf = np.zeros(n, np.int64)
-        pp = np.zeros((1, m), np.int32)
-        cnt = np.zeros(4, np.int64)
-        _fx_block_om(0, m, n, m, w, b, False, pp, 0, x[:1], np.uint64(0), 1, 1, 0, lo, hi, wrap,
-                     nb, x, f_a, shift_acc, act_code, slope_q, lut, act_min, True, srow, rbuf,
-                     a_out, h_out, cnt)
-        sat[0] += cnt[_B_SAT_ACC]
-        sat[1] += cnt[_B_SAT_ACT]
-        return
+def forward_fixed(w, b, x, f_a, shift_acc, lo, hi, wrap, act_code, slope_q, lut, act_min, kflush,
+                  sub, a_out, h_out, sat):
+    """Forward pass of a batch with input-major weights ``w`` (n, m), in sub-batches of ``sub``."""
+    nb = x.shape[0]
     m = w.shape[1]
     for s0 in range(0, nb, sub):
         _forward_fixed_sub(w, b, x, s0, min(s0 + sub, nb), m, f_a, shift_acc, lo, hi, wrap,
@@ -994,17 +994,9 @@ def _forward_float_sub(wt, b, x, s0, s1, m, act_code, slope, a_out, h_out):
 
 
 @jit
-def forward_float(w, layout, b, x, act_code, slope, sub, a_out, h_out):
+def forward_float(w, b, x, act_code, slope, sub, a_out, h_out):
     """Float32 twin of :func:`forward_fixed`."""
-    nb, n = x.shape
-    if layout == OUTPUT_MAJOR:
-        m = w.shape[0]
-        srow = np.zeros(n, np.float32)
-        pp = np.zeros((1, m), np.float32)
-        cnt = np.zeros(4, np.int64)
-        _fl_block_om(0, m, n, m, w, b, False, pp, 0, x[:1], nb, x, act_code, slope, srow, a_out,
-                     h_out, cnt)
-        return
+    nb = x.shape[0]
     m = w.shape[1]
     for s0 in range(0, nb, sub):
         _forward_float_sub(w, b, x, s0, min(s0 + sub, nb), m, act_code, slope, a_out, h_out)

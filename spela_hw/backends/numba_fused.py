@@ -51,6 +51,14 @@ def output_blocks(m: int, threads: int) -> np.ndarray:
     return np.array(cuts, np.int64)
 
 
+def aligned_empty(n: int, dtype) -> np.ndarray:
+    """Uninitialised 1-D array starting on a 64-byte (cache-line) boundary."""
+    itemsize = np.dtype(dtype).itemsize
+    buf = np.empty(n + 64 // itemsize, dtype)
+    off = (-buf.ctypes.data % 64) // itemsize
+    return buf[off:off + n]
+
+
 def _int_dtype(lo, hi):
     """int32 when a format's integers fit in it (SIMD lanes twice as wide as int64)."""
     return np.int32 if -(2**31) <= int(lo) and int(hi) < 2**31 else np.int64
@@ -101,14 +109,15 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     shapes = spec.layer_shapes()
     layout = np.array([kfu.OUTPUT_MAJOR if m < narrow else kfu.INPUT_MAJOR for m, _ in shapes],
                       np.int64)
+    dtype = state.weights[0].dtype
+    per = 64 // np.dtype(dtype).itemsize  # layers start on 64-byte boundaries
     woff = np.zeros(L + 1, np.int64)
-    woff[1:] = np.cumsum([m * n for m, n in shapes])
+    woff[1:] = np.cumsum([-(-m * n // per) * per for m, n in shapes])
     boff = np.zeros(L + 1, np.int64)
     boff[1:] = np.cumsum([m for m, _ in shapes])
-    dtype = state.weights[0].dtype
-    w_flat = np.empty(int(woff[-1]), dtype)
+    w_flat = aligned_empty(int(woff[-1]), dtype)
     for k, (m, n) in enumerate(shapes):
-        seg = w_flat[woff[k]:woff[k + 1]]
+        seg = w_flat[woff[k]:woff[k] + m * n]
         if layout[k] == kfu.INPUT_MAJOR:
             seg.reshape(n, m)[...] = state.weights[k].T
         else:
@@ -160,7 +169,7 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
                               n_cls, float(lr), act, loss, float(ops.slope), bool(normalize),
                               bounds_flat, bounds_off, parallel, kc)
     for k, (m, n) in enumerate(shapes):
-        seg = w_flat[woff[k]:woff[k + 1]]
+        seg = w_flat[woff[k]:woff[k] + m * n]
         im = layout[k] == kfu.INPUT_MAJOR
         state.weights[k][...] = seg.reshape(n, m).T if im else seg.reshape(m, n)
         state.biases[k][...] = b_flat[boff[k]:boff[k + 1]]
@@ -200,17 +209,16 @@ BATCHED_FORWARD_MIN = 16  # smaller batches use the per-sample kernels (no trans
 def forward_batch(ops, w, b, x, threads: int = 1):
     """``ops.forward`` for a batch of many samples: ``(a, h, sat)``.
 
-    Wide layers are transposed once to the input-major layout and run in sub-batches with zero
-    skipping (on ``threads`` threads, sub-batches being independent); narrow layers run
-    output-major. Fixed point equals the reference bit for bit; float32 sums in float32.
+    The weights are transposed once to the input-major layout and the batch runs in sub-batches
+    with zero skipping (on ``threads`` threads, sub-batches being independent). Fixed point
+    equals the reference bit for bit; float32 sums in float32 in input order.
     """
     nb = x.shape[0]
     m, n = w.shape
     sat = np.zeros(4, np.int64)
-    layout = kfu.OUTPUT_MAJOR if m < _NARROW else kfu.INPUT_MAJOR
-    wl = np.ascontiguousarray(w if layout == kfu.OUTPUT_MAJOR else w.T)
+    wl = np.ascontiguousarray(w.T)  # input-major for every layer (narrow ones included)
     b = np.ascontiguousarray(b)
-    parallel = threads > 1 and layout == kfu.INPUT_MAJOR and nb > _FORWARD_SUB
+    parallel = threads > 1 and nb > _FORWARD_SUB
     if not ops.fixed:
         x = np.ascontiguousarray(x, np.float32)
         a = np.empty((nb, m), np.float32)
@@ -220,7 +228,7 @@ def forward_batch(ops, w, b, x, threads: int = 1):
         if parallel:
             kfu.forward_float_parallel(wl, b, x, ops.act_code, float(ops.slope), _FORWARD_SUB, a, h)
         else:
-            kfu.forward_float(wl, layout, b, x, ops.act_code, float(ops.slope), _FORWARD_SUB, a, h)
+            kfu.forward_float(wl, b, x, ops.act_code, float(ops.slope), _FORWARD_SUB, a, h)
         return a, h, sat
     x = np.ascontiguousarray(x)
     if x.dtype not in (np.int32, np.int64):
@@ -238,5 +246,5 @@ def forward_batch(ops, w, b, x, threads: int = 1):
     if parallel:
         kfu.forward_fixed_parallel(wl, b, x, *args)
     else:
-        kfu.forward_fixed(wl, layout, b, x, *args)
+        kfu.forward_fixed(wl, b, x, *args)
     return a, h, sat
