@@ -5,26 +5,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from spela_hw import ConfigError, FixedPointFormat, PrecisionSpec, Sgd, Spela, SpelaClassifier
+from spela_hw import ConfigError, PrecisionSpec, Sgd, Spela, SpelaClassifier
 
-
-@st.composite
-def fixed_precisions(draw):
-    wb = draw(st.integers(3, 16))
-    ab = draw(st.integers(6, 16))
-    fw = draw(st.integers(wb - 4, wb + 2))
-    fa = draw(st.integers(2, ab))
-    ub = draw(st.integers(8, 24))
-    fu = draw(st.integers(fw + 1, fw + ub))
-    ovf = draw(st.sampled_from(["saturate", "wrap"]))
-    return PrecisionSpec(
-        weight=FixedPointFormat(wb, fw, overflow=ovf),
-        activation=FixedPointFormat(ab, fa, overflow=ovf),
-        accumulator=FixedPointFormat(draw(st.integers(max(wb, 12), 32)), fw + fa, overflow=ovf),
-        class_vector=FixedPointFormat(draw(st.integers(4, 10)), draw(st.integers(2, 8))),
-        update=FixedPointFormat(ub, fu, rounding=draw(st.sampled_from(["stochastic", "nearest", "truncate"])),
-                                overflow=ovf),
-    )
+from strategies import fixed_precisions
 
 
 def _train_both(params, X, y):
