@@ -16,8 +16,7 @@ import numpy as np
 from .backends import BACKENDS, make_ops
 from .errors import ConfigError, DataError
 from .network import init_network
-from .rules import init_rule_state, trainer_for
-from .rules import spela as spela_rule
+from .rules import init_rule_state, train_chunk, trainer_for
 from .rules.common import forward_all, new_counts, readout_predictions, uses_logit_readout
 from .specs import NetworkSpec, PrecisionSpec, Spela, Backprop
 
@@ -233,7 +232,6 @@ class Classifier:
 
     def _train_pass(self, X, yi, lr, desc="training"):
         ops, state, rule = self._ops, self.state_, self.rule_
-        train = trainer_for(rule)
         # The order depends on (seed, epoch) only, so a run resumed from a checkpoint is identical.
         rng = np.random.default_rng([self._shuffle_seed, self.epochs_done_])
         order = rng.permutation(len(X)) if self.shuffle else np.arange(len(X))
@@ -248,13 +246,7 @@ class Classifier:
             sel = order[c0:c0 + chunk]
             xq = ops.quantize_input(X[sel])
             yc = yi[sel]
-            if rule.name == "spela":  # whole chunk at once (fused kernels when the backend has them)
-                spela_rule.train_chunk(state, ops, rule, xq, yc, lr, bs, self.train_counts_,
-                                       device=self.device)
-            else:
-                for s0 in range(0, len(sel), bs):
-                    train(state, ops, rule, xq[s0:s0 + bs], yc[s0:s0 + bs], lr, self.train_counts_,
-                          device=self.device)
+            train_chunk(state, ops, rule, xq, yc, lr, bs, self.train_counts_, device=self.device)
             if bar is not None:
                 bar.update(len(sel))
         if bar is not None:

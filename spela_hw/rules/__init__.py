@@ -2,7 +2,9 @@
 
 Every rule module exposes ``train_batch(state, ops, rule, x, y, lr, counts, device=None)``
 (one update step on one mini-batch, ``x`` already in the backend's input representation) and the
-rules share inference and counting from :mod:`spela_hw.rules.common`.
+rules share inference and counting from :mod:`spela_hw.rules.common`. A rule may also provide a
+``train_chunk`` that runs many mini-batches at once (SPELA's fused kernels); :func:`train_chunk`
+here uses it when present and steps batch by batch otherwise.
 """
 
 from __future__ import annotations
@@ -10,9 +12,8 @@ from __future__ import annotations
 from ..errors import ConfigError
 from . import backprop, sigprop, spela
 
-_TRAINERS = {"spela": spela.train_batch}
-_TRAINERS["backprop"] = backprop.train_batch
-_TRAINERS["sigprop"] = sigprop.train_batch
+_TRAINERS = {"spela": spela.train_batch, "backprop": backprop.train_batch, "sigprop": sigprop.train_batch}
+_CHUNK_TRAINERS = {"spela": spela.train_chunk}
 # Rules with parameters of their own (sigprop's label front) create them at initialisation.
 _INIT_EXTRA = {"sigprop": sigprop.init_extra}
 
@@ -30,3 +31,14 @@ def init_rule_state(state, ops, rule, rng) -> None:
     init = _INIT_EXTRA.get(getattr(rule, "name", None))
     if init is not None:
         init(state, ops, rule, rng)
+
+
+def train_chunk(state, ops, rule, x, y, lr: float, batch_size: int, counts, device=None) -> None:
+    """Consecutive update steps of ``batch_size`` samples over the chunk ``(x, y)``, in order."""
+    chunk = _CHUNK_TRAINERS.get(rule.name)
+    if chunk is not None:
+        chunk(state, ops, rule, x, y, lr, batch_size, counts, device=device)
+        return
+    train = trainer_for(rule)
+    for s0 in range(0, len(y), batch_size):
+        train(state, ops, rule, x[s0:s0 + batch_size], y[s0:s0 + batch_size], lr, counts, device=device)
