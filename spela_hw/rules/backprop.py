@@ -49,7 +49,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..rng import stream_key
-from .common import count_forward
+from .common import count_forward, read_params
 from .optim import post_scale, step_layer
 
 __all__ = ["train_batch", "check_config"]
@@ -84,10 +84,7 @@ def train_batch(state, ops, rule, x, y, lr: float, counts, device=None) -> None:
     sats = [np.zeros(4, np.int64) for _ in range(L)]
     xs, pre, outs, used = [], [], [], []
     for k in range(L):
-        w, b = state.weights[k], state.biases[k]
-        if device is not None:
-            w_eff, b_eff = device.read(k, w, b)
-            w, b = np.asarray(w_eff, np.float32), np.asarray(b_eff, np.float32)
+        w, b = read_params(state, k, device)
         a, h, sat = ops.forward(w, b, x)
         count_forward(counts, k, x, w.shape[0])
         sats[k] += sat

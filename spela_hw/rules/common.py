@@ -16,6 +16,15 @@ def new_counts(state, phase: str) -> Counts:
     return Counts(state.spec.n_layers, phase=phase, precision=p.name, bits=bits)
 
 
+def read_params(state, k: int, device=None):
+    """Layer ``k``'s weights and biases as a forward pass sees them (through ``device.read``)."""
+    w, b = state.weights[k], state.biases[k]
+    if device is None:
+        return w, b
+    w_eff, b_eff = device.read(k, w, b)
+    return np.asarray(w_eff, np.float32), np.asarray(b_eff, np.float32)
+
+
 def count_forward(counts: Counts, k: int, x: np.ndarray, m: int) -> None:
     """Counters of one layer's forward pass over a batch ``x`` ``(B, n)``."""
     nb, n = x.shape

@@ -84,7 +84,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..rng import stream_key
 from . import optim
-from .common import count_forward
+from .common import count_forward, read_params
 
 __all__ = ["train_batch", "init_extra", "readout_predictions", "class_targets", "check_config",
            "state_arrays", "restore_state", "EXTRA_KEY"]
@@ -321,11 +321,7 @@ def _sigprop_layer(state, ops, rule, k, x, t_in, y, pos, lr, counts, device):
     w, b = state.weights[k], state.biases[k]
     m, n = w.shape
     nb = len(y)
-    if device is not None:
-        w_eff, b_eff = device.read(k, w, b)
-        w_eff, b_eff = np.asarray(w_eff, np.float32), np.asarray(b_eff, np.float32)
-    else:
-        w_eff, b_eff = w, b
+    w_eff, b_eff = read_params(state, k, device)
     a_h, h, sat = ops.forward(w_eff, b_eff, x)
     count_forward(counts, k, x, m)
     a_t, t, pre, front, s = _target_forward(state, ops, rule, k, t_in, w_eff, b_eff)
@@ -396,11 +392,7 @@ def _output_layer(state, ops, rule, k, x, y, lr, counts, device):
     w, b = state.weights[k], state.biases[k]
     m, n = w.shape
     nb = len(y)
-    if device is not None:
-        w_eff, b_eff = device.read(k, w, b)
-        w_eff, b_eff = np.asarray(w_eff, np.float32), np.asarray(b_eff, np.float32)
-    else:
-        w_eff, b_eff = w, b
+    w_eff, b_eff = read_params(state, k, device)
     a, _, sat = ops.forward(w_eff, b_eff, x)
     count_forward(counts, k, x, m)
     lr_out = lr * rule.output_lr_scale

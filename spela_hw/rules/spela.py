@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..rng import stream_key
-from .common import count_forward, count_input_norm
+from .common import count_forward, count_input_norm, read_params
 
 __all__ = ["train_batch", "train_chunk"]
 
@@ -27,11 +27,7 @@ def train_batch(state, ops, rule, x, y, lr: float, counts, device=None) -> None:
         if rule.input_norm != "off":
             x = ops.normalize_rows(x)
             count_input_norm(counts, k, x)
-        if device is not None:
-            w_eff, b_eff = device.read(k, w, b)
-            a, h, sat = ops.forward(np.asarray(w_eff, np.float32), np.asarray(b_eff, np.float32), x)
-        else:
-            a, h, sat = ops.forward(w, b, x)
+        a, h, sat = ops.forward(*read_params(state, k, device), x)
         count_forward(counts, k, x, m)
         p, zeros, sat_p = ops.spela_post(a, h, state.vectors[k][y], state.vector_norms[k][y],
                                          lr / nb, rule.loss)
