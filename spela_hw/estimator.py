@@ -340,12 +340,14 @@ class Classifier:
     def weights_(self):
         """Real-valued weight matrices ``(fan_out, fan_in)`` (float64 copies)."""
         self._check_fitted()
-        return [self._ops.real_params(w, b)[0] for w, b in zip(self.state_.weights, self.state_.biases)]
+        return [self._ops.layer(k).real_params(w, b)[0]
+                for k, (w, b) in enumerate(zip(self.state_.weights, self.state_.biases))]
 
     @property
     def biases_(self):
         self._check_fitted()
-        return [self._ops.real_params(w, b)[1] for w, b in zip(self.state_.weights, self.state_.biases)]
+        return [self._ops.layer(k).real_params(w, b)[1]
+                for k, (w, b) in enumerate(zip(self.state_.weights, self.state_.biases))]
 
     @property
     def class_vectors_(self):

@@ -61,8 +61,8 @@ def init_network(spec, precision, ops, class_vector_method, class_vector_seed, r
     if weights is None:
         weights, biases = init_real_params(spec, rng)
     stored_w, stored_b = [], []
-    for w, b in zip(weights, biases):
-        sw, sb, _ = ops.store_params(np.asarray(w, np.float64), np.asarray(b, np.float64))
+    for k, (w, b) in enumerate(zip(weights, biases)):
+        sw, sb, _ = ops.layer(k).store_params(np.asarray(w, np.float64), np.asarray(b, np.float64))
         stored_w.append(sw)
         stored_b.append(sb)
     units, vecs, norms, scales = [], [], [], []

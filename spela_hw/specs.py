@@ -108,6 +108,12 @@ class PrecisionSpec:
     Fixed point needs all five formats. ``update`` is the format of the post-synaptic term (the
     error) that multiplies the pre-synaptic activation; its ``rounding`` decides how each weight
     increment is rounded to one weight LSB (stochastic by default).
+
+    ``weight_exponents`` gives each layer its own binary point (a per-layer power-of-two scale,
+    as a shared exponent in hardware): layer ``k`` stores its weights in ``weight`` with
+    ``weight_exponents[k]`` fewer fractional bits (range and LSB times ``2**e``), and its
+    accumulator likewise, so that every layer has the same word width. Empty: one format for all
+    layers. :meth:`for_layer` resolves the formats of one layer.
     """
 
     weight: FixedPointFormat | None = None
@@ -115,9 +121,12 @@ class PrecisionSpec:
     accumulator: FixedPointFormat | None = None
     class_vector: FixedPointFormat | None = None
     update: FixedPointFormat | None = None
+    weight_exponents: tuple[int, ...] = ()
+
+    FORMATS = ("weight", "activation", "accumulator", "class_vector", "update")
 
     def __post_init__(self):
-        names = [f.name for f in fields(self)]
+        names = list(self.FORMATS)
         given = [getattr(self, n) is not None for n in names]
         if any(given) and not all(given):
             missing = [n for n, g in zip(names, given) if not g][0]
@@ -131,6 +140,24 @@ class PrecisionSpec:
                 raise ConfigError("accumulator.bits", "must be at least weight.bits")
             if self.update.rounding == "stochastic" and self.update.frac_bits > 62:
                 raise ConfigError("update.frac_bits", "stochastic rounding supports at most 62")
+        exps = self.weight_exponents
+        if not isinstance(exps, tuple) or any(isinstance(e, bool) or not isinstance(e, int) for e in exps):
+            raise ConfigError("weight_exponents", f"must be a tuple of integers, got {exps!r}")
+        if exps and not self.is_fixed:
+            raise ConfigError("weight_exponents", "apply to fixed-point weights only (float32 has none)")
+        if any(abs(e) > 16 for e in exps):
+            raise ConfigError("weight_exponents", f"must lie in -16..16, got {exps}")
+
+    def for_layer(self, k: int) -> "PrecisionSpec":
+        """The precision of layer ``k`` alone: its weight and accumulator formats resolved."""
+        if not self.weight_exponents:
+            return self
+        if not 0 <= k < len(self.weight_exponents):
+            raise ConfigError("weight_exponents", f"has {len(self.weight_exponents)} entries, no layer {k}")
+        e = self.weight_exponents[k]
+        return replace(self, weight=replace(self.weight, frac_bits=self.weight.frac_bits - e),
+                       accumulator=replace(self.accumulator, frac_bits=self.accumulator.frac_bits - e),
+                       weight_exponents=())
 
     @property
     def is_fixed(self) -> bool:
@@ -144,7 +171,7 @@ class PrecisionSpec:
     def fixed(
         cls,
         weight_bits: int = 8,
-        weight_range: float = 0.25,
+        weight_range: float | tuple[float, ...] = 0.25,
         activation_bits: int = 16,
         activation_range: float = 8.0,
         update_bits: int = 24,
@@ -154,6 +181,10 @@ class PrecisionSpec:
         """A fixed-point precision from widths and real ranges (the usual way to make one).
 
         Weights hold ``[-weight_range, weight_range)``; activations ``[-activation_range, ...)``.
+        A sequence of ranges, one per layer, gives each layer its own binary point
+        (``weight_exponents``; ranges round up to powers of two): SGD on the cosine loss grows a
+        layer's weight norm over the epochs, most in the output layer, so long runs want a wider
+        range there than in the input layer (bench/RESULTS.md).
         The default range 0.25 suits layers with fan-in of about 100 or more (He-uniform init
         ``sqrt(6 / fan_in) <= 0.25``): on MNIST 784-1000-34 it put 8-bit SPELA within 0.7 points of
         float32 where 1.0 lost 2.4 (a finer LSB means less stochastic-rounding noise per update;
@@ -166,25 +197,41 @@ class PrecisionSpec:
         """
         if isinstance(weight_bits, bool) or not isinstance(weight_bits, int) or not 2 <= weight_bits <= 16:
             raise ConfigError("weight_bits", f"must be an integer from 2 to 16, got {weight_bits!r}")
-        _check_finite("weight_range", weight_range, 0.0, math.inf, lo_open=True)
+        per_layer = isinstance(weight_range, (list, tuple))
+        ranges = tuple(weight_range) if per_layer else (weight_range,)
+        if not ranges:
+            raise ConfigError("weight_range", "needs at least one range")
+        for r in ranges:
+            _check_finite("weight_range", r, 0.0, math.inf, lo_open=True)
         _check_finite("activation_range", activation_range, 0.0, math.inf, lo_open=True)
-        w = FixedPointFormat.for_range(weight_bits, weight_range, overflow=overflow)
+        layer_fmts = [FixedPointFormat.for_range(weight_bits, r, overflow=overflow) for r in ranges]
+        w = layer_fmts[0]
+        exps = tuple(w.frac_bits - f.frac_bits for f in layer_fmts) if per_layer else ()
+        finest = w.frac_bits - min(exps, default=0)  # the update term serves the finest layer
         a = FixedPointFormat.for_range(activation_bits, activation_range, overflow=overflow)
         acc = FixedPointFormat(32, w.frac_bits + a.frac_bits, overflow=overflow)
         cv = FixedPointFormat(8, 7, overflow=overflow)
-        u = FixedPointFormat(update_bits, w.frac_bits + update_bits - 8, rounding=update_rounding,
+        u = FixedPointFormat(update_bits, finest + update_bits - 8, rounding=update_rounding,
                              overflow=overflow)
-        return cls(weight=w, activation=a, accumulator=acc, class_vector=cv, update=u)
+        return cls(weight=w, activation=a, accumulator=acc, class_vector=cv, update=u,
+                   weight_exponents=exps)
 
     def to_dict(self) -> dict:
-        return {n.name: (getattr(self, n.name).to_dict() if self.is_fixed else None) for n in fields(self)}
+        d = {n: (getattr(self, n).to_dict() if self.is_fixed else None) for n in self.FORMATS}
+        if self.weight_exponents:
+            d["weight_exponents"] = list(self.weight_exponents)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "PrecisionSpec":
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
             raise ConfigError(sorted(unknown)[0], "unknown field of PrecisionSpec")
-        return cls(**{k: (FixedPointFormat.from_dict(v) if v is not None else None) for k, v in d.items()})
+        exps = d.get("weight_exponents") or ()
+        if not isinstance(exps, (list, tuple)):
+            raise ConfigError("weight_exponents", f"must be a list of integers, got {exps!r}")
+        return cls(**{k: (FixedPointFormat.from_dict(v) if v is not None else None)
+                      for k, v in d.items() if k != "weight_exponents"}, weight_exponents=tuple(exps))
 
 
 @dataclass(frozen=True)

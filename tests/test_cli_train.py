@@ -17,13 +17,14 @@ def run_cli(*args):
 def test_train_json_then_evaluate(tmp_path):
     out = tmp_path / "m.npz"
     r = run_cli("train", "--epochs", "2", "--limit-train", "600", "--dims", "784,64,10",
-                "--weight-bits", "8", "--weight-range", "0.25", "--seed", "3", "--out", str(out), "--json")
+                "--weight-bits", "8", "--weight-range", "0.25,2", "--seed", "3", "--out", str(out), "--json")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)  # exactly one JSON object on stdout
     assert res["epochs"] == 2 and res["samples"] == 1200 and res["precision"] == "w8a16"
     assert len(res["layer_accuracy"]) == 2 and res["layer_accuracy"][0] > 0.5
     assert res["config"]["seed"] == 3 and res["config"]["precision"]["weight"]["bits"] == 8
     assert res["config"]["precision"]["weight"]["frac_bits"] == 9  # [-0.25, 0.25) in 8 bits
+    assert res["config"]["precision"]["weight_exponents"] == [0, 3]  # the output layer holds [-2, 2)
     assert "epoch 2/2" in r.stderr and out.exists()
     e = run_cli("evaluate", str(out), "--json")
     assert e.returncode == 0, e.stderr

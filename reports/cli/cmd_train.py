@@ -33,6 +33,16 @@ def parse_dims(text: str) -> tuple[int, ...]:
     return dims
 
 
+def parse_ranges(text: str) -> float | tuple[float, ...]:
+    """``"0.25"`` -> ``0.25``; ``"0.25,2"`` -> ``(0.25, 2.0)``, one range per layer (an argparse type)."""
+    try:
+        ranges = tuple(float(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"weight range must be a number or comma-separated numbers like 0.25,2, "
+                                         f"got {text!r}") from None
+    return ranges[0] if len(ranges) == 1 else ranges
+
+
 def add_model_options(p) -> None:
     """Options shared by every command that builds an estimator."""
     p.add_argument("--dataset", default="mnist-bundled",
@@ -42,8 +52,10 @@ def add_model_options(p) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), help="a measured recipe of the chosen --rule (spela: official-code, paper-v2; sigprop: sigprop-sgd, sigprop-adam)")
     p.add_argument("--dims", type=parse_dims, help="layer widths from the input, e.g. 784,1024,10")
     p.add_argument("--weight-bits", type=int, help="fixed-point weights of this width (default float32)")
-    p.add_argument("--weight-range", type=float, default=1.0,
-                   help="fixed-point weights hold [-R, R) (default 1.0; a narrower range is a finer LSB)")
+    p.add_argument("--weight-range", type=parse_ranges, default=0.25,
+                   help="fixed-point weights hold [-R, R) (default 0.25; a narrower range is a finer LSB); "
+                        "R1,R2,... gives each layer its own range, e.g. 0.25,2 for long runs whose output "
+                        "weights grow")
     p.add_argument("--batch-size", type=int, help="1 = per-sample edge mode (default 1; preset's own)")
     p.add_argument("--epochs", type=int, help="epochs (default 3; preset's own)")
     p.add_argument("--lr", type=float, help="learning rate (constant unless the preset has a schedule)")

@@ -665,24 +665,23 @@ def _count_update_nnz(p, x, nb, m, n):
 
 @jit
 def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, vnorm_flat,
-                      n_cls, keys, fparams, iparams, lo, hi, wrap, lut, bounds_flat, bounds_off,
-                      parallel, xbuf, pbuf, val, counters):
+                      n_cls, keys, fparams, iparams, lo_k, hi_k, wrap_k, lut, bounds_flat,
+                      bounds_off, parallel, xbuf, pbuf, val, counters):
     """Train SPELA on ``X`` (inputs in the activation format) in steps of ``B`` samples.
 
     ``w_flat`` holds every layer's weights, input-major (``layout[k] == 0``) or output-major;
     ``keys[t, k]`` is the stochastic-rounding key of step ``t``, layer ``k``.
-    ``fparams = (lr, slope, gate_h2, pow2_au, pow2_a)``; ``iparams = (f_a, shift_acc, shift_w,
-    shift_b, mode, act_code, loss_code, slope_q, act_min, normalize, kflush, fast, fast32)``
-    (``fast``: update sums cannot wrap int64, see :func:`_fx_apply`; ``fast32``: a single
-    contribution rounds in int32 lanes, see :func:`_fx_apply_px32`). Scratch:
+    ``fparams = (lr, slope, gate_h2, pow2_au, pow2_a)``; row ``k`` of ``iparams`` holds layer
+    ``k``'s ``(f_a, shift_acc, shift_w, shift_b, mode, act_code, loss_code, slope_q, act_min,
+    normalize, kflush, fast, fast32)`` (``fast``: update sums cannot wrap int64, see
+    :func:`_fx_apply`; ``fast32``: a single contribution rounds in int32 lanes, see
+    :func:`_fx_apply_px32`) and row ``k`` of ``lo``/``hi``/``wrap`` its limits (layers may have
+    their own weight and accumulator binary points). Scratch:
     ``xbuf`` (L, 2, B, nmax) layer inputs by step parity, ``pbuf`` (L, B, nmax) pending
     post-synaptic terms, ``val`` (L, 2, B * nmax) sparse input values (their dtypes are the
     narrowest that hold the formats). ``counters[k]`` receives the C_* columns.
     """
     lr, slope, gate_h2, pow2_au, pow2_a = fparams[0], fparams[1], fparams[2], fparams[3], fparams[4]
-    f_a, shift_acc, sh_w, sh_b, mode = iparams[0], iparams[1], iparams[2], iparams[3], iparams[4]
-    act_code, loss_code, slope_q, act_min = iparams[5], iparams[6], iparams[7], iparams[8]
-    normalize, kflush, fast, fast32 = iparams[9], iparams[10], iparams[11] != 0, iparams[12] != 0
     L = len(dims) - 1
     N = X.shape[0]
     nsteps = (N + B - 1) // B
@@ -706,6 +705,11 @@ def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
         nb = min(B, N - s0) if t < nsteps else 0
         par = t & 1
         for k in range(L):
+            ip = iparams[k]
+            f_a, shift_acc, sh_w, sh_b, mode = ip[0], ip[1], ip[2], ip[3], ip[4]
+            act_code, loss_code, slope_q, act_min = ip[5], ip[6], ip[7], ip[8]
+            normalize, kflush, fast, fast32 = ip[9], ip[10], ip[11] != 0, ip[12] != 0
+            lo, hi, wrap = lo_k[k], hi_k[k], wrap_k[k]
             n = dims[k]
             m = dims[k + 1]
             wk = w_flat[woff[k]:woff[k] + n * m]

@@ -25,7 +25,14 @@ def storage_dtype(bits: int):
 
 
 class OpsBase:
-    """Validated constants of one (precision, network) pair, shared by all backends."""
+    """Validated constants of one (precision, network) pair, shared by all backends.
+
+    Primitives that touch a layer's weights (``forward``, ``update``, ``grad_sum``,
+    ``backprop_error``, ``store_params``, ``real_params``) belong to :meth:`layer` ``(k)``, which
+    differs from this object when the precision gives layers their own weight binary point
+    (``PrecisionSpec.weight_exponents``); everything else (activations, class vectors, the loss
+    unit) is shared by all layers.
+    """
 
     name = "base"
 
@@ -33,6 +40,10 @@ class OpsBase:
         self.precision = precision
         self.spec = spec
         self.fixed = precision.is_fixed
+        exps = precision.weight_exponents
+        if exps and len(exps) != spec.n_layers:
+            raise ConfigError("weight_exponents", f"has {len(exps)} entries for {spec.n_layers} layers")
+        self._layers = [type(self)(precision.for_layer(k), spec) for k in range(spec.n_layers)] if exps else None
         self.act_code = ACT_CODE[spec.activation]
         self.slope = float(spec.slope)
         if not self.fixed:
@@ -79,6 +90,10 @@ class OpsBase:
             self.lut = quantize(np.tanh(dequantize(codes, a)), a)[0]
         else:
             self.lut = np.zeros(1, dtype=np.int64)
+
+    def layer(self, k: int) -> "OpsBase":
+        """The ops of layer ``k`` (this object unless layers have their own weight formats)."""
+        return self if self._layers is None else self._layers[k]
 
     # -- parameters ----------------------------------------------------------------------------
     def store_params(self, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:

@@ -245,16 +245,20 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
         v_flat = np.concatenate([np.asarray(v, np.int64).ravel() for v in state.vectors])
         vn_flat = np.concatenate([np.asarray(v, np.float64) for v in state.vector_norms])
         keys = stream_keys(state.rounding_seed, L, state.update_step, n_steps)
-        wmax = max(abs(int(ops.lo[SAT_WEIGHT])), abs(int(ops.hi[SAT_WEIGHT])))
         xmax = max(abs(int(ops.lo[SAT_ACTIVATION])), abs(int(ops.hi[SAT_ACTIVATION])))
-        # Products summed in int32 lanes for kflush rows, then flushed to int64 (0: int64 only).
-        kflush = (2**31 - 1) // (wmax * xmax) if wmax * xmax <= 2**31 - 1 else 0
-        fast = update_is_fast(ops, B)
         fparams = np.array([lr, ops.slope, ops.gate_h2, ops.pow2_au, ops.pow2_a], np.float64)
-        iparams = np.array([ops.f_a, ops.shift_acc, ops.shift_w, ops.shift_b, ops.rounding, act,
-                            loss, ops.slope_q, ops.precision.activation.min_int, int(normalize),
-                            kflush, int(fast), int(update_is_fast32(ops))],
-                           np.int64)
+        iparams = np.empty((L, 13), np.int64)  # one row per layer (own weight binary point)
+        for k in range(L):
+            lk = ops.layer(k)
+            wmax = max(abs(int(lk.lo[SAT_WEIGHT])), abs(int(lk.hi[SAT_WEIGHT])))
+            # Products summed in int32 lanes for kflush rows, then flushed to int64 (0: int64 only).
+            kflush = (2**31 - 1) // (wmax * xmax) if wmax * xmax <= 2**31 - 1 else 0
+            iparams[k] = (ops.f_a, lk.shift_acc, lk.shift_w, lk.shift_b, ops.rounding, act, loss,
+                          ops.slope_q, ops.precision.activation.min_int, int(normalize), kflush,
+                          int(update_is_fast(lk, B)), int(update_is_fast32(lk)))
+        lo = np.stack([ops.layer(k).lo for k in range(L)])
+        hi = np.stack([ops.layer(k).hi for k in range(L)])
+        wrap = np.stack([ops.layer(k).wrap for k in range(L)])
         xbuf = np.zeros((L, 2, B, nmax), xdt)
         pbuf = np.zeros((L, B, nmax), pdt)
         val = np.zeros((L, 2, B * nmax), xdt)
@@ -264,7 +268,7 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
             bf, bo = (bounds_flat, bounds_off) if par else (serial_flat, serial_off)
             kfu.train_chunk_fixed(X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat,
                                   woff, b_flat, boff, v_flat, voff, vn_flat, n_cls, keys[t0:t1],
-                                  fparams, iparams, ops.lo, ops.hi, ops.wrap, lut, bf, bo, par,
+                                  fparams, iparams, lo, hi, wrap, lut, bf, bo, par,
                                   xbuf, pbuf, val, kc)
     else:
         X = np.ascontiguousarray(x, np.float32)

@@ -49,7 +49,7 @@ def forward_layer(state, ops, k: int, x, device=None, params=None):
     w, b = read_params(state, k, device) if params is None else params
     mvm = getattr(device, "mvm", None)
     if mvm is None:
-        return ops.forward(w, b, x)
+        return ops.layer(k).forward(w, b, x)
     if ops.fixed:
         raise ConfigError("device", "a device's matrix-vector product runs with float32 weights (precision=None)")
     a = np.ascontiguousarray(mvm(k, np.asarray(x, np.float32), w, b), np.float32)
@@ -67,7 +67,7 @@ def backward_error(ops, k: int, w, p, a, h, device=None):
     """
     mvm_t = getattr(device, "mvm_transposed", None)
     if mvm_t is None:
-        return ops.backprop_error(w, p, a, h)
+        return ops.layer(k).backprop_error(w, p, a, h)
     if ops.fixed:
         raise ConfigError("device", "a device's transposed product runs with float32 weights (precision=None)")
     e = np.asarray(mvm_t(k, np.asarray(p, np.float32), w), np.float32)

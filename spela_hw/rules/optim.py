@@ -130,6 +130,7 @@ def step_layer(state, ops, opt, k: int, p, x, lr: float, key: int, device=None) 
     ``device`` (float32 only) receives the real increment and returns the stored weights.
     """
     w, b = state.weights[k], state.biases[k]
+    ops = ops.layer(k)
     stateful = is_stateful(opt)
     if not stateful and device is None:
         return ops.update(w, b, p, x, key)

@@ -112,7 +112,7 @@ def init_extra(state, ops, rule, rng: np.random.Generator) -> None:
         real = rng.uniform(-bound, bound, size=(rows, C))
     else:
         real = rng.normal(0.0, math.sqrt(2.0 / C), size=(rows, C))
-    front, _, _ = ops.store_params(real, np.zeros(rows))
+    front, _, _ = ops.layer(0).store_params(real, np.zeros(rows))  # in layer 1's weight format
     state.extra[EXTRA_KEY] = {"rule": rule, "front": front}
 
 
@@ -193,12 +193,12 @@ def _target_forward(state, ops, rule, k, t_in, w, b):
     if k == 0:
         F = state.extra[EXTRA_KEY]["front"]
         if rule.front == "concat":
-            a_t, t, s = ops.forward(F, b, t_in)
+            a_t, t, s = ops.layer(0).forward(F, b, t_in)
             return a_t, t, None, None, sat + s
-        a0, t0, s0 = ops.forward(F, np.zeros(F.shape[0], F.dtype), t_in)
+        a0, t0, s0 = ops.layer(0).forward(F, np.zeros(F.shape[0], F.dtype), t_in)
         sat += s0
         front, t_in = (a0, t0), t0
-    a_t, t, s = ops.forward(w, b, t_in)
+    a_t, t, s = ops.layer(k).forward(w, b, t_in)
     return a_t, t, t_in, front, sat + s
 
 
@@ -312,6 +312,7 @@ def _step_front(state, ops, opt, p, x, lr, key):
     """One step of the front parameters ``F += round(p^T x)`` (their own optimiser state)."""
     sp = state.extra[EXTRA_KEY]
     F = sp["front"]
+    ops = ops.layer(0)  # the front is stored in layer 1's weight format
     dummy = np.zeros(F.shape[0], F.dtype)  # the front has no bias
     if not optim.is_stateful(opt):
         before = F.copy()
@@ -377,7 +378,7 @@ def _sigprop_layer(state, ops, rule, k, x, t_in, y, pos, lr, counts, device):
             P.append(p_t)
             X.append(pre[sel])
             if front is not None and rule.front == "learned_projection":
-                q, s = ops.backprop_error(w_eff, p_t, front[0][sel], front[1][sel])
+                q, s = ops.layer(k).backprop_error(w_eff, p_t, front[0][sel], front[1][sel])
                 sat += s
                 front_rows = (q, t_in[sel])
                 d["error_macs"][k] += len(p_t) * m * n

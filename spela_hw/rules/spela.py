@@ -42,7 +42,7 @@ def train_batch(state, ops, rule, x, y, lr: float, counts, device=None) -> None:
             sat_u = np.zeros(4, np.int64)
         else:
             key = stream_key(state.rounding_seed, k, state.update_step)
-            writes, sat_u = ops.update(w, b, p, x, key)
+            writes, sat_u = ops.layer(k).update(w, b, p, x, key)
         total_sat = sat + sat_p + sat_u
         ops.check_overflow(total_sat)
         d["loss_macs"][k] += 2 * nb * m
