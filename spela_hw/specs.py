@@ -173,7 +173,7 @@ class PrecisionSpec:
         weight_bits: int = 8,
         weight_range: float | tuple[float, ...] = 0.25,
         activation_bits: int = 16,
-        activation_range: float = 8.0,
+        activation_range: float = 128.0,
         update_bits: int = 24,
         update_rounding: str = "stochastic",
         overflow: str = "saturate",
@@ -183,13 +183,17 @@ class PrecisionSpec:
         Weights hold ``[-weight_range, weight_range)``; activations ``[-activation_range, ...)``.
         A sequence of ranges, one per layer, gives each layer its own binary point
         (``weight_exponents``; ranges round up to powers of two): SGD on the cosine loss grows a
-        layer's weight norm over the epochs, most in the output layer, so long runs want a wider
-        range there than in the input layer (bench/RESULTS.md).
-        The default range 0.25 suits layers with fan-in of about 100 or more (He-uniform init
-        ``sqrt(6 / fan_in) <= 0.25``): on MNIST 784-1000-34 it put 8-bit SPELA within 0.7 points of
-        float32 where 1.0 lost 2.4 (a finer LSB means less stochastic-rounding noise per update;
-        bench/RESULTS.md). Narrower layers need a wider range, or their init saturates.
-        the accumulator is wide enough (32 bits) with the product's fractional bits; class
+        layer's weight norm over the epochs, most in the output layer, so long runs may want a
+        wider range there than in the input layer (bench/RESULTS.md).
+        The default weight range 0.25 suits layers with fan-in of about 100 or more (He-uniform
+        init ``sqrt(6 / fan_in) <= 0.25``): on MNIST 784-1000-34 it put 8-bit SPELA within 0.7
+        points of float32 where 1.0 lost 2.4 (a finer LSB means less stochastic-rounding noise per
+        update). Narrower layers need a wider range, or their init saturates. The default
+        activation range 128 (16 bits: LSB 2**-8) holds the pre-activations that the cosine loss
+        lets grow with the weights (an output layer reached |a| = 91 after 3 epochs of the
+        official recipe); at the former default 8, saturated activations cost up to 17 points
+        after 20 epochs, while one epoch scored the same at 8, 32 and 128 (bench/RESULTS.md).
+        The accumulator is wide enough (32 bits) with the product's fractional bits; class
         vectors use 8 bits scaled to their entries (about 1/sqrt(width)); the update term (the
         post-synaptic ``lr * delta``) carries ``update_bits`` with ``update_bits - 8`` more
         fractional bits than a weight, so per-sample updates far below one weight LSB survive
