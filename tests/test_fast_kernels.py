@@ -342,3 +342,71 @@ def test_estimator_numba_equals_reference(prec):
     for name in a.train_counts_.data:
         np.testing.assert_array_equal(a.train_counts_.data[name], b.train_counts_.data[name])
     np.testing.assert_array_equal(a.predict(x), b.predict(x))
+
+
+def _two_core_args(dims, n, seed):
+    from spela_hw._kernels.fused import N_COUNTERS, OUTPUT_MAJOR
+
+    rng = np.random.default_rng(seed)
+    L = len(dims) - 1
+    x, y = _data(dims[0], n, 3, seed)
+    shapes = [(dims[k + 1], dims[k]) for k in range(L)]
+    layout = np.array([OUTPUT_MAJOR if m < 64 else 0 for m, _ in shapes], np.int64)
+    woff = np.concatenate([[0], np.cumsum([m * k for m, k in shapes])]).astype(np.int64)
+    boff = np.concatenate([[0], np.cumsum([m for m, _ in shapes])]).astype(np.int64)
+    voff = np.concatenate([[0], np.cumsum([3 * m for m, _ in shapes])]).astype(np.int64)
+    w = (rng.standard_normal(int(woff[-1])) * 0.1).astype(np.float32)
+    b = np.zeros(int(boff[-1]), np.float32)
+    v = rng.standard_normal(int(voff[-1])).astype(np.float32)
+    split = np.array([m // 2 for m, _ in shapes], np.int64)
+    return (x.astype(np.float32), y, np.array(dims, np.int64), layout, w, woff, b, boff, v, voff, 3,
+            0.1, 1, 1, 0.01, False, split, np.zeros((2, L, N_COUNTERS), np.int64))
+
+
+def test_two_core_kernel_meets_or_gives_up_without_changing_anything():
+    """With two numba threads the two halves meet and train; with one, the first waits a bounded
+    time and both give up, leaving the weights untouched (the caller then runs serially)."""
+    import numba
+
+    from spela_hw._kernels.two_cores import train_chunk_float_two_cores
+
+    args = _two_core_args((12, 96, 5), 6, 0)
+    w0 = args[4].copy()
+    if numba.config.NUMBA_NUM_THREADS >= 2:
+        with_two = numba.get_num_threads()
+        numba.set_num_threads(2)
+        try:
+            assert train_chunk_float_two_cores(*args, 10**9)
+        finally:
+            numba.set_num_threads(with_two)
+        assert not np.array_equal(args[4], w0) and args[17].sum() > 0
+    args = _two_core_args((12, 96, 5), 6, 0)
+    saved = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        assert not train_chunk_float_two_cores(*args, 1000)
+    finally:
+        numba.set_num_threads(saved)
+    np.testing.assert_array_equal(args[4], w0)
+    assert args[17].sum() == 0
+
+
+@pytest.mark.parametrize("rule", [("log_2_minus_cos", "leaky_relu", "off"), ("neg_cos", "tanh", "every_layer"),
+                                  ("log_2_minus_cos", "identity", "off")])
+def test_two_core_per_sample_path_equals_one_thread(monkeypatch, rule):
+    """Batch 1 on two threads runs the two-core kernel (each thread owning half of every layer)
+    and gives the one-thread result bit for bit, float32 included, counts too."""
+    import numba
+
+    import spela_hw.backends.numba_fused as nf
+
+    real, met = nf.ktc.train_chunk_float_two_cores, []
+    monkeypatch.setattr(nf.ktc, "train_chunk_float_two_cores", lambda *a: met.append(real(*a)) or met[-1])
+    dims = (20, 300, 130, 3)  # two input-major layers (block-major halves), a narrow output-major one
+    x, y = _data(dims[0], 9, 3, 5)
+    one = _train("numba", PRECISIONS["fp32"], dims, x, y, rule, 1, 0.5, fused=True, threads=1, seed=5)
+    two = _train("numba", PRECISIONS["fp32"], dims, x, y, rule, 1, 0.5, fused=True, threads=2, seed=5,
+                 chooser=ThreadChooser(fixed=True))
+    _assert_same(*one, *two, exact=True)
+    if numba.config.NUMBA_NUM_THREADS >= 2:
+        assert met and all(met)

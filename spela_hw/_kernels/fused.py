@@ -784,7 +784,8 @@ def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
 @jit
 def _fl_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval,
                  cnb, cptr, cidx, cval, act_code, slope, acc, srow, a_out, h_out, cnt):
-    """Float32 twin of :func:`_fx_block_im`."""
+    """Float32 twin of :func:`_fx_block_im`, except that ``wt`` holds the block's own weights,
+    ``(n, i1 - i0)`` (see :func:`block_view`)."""
     w = i1 - i0
     bb = b[i0:i1]
     writes = 0
@@ -829,7 +830,7 @@ def _fl_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval,
         q1 = pptr[j + 1] if has_prev else 0
         c0 = cptr[j]
         c1 = cptr[j + 1]
-        row = wt[j, i0:i1]
+        row = wt[j]
         if q1 == q0 + 1:
             s = pidx[q0]
             ps = pp[s, i0:i1]
@@ -940,19 +941,31 @@ def _fl_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, cnb, xc, act_code, s
 
 
 @jit
-def _fl_pass_serial(bounds, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, cnb, cptr, cidx,
+def block_view(wseg, n, i0, i1):
+    """The weights of outputs ``[i0, i1)`` of an input-major layer stored *block-major* (each
+    block of outputs its own contiguous ``(n, i1 - i0)`` matrix, at offset ``n * i0``; one
+    block: the plain input-major matrix). Threads that own whole blocks then never touch the
+    same cache lines, nor lines the hardware prefetcher fetches next to them: half rows of one
+    shared matrix made two threads slower than one."""
+    return wseg[n * i0:n * i1].reshape(n, i1 - i0)
+
+
+@jit
+def _fl_pass_serial(bounds, n, m, wseg, b, has_prev, pp, pnb, pptr, pidx, pval, cnb, cptr, cidx,
                     cval, act_code, slope, acc, srow, a_out, h_out, bcnt):
     for blk in range(len(bounds) - 1):
-        _fl_block_im(bounds[blk], bounds[blk + 1], n, m, wt, b, has_prev, pp, pnb, pptr, pidx,
+        i0, i1 = bounds[blk], bounds[blk + 1]
+        _fl_block_im(i0, i1, n, m, block_view(wseg, n, i0, i1), b, has_prev, pp, pnb, pptr, pidx,
                      pval, cnb, cptr, cidx, cval, act_code, slope, acc, srow, a_out, h_out,
                      bcnt[blk])
 
 
 @njit(parallel=True, **JIT)
-def _fl_pass_parallel(bounds, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, cnb, cptr, cidx,
+def _fl_pass_parallel(bounds, n, m, wseg, b, has_prev, pp, pnb, pptr, pidx, pval, cnb, cptr, cidx,
                       cval, act_code, slope, acc, srow, a_out, h_out, bcnt):
     for blk in prange(len(bounds) - 1):
-        _fl_block_im(bounds[blk], bounds[blk + 1], n, m, wt, b, has_prev, pp, pnb, pptr, pidx,
+        i0, i1 = bounds[blk], bounds[blk + 1]
+        _fl_block_im(i0, i1, n, m, block_view(wseg, n, i0, i1), b, has_prev, pp, pnb, pptr, pidx,
                      pval, cnb, cptr, cidx, cval, act_code, slope, acc, srow, a_out, h_out,
                      bcnt[blk])
 
@@ -1007,7 +1020,8 @@ def _fl_normalize(x, nb, n):
 def train_chunk_float(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n_cls, lr,
                       act_code, loss_code, slope, normalize, bounds_flat, bounds_off, parallel,
                       counters):
-    """Float32 twin of :func:`train_chunk_fixed` (no rounding keys, no saturation)."""
+    """Float32 twin of :func:`train_chunk_fixed` (no rounding keys, no saturation); input-major
+    layers are stored block-major for their ``bounds`` (:func:`block_view`)."""
     L = len(dims) - 1
     N = X.shape[0]
     nsteps = (N + B - 1) // B
@@ -1057,13 +1071,12 @@ def train_chunk_float(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
                                                      val[k, par])
                 else:
                     ptr[k, par, :n + 1] = 0
-                wt = wk.reshape(n, m)
                 if parallel and nblk > 1:
-                    _fl_pass_parallel(bounds, n, m, wt, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
+                    _fl_pass_parallel(bounds, n, m, wk, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
                                       idx[k, pq], val[k, pq], nb, ptr[k, par], idx[k, par],
                                       val[k, par], act_code, slope, acc, srow, a_buf, h_buf, bcnt)
                 else:
-                    _fl_pass_serial(bounds, n, m, wt, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
+                    _fl_pass_serial(bounds, n, m, wk, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
                                     idx[k, pq], val[k, pq], nb, ptr[k, par], idx[k, par],
                                     val[k, par], act_code, slope, acc, srow, a_buf, h_buf, bcnt)
             else:

@@ -18,10 +18,12 @@ once per call, zero-skipping sub-batches); :func:`update_is_fast` decides whethe
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
 from .._kernels import fused as kfu
+from .._kernels import two_cores as ktc
 from ..rng import splitmix64
 from .common import LOSS_CODE, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT
 
@@ -53,6 +55,35 @@ def output_blocks(m: int, threads: int) -> np.ndarray:
     per = -(-per // _BLOCK_ALIGN) * _BLOCK_ALIGN
     cuts = list(range(0, m, per)) + [m]
     return np.array(cuts, np.int64)
+
+
+@contextmanager
+def _block_major(w_flat, woff, shapes, layout, bounds_flat, bounds_off):
+    """Input-major layers of ``w_flat`` stored block-major for ``bounds`` inside the ``with``
+    (:func:`spela_hw._kernels.fused.block_view`; layers of one block are unchanged)."""
+    todo = []
+    for k, (m, n) in enumerate(shapes):
+        cuts = bounds_flat[bounds_off[k]:bounds_off[k + 1]]
+        if layout[k] == kfu.INPUT_MAJOR and len(cuts) > 2:
+            todo.append((w_flat[woff[k]:woff[k] + m * n], n, m, cuts))
+    for seg, n, m, cuts in todo:
+        mat = seg.reshape(n, m).copy()
+        for c0, c1 in zip(cuts[:-1], cuts[1:]):
+            seg[n * c0:n * c1] = mat[:, c0:c1].ravel()
+    try:
+        yield
+    finally:
+        for seg, n, m, cuts in todo:
+            mat = np.empty((n, m), seg.dtype)
+            for c0, c1 in zip(cuts[:-1], cuts[1:]):
+                mat[:, c0:c1] = seg[n * c0:n * c1].reshape(n, c1 - c0)
+            seg[...] = mat.ravel()
+
+
+def two_cores_split(m: int) -> int:
+    """First output of the second thread in a layer of ``m`` outputs (two-core per-sample path):
+    half, on a 64-byte boundary of float32 outputs for wide layers."""
+    return -(-(m // 2) // 16) * 16 if m >= _BLOCK_ALIGN else m // 2
 
 
 def aligned_empty(n: int, dtype) -> np.ndarray:
@@ -273,12 +304,31 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     else:
         X = np.ascontiguousarray(x, np.float32)
         v_flat = np.concatenate([np.asarray(v, np.float32).ravel() for v in state.vectors])
+        # One sample per step: the threads split every layer for the whole segment instead of
+        # meeting in a parallel region per layer and step (same result, see two_cores).
+        two_cores = B == 1 and not ops.__dict__.get("_two_cores_failed", False)
+        split = np.array([two_cores_split(m) for m, _ in shapes], np.int64)
+
+        split_flat = np.concatenate([[0, two_cores_split(m), m] for m, _ in shapes]).astype(np.int64)
+        split_off = np.arange(0, 3 * L + 1, 3, dtype=np.int64)
 
         def run(t0, t1, par):
+            if par and two_cores and not ops.__dict__.get("_two_cores_failed", False):
+                kc2 = np.zeros((2, L, kfu.N_COUNTERS), np.int64)
+                with _block_major(w_flat, woff, shapes, layout, split_flat, split_off):
+                    met = ktc.train_chunk_float_two_cores(
+                        X[t0:t1], yi[t0:t1], dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
+                        n_cls, float(lr), act, loss, float(ops.slope), bool(normalize), split, kc2,
+                        ktc.HANDSHAKE_SPINS)
+                if met:
+                    kc[...] += kc2.sum(axis=0)
+                    return
+                ops.__dict__["_two_cores_failed"] = True  # the threads never ran together
             bf, bo = (bounds_flat, bounds_off) if par else (serial_flat, serial_off)
-            kfu.train_chunk_float(X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat,
-                                  woff, b_flat, boff, v_flat, voff, n_cls, float(lr), act, loss,
-                                  float(ops.slope), bool(normalize), bf, bo, par, kc)
+            with _block_major(w_flat, woff, shapes, layout, bf, bo):
+                kfu.train_chunk_float(X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat,
+                                      woff, b_flat, boff, v_flat, voff, n_cls, float(lr), act, loss,
+                                      float(ops.slope), bool(normalize), bf, bo, par, kc)
     if not parallel:
         run(0, n_steps, False)
     else:

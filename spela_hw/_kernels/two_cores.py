@@ -1,0 +1,244 @@
+"""Per-sample float32 SPELA on two cores: each core owns half of every layer's outputs.
+
+The fused per-step kernel (:mod:`spela_hw._kernels.fused`) splits a layer's outputs into blocks
+and runs them with ``prange`` once per layer and step. With one sample per step that costs a
+parallel-region launch and a cold start per layer and sample, more than the halved work saves.
+Here two threads enter **one** parallel region for the whole chunk. Thread ``t`` keeps its
+outputs' weights (a contiguous block, :func:`~spela_hw._kernels.fused.block_view`), pending
+updates and sparse copies of the inputs to itself, and the two
+meet once per layer and sample at a spin barrier, after publishing their halves of ``h``:
+
+* the loss unit needs ``|h|^2`` and ``h . v_y`` over the whole layer: both threads compute them
+  over the published ``h`` in the serial kernel's order, then the post-synaptic terms of their
+  own outputs;
+* the next layer needs the whole ``h`` as its input (both read it after the barrier).
+
+Every output therefore sees exactly the operations, in the same order, of the serial fused
+kernel (the same block functions run on each half): the result equals the one-thread result bit
+for bit. ``h`` is double-buffered by sample parity, so a thread never overwrites a half that the
+other may still read.
+
+The threads synchronise through atomic loads, stores and a compare-and-swap on an ``int64``
+array (LLVM atomics; numba has none on the CPU). Before the main loop they shake hands with a
+bounded wait: if the two ``prange`` iterations are not running at the same time (one thread, or
+a threading layer that may run both on one worker), the kernel returns ``False`` having changed
+nothing, and the caller falls back to the serial kernel instead of waiting forever.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from . import JIT, jit
+from .fused import (_B_WRITES, C_FWD_NNZ, C_UPD_NNZ, C_WRITES, C_ZERO, INPUT_MAJOR, _aligned2,
+                    _fl_block_im, _fl_block_om, _fl_normalize, block_view, csc_of)
+
+HANDSHAKE_SPINS = 200_000_000  # atomic loads (about a second) before giving up on the partner
+_STATE, _PHASE0 = 0, 8  # sync[0]: handshake; sync[8 + 8 t]: thread t's barrier phase (own line)
+
+
+def _item_ptr(context, builder, aryty, ary, i):
+    return cgutils.get_item_pointer(context, builder, aryty, context.make_array(aryty)(context, builder, ary), [i])
+
+
+@intrinsic
+def _load_acquire(typingctx, arr, i):
+    if arr != types.Array(types.int64, 1, "C") or not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _item_ptr(context, builder, sig.args[0], args[0], context.cast(builder, args[1], sig.args[1], types.intp))
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return types.int64(arr, i), codegen
+
+
+@intrinsic
+def _store_release(typingctx, arr, i, v):
+    if arr != types.Array(types.int64, 1, "C") or not isinstance(i, types.Integer) or v != types.int64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _item_ptr(context, builder, sig.args[0], args[0], context.cast(builder, args[1], sig.args[1], types.intp))
+        builder.store_atomic(args[2], ptr, "release", 8)
+        return context.get_dummy_value()
+
+    return types.void(arr, i, v), codegen
+
+
+@intrinsic
+def _compare_swap(typingctx, arr, i, expected, new):
+    """``arr[i] = new`` if ``arr[i] == expected``, atomically; returns the old value."""
+    if arr != types.Array(types.int64, 1, "C") or not isinstance(i, types.Integer) \
+            or expected != types.int64 or new != types.int64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _item_ptr(context, builder, sig.args[0], args[0], context.cast(builder, args[1], sig.args[1], types.intp))
+        res = builder.cmpxchg(ptr, args[2], args[3], "seq_cst", "seq_cst")
+        return builder.extract_value(res, 0)
+
+    return types.int64(arr, i, expected, new), codegen
+
+
+@jit
+def _meet(sync, tid, spins):
+    """True when both threads arrived (they run concurrently); False when one gave up first.
+
+    ``sync[0]``: 0 nobody, ``t + 1`` thread ``t`` waits, 3 both met, -1 abandoned.
+    """
+    me = np.int64(tid + 1)
+    old = _compare_swap(sync, _STATE, np.int64(0), me)
+    if old == 0:  # first: wait for the partner, then abandon unless it arrived meanwhile
+        for _ in range(spins):
+            if _load_acquire(sync, _STATE) == 3:
+                return True
+        return _compare_swap(sync, _STATE, me, np.int64(-1)) != me
+    if old == 2 - tid:  # the partner waits: complete the meeting unless it has just given up
+        return _compare_swap(sync, _STATE, old, np.int64(3)) == old
+    return False
+
+
+@jit
+def _barrier(sync, tid, phase):
+    _store_release(sync, _PHASE0 + 8 * tid, np.int64(phase))
+    other = _PHASE0 + 8 * (1 - tid)
+    while _load_acquire(sync, other) < phase:
+        pass
+
+
+@jit
+def _post_own(a, h, m, i0, i1, vs, scale, loss_code, act_code, slope, p_out):
+    """:func:`spela_hw._kernels.fused._fl_post` for one sample, writing outputs ``[i0, i1)``
+    only (the norms over all ``m`` in the same order); returns 1 for a zero-norm ``h``."""
+    n2 = 0.0
+    dot = 0.0
+    for i in range(m):
+        n2 += np.float64(h[i]) * h[i]
+        dot += np.float64(h[i]) * vs[i]
+    if n2 == 0.0:
+        for i in range(i0, i1):
+            p_out[i] = 0.0
+        return 1
+    r = math.sqrt(n2)
+    c = dot / r
+    g = 1.0 if loss_code == 0 else 1.0 / (2.0 - c)
+    kk = scale * g / r
+    cr = c / r
+    for i in range(i0, i1):
+        if act_code == 1:
+            gate = 1.0 if a[i] > 0 else slope
+        elif act_code == 2:
+            gate = 1.0 - np.float64(h[i]) * h[i]
+        else:
+            gate = 1.0
+        p_out[i] = kk * gate * (vs[i] - cr * h[i])
+    return 0
+
+
+@jit
+def _worker(tid, X, Y, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n_cls, lr,
+            act_code, loss_code, slope, normalize, split, hb, sync, counters):
+    """Thread ``tid``'s share of :func:`train_chunk_float_two_cores` (outputs below ``split[k]``
+    for thread 0, the rest for thread 1)."""
+    L = len(dims) - 1
+    N = X.shape[0]
+    nmax = 0
+    for k in range(L + 1):
+        nmax = max(nmax, dims[k])
+    ptr = np.zeros((L, 2, nmax + 1), np.int64)
+    idx = np.zeros((L, 2, nmax), np.int64)
+    val = np.zeros((L, 2, nmax), np.float32)
+    xbuf = np.zeros((L, 2, 1, nmax), np.float32)
+    pbuf = np.zeros((L, 1, nmax), np.float32)
+    pnb = np.zeros(L, np.int64)
+    acc = _aligned2(1, nmax, np.zeros(1, np.float32))
+    srow = _aligned2(1, nmax, np.zeros(1, np.float32))[0]
+    a_buf = _aligned2(1, nmax, np.zeros(1, np.float32))
+    h_buf = _aligned2(1, nmax, np.zeros(1, np.float32))
+    bcnt = np.zeros((1, 8), np.int64)
+    phase = 0
+    for t in range(N + 1):  # the last pass (t == N) applies the pending updates
+        nb = 1 if t < N else 0
+        par = t & 1
+        for k in range(L):
+            n = dims[k]
+            m = dims[k + 1]
+            i0 = 0 if tid == 0 else split[k]
+            i1 = split[k] if tid == 0 else m
+            wk = w_flat[woff[k]:woff[k] + n * m]
+            b = b_flat[boff[k]:boff[k] + m]
+            xin = xbuf[k, par]
+            if nb > 0:
+                src = X[t] if k == 0 else hb[2 * (k - 1) + par]
+                for j in range(n):
+                    xin[0, j] = src[j]
+                if normalize:
+                    _fl_normalize(xin, 1, n)
+            has_prev = pnb[k] > 0
+            pq = 1 - par
+            bcnt[0, _B_WRITES] = 0
+            if layout[k] == INPUT_MAJOR:
+                if nb > 0:
+                    nnz = csc_of(xin, 1, n, ptr[k, par], idx[k, par], val[k, par])
+                    if tid == 0:
+                        counters[k, C_FWD_NNZ] += nnz
+                else:
+                    ptr[k, par, :n + 1] = 0
+                if i1 > i0:
+                    _fl_block_im(i0, i1, n, m, block_view(wk, n, i0, i1), b, has_prev, pbuf[k], pnb[k],
+                                 ptr[k, pq], idx[k, pq], val[k, pq], nb, ptr[k, par], idx[k, par],
+                                 val[k, par], act_code, slope, acc, srow, a_buf, h_buf, bcnt[0])
+            else:
+                if nb > 0 and tid == 0:
+                    for j in range(n):
+                        counters[k, C_FWD_NNZ] += xin[0, j] != 0
+                if i1 > i0:
+                    _fl_block_om(i0, i1, n, m, wk.reshape(m, n), b, has_prev, pbuf[k], pnb[k],
+                                 xbuf[k, pq], nb, xin, act_code, slope, srow, a_buf, h_buf, bcnt[0])
+            counters[k, C_WRITES] += bcnt[0, _B_WRITES]
+            pnb[k] = nb
+            if nb == 0:
+                continue
+            hk = hb[2 * k + par]
+            for i in range(i0, i1):
+                hk[i] = h_buf[0, i]
+            phase += 1
+            _barrier(sync, tid, phase)
+            vs = v_flat[voff[k]:voff[k] + n_cls * m].reshape(n_cls, m)[Y[t]]
+            zeros = _post_own(a_buf[0], hk, m, i0, i1, vs, lr, loss_code, act_code, slope, pbuf[k, 0])
+            if tid == 0:
+                counters[k, C_ZERO] += zeros
+            npz = 0
+            for i in range(i0, i1):
+                npz += pbuf[k, 0, i] != 0
+            nx = 0
+            for j in range(n):
+                nx += xin[0, j] != 0
+            counters[k, C_UPD_NNZ] += npz * nx
+
+
+@njit(parallel=True, **JIT)
+def train_chunk_float_two_cores(X, Y, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
+                                n_cls, lr, act_code, loss_code, slope, normalize, split, counters2,
+                                spins):
+    """Per-sample (batch 1) float32 SPELA over ``X`` on two threads; ``False`` (and nothing
+    changed) when the two threads could not meet. ``split[k]``: first output of thread 1 in
+    layer ``k`` (a multiple of 16, so the halves never share a cache line); ``counters2[t]``
+    receives thread ``t``'s counters (their sum is the serial kernel's)."""
+    L = len(dims) - 1
+    nmax = 0
+    for k in range(L + 1):
+        nmax = max(nmax, dims[k])
+    sync = np.zeros(_PHASE0 + 16, np.int64)
+    hb = _aligned2(2 * L, nmax, np.zeros(1, np.float32))  # h of layer k at parity p: row 2k + p
+    met = np.zeros(2, np.int64)
+    for tid in prange(2):
+        if _meet(sync, tid, spins):
+            met[tid] = 1
+            _worker(tid, X, Y, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n_cls, lr,
+                    act_code, loss_code, slope, normalize, split, hb, sync, counters2[tid])
+    return met[0] + met[1] == 2
