@@ -28,9 +28,9 @@ Arithmetic
 ----------
 Fixed point: exactly the pipeline documented in :mod:`spela_hw.backends.reference` (same integer
 formulas, same float64 loss-unit expressions, the same stochastic-rounding unit of
-:mod:`spela_hw.rng`: one ``splitmix64(key + (i // 4) * fan_in + j)`` per four neighbouring
-outputs, 16-bit lane ``i % 4`` each, which an input-major row draws as a quarter as many
-contiguous words): bit-exact. A batch of one rounds in 32-bit lanes when the formats allow
+:mod:`spela_hw.rng`: one 32-bit ``lowbias32(k32 + j ceil(m / 2) + i // 2)`` per two neighbouring
+outputs, 16-bit half ``i % 2`` each, which an input-major row draws as half as many contiguous
+words and reads as ``uint16`` in output order): bit-exact. A batch of one rounds in 32-bit lanes when the formats allow
 (:func:`_fx_apply_px32`: the product is split so that no 64-bit multiply or shift is needed). Float32: the forward pass sums
 in float32 (input order in wide layers, eight interleaved partial sums in narrow layers) and then
 adds the bias, as ``x @ W.T + b`` does with its own order; a batch of one updates
@@ -47,11 +47,8 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from . import JIT, jit
-from .fixed import saturate, shift_round, sr_offset
+from .fixed import lowbias32, saturate, shift_round, sr_key32, sr_offset
 
-_GAMMA = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
 # (S + r) >> sh for |S + r| < 2**62 as a logical shift of S + r + 2**62 (AVX2 has no 64-bit
 # arithmetic shift, so the compiler would not vectorise ``>>`` on signed lanes).
 _BIAS = np.uint64(1 << 62)
@@ -113,25 +110,24 @@ def csc_of(x, nb, n, ptr, idx, val):
 
 
 @jit
-def _sr_words(zb, ng, kb, stride):
-    """zb[g] = splitmix64(kb - GAMMA + g * stride), g < ng: the SR unit's 64-bit draws for ``ng``
-    groups of four neighbouring outputs of one input row (``kb`` includes the key, the first word
-    index and GAMMA; ``zb.view(np.uint16)[i]`` is then output i's 16-bit lane). A separate loop:
-    the compiler vectorises it better alone."""
-    for g in range(ng):
-        z = kb + np.uint64(g) * stride
-        z = (z ^ (z >> np.uint64(30))) * _M1
-        z = (z ^ (z >> np.uint64(27))) * _M2
-        zb[g] = z ^ (z >> np.uint64(31))
+def _sr_words(z32, nw, base, stride):
+    """z32[g] = lowbias32(base + g * stride) (mod 2**32), g < nw: the SR unit's words. An input's
+    words are contiguous (``stride`` 1), one output's words along its inputs are ``P`` apart.
+    ``z32.view(np.uint16)[i]`` is then half ``i % 2`` of word ``i // 2``: the offset of output
+    ``i`` of an input-major row. A separate loop: the compiler vectorises it alone (8 lanes)."""
+    b = np.uint32(base)
+    st = np.uint32(stride)
+    for g in range(nw):
+        z32[g] = lowbias32(np.uint32(b + np.uint32(g) * st))
 
 
 @jit
-def _sr_lane_extract(r16, zw, w, lane):
-    """r16[j] = lane ``lane`` of the word zw[j], j < w (rows of one group of four outputs share
-    their words: hashed once, read four times)."""
-    sl = np.uint64(16 * lane)
+def _sr_half_extract(r16, z32, w, half):
+    """r16[j] = half ``half`` of the word z32[j], j < w (the two outputs of a word share it:
+    hashed once, read twice)."""
+    sl = np.uint32(16 * half)
     for j in range(w):
-        r16[j] = np.uint16((zw[j] >> sl) & np.uint64(0xFFFF))
+        r16[j] = np.uint16((z32[j] >> sl) & np.uint32(0xFFFF))
 
 
 @jit
@@ -280,17 +276,17 @@ def _fx_apply_xp32(row, ph, pl, xs, r16, w, e, lo, hi, cnt):
 
 @jit
 def _fx_bias(bb, sb, i0, w, m, n, key, sh_b, mode, lo, hi, wrap, cnt):
-    """Bias update of outputs i0..i0+w from the exact sums ``sb`` (the SR unit's words after the
-    layer's weight words: ``ceil(m / 4) n + i // 4``, lane ``i % 4``)."""
+    """Bias update of outputs i0..i0+w from the exact sums ``sb`` (the SR unit's words of a
+    constant input ``n``: ``n ceil(m / 2) + i // 2``, half ``i % 2``)."""
     sat1 = np.zeros(4, np.int64)
-    base = (m + 3) // 4 * n
+    base = (m + 1) // 2 * n
     for i in range(w):
         s = sb[i]
         if s == 0:
             continue
         r = np.int64(0)
         if mode == 1:
-            r = sr_offset(key, np.uint64(base + (i0 + i) // 4), (i0 + i) % 4, sh_b)
+            r = sr_offset(key, np.uint64(base + (i0 + i) // 2), (i0 + i) % 2, sh_b)
         d = shift_round(s, sh_b, mode, r)
         if d != 0:
             cnt[_B_WRITES] += 1
@@ -300,15 +296,15 @@ def _fx_bias(bb, sb, i0, w, m, n, key, sh_b, mode, lo, hi, wrap, cnt):
 
 @jit
 def _fx_bias_block(bb, sb, i0, w, m, n, key, sh_b, mode, lo, hi, wrap, zb, cnt):
-    """:func:`_fx_bias` for a block of ``w`` outputs starting at a multiple of 4: the SR unit's
-    words of the block drawn in one vector loop into ``zb`` (scratch of ``ceil(w / 4)`` words)."""
+    """:func:`_fx_bias` for a block of ``w`` outputs starting at an even output: the SR unit's
+    words of the block drawn in one vector loop into ``zb`` (uint32 scratch of ``ceil(w / 2)``
+    words)."""
     if mode != 1:
         _fx_bias(bb, sb, i0, w, m, n, key, sh_b, mode, lo, hi, wrap, cnt)
         return
-    ng = (w + 3) // 4
-    _sr_words(zb, ng, np.uint64(key) + _GAMMA + np.uint64((m + 3) // 4 * n + i0 // 4),
-              np.uint64(1))
-    r16 = zb[:ng].view(np.uint16)
+    nw = (w + 1) // 2
+    _sr_words(zb, nw, np.uint64(sr_key32(key)) + np.uint64((m + 1) // 2 * n + i0 // 2), 1)
+    r16 = zb[:nw].view(np.uint16)
     lsh = np.int64(max(sh_b - 16, 0))
     rsh = np.int64(max(16 - sh_b, 0))
     sat1 = np.zeros(4, np.int64)
@@ -393,14 +389,14 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
                  sh_w, sh_b, mode, lo, hi, wrap, cnb, cptr, cidx, cval,
                  f_a, shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
                  acc, acc32, srow, zbuf, phl, a_out, h_out, cnt):
-    """Input-major block [i0, i1) (``i0`` a multiple of 4): pending update, then forward pass
-    of the new inputs. ``zbuf`` holds the SR unit's words (one per four outputs), ``phl`` the
-    pending terms split for :func:`_fx_apply_px32` (used when ``fast32``)."""
+    """Input-major block [i0, i1) (``i0`` even): pending update, then forward pass of the new
+    inputs. ``zbuf`` (uint64 scratch, read as uint32) holds the SR unit's words (one per two
+    outputs), ``phl`` the pending terms split for :func:`_fx_apply_px32` (used when ``fast32``)."""
     lo_w, hi_w, wrap_w = lo[3], hi[3], wrap[3]
     w = i1 - i0
     bb = b[i0:i1]
-    ng = (w + 3) // 4
-    zb = zbuf[i0 // 4:i0 // 4 + ng]
+    nw = (w + 1) // 2
+    zb = zbuf.view(np.uint32)[i0 // 2:i0 // 2 + nw]
     r16 = zb.view(np.uint16)
     e = sh_w - 16
     if has_prev:
@@ -432,9 +428,9 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
             a3[i] = 0
     rowlist = np.empty(n, np.int64)
     nrows = _active_rows(n, has_prev, pptr, cptr, rowlist)
-    nn = np.uint64(n)
     sr = srow[i0:i1]
-    ukey = np.uint64(key) + _GAMMA + np.uint64(i0 // 4) * nn
+    P = np.uint64((m + 1) // 2)
+    ukey = np.uint64(sr_key32(key)) + np.uint64(i0 // 2)
     rows = 0
     for t in range(nrows):
         j = rowlist[t]
@@ -444,7 +440,7 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
         c1 = cptr[j + 1]
         row = wt[j, i0:i1]
         if q1 > q0 and mode == 1:
-            _sr_words(zb, ng, ukey + np.uint64(j), nn)
+            _sr_words(zb, nw, ukey + np.uint64(j) * P, 1)
         if q1 == q0 + 1:
             s = pidx[q0]
             if fast32:
@@ -499,12 +495,16 @@ def _fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, sh_w, sh_b, mod
                  cnb, xc, f_a, shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
                  srow, zbuf, zrow, a_out, h_out, cnt):
     """Output-major block of rows [i0, i1) of ``W`` (m, n): pending update, then forward pass.
-    ``zrow`` (n words) holds the SR unit's words of the current group of four rows; a single
+    ``zrow`` (uint64 scratch of ``n`` or more, read as uint32) holds the SR unit's words of the
+    current pair of rows (outputs ``2g, 2g + 1`` share words ``j P + g``); a single
     pending sample rounds in int32 lanes when ``fast32``; dot products sum ``kflush`` products
     in int32 lanes at a time (0: int64 only)."""
     lo_w, hi_w, wrap_w = lo[3], hi[3], wrap[3]
     sr = srow[:n]
     r16 = zbuf[:(n + 3) // 4].view(np.uint16)
+    z32 = zrow.view(np.uint32)
+    k32 = np.uint64(sr_key32(key))
+    P = (m + 1) // 2
     if has_prev and mode != 1:
         _sr_const_fill(r16, n, mode)
     group = -1
@@ -533,11 +533,10 @@ def _fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, sh_w, sh_b, mod
             p0 = np.int64(pp[0, i])
             if not first or (single and p0 != 0):
                 if mode == 1:
-                    if i // 4 != group:
-                        group = i // 4
-                        kb = np.uint64(key) + _GAMMA + np.uint64(group) * np.uint64(n)
-                        _sr_words(zrow, n, kb, np.uint64(1))
-                    _sr_lane_extract(r16, zrow, n, i % 4)
+                    if i // 2 != group:
+                        group = i // 2
+                        _sr_words(z32, n, k32 + np.uint64(group), P)
+                    _sr_half_extract(r16, z32, n, i % 2)
                 if single:
                     e = sh_w - 16
                     _fx_apply_xp32(row, p0 >> e, p0 & ((np.int64(1) << e) - 1), xp[0], r16, n, e,
@@ -1213,8 +1212,8 @@ def update_rows_fixed(w, b, p, x, key, sh_w, sh_b, mode, lo, hi, wrap, fast, sat
     """``W += round(p^T x)``, ``b += round(sum p)`` on row-major ``W`` (m, n); returns writes.
 
     Rows are streamed over the span of non-zero inputs with the vectorised rounding of
-    :func:`_fx_apply` (the SR unit's words ``(i // 4) n + j`` contiguous in ``j``, lane
-    ``i % 4``); bit-exact with the
+    :func:`_fx_apply` (the SR unit's words ``j ceil(m / 2) + i // 2``, ``ceil(m / 2)`` apart
+    along a row, half ``i % 2``: rows ``2g`` and ``2g + 1`` share them); bit-exact with the
     reference (a zero input or a zero post-synaptic term gives a zero increment). A mini-batch
     first forms the exact sums ``S^T[j, i] = sum_s x_sj p_si`` for a block of 64 outputs from
     the sparse columns of ``x`` (contiguous in ``i``), then applies them row by row.
@@ -1224,8 +1223,10 @@ def update_rows_fixed(w, b, p, x, key, sh_w, sh_b, mode, lo, hi, wrap, fast, sat
     c0, c1 = _column_span(x, nb, n)
     span = c1 - c0
     sr = np.zeros(max(span, 1), np.int64)
-    r16 = np.zeros((max(span, 1) + 3) // 4, np.uint64).view(np.uint16)
-    zrow = np.zeros(max(span, 1), np.uint64)
+    r16 = np.zeros(max(span, 1), np.uint16)
+    zrow = np.zeros(max(span, 1), np.uint32)
+    k32 = np.uint64(sr_key32(key)) + np.uint64(c0) * np.uint64((m + 1) // 2)
+    P = (m + 1) // 2
     group = -1
     if mode != 1:
         _sr_const_fill(r16, span, mode)
@@ -1267,12 +1268,10 @@ def update_rows_fixed(w, b, p, x, key, sh_w, sh_b, mode, lo, hi, wrap, fast, sat
                     for jj in range(span):
                         sr[jj] = st[jj, l]
                     if mode == 1:
-                        if i // 4 != group:
-                            group = i // 4
-                            kb = np.uint64(key) + _GAMMA + np.uint64(group) * np.uint64(n) + \
-                                np.uint64(c0)
-                            _sr_words(zrow, span, kb, np.uint64(1))
-                        _sr_lane_extract(r16, zrow, span, i % 4)
+                        if i // 2 != group:
+                            group = i // 2
+                            _sr_words(zrow, span, k32 + np.uint64(group), P)
+                        _sr_half_extract(r16, zrow, span, i % 2)
                     _fx_apply(w[i, c0:c1], sr, r16, span, sh_w, mode, lo, hi, wrap, fast, cnt)
                 _fx_bias(b[i:i + 1], sb, i, 1, m, n, key, sh_b, mode, lo, hi, wrap, cnt)
         sat[3] += cnt[_B_SAT_W]
@@ -1295,11 +1294,10 @@ def update_rows_fixed(w, b, p, x, key, sh_w, sh_b, mode, lo, hi, wrap, fast, sat
                     sr[j] += pv * np.int64(xs[j])
         if not first:
             if mode == 1:
-                if i // 4 != group:
-                    group = i // 4
-                    kb = np.uint64(key) + _GAMMA + np.uint64(group) * np.uint64(n) + np.uint64(c0)
-                    _sr_words(zrow, span, kb, np.uint64(1))
-                _sr_lane_extract(r16, zrow, span, i % 4)
+                if i // 2 != group:
+                    group = i // 2
+                    _sr_words(zrow, span, k32 + np.uint64(group), P)
+                _sr_half_extract(r16, zrow, span, i % 2)
             _fx_apply(w[i, c0:c1], sr, r16, span, sh_w, mode, lo, hi, wrap, fast, cnt)
         _fx_bias(b[i:i + 1], sb, i, 1, m, n, key, sh_b, mode, lo, hi, wrap, cnt)
     sat[3] += cnt[_B_SAT_W]
