@@ -249,6 +249,32 @@ def _fx_apply_px32(row, ph, pl, xv, r16, w, e, lo, hi, cnt):
 
 
 @jit
+def _fx_apply_p32(row, ps, xv, r16, w, e, lo, hi, cnt):
+    """:func:`_fx_apply_px32` when the whole product fits int32 (``|p x| < 2**31`` for every
+    ``p`` of the row, which the caller checks from the step's largest ``|p|``): one multiply,
+    ``floor(p x / 2**e)`` an arithmetic shift of the exact product (``|p x| < 2**30``: adding
+    ``r16`` cannot overflow either)."""
+    x32 = np.int32(xv)
+    e32 = np.int32(e)
+    s16 = np.int32(16)
+    lo32 = np.int32(lo)
+    hi32 = np.int32(hi)
+    writes = np.int32(0)
+    nsat = np.int32(0)
+    for i in range(w):
+        t = _ashr32(np.int32(np.int32(ps[i]) * x32), e32)
+        d = _ashr32(np.int32(t + np.int32(r16[i])), s16)
+        v = np.int32(np.int32(row[i]) + d)
+        c = lo32 if v < lo32 else v
+        c = hi32 if c > hi32 else c
+        nsat = np.int32(nsat + np.int32(c != v))
+        writes = np.int32(writes + np.int32(d != 0))
+        row[i] = c
+    cnt[_B_WRITES] += writes
+    cnt[_B_SAT_W] += nsat
+
+
+@jit
 def _fx_apply_xp32(row, ph, pl, xs, r16, w, e, lo, hi, cnt):
     """:func:`_fx_apply_px32` along an output-major row: one pending term ``p = ph 2**e + pl``
     (scalars), the inputs ``xs`` vary along the row."""
@@ -305,18 +331,13 @@ def _fx_bias_block(bb, sb, i0, w, m, n, key, sh_b, mode, lo, hi, wrap, zb, cnt):
     nw = (w + 1) // 2
     _sr_words(zb, nw, np.uint64(sr_key32(key)) + np.uint64((m + 1) // 2 * n + i0 // 2), 1)
     r16 = zb[:nw].view(np.uint16)
-    lsh = np.int64(max(sh_b - 16, 0))
-    rsh = np.int64(max(16 - sh_b, 0))
-    sat1 = np.zeros(4, np.int64)
+    # the weights' rounding loop (a zero sum gives a zero increment there too); vectorised when
+    # no sum can reach 2**61 (then |S + r| < 2**62)
+    smax = np.int64(0)
     for i in range(w):
-        sv = sb[i]
-        if sv == 0:
-            continue
-        d = shift_round(sv, sh_b, 1, (np.int64(r16[i]) << lsh) >> rsh)
-        if d != 0:
-            cnt[_B_WRITES] += 1
-            bb[i] = saturate(np.int64(bb[i]) + d, lo, hi, wrap, sat1, 3)
-    cnt[_B_SAT_W] += sat1[3]
+        smax = max(smax, abs(sb[i]))
+    fast = smax < (np.int64(1) << np.int64(61)) and sh_b <= 61
+    _fx_apply(bb, sb, r16, w, sh_b, 1, lo, hi, wrap, fast, cnt)
 
 
 @jit
@@ -399,6 +420,7 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
     zb = zbuf.view(np.uint32)[i0 // 2:i0 // 2 + nw]
     r16 = zb.view(np.uint16)
     e = sh_w - 16
+    pmax = np.int64(0)  # largest |p| of the pending terms (fast32 only)
     if has_prev:
         sr = srow[i0:i1]
         for i in range(w):
@@ -420,6 +442,7 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
                     pv = np.int64(ps[i])
                     ph[i] = pv >> e
                     pl[i] = pv & mask
+                    pmax = max(pmax, abs(pv))
     for s in range(cnb):
         ac = acc[s, i0:i1]
         a3 = acc32[s, i0:i1]
@@ -443,7 +466,10 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
             _sr_words(zb, nw, ukey + np.uint64(j) * P, 1)
         if q1 == q0 + 1:
             s = pidx[q0]
-            if fast32:
+            if fast32 and pmax * abs(np.int64(pval[q0])) < (np.int64(1) << np.int64(30)):
+                # the whole product fits int32 (|p x| < 2**30 leaves room for + r16)
+                _fx_apply_p32(row, pp[s, i0:i1], pval[q0], r16, w, e, lo_w, hi_w, cnt)
+            elif fast32:
                 _fx_apply_px32(row, phl[0, s, i0:i1], phl[1, s, i0:i1], pval[q0], r16, w, e,
                                lo_w, hi_w, cnt)
             else:
