@@ -575,9 +575,12 @@ def _fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, sh_w, sh_b, mod
             v = np.int64(0)
             if kflush > 0:  # int32 partial sums of kflush products cannot overflow
                 for j0 in range(0, n, kflush):
+                    j1 = min(j0 + kflush, n)
+                    rj = row[j0:j1]
+                    xj = xs[j0:j1]
                     v32 = np.int32(0)
-                    for j in range(j0, min(j0 + kflush, n)):
-                        v32 = np.int32(v32 + np.int32(np.int32(row[j]) * np.int32(xs[j])))
+                    for j in range(j1 - j0):  # from 0: the compiler vectorises
+                        v32 = np.int32(v32 + np.int32(np.int32(rj[j]) * np.int32(xj[j])))
                     v += v32
             else:
                 for j in range(n):
