@@ -621,22 +621,41 @@ def _fx_pass_parallel(bounds, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, 
 def _fx_post(a, h, nb, m, v, vnorm, y, scale, loss_code, act_code, slope, gate_h2, pow2_au,
              lo_u, hi_u, p_out):
     """SPELA's post-synaptic term (the reference's float64 expressions). Returns
-    (zero-norm samples, update saturations)."""
+    (zero-norm samples, update saturations).
+
+    When the activations and class vectors fit int32 (checked per sample) the loops convert
+    through int32 (AVX2 has vector int32 <-> float64 conversions and 32 x 32 -> 64-bit products,
+    not int64 ones), and ``p`` through int32 when the update format fits it: the same values."""
     zeros = 0
     nsat = 0
+    lim = np.int64(1) << np.int64(31)
+    p_narrow = lo_u >= -2.0**31 and hi_u < 2.0**31
     for s in range(nb):
         c_ = y[s]
         hs = h[s]
         vs = v[c_]
+        ps = p_out[s]
+        lo_hv = np.int64(0)
+        hi_hv = np.int64(0)
+        for i in range(m):
+            lo_hv = min(lo_hv, min(hs[i], vs[i]))
+            hi_hv = max(hi_hv, max(hs[i], vs[i]))
+        narrow = -lim <= lo_hv and hi_hv < lim
         n2 = np.int64(0)
         dot = np.int64(0)
-        for i in range(m):
-            n2 += hs[i] * hs[i]
-            dot += hs[i] * vs[i]
+        if narrow:
+            for i in range(m):
+                h64 = np.int64(np.int32(hs[i]))
+                n2 += h64 * h64
+                dot += h64 * np.int64(np.int32(vs[i]))
+        else:
+            for i in range(m):
+                n2 += hs[i] * hs[i]
+                dot += hs[i] * vs[i]
         if n2 == 0:
             zeros += 1
             for i in range(m):
-                p_out[s, i] = 0
+                ps[i] = 0
             continue
         r = math.sqrt(np.float64(n2))
         vn = vnorm[c_]
@@ -645,6 +664,19 @@ def _fx_post(a, h, nb, m, v, vnorm, y, scale, loss_code, act_code, slope, gate_h
         sc = scale * g * pow2_au / r
         A = sc / vn
         C = sc * c / r
+        if narrow and act_code == 1 and p_narrow:  # LeakyReLU: one branch-free vector loop
+            ns = 0
+            for i in range(m):
+                gate = 1.0 if a[s, i] > 0 else slope
+                # np.floor stays a float (math.floor's int64 has no vector conversion)
+                t = np.floor((A * np.float64(np.int32(vs[i])) - C * np.float64(np.int32(hs[i])))
+                             * gate + 0.5)
+                ns += np.int64(t < lo_u) + np.int64(t > hi_u)
+                t = lo_u if t < lo_u else t
+                t = hi_u if t > hi_u else t
+                ps[i] = np.int32(t)
+            nsat += ns
+            continue
         for i in range(m):
             if act_code == 1:
                 gate = 1.0 if a[s, i] > 0 else slope
@@ -656,7 +688,7 @@ def _fx_post(a, h, nb, m, v, vnorm, y, scale, loss_code, act_code, slope, gate_h
             if t < lo_u or t > hi_u:
                 nsat += 1
                 t = lo_u if t < lo_u else hi_u
-            p_out[s, i] = np.int64(t)
+            ps[i] = np.int64(t)
     return zeros, nsat
 
 
