@@ -382,3 +382,35 @@ def test_estimator_numba_equals_reference(prec):
     for name in a.train_counts_.data:
         np.testing.assert_array_equal(a.train_counts_.data[name], b.train_counts_.data[name])
     np.testing.assert_array_equal(a.predict(x), b.predict(x))
+
+
+def test_narrow_lane_rounding_equals_the_int64_formula():
+    """The int32 / int16 lane variants of a single contribution's rounding give the int64
+    formula's weights and counts, at the limits they are used for (|p x| < 2**30, weights at
+    their saturation limits, every shift from 16 to 28)."""
+    rng = np.random.default_rng(3)
+    w = 300
+    for e in (0, 1, 5, 12):
+        for lo, hi in ((-128, 127), (-8, 7), (-2048, 2047)):
+            x = int(rng.integers(1, 2**15))
+            pm = (2**30 - 1) // x
+            ps = rng.integers(-pm, pm + 1, w).astype(np.int32)
+            ps[:4] = (pm, -pm, 0, 1)
+            r16 = rng.integers(0, 2**16, w).astype(np.uint16)
+            row0 = rng.integers(lo, hi + 1, w).astype(np.int16)
+            row0[:4] = (hi, lo, hi, lo)
+            want_row = row0.astype(np.int64)
+            cnt0 = np.zeros(4, np.int64)
+            kfused._fx_apply_px(want_row, ps, x, np.zeros(w, np.int64), r16, w, e + 16, 1, lo, hi,
+                                False, True, cnt0)
+            for variant in ("p32", "p16"):
+                row = row0.copy()
+                cnt = np.zeros(4, np.int64)
+                if variant == "p32":
+                    kfused._fx_apply_p32(row, ps, x, r16, w, e, lo, hi, cnt)
+                else:
+                    if max(-lo, hi) + 2**max(14 - e, 0) + 1 >= 32767:
+                        continue
+                    kfused._fx_apply_p16(row, ps, x, r16, w, e, lo, hi, cnt, np.zeros(w, np.int16))
+                np.testing.assert_array_equal(row, want_row, err_msg=f"{variant} e={e}")
+                np.testing.assert_array_equal(cnt, cnt0, err_msg=f"{variant} e={e}")

@@ -233,45 +233,73 @@ def _fx_apply_px32(row, ph, pl, xv, r16, w, e, lo, hi, cnt):
     s16 = np.int32(16)
     lo32 = np.int32(lo)
     hi32 = np.int32(hi)
-    writes = np.int32(0)
-    nsat = np.int32(0)
+    same = np.int32(0)  # increments that are 0
+    keep = np.int32(0)  # results inside [lo, hi]
     for i in range(w):
         t = np.int32(np.int32(ph[i] * x32) + _ashr32(np.int32(pl[i] * x32), e32))
         d = _ashr32(np.int32(t + np.int32(r16[i])), s16)
         v = np.int32(np.int32(row[i]) + d)
-        nsat = np.int32(nsat + np.int32(v < lo32) + np.int32(v > hi32))
-        v = lo32 if v < lo32 else v
-        v = hi32 if v > hi32 else v
-        writes = np.int32(writes + np.int32(d != 0))
-        row[i] = v
-    cnt[_B_WRITES] += writes
-    cnt[_B_SAT_W] += nsat
+        c = lo32 if v < lo32 else v
+        c = hi32 if c > hi32 else c
+        keep = np.int32(keep + np.int32(c == v))  # == counts in 2 vector ops, != in 3
+        same = np.int32(same + np.int32(d == 0))
+        row[i] = c
+    cnt[_B_WRITES] += w - same
+    cnt[_B_SAT_W] += w - keep
 
 
 @jit
 def _fx_apply_p32(row, ps, xv, r16, w, e, lo, hi, cnt):
-    """:func:`_fx_apply_px32` when the whole product fits int32 (``|p x| < 2**31`` for every
-    ``p`` of the row, which the caller checks from the step's largest ``|p|``): one multiply,
-    ``floor(p x / 2**e)`` an arithmetic shift of the exact product (``|p x| < 2**30``: adding
-    ``r16`` cannot overflow either)."""
+    """:func:`_fx_apply_px32` when the whole product fits int32 (``|p x| < 2**30`` for every
+    ``p`` of the row, which the caller checks from the step's largest ``|p|``; adding ``r16``
+    cannot overflow either): one multiply, ``floor(p x / 2**e)`` an arithmetic shift of the
+    exact product."""
     x32 = np.int32(xv)
     e32 = np.int32(e)
     s16 = np.int32(16)
     lo32 = np.int32(lo)
     hi32 = np.int32(hi)
-    writes = np.int32(0)
-    nsat = np.int32(0)
+    same = np.int32(0)  # increments that are 0
+    keep = np.int32(0)  # results inside [lo, hi]
     for i in range(w):
         t = _ashr32(np.int32(np.int32(ps[i]) * x32), e32)
         d = _ashr32(np.int32(t + np.int32(r16[i])), s16)
         v = np.int32(np.int32(row[i]) + d)
         c = lo32 if v < lo32 else v
         c = hi32 if c > hi32 else c
-        nsat = np.int32(nsat + np.int32(c != v))
-        writes = np.int32(writes + np.int32(d != 0))
+        keep = np.int32(keep + np.int32(c == v))
+        same = np.int32(same + np.int32(d == 0))
         row[i] = c
-    cnt[_B_WRITES] += writes
-    cnt[_B_SAT_W] += nsat
+    cnt[_B_WRITES] += w - same
+    cnt[_B_SAT_W] += w - keep
+
+
+@jit
+def _fx_apply_p16(row, ps, xv, r16, w, e, lo, hi, cnt, d16):
+    """:func:`_fx_apply_p32` with the increments narrowed to int16 (``d16``, scratch of ``w``)
+    and the weights updated in int16 lanes (twice as many per vector). The caller checks that
+    ``lo``, ``hi``, every ``row + d`` (``|d| <= 2**(14 - e) + 1``) and the counts (``w``) fit
+    int16."""
+    x32 = np.int32(xv)
+    e32 = np.int32(e)
+    s16 = np.int32(16)
+    for i in range(w):
+        t = _ashr32(np.int32(np.int32(ps[i]) * x32), e32)
+        d16[i] = np.int16(_ashr32(np.int32(t + np.int32(r16[i])), s16))
+    lo16 = np.int16(lo)
+    hi16 = np.int16(hi)
+    same = np.int16(0)  # increments that are 0
+    keep = np.int16(0)  # results inside [lo, hi]
+    for i in range(w):
+        d = d16[i]
+        v = np.int16(np.int16(row[i]) + d)
+        c = lo16 if v < lo16 else v
+        c = hi16 if c > hi16 else c
+        keep = np.int16(keep + np.int16(c == v))
+        same = np.int16(same + np.int16(d == 0))
+        row[i] = c
+    cnt[_B_WRITES] += w - np.int64(same)
+    cnt[_B_SAT_W] += w - np.int64(keep)
 
 
 @jit
@@ -284,20 +312,20 @@ def _fx_apply_xp32(row, ph, pl, xs, r16, w, e, lo, hi, cnt):
     pl32 = np.int32(pl)
     lo32 = np.int32(lo)
     hi32 = np.int32(hi)
-    writes = np.int32(0)
-    nsat = np.int32(0)
+    same = np.int32(0)  # increments that are 0
+    keep = np.int32(0)  # results inside [lo, hi]
     for j in range(w):
         x32 = np.int32(xs[j])
         t = np.int32(np.int32(ph32 * x32) + _ashr32(np.int32(pl32 * x32), e32))
         d = _ashr32(np.int32(t + np.int32(r16[j])), s16)
         v = np.int32(np.int32(row[j]) + d)
-        nsat = np.int32(nsat + np.int32(v < lo32) + np.int32(v > hi32))
-        v = lo32 if v < lo32 else v
-        v = hi32 if v > hi32 else v
-        writes = np.int32(writes + np.int32(d != 0))
-        row[j] = v
-    cnt[_B_WRITES] += writes
-    cnt[_B_SAT_W] += nsat
+        c = lo32 if v < lo32 else v
+        c = hi32 if c > hi32 else c
+        keep = np.int32(keep + np.int32(c == v))
+        same = np.int32(same + np.int32(d == 0))
+        row[j] = c
+    cnt[_B_WRITES] += w - same
+    cnt[_B_SAT_W] += w - keep
 
 
 @jit
@@ -421,6 +449,9 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
     r16 = zb.view(np.uint16)
     e = sh_w - 16
     pmax = np.int64(0)  # largest |p| of the pending terms (fast32 only)
+    # int16 lanes for the weights: |d| <= 2**(14 - e) + 1 once |p x| < 2**30
+    use16 = fast32 and w < 32768 and \
+        max(-lo_w, hi_w) + (np.int64(1) << np.int64(max(14 - e, 0))) + 1 < 32767
     if has_prev:
         sr = srow[i0:i1]
         for i in range(w):
@@ -468,7 +499,11 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
             s = pidx[q0]
             if fast32 and pmax * abs(np.int64(pval[q0])) < (np.int64(1) << np.int64(30)):
                 # the whole product fits int32 (|p x| < 2**30 leaves room for + r16)
-                _fx_apply_p32(row, pp[s, i0:i1], pval[q0], r16, w, e, lo_w, hi_w, cnt)
+                if use16:  # srow's block (free during single-sample rows) holds the int16 d
+                    _fx_apply_p16(row, pp[s, i0:i1], pval[q0], r16, w, e, lo_w, hi_w, cnt,
+                                  srow[i0:i1].view(np.int16))
+                else:
+                    _fx_apply_p32(row, pp[s, i0:i1], pval[q0], r16, w, e, lo_w, hi_w, cnt)
             elif fast32:
                 _fx_apply_px32(row, phl[0, s, i0:i1], phl[1, s, i0:i1], pval[q0], r16, w, e,
                                lo_w, hi_w, cnt)
