@@ -115,10 +115,11 @@ def _sr_words(z32, nw, base, stride):
     words are contiguous (``stride`` 1), one output's words along its inputs are ``P`` apart.
     ``z32.view(np.uint16)[i]`` is then half ``i % 2`` of word ``i // 2``: the offset of output
     ``i`` of an input-major row. A separate loop: the compiler vectorises it alone (8 lanes)."""
-    b = np.uint32(base)
+    c = np.uint32(base)
     st = np.uint32(stride)
-    for g in range(nw):
-        z32[g] = lowbias32(np.uint32(b + np.uint32(g) * st))
+    for g in range(nw):  # a 32-bit counter: ``base + g * stride`` would be formed in 64 bits
+        z32[g] = lowbias32(c)
+        c = np.uint32(c + st)
 
 
 @jit
