@@ -465,16 +465,23 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
         if mode != 1:
             _sr_const_fill(r16, w, mode)
         if fast32:
-            mask = (np.int64(1) << np.int64(e)) - 1
             for s in range(pnb):
                 ps = pp[s, i0:i1]
-                ph = phl[0, s, i0:i1]
-                pl = phl[1, s, i0:i1]
                 for i in range(w):
-                    pv = np.int64(ps[i])
-                    ph[i] = pv >> e
-                    pl[i] = pv & mask
-                    pmax = max(pmax, abs(pv))
+                    pmax = max(pmax, abs(np.int64(ps[i])))
+            xpmax = np.int64(0)  # largest pending input
+            for q in range(pptr[n]):
+                xpmax = max(xpmax, abs(np.int64(pval[q])))
+            if pmax * xpmax >= (np.int64(1) << np.int64(30)):  # some rows need the split
+                mask = (np.int64(1) << np.int64(e)) - 1
+                for s in range(pnb):
+                    ps = pp[s, i0:i1]
+                    ph = phl[0, s, i0:i1]
+                    pl = phl[1, s, i0:i1]
+                    for i in range(w):
+                        pv = np.int64(ps[i])
+                        ph[i] = pv >> e
+                        pl[i] = pv & mask
     for s in range(cnb):
         ac = acc[s, i0:i1]
         a3 = acc32[s, i0:i1]
