@@ -211,7 +211,8 @@ def test_sr_unit_draws_one_word_per_two_outputs():
         lanes = words.view(np.uint16)[:m].astype(np.int64)  # little-endian: half i % 2 of i // 2
         want = r16[:, j] if j < n else sr_bias_offsets(key, m, n, SR_BITS)
         np.testing.assert_array_equal(want, lanes)
-        np.testing.assert_array_equal(want[1::2], (words[:m // 2] >> np.uint32(16)).astype(np.int64))
+        high = (words[:m // 2] >> np.uint32(16)).astype(np.int64)
+        np.testing.assert_array_equal(want[1::2], high)
     # the kernels' hash and word loop are the reference's, bit for bit (wrapping at 2**32)
     x = np.array([0, 1, 2, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 123456789], np.uint64)
     np.testing.assert_array_equal([kfixed.lowbias32(v) for v in x], lowbias32(x.astype(np.uint32)))

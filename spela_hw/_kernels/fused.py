@@ -30,11 +30,13 @@ Fixed point: exactly the pipeline documented in :mod:`spela_hw.backends.referenc
 formulas, same float64 loss-unit expressions, the same stochastic-rounding unit of
 :mod:`spela_hw.rng`: one 32-bit ``lowbias32(k32 + j ceil(m / 2) + i // 2)`` per two neighbouring
 outputs, 16-bit half ``i % 2`` each, which an input-major row draws as half as many contiguous
-words and reads as ``uint16`` in output order): bit-exact. A batch of one rounds in 32-bit lanes when the formats allow
-(:func:`_fx_apply_px32`: the product is split so that no 64-bit multiply or shift is needed). Float32: the forward pass sums
-in float32 (input order in wide layers, eight interleaved partial sums in narrow layers) and then
-adds the bias, as ``x @ W.T + b`` does with its own order; a batch of one updates
-``W += fl32(p_i x_j)``, bit for bit the reference's update; mini-batch sums ``sum_n p_ni x_nj`` are
+words and reads as ``uint16`` in output order): bit-exact. A batch of one rounds in 32-bit lanes
+when the formats allow (:func:`_fx_apply_p32` when ``|p x| < 2**30``, else
+:func:`_fx_apply_px32`, where the product is split so that no 64-bit multiply or shift is
+needed) and adds the increments to narrow weights in 16-bit lanes (:func:`_fx_apply_p16`).
+Float32: the forward pass sums in float32 (input order in wide layers, eight interleaved partial
+sums in narrow layers) and then adds the bias, as ``x @ W.T + b`` does with its own order; a
+batch of one updates ``W += fl32(p_i x_j)``, bit for bit the reference's update; mini-batch sums ``sum_n p_ni x_nj`` are
 accumulated in float32 in sample order (BLAS may order them differently: within tolerance).
 
 Buffers are flat arrays with per-layer offsets so that one compiled function serves any depth.
@@ -494,6 +496,7 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
     P = np.uint64((m + 1) // 2)
     ukey = np.uint64(sr_key32(key)) + np.uint64(i0 // 2)
     rows = 0
+    d16 = srow[i0:i1].view(np.int16)  # the int16 increments (srow is free in single-sample rows)
     for t in range(nrows):
         j = rowlist[t]
         q0 = pptr[j] if has_prev else 0
@@ -507,9 +510,8 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
             s = pidx[q0]
             if fast32 and pmax * abs(np.int64(pval[q0])) < (np.int64(1) << np.int64(30)):
                 # the whole product fits int32 (|p x| < 2**30 leaves room for + r16)
-                if use16:  # srow's block (free during single-sample rows) holds the int16 d
-                    _fx_apply_p16(row, pp[s, i0:i1], pval[q0], r16, w, e, lo_w, hi_w, cnt,
-                                  srow[i0:i1].view(np.int16))
+                if use16:
+                    _fx_apply_p16(row, pp[s, i0:i1], pval[q0], r16, w, e, lo_w, hi_w, cnt, d16)
                 else:
                     _fx_apply_p32(row, pp[s, i0:i1], pval[q0], r16, w, e, lo_w, hi_w, cnt)
             elif fast32:
