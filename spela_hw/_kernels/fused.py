@@ -402,6 +402,31 @@ def _fx_activate_row(ac, a3, ao, ho, w, lo, hi, wrap, shift_acc, act_code, slope
     half = np.int64(1) << np.int64(shift_acc - 1)
     n0 = 0
     n1 = 0
+    lim = np.int64(1) << np.int64(61)
+    if act_code == 1 and -lim < lo0 and hi0 < lim and shift_acc < 62 and \
+            max(-lo1, hi1) * abs(slope_q) + 32768 < (np.int64(1) << np.int64(31)):
+        # LeakyReLU in vector lanes: the rounding shift as a logical shift of v + half + 2**62
+        # (AVX2 has no 64-bit arithmetic shift) and the slope product in int32 (it fits)
+        ush = np.uint64(shift_acc)
+        off = np.int64(_BIAS >> ush)
+        s32 = np.int32(slope_q)
+        r32 = np.int32(32768)
+        s16 = np.int32(16)
+        for i in range(w):
+            v = ac[i] + np.int64(a3[i])
+            n0 += np.int64(v < lo0) + np.int64(v > hi0)
+            v = lo0 if v < lo0 else v
+            v = hi0 if v > hi0 else v
+            av = np.int64((np.uint64(v + half) + _BIAS) >> ush) - off
+            n1 += np.int64(av < lo1) + np.int64(av > hi1)
+            av = lo1 if av < lo1 else av
+            av = hi1 if av > hi1 else av
+            ao[i] = av
+            neg = np.int64(_ashr32(np.int32(np.int32(av) * s32 + r32), s16))
+            ho[i] = av if av > 0 else neg
+        sat1[0] += n0
+        sat1[1] += n1
+        return
     for i in range(w):
         v = ac[i] + np.int64(a3[i])
         n0 += np.int64(v < lo0) + np.int64(v > hi0)
