@@ -25,7 +25,9 @@ Stochastic-rounding unit (SR unit)
     ``(S + (r16 << (shift - 16))) >> shift``; for ``shift < 16``, ``(S + (r16 >> (16 - shift)))
     >> shift``. For a uniformly random key every ``r16`` is uniform on ``[0, 2**16)`` (the hash
     is a bijection), so the result is unbiased up to ``2**-16`` of an LSB (the truncation).
-    Word indices wrap modulo ``2**32`` (layers of more than ``2**33`` synapses would reuse words).
+    Word indices wrap modulo ``2**32`` (layers of more than ``2**33`` synapses would reuse words);
+    with a 32-bit key, two steps share a key with probability ``2**-32`` (and the words of two
+    steps may overlap shifted), which leaves each synapse's offsets uniform and unbiased.
     The 64-bit ``splitmix64`` draws of :func:`random_bits` (the Adam/optimiser path) are not
     part of the SR unit and stay as they are.
 """
