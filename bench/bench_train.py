@@ -241,15 +241,15 @@ def measure_bandwidth(quick: bool) -> dict:
 
 
 def measure_hash_rate() -> float:
-    """The stochastic-rounding unit's 64-bit splitmix64 words per second (one word feeds four
+    """The stochastic-rounding unit's 32-bit lowbias32 words per second (one word feeds two
     synapses; the kernel an input-major row uses, one thread)."""
     from spela_hw._kernels.fused import _sr_words
 
-    zb = np.empty(1 << 16, np.uint64)
-    _sr_words(zb, len(zb), np.uint64(12345), np.uint64(784))
+    zb = np.empty(1 << 16, np.uint32)
+    _sr_words(zb, len(zb), np.uint64(12345), 1)
     t0 = time.perf_counter()
     for r in range(200):
-        _sr_words(zb, len(zb), np.uint64(r), np.uint64(784))
+        _sr_words(zb, len(zb), np.uint64(r), 1)
     return 200 * len(zb) / (time.perf_counter() - t0)
 
 
@@ -270,7 +270,7 @@ def bytes_per_sample(x: np.ndarray, batch: int, weight_bytes: int) -> dict:
     rows_read = read / n_steps
     return {"bytes": per_step / batch, "rows_read_per_step": rows_read,
             "rows_written_per_step": write / n_steps, "hashes_per_sample":
-            (write / n_steps * m1 + HIDDEN[0] * HIDDEN[1]) / 4 / batch}  # 4 synapses per word
+            (write / n_steps * m1 + HIDDEN[0] * HIDDEN[1]) / 2 / batch}  # 2 synapses per word
 
 
 # ----------------------------------------------------------------------------------------------

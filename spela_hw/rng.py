@@ -2,36 +2,53 @@
 
 Stochastic rounding needs one random number per weight update. Drawing them from a sequential
 generator would tie results to evaluation order; instead every random number is a pure function
-``splitmix64(key + index)`` of a key (derived from the seed, the layer and the update step) and the
-index of the synapse. Any backend, serial or parallel, in any order, gets the same numbers, and a
-training run can resume from ``(seed, step)`` alone.
+of a key (derived from the seed, the layer and the update step) and the index of the synapse.
+Any backend, serial or parallel, in any order, gets the same numbers, and a training run can
+resume from ``(seed, step)`` alone. Keys and :func:`random_bits` / :func:`uniform01` (used by the
+optimisers with state, :mod:`spela_hw.rules.optim`) use the 64-bit ``splitmix64`` finaliser.
 
 Stochastic-rounding unit (SR unit)
     A hardware SR unit has a limited number of random bits. Ours adds ``SR_BITS = 16`` random
-    bits per synapse, and one 64-bit draw feeds ``SR_LANES = 4`` synapses: the weight ``(i, j)``
-    of a layer with fan-in ``n`` reads lane ``i % 4`` (bits ``16 (i % 4) .. 16 (i % 4) + 15``) of
-    ``splitmix64(key + (i // 4) n + j)`` -- four neighbouring *output* neurons of one input share
-    a draw, so a row of fan-out weights needs a quarter of the numbers; the bias ``i`` reads lane
-    ``i % 4`` of ``splitmix64(key + ceil(m / 4) n + i // 4)``. Rounding a sum ``S`` down by
-    ``shift`` bits first truncates ``S`` to ``16`` bits below the result's LSB (floor), then adds
-    the 16-bit lane and drops those 16 bits: ``((S >> (shift - 16)) + r16) >> 16``, which equals
+    bits per synapse, and one 32-bit hash word feeds ``SR_LANES = 2`` neighbouring *output*
+    neurons of one input. The hash is ``lowbias32`` (``x ^= x >> 16; x *= 0x7feb352d;
+    x ^= x >> 15; x *= 0x846ca68b; x ^= x >> 16``, a bijection of 32-bit words with good
+    avalanche; 32-bit multiplies vectorise with AVX2, splitmix64's 64-bit ones do not). With the
+    layer's 32-bit key ``k32 = (key ^ (key >> 32)) mod 2**32``, ``m`` outputs, fan-in ``n`` and
+    ``P = ceil(m / 2)`` words per input, the weight ``(i, j)`` reads half ``i % 2`` (bits
+    ``16 (i % 2) .. 16 (i % 2) + 15``) of ``lowbias32((k32 + j P + i // 2) mod 2**32)``; the bias
+    ``i`` reads the same as a weight of a constant input ``j = n`` (word ``n P + i // 2``, half
+    ``i % 2``). The words of one input are contiguous and, read as little-endian 16-bit numbers,
+    are the offsets of outputs ``0, 1, 2, ...`` in order (a kernel hashes a row of words and
+    reads them as ``uint16``). Rounding a sum ``S`` down by ``shift`` bits first truncates ``S``
+    to ``16`` bits below the result's LSB (floor), then adds the 16-bit half ``r16`` and drops
+    those 16 bits: ``((S >> (shift - 16)) + r16) >> 16``, which equals
     ``(S + (r16 << (shift - 16))) >> shift``; for ``shift < 16``, ``(S + (r16 >> (16 - shift)))
-    >> shift``. The result is unbiased up to ``2**-16`` of an LSB (the truncation).
+    >> shift``. For a uniformly random key every ``r16`` is uniform on ``[0, 2**16)`` (the hash
+    is a bijection), so the result is unbiased up to ``2**-16`` of an LSB (the truncation).
+    Word indices wrap modulo ``2**32`` (layers of more than ``2**33`` synapses would reuse words);
+    with a 32-bit key, two steps share a key with probability ``2**-32`` (and the words of two
+    steps may overlap shifted), which leaves each synapse's offsets uniform and unbiased.
+    The 64-bit ``splitmix64`` draws of :func:`random_bits` (the Adam/optimiser path) are not
+    part of the SR unit and stay as they are.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["splitmix64", "stream_key", "random_bits", "uniform01", "SR_BITS", "SR_LANES",
-           "sr_offsets", "sr_weight_offsets", "sr_bias_offsets"]
+__all__ = ["splitmix64", "lowbias32", "stream_key", "random_bits", "uniform01", "SR_BITS",
+           "SR_LANES", "sr_key32", "sr_words_per_input", "sr_offsets", "sr_weight_offsets",
+           "sr_bias_offsets"]
 
 SR_BITS = 16  # random bits the stochastic-rounding unit adds per synapse
-SR_LANES = 4  # synapses (neighbouring output neurons) fed by one 64-bit draw
+SR_LANES = 2  # synapses (neighbouring output neurons) fed by one 32-bit hash word
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
+_H1 = np.uint32(0x7FEB352D)
+_H2 = np.uint32(0x846CA68B)
+_MASK32 = np.uint64(0xFFFFFFFF)
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
@@ -41,6 +58,15 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
         z = (z ^ (z >> np.uint64(30))) * _M1
         z = (z ^ (z >> np.uint64(27))) * _M2
         return z ^ (z >> np.uint64(31))
+
+
+def lowbias32(x: np.ndarray) -> np.ndarray:
+    """The SR unit's 32-bit hash applied elementwise to uint32 values (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = np.asarray(x, dtype=np.uint32)
+        z = (z ^ (z >> np.uint32(16))) * _H1
+        z = (z ^ (z >> np.uint32(15))) * _H2
+        return z ^ (z >> np.uint32(16))
 
 
 def stream_key(seed: int, stream: int, step: int) -> int:
@@ -65,31 +91,44 @@ def uniform01(key: int, index: np.ndarray) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
-def sr_offsets(key: int, word: np.ndarray, lane: np.ndarray, shift: int) -> np.ndarray:
+def sr_key32(key: int) -> int:
+    """The SR unit's 32-bit key of a 64-bit stream key: ``(key ^ (key >> 32)) mod 2**32``."""
+    key = int(key) & 0xFFFFFFFFFFFFFFFF
+    return (key ^ (key >> 32)) & 0xFFFFFFFF
+
+
+def sr_offsets(key: int, word: np.ndarray, half: np.ndarray, shift: int) -> np.ndarray:
     """The SR unit's rounding offsets ``r`` in ``[0, 2**shift)`` (``(S + r) >> shift`` rounds).
 
-    ``r16`` is lane ``lane`` (16 bits) of ``splitmix64(key + word)``; ``r = r16 << (shift - 16)``
-    (``shift >= 16``) or ``r16 >> (16 - shift)``; int64, ``1 <= shift <= 62``.
+    ``r16`` is half ``half`` (16 bits) of ``lowbias32((sr_key32(key) + word) mod 2**32)``;
+    ``r = r16 << (shift - 16)`` (``shift >= 16``) or ``r16 >> (16 - shift)``; int64,
+    ``1 <= shift <= 62``.
     """
-    with np.errstate(over="ignore"):
-        z = splitmix64(np.uint64(key) + np.asarray(word, dtype=np.uint64))
-    r16 = ((z >> (np.uint64(SR_BITS) * np.asarray(lane, dtype=np.uint64))) & np.uint64(0xFFFF))
+    w = (np.uint64(sr_key32(key)) + np.asarray(word, dtype=np.uint64)) & _MASK32
+    z = lowbias32(w.astype(np.uint32)).astype(np.uint64)
+    r16 = (z >> (np.uint64(SR_BITS) * np.asarray(half, dtype=np.uint64))) & np.uint64(0xFFFF)
     r16 = r16.astype(np.int64)
     if shift >= SR_BITS:
         return r16 << np.int64(shift - SR_BITS)
     return r16 >> np.int64(SR_BITS - shift)
 
 
+def sr_words_per_input(m: int) -> int:
+    """``P = ceil(m / 2)``: the SR unit's words per input of a layer with ``m`` outputs."""
+    return -(-m // SR_LANES)
+
+
 def sr_weight_offsets(key: int, m: int, n: int, shift: int) -> np.ndarray:
     """``(m, n)`` offsets of the weights of a layer with ``m`` outputs and fan-in ``n``."""
     i = np.arange(m, dtype=np.uint64)[:, None]
     j = np.arange(n, dtype=np.uint64)[None, :]
-    return sr_offsets(key, (i // np.uint64(SR_LANES)) * np.uint64(n) + j,
+    P = np.uint64(sr_words_per_input(m))
+    return sr_offsets(key, j * P + i // np.uint64(SR_LANES),
                       np.broadcast_to(i % np.uint64(SR_LANES), (m, n)), shift)
 
 
 def sr_bias_offsets(key: int, m: int, n: int, shift: int) -> np.ndarray:
-    """``(m,)`` offsets of the biases of the same layer (words after the weights' words)."""
+    """``(m,)`` offsets of the biases of the same layer (the words of a constant input ``n``)."""
     i = np.arange(m, dtype=np.uint64)
-    base = np.uint64(-(-m // SR_LANES) * n)
+    base = np.uint64(n) * np.uint64(sr_words_per_input(m))
     return sr_offsets(key, base + i // np.uint64(SR_LANES), i % np.uint64(SR_LANES), shift)

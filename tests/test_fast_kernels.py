@@ -15,8 +15,10 @@ from spela_hw.backends.numba_fused import (ThreadChooser, fused_supported, outpu
 from spela_hw.errors import DataError
 from spela_hw.estimator import SpelaClassifier
 from spela_hw.network import init_network
-from spela_hw.rng import (SR_BITS, sr_bias_offsets, sr_offsets, sr_weight_offsets, splitmix64,
-                          stream_key)
+from spela_hw._kernels import fixed as kfixed
+from spela_hw._kernels import fused as kfused
+from spela_hw.rng import (SR_BITS, lowbias32, sr_bias_offsets, sr_key32, sr_offsets,
+                          sr_weight_offsets, stream_key)
 from spela_hw.rules.common import new_counts
 from spela_hw.rules.spela import train_batch, train_chunk
 from spela_hw.specs import NetworkSpec, PrecisionSpec, Sgd, Spela
@@ -190,24 +192,37 @@ def test_row_major_update_equals_reference(prec, shape, nb, seed):
         np.testing.assert_allclose(b1, b2, rtol=1e-6, atol=1e-7)
 
 
-def test_sr_unit_draws_one_word_per_four_outputs():
-    """The SR unit's 16-bit lanes: outputs 4g..4g+3 of input j share splitmix64(key + g n + j);
-    biases use the words after the weights'; offsets sit at the top of ``shift`` bits."""
-    key, m, n = 0x1234_5678_9ABC, 10, 7
+def test_sr_unit_draws_one_word_per_two_outputs():
+    """The SR unit's 16-bit halves: outputs 2g, 2g+1 of input j share lowbias32(k32 + j P + g)
+    (P = ceil(m / 2)), so an input's words read as uint16 are its outputs' offsets in order;
+    biases use the words of a constant input n; offsets sit at the top of ``shift`` bits."""
+    key, m, n = 0x1234_5678_9ABC_DEF0, 11, 7
+    P = -(-m // 2)
+    k32 = sr_key32(key)
+    assert k32 == (key ^ (key >> 32)) & 0xFFFFFFFF
     for shift in (28, 16, 5):
         r = sr_weight_offsets(key, m, n, shift)
         assert r.shape == (m, n) and r.min() >= 0 and r.max() < 2**shift
         if shift >= SR_BITS:
             assert np.all(r % 2**(shift - SR_BITS) == 0)
-    r16 = sr_weight_offsets(key, m, n, SR_BITS).astype(np.uint64)
-    for g in range(3):
-        words = splitmix64(np.uint64(key) + np.uint64(g * n) + np.arange(n, dtype=np.uint64))
-        lanes = [r16[4 * g + l] for l in range(4) if 4 * g + l < m]
-        for l, lane in enumerate(lanes):
-            np.testing.assert_array_equal(lane, (words >> np.uint64(16 * l)) & np.uint64(0xFFFF))
-    rb = sr_bias_offsets(key, m, n, SR_BITS)
-    np.testing.assert_array_equal(rb, sr_offsets(key, 3 * n + np.arange(m) // 4, np.arange(m) % 4,
-                                                 SR_BITS))
+    r16 = sr_weight_offsets(key, m, n, SR_BITS)
+    for j in range(n + 1):
+        words = lowbias32(((k32 + j * P + np.arange(P)) % 2**32).astype(np.uint32))
+        lanes = words.view(np.uint16)[:m].astype(np.int64)  # little-endian: half i % 2 of i // 2
+        want = r16[:, j] if j < n else sr_bias_offsets(key, m, n, SR_BITS)
+        np.testing.assert_array_equal(want, lanes)
+        high = (words[:m // 2] >> np.uint32(16)).astype(np.int64)
+        np.testing.assert_array_equal(want[1::2], high)
+    # the kernels' hash and word loop are the reference's, bit for bit (wrapping at 2**32)
+    x = np.array([0, 1, 2, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 123456789], np.uint64)
+    np.testing.assert_array_equal([kfixed.lowbias32(v) for v in x], lowbias32(x.astype(np.uint32)))
+    z = np.zeros(100, np.uint32)
+    kfused._sr_words(z, 100, np.uint64(0xFFFFFFF0), 3)
+    np.testing.assert_array_equal(z, lowbias32(((0xFFFFFFF0 + 3 * np.arange(100)) % 2**32)
+                                               .astype(np.uint32)))
+    for w, h, shift in ((5, 0, 28), (2**32 + 5, 1, 28), (77, 1, 5), (77, 0, 16)):
+        assert kfixed.sr_offset(np.uint64(key), np.uint64(w), h, shift) == \
+            sr_offsets(key, np.array([w]), np.array([h]), shift)[0]
 
 
 def test_sr_unit_rounds_truncated_sums_without_visible_bias():
@@ -216,14 +231,40 @@ def test_sr_unit_rounds_truncated_sums_without_visible_bias():
     shift = 28
     rng = np.random.default_rng(0)
     S = rng.integers(-2**40, 2**40, 4000)
-    r = sr_offsets(99, np.arange(4000), np.arange(4000) % 4, shift)
-    r16 = sr_offsets(99, np.arange(4000), np.arange(4000) % 4, SR_BITS)
+    r = sr_offsets(99, np.arange(4000), np.arange(4000) % 2, shift)
+    r16 = sr_offsets(99, np.arange(4000), np.arange(4000) % 2, SR_BITS)
     np.testing.assert_array_equal((S + r) >> shift, ((S >> (shift - SR_BITS)) + r16) >> SR_BITS)
     for frac in (0.3, -0.3, 0.01, 2.7):
         s = int(frac * 2**shift)
-        rr = sr_offsets(12345, np.arange(40000), np.arange(40000) % 4, shift)
+        rr = sr_offsets(12345, np.arange(40000), np.arange(40000) % 2, shift)
         mean = ((s + rr) >> shift).mean()
         assert abs(mean - s / 2**shift) < 0.01, (frac, mean)
+
+
+def test_sr_offsets_are_uniform_and_unbiased_over_step_keys():
+    """Over the keys of many steps, every synapse's 16-bit offset is uniform (both halves of the
+    words, weights and biases) and the mean of (S + r) >> shift is S / 2**shift within a few
+    standard errors of a Bernoulli mean (the truncation bias, < 2**-16 LSB, is far below)."""
+    m, n, steps, shift = 33, 40, 300, 28
+    keys = [stream_key(7, 0, t) for t in range(steps)]
+    rw = np.stack([sr_weight_offsets(k, m, n, SR_BITS) for k in keys])  # (steps, m, n)
+    rb = np.stack([sr_bias_offsets(k, m, n, SR_BITS) for k in keys])
+    for r in (rw[:, 0::2], rw[:, 1::2], rb):
+        counts = np.bincount((r >> 12).ravel(), minlength=16)  # 16 bins of the top 4 bits
+        e = r.size / 16
+        chi2 = float(((counts - e) ** 2 / e).sum())
+        assert chi2 < 45, chi2  # 15 degrees of freedom: p < 1e-4
+        assert abs(r.mean() / 2**16 - 0.5) < 5 * (1 / np.sqrt(12 * r.size))
+    rw28 = rw.astype(np.int64) << (shift - SR_BITS)
+    for frac in (0.5, 0.1, 0.9, -0.37, 3.02):
+        s = int(frac * 2**shift)
+        d = (s + rw28) >> shift
+        f = frac - np.floor(frac)
+        se = np.sqrt(max(f * (1 - f), 1e-3) / d.size)
+        assert abs(d.mean() - s / 2**shift) < 5 * se, (frac, d.mean())
+        # every synapse on its own sees a fair coin over the steps (no synapse is stuck)
+        per = d.mean(axis=0) - np.floor(frac)
+        assert np.all(np.abs(per - f) < 6 * np.sqrt(max(f * (1 - f), 1e-3) / steps))
 
 
 def test_fast32_rounding_applies_to_the_usual_formats():
@@ -410,3 +451,35 @@ def test_two_core_per_sample_path_equals_one_thread(monkeypatch, rule):
     _assert_same(*one, *two, exact=True)
     if numba.config.NUMBA_NUM_THREADS >= 2:
         assert met and all(met)
+
+
+def test_narrow_lane_rounding_equals_the_int64_formula():
+    """The int32 / int16 lane variants of a single contribution's rounding give the int64
+    formula's weights and counts, at the limits they are used for (|p x| < 2**30, weights at
+    their saturation limits, every shift from 16 to 28)."""
+    rng = np.random.default_rng(3)
+    w = 300
+    for e in (0, 1, 5, 12):
+        for lo, hi in ((-128, 127), (-8, 7), (-2048, 2047)):
+            x = int(rng.integers(1, 2**15))
+            pm = (2**30 - 1) // x
+            ps = rng.integers(-pm, pm + 1, w).astype(np.int32)
+            ps[:4] = (pm, -pm, 0, 1)
+            r16 = rng.integers(0, 2**16, w).astype(np.uint16)
+            row0 = rng.integers(lo, hi + 1, w).astype(np.int16)
+            row0[:4] = (hi, lo, hi, lo)
+            want_row = row0.astype(np.int64)
+            cnt0 = np.zeros(4, np.int64)
+            kfused._fx_apply_px(want_row, ps, x, np.zeros(w, np.int64), r16, w, e + 16, 1, lo, hi,
+                                False, True, cnt0)
+            for variant in ("p32", "p16"):
+                row = row0.copy()
+                cnt = np.zeros(4, np.int64)
+                if variant == "p32":
+                    kfused._fx_apply_p32(row, ps, x, r16, w, e, lo, hi, cnt)
+                else:
+                    if max(-lo, hi) + 2**max(14 - e, 0) + 1 >= 32767:
+                        continue
+                    kfused._fx_apply_p16(row, ps, x, r16, w, e, lo, hi, cnt, np.zeros(w, np.int16))
+                np.testing.assert_array_equal(row, want_row, err_msg=f"{variant} e={e}")
+                np.testing.assert_array_equal(cnt, cnt0, err_msg=f"{variant} e={e}")

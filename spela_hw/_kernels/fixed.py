@@ -22,14 +22,30 @@ def random_bits(key, index, shift):
 
 
 @jit
-def sr_offset(key, word, lane, shift):
-    """The SR unit's offset: lane ``lane`` (16 bits) of splitmix64(key + word), moved to ``shift``
+def lowbias32(x):
+    """The SR unit's 32-bit hash (same as :func:`spela_hw.rng.lowbias32`); ``x`` is wrapped to 32
+    bits. Every step is truncated to uint32 (numba would widen) so that it vectorises."""
+    z = np.uint32(x)
+    z = np.uint32(z ^ (z >> np.uint32(16)))
+    z = np.uint32(z * np.uint32(0x7FEB352D))
+    z = np.uint32(z ^ (z >> np.uint32(15)))
+    z = np.uint32(z * np.uint32(0x846CA68B))
+    return np.uint32(z ^ (z >> np.uint32(16)))
+
+
+@jit
+def sr_key32(key):
+    """The SR unit's 32-bit key of a 64-bit stream key (same as :func:`spela_hw.rng.sr_key32`)."""
+    k = np.uint64(key)
+    return np.uint32((k ^ (k >> np.uint64(32))) & np.uint64(0xFFFFFFFF))
+
+
+@jit
+def sr_offset(key, word, half, shift):
+    """The SR unit's offset: half ``half`` (16 bits) of lowbias32(k32 + word), moved to ``shift``
     bits (same as :func:`spela_hw.rng.sr_offsets`)."""
-    z = np.uint64(key) + np.uint64(word) + _GAMMA
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    z = z ^ (z >> np.uint64(31))
-    r16 = np.int64((z >> np.uint64(16 * lane)) & np.uint64(0xFFFF))
+    z = lowbias32(np.uint64(sr_key32(key)) + np.uint64(word))
+    r16 = np.int64((z >> np.uint32(16 * half)) & np.uint32(0xFFFF))
     if shift >= 16:
         return r16 << np.int64(shift - 16)
     return r16 >> np.int64(16 - shift)

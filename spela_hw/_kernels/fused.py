@@ -28,13 +28,15 @@ Arithmetic
 ----------
 Fixed point: exactly the pipeline documented in :mod:`spela_hw.backends.reference` (same integer
 formulas, same float64 loss-unit expressions, the same stochastic-rounding unit of
-:mod:`spela_hw.rng`: one ``splitmix64(key + (i // 4) * fan_in + j)`` per four neighbouring
-outputs, 16-bit lane ``i % 4`` each, which an input-major row draws as a quarter as many
-contiguous words): bit-exact. A batch of one rounds in 32-bit lanes when the formats allow
-(:func:`_fx_apply_px32`: the product is split so that no 64-bit multiply or shift is needed). Float32: the forward pass sums
-in float32 (input order in wide layers, eight interleaved partial sums in narrow layers) and then
-adds the bias, as ``x @ W.T + b`` does with its own order; a batch of one updates
-``W += fl32(p_i x_j)``, bit for bit the reference's update; mini-batch sums ``sum_n p_ni x_nj`` are
+:mod:`spela_hw.rng`: one 32-bit ``lowbias32(k32 + j ceil(m / 2) + i // 2)`` per two neighbouring
+outputs, 16-bit half ``i % 2`` each, which an input-major row draws as half as many contiguous
+words and reads as ``uint16`` in output order): bit-exact. A batch of one rounds in 32-bit lanes
+when the formats allow (:func:`_fx_apply_p32` when ``|p x| < 2**30``, else
+:func:`_fx_apply_px32`, where the product is split so that no 64-bit multiply or shift is
+needed) and adds the increments to narrow weights in 16-bit lanes (:func:`_fx_apply_p16`).
+Float32: the forward pass sums in float32 (input order in wide layers, eight interleaved partial
+sums in narrow layers) and then adds the bias, as ``x @ W.T + b`` does with its own order; a
+batch of one updates ``W += fl32(p_i x_j)``, bit for bit the reference's update; mini-batch sums ``sum_n p_ni x_nj`` are
 accumulated in float32 in sample order (BLAS may order them differently: within tolerance).
 
 Buffers are flat arrays with per-layer offsets so that one compiled function serves any depth.
@@ -47,11 +49,8 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from . import JIT, jit
-from .fixed import saturate, shift_round, sr_offset
+from .fixed import lowbias32, saturate, shift_round, sr_key32, sr_offset
 
-_GAMMA = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
 # (S + r) >> sh for |S + r| < 2**62 as a logical shift of S + r + 2**62 (AVX2 has no 64-bit
 # arithmetic shift, so the compiler would not vectorise ``>>`` on signed lanes).
 _BIAS = np.uint64(1 << 62)
@@ -113,25 +112,25 @@ def csc_of(x, nb, n, ptr, idx, val):
 
 
 @jit
-def _sr_words(zb, ng, kb, stride):
-    """zb[g] = splitmix64(kb - GAMMA + g * stride), g < ng: the SR unit's 64-bit draws for ``ng``
-    groups of four neighbouring outputs of one input row (``kb`` includes the key, the first word
-    index and GAMMA; ``zb.view(np.uint16)[i]`` is then output i's 16-bit lane). A separate loop:
-    the compiler vectorises it better alone."""
-    for g in range(ng):
-        z = kb + np.uint64(g) * stride
-        z = (z ^ (z >> np.uint64(30))) * _M1
-        z = (z ^ (z >> np.uint64(27))) * _M2
-        zb[g] = z ^ (z >> np.uint64(31))
+def _sr_words(z32, nw, base, stride):
+    """z32[g] = lowbias32(base + g * stride) (mod 2**32), g < nw: the SR unit's words. An input's
+    words are contiguous (``stride`` 1), one output's words along its inputs are ``P`` apart.
+    ``z32.view(np.uint16)[i]`` is then half ``i % 2`` of word ``i // 2``: the offset of output
+    ``i`` of an input-major row. A separate loop: the compiler vectorises it alone (8 lanes)."""
+    c = np.uint32(base)
+    st = np.uint32(stride)
+    for g in range(nw):  # a 32-bit counter: ``base + g * stride`` would be formed in 64 bits
+        z32[g] = lowbias32(c)
+        c = np.uint32(c + st)
 
 
 @jit
-def _sr_lane_extract(r16, zw, w, lane):
-    """r16[j] = lane ``lane`` of the word zw[j], j < w (rows of one group of four outputs share
-    their words: hashed once, read four times)."""
-    sl = np.uint64(16 * lane)
+def _sr_half_extract(r16, z32, w, half):
+    """r16[j] = half ``half`` of the word z32[j], j < w (the two outputs of a word share it:
+    hashed once, read twice)."""
+    sl = np.uint32(16 * half)
     for j in range(w):
-        r16[j] = np.uint16((zw[j] >> sl) & np.uint64(0xFFFF))
+        r16[j] = np.uint16((z32[j] >> sl) & np.uint32(0xFFFF))
 
 
 @jit
@@ -237,19 +236,73 @@ def _fx_apply_px32(row, ph, pl, xv, r16, w, e, lo, hi, cnt):
     s16 = np.int32(16)
     lo32 = np.int32(lo)
     hi32 = np.int32(hi)
-    writes = np.int32(0)
-    nsat = np.int32(0)
+    same = np.int32(0)  # increments that are 0
+    keep = np.int32(0)  # results inside [lo, hi]
     for i in range(w):
         t = np.int32(np.int32(ph[i] * x32) + _ashr32(np.int32(pl[i] * x32), e32))
         d = _ashr32(np.int32(t + np.int32(r16[i])), s16)
         v = np.int32(np.int32(row[i]) + d)
-        nsat = np.int32(nsat + np.int32(v < lo32) + np.int32(v > hi32))
-        v = lo32 if v < lo32 else v
-        v = hi32 if v > hi32 else v
-        writes = np.int32(writes + np.int32(d != 0))
-        row[i] = v
-    cnt[_B_WRITES] += writes
-    cnt[_B_SAT_W] += nsat
+        c = lo32 if v < lo32 else v
+        c = hi32 if c > hi32 else c
+        keep = np.int32(keep + np.int32(c == v))  # == counts in 2 vector ops, != in 3
+        same = np.int32(same + np.int32(d == 0))
+        row[i] = c
+    cnt[_B_WRITES] += w - same
+    cnt[_B_SAT_W] += w - keep
+
+
+@jit
+def _fx_apply_p32(row, ps, xv, r16, w, e, lo, hi, cnt):
+    """:func:`_fx_apply_px32` when the whole product fits int32 (``|p x| < 2**30`` for every
+    ``p`` of the row, which the caller checks from the step's largest ``|p|``; adding ``r16``
+    cannot overflow either): one multiply, ``floor(p x / 2**e)`` an arithmetic shift of the
+    exact product."""
+    x32 = np.int32(xv)
+    e32 = np.int32(e)
+    s16 = np.int32(16)
+    lo32 = np.int32(lo)
+    hi32 = np.int32(hi)
+    same = np.int32(0)  # increments that are 0
+    keep = np.int32(0)  # results inside [lo, hi]
+    for i in range(w):
+        t = _ashr32(np.int32(np.int32(ps[i]) * x32), e32)
+        d = _ashr32(np.int32(t + np.int32(r16[i])), s16)
+        v = np.int32(np.int32(row[i]) + d)
+        c = lo32 if v < lo32 else v
+        c = hi32 if c > hi32 else c
+        keep = np.int32(keep + np.int32(c == v))
+        same = np.int32(same + np.int32(d == 0))
+        row[i] = c
+    cnt[_B_WRITES] += w - same
+    cnt[_B_SAT_W] += w - keep
+
+
+@jit
+def _fx_apply_p16(row, ps, xv, r16, w, e, lo, hi, cnt, d16):
+    """:func:`_fx_apply_p32` with the increments narrowed to int16 (``d16``, scratch of ``w``)
+    and the weights updated in int16 lanes (twice as many per vector). The caller checks that
+    ``lo``, ``hi``, every ``row + d`` (``|d| <= 2**(14 - e) + 1``) and the counts (``w``) fit
+    int16."""
+    x32 = np.int32(xv)
+    e32 = np.int32(e)
+    s16 = np.int32(16)
+    for i in range(w):
+        t = _ashr32(np.int32(np.int32(ps[i]) * x32), e32)
+        d16[i] = np.int16(_ashr32(np.int32(t + np.int32(r16[i])), s16))
+    lo16 = np.int16(lo)
+    hi16 = np.int16(hi)
+    same = np.int16(0)  # increments that are 0
+    keep = np.int16(0)  # results inside [lo, hi]
+    for i in range(w):
+        d = d16[i]
+        v = np.int16(np.int16(row[i]) + d)
+        c = lo16 if v < lo16 else v
+        c = hi16 if c > hi16 else c
+        keep = np.int16(keep + np.int16(c == v))
+        same = np.int16(same + np.int16(d == 0))
+        row[i] = c
+    cnt[_B_WRITES] += w - np.int64(same)
+    cnt[_B_SAT_W] += w - np.int64(keep)
 
 
 @jit
@@ -262,35 +315,35 @@ def _fx_apply_xp32(row, ph, pl, xs, r16, w, e, lo, hi, cnt):
     pl32 = np.int32(pl)
     lo32 = np.int32(lo)
     hi32 = np.int32(hi)
-    writes = np.int32(0)
-    nsat = np.int32(0)
+    same = np.int32(0)  # increments that are 0
+    keep = np.int32(0)  # results inside [lo, hi]
     for j in range(w):
         x32 = np.int32(xs[j])
         t = np.int32(np.int32(ph32 * x32) + _ashr32(np.int32(pl32 * x32), e32))
         d = _ashr32(np.int32(t + np.int32(r16[j])), s16)
         v = np.int32(np.int32(row[j]) + d)
-        nsat = np.int32(nsat + np.int32(v < lo32) + np.int32(v > hi32))
-        v = lo32 if v < lo32 else v
-        v = hi32 if v > hi32 else v
-        writes = np.int32(writes + np.int32(d != 0))
-        row[j] = v
-    cnt[_B_WRITES] += writes
-    cnt[_B_SAT_W] += nsat
+        c = lo32 if v < lo32 else v
+        c = hi32 if c > hi32 else c
+        keep = np.int32(keep + np.int32(c == v))
+        same = np.int32(same + np.int32(d == 0))
+        row[j] = c
+    cnt[_B_WRITES] += w - same
+    cnt[_B_SAT_W] += w - keep
 
 
 @jit
 def _fx_bias(bb, sb, i0, w, m, n, key, sh_b, mode, lo, hi, wrap, cnt):
-    """Bias update of outputs i0..i0+w from the exact sums ``sb`` (the SR unit's words after the
-    layer's weight words: ``ceil(m / 4) n + i // 4``, lane ``i % 4``)."""
+    """Bias update of outputs i0..i0+w from the exact sums ``sb`` (the SR unit's words of a
+    constant input ``n``: ``n ceil(m / 2) + i // 2``, half ``i % 2``)."""
     sat1 = np.zeros(4, np.int64)
-    base = (m + 3) // 4 * n
+    base = (m + 1) // 2 * n
     for i in range(w):
         s = sb[i]
         if s == 0:
             continue
         r = np.int64(0)
         if mode == 1:
-            r = sr_offset(key, np.uint64(base + (i0 + i) // 4), (i0 + i) % 4, sh_b)
+            r = sr_offset(key, np.uint64(base + (i0 + i) // 2), (i0 + i) % 2, sh_b)
         d = shift_round(s, sh_b, mode, r)
         if d != 0:
             cnt[_B_WRITES] += 1
@@ -300,27 +353,22 @@ def _fx_bias(bb, sb, i0, w, m, n, key, sh_b, mode, lo, hi, wrap, cnt):
 
 @jit
 def _fx_bias_block(bb, sb, i0, w, m, n, key, sh_b, mode, lo, hi, wrap, zb, cnt):
-    """:func:`_fx_bias` for a block of ``w`` outputs starting at a multiple of 4: the SR unit's
-    words of the block drawn in one vector loop into ``zb`` (scratch of ``ceil(w / 4)`` words)."""
+    """:func:`_fx_bias` for a block of ``w`` outputs starting at an even output: the SR unit's
+    words of the block drawn in one vector loop into ``zb`` (uint32 scratch of ``ceil(w / 2)``
+    words)."""
     if mode != 1:
         _fx_bias(bb, sb, i0, w, m, n, key, sh_b, mode, lo, hi, wrap, cnt)
         return
-    ng = (w + 3) // 4
-    _sr_words(zb, ng, np.uint64(key) + _GAMMA + np.uint64((m + 3) // 4 * n + i0 // 4),
-              np.uint64(1))
-    r16 = zb[:ng].view(np.uint16)
-    lsh = np.int64(max(sh_b - 16, 0))
-    rsh = np.int64(max(16 - sh_b, 0))
-    sat1 = np.zeros(4, np.int64)
+    nw = (w + 1) // 2
+    _sr_words(zb, nw, np.uint64(sr_key32(key)) + np.uint64((m + 1) // 2 * n + i0 // 2), 1)
+    r16 = zb[:nw].view(np.uint16)
+    # the weights' rounding loop (a zero sum gives a zero increment there too); vectorised when
+    # no sum can reach 2**61 (then |S + r| < 2**62)
+    smax = np.int64(0)
     for i in range(w):
-        sv = sb[i]
-        if sv == 0:
-            continue
-        d = shift_round(sv, sh_b, 1, (np.int64(r16[i]) << lsh) >> rsh)
-        if d != 0:
-            cnt[_B_WRITES] += 1
-            bb[i] = saturate(np.int64(bb[i]) + d, lo, hi, wrap, sat1, 3)
-    cnt[_B_SAT_W] += sat1[3]
+        smax = max(smax, abs(sb[i]))
+    fast = smax < (np.int64(1) << np.int64(61)) and sh_b <= 61
+    _fx_apply(bb, sb, r16, w, sh_b, 1, lo, hi, wrap, fast, cnt)
 
 
 @jit
@@ -354,6 +402,31 @@ def _fx_activate_row(ac, a3, ao, ho, w, lo, hi, wrap, shift_acc, act_code, slope
     half = np.int64(1) << np.int64(shift_acc - 1)
     n0 = 0
     n1 = 0
+    lim = np.int64(1) << np.int64(61)
+    if act_code == 1 and -lim < lo0 and hi0 < lim and shift_acc < 62 and \
+            max(-lo1, hi1) * abs(slope_q) + 32768 < (np.int64(1) << np.int64(31)):
+        # LeakyReLU in vector lanes: the rounding shift as a logical shift of v + half + 2**62
+        # (AVX2 has no 64-bit arithmetic shift) and the slope product in int32 (it fits)
+        ush = np.uint64(shift_acc)
+        off = np.int64(_BIAS >> ush)
+        s32 = np.int32(slope_q)
+        r32 = np.int32(32768)
+        s16 = np.int32(16)
+        for i in range(w):
+            v = ac[i] + np.int64(a3[i])
+            n0 += np.int64(v < lo0) + np.int64(v > hi0)
+            v = lo0 if v < lo0 else v
+            v = hi0 if v > hi0 else v
+            av = np.int64((np.uint64(v + half) + _BIAS) >> ush) - off
+            n1 += np.int64(av < lo1) + np.int64(av > hi1)
+            av = lo1 if av < lo1 else av
+            av = hi1 if av > hi1 else av
+            ao[i] = av
+            neg = np.int64(_ashr32(np.int32(np.int32(av) * s32 + r32), s16))
+            ho[i] = av if av > 0 else neg
+        sat1[0] += n0
+        sat1[1] += n1
+        return
     for i in range(w):
         v = ac[i] + np.int64(a3[i])
         n0 += np.int64(v < lo0) + np.int64(v > hi0)
@@ -393,16 +466,20 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
                  sh_w, sh_b, mode, lo, hi, wrap, cnb, cptr, cidx, cval,
                  f_a, shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
                  acc, acc32, srow, zbuf, phl, a_out, h_out, cnt):
-    """Input-major block [i0, i1) (``i0`` a multiple of 4): pending update, then forward pass
-    of the new inputs. ``zbuf`` holds the SR unit's words (one per four outputs), ``phl`` the
-    pending terms split for :func:`_fx_apply_px32` (used when ``fast32``)."""
+    """Input-major block [i0, i1) (``i0`` even): pending update, then forward pass of the new
+    inputs. ``zbuf`` (uint64 scratch, read as uint32) holds the SR unit's words (one per two
+    outputs), ``phl`` the pending terms split for :func:`_fx_apply_px32` (used when ``fast32``)."""
     lo_w, hi_w, wrap_w = lo[3], hi[3], wrap[3]
     w = i1 - i0
     bb = b[i0:i1]
-    ng = (w + 3) // 4
-    zb = zbuf[i0 // 4:i0 // 4 + ng]
+    nw = (w + 1) // 2
+    zb = zbuf.view(np.uint32)[i0 // 2:i0 // 2 + nw]
     r16 = zb.view(np.uint16)
     e = sh_w - 16
+    pmax = np.int64(0)  # largest |p| of the pending terms (fast32 only)
+    # int16 lanes for the weights: |d| <= 2**(14 - e) + 1 once |p x| < 2**30
+    use16 = fast32 and w < 32768 and \
+        max(-lo_w, hi_w) + (np.int64(1) << np.int64(max(14 - e, 0))) + 1 < 32767
     if has_prev:
         sr = srow[i0:i1]
         for i in range(w):
@@ -415,15 +492,23 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
         if mode != 1:
             _sr_const_fill(r16, w, mode)
         if fast32:
-            mask = (np.int64(1) << np.int64(e)) - 1
             for s in range(pnb):
                 ps = pp[s, i0:i1]
-                ph = phl[0, s, i0:i1]
-                pl = phl[1, s, i0:i1]
                 for i in range(w):
-                    pv = np.int64(ps[i])
-                    ph[i] = pv >> e
-                    pl[i] = pv & mask
+                    pmax = max(pmax, abs(np.int64(ps[i])))
+            xpmax = np.int64(0)  # largest pending input
+            for q in range(pptr[n]):
+                xpmax = max(xpmax, abs(np.int64(pval[q])))
+            if pmax * xpmax >= (np.int64(1) << np.int64(30)):  # some rows need the split
+                mask = (np.int64(1) << np.int64(e)) - 1
+                for s in range(pnb):
+                    ps = pp[s, i0:i1]
+                    ph = phl[0, s, i0:i1]
+                    pl = phl[1, s, i0:i1]
+                    for i in range(w):
+                        pv = np.int64(ps[i])
+                        ph[i] = pv >> e
+                        pl[i] = pv & mask
     for s in range(cnb):
         ac = acc[s, i0:i1]
         a3 = acc32[s, i0:i1]
@@ -432,10 +517,11 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
             a3[i] = 0
     rowlist = np.empty(n, np.int64)
     nrows = _active_rows(n, has_prev, pptr, cptr, rowlist)
-    nn = np.uint64(n)
     sr = srow[i0:i1]
-    ukey = np.uint64(key) + _GAMMA + np.uint64(i0 // 4) * nn
+    P = np.uint64((m + 1) // 2)
+    ukey = np.uint64(sr_key32(key)) + np.uint64(i0 // 2)
     rows = 0
+    d16 = srow[i0:i1].view(np.int16)  # the int16 increments (srow is free in single-sample rows)
     for t in range(nrows):
         j = rowlist[t]
         q0 = pptr[j] if has_prev else 0
@@ -444,10 +530,16 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
         c1 = cptr[j + 1]
         row = wt[j, i0:i1]
         if q1 > q0 and mode == 1:
-            _sr_words(zb, ng, ukey + np.uint64(j), nn)
+            _sr_words(zb, nw, ukey + np.uint64(j) * P, 1)
         if q1 == q0 + 1:
             s = pidx[q0]
-            if fast32:
+            if fast32 and pmax * abs(np.int64(pval[q0])) < (np.int64(1) << np.int64(30)):
+                # the whole product fits int32 (|p x| < 2**30 leaves room for + r16)
+                if use16:
+                    _fx_apply_p16(row, pp[s, i0:i1], pval[q0], r16, w, e, lo_w, hi_w, cnt, d16)
+                else:
+                    _fx_apply_p32(row, pp[s, i0:i1], pval[q0], r16, w, e, lo_w, hi_w, cnt)
+            elif fast32:
                 _fx_apply_px32(row, phl[0, s, i0:i1], phl[1, s, i0:i1], pval[q0], r16, w, e,
                                lo_w, hi_w, cnt)
             else:
@@ -499,12 +591,16 @@ def _fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, sh_w, sh_b, mod
                  cnb, xc, f_a, shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
                  srow, zbuf, zrow, a_out, h_out, cnt):
     """Output-major block of rows [i0, i1) of ``W`` (m, n): pending update, then forward pass.
-    ``zrow`` (n words) holds the SR unit's words of the current group of four rows; a single
+    ``zrow`` (uint64 scratch of ``n`` or more, read as uint32) holds the SR unit's words of the
+    current pair of rows (outputs ``2g, 2g + 1`` share words ``j P + g``); a single
     pending sample rounds in int32 lanes when ``fast32``; dot products sum ``kflush`` products
     in int32 lanes at a time (0: int64 only)."""
     lo_w, hi_w, wrap_w = lo[3], hi[3], wrap[3]
     sr = srow[:n]
     r16 = zbuf[:(n + 3) // 4].view(np.uint16)
+    z32 = zrow.view(np.uint32)
+    k32 = np.uint64(sr_key32(key))
+    P = (m + 1) // 2
     if has_prev and mode != 1:
         _sr_const_fill(r16, n, mode)
     group = -1
@@ -533,11 +629,10 @@ def _fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, sh_w, sh_b, mod
             p0 = np.int64(pp[0, i])
             if not first or (single and p0 != 0):
                 if mode == 1:
-                    if i // 4 != group:
-                        group = i // 4
-                        kb = np.uint64(key) + _GAMMA + np.uint64(group) * np.uint64(n)
-                        _sr_words(zrow, n, kb, np.uint64(1))
-                    _sr_lane_extract(r16, zrow, n, i % 4)
+                    if i // 2 != group:
+                        group = i // 2
+                        _sr_words(z32, n, k32 + np.uint64(group), P)
+                    _sr_half_extract(r16, z32, n, i % 2)
                 if single:
                     e = sh_w - 16
                     _fx_apply_xp32(row, p0 >> e, p0 & ((np.int64(1) << e) - 1), xp[0], r16, n, e,
@@ -550,9 +645,12 @@ def _fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, sh_w, sh_b, mod
             v = np.int64(0)
             if kflush > 0:  # int32 partial sums of kflush products cannot overflow
                 for j0 in range(0, n, kflush):
+                    j1 = min(j0 + kflush, n)
+                    rj = row[j0:j1]
+                    xj = xs[j0:j1]
                     v32 = np.int32(0)
-                    for j in range(j0, min(j0 + kflush, n)):
-                        v32 = np.int32(v32 + np.int32(np.int32(row[j]) * np.int32(xs[j])))
+                    for j in range(j1 - j0):  # from 0: the compiler vectorises
+                        v32 = np.int32(v32 + np.int32(np.int32(rj[j]) * np.int32(xj[j])))
                     v += v32
             else:
                 for j in range(n):
@@ -593,22 +691,41 @@ def _fx_pass_parallel(bounds, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, 
 def _fx_post(a, h, nb, m, v, vnorm, y, scale, loss_code, act_code, slope, gate_h2, pow2_au,
              lo_u, hi_u, p_out):
     """SPELA's post-synaptic term (the reference's float64 expressions). Returns
-    (zero-norm samples, update saturations)."""
+    (zero-norm samples, update saturations).
+
+    When the activations and class vectors fit int32 (checked per sample) the loops convert
+    through int32 (AVX2 has vector int32 <-> float64 conversions and 32 x 32 -> 64-bit products,
+    not int64 ones), and ``p`` through int32 when the update format fits it: the same values."""
     zeros = 0
     nsat = 0
+    lim = np.int64(1) << np.int64(31)
+    p_narrow = lo_u >= -2.0**31 and hi_u < 2.0**31
     for s in range(nb):
         c_ = y[s]
         hs = h[s]
         vs = v[c_]
+        ps = p_out[s]
+        lo_hv = np.int64(0)
+        hi_hv = np.int64(0)
+        for i in range(m):
+            lo_hv = min(lo_hv, min(hs[i], vs[i]))
+            hi_hv = max(hi_hv, max(hs[i], vs[i]))
+        narrow = -lim <= lo_hv and hi_hv < lim
         n2 = np.int64(0)
         dot = np.int64(0)
-        for i in range(m):
-            n2 += hs[i] * hs[i]
-            dot += hs[i] * vs[i]
+        if narrow:
+            for i in range(m):
+                h64 = np.int64(np.int32(hs[i]))
+                n2 += h64 * h64
+                dot += h64 * np.int64(np.int32(vs[i]))
+        else:
+            for i in range(m):
+                n2 += hs[i] * hs[i]
+                dot += hs[i] * vs[i]
         if n2 == 0:
             zeros += 1
             for i in range(m):
-                p_out[s, i] = 0
+                ps[i] = 0
             continue
         r = math.sqrt(np.float64(n2))
         vn = vnorm[c_]
@@ -617,6 +734,19 @@ def _fx_post(a, h, nb, m, v, vnorm, y, scale, loss_code, act_code, slope, gate_h
         sc = scale * g * pow2_au / r
         A = sc / vn
         C = sc * c / r
+        if narrow and act_code == 1 and p_narrow:  # LeakyReLU: one branch-free vector loop
+            ns = 0
+            for i in range(m):
+                gate = 1.0 if a[s, i] > 0 else slope
+                # np.floor stays a float (math.floor's int64 has no vector conversion)
+                t = np.floor((A * np.float64(np.int32(vs[i])) - C * np.float64(np.int32(hs[i])))
+                             * gate + 0.5)
+                ns += np.int64(t < lo_u) + np.int64(t > hi_u)
+                t = lo_u if t < lo_u else t
+                t = hi_u if t > hi_u else t
+                ps[i] = np.int32(t)
+            nsat += ns
+            continue
         for i in range(m):
             if act_code == 1:
                 gate = 1.0 if a[s, i] > 0 else slope
@@ -628,7 +758,7 @@ def _fx_post(a, h, nb, m, v, vnorm, y, scale, loss_code, act_code, slope, gate_h
             if t < lo_u or t > hi_u:
                 nsat += 1
                 t = lo_u if t < lo_u else hi_u
-            p_out[s, i] = np.int64(t)
+            ps[i] = np.int64(t)
     return zeros, nsat
 
 
@@ -1230,8 +1360,8 @@ def update_rows_fixed(w, b, p, x, key, sh_w, sh_b, mode, lo, hi, wrap, fast, sat
     """``W += round(p^T x)``, ``b += round(sum p)`` on row-major ``W`` (m, n); returns writes.
 
     Rows are streamed over the span of non-zero inputs with the vectorised rounding of
-    :func:`_fx_apply` (the SR unit's words ``(i // 4) n + j`` contiguous in ``j``, lane
-    ``i % 4``); bit-exact with the
+    :func:`_fx_apply` (the SR unit's words ``j ceil(m / 2) + i // 2``, ``ceil(m / 2)`` apart
+    along a row, half ``i % 2``: rows ``2g`` and ``2g + 1`` share them); bit-exact with the
     reference (a zero input or a zero post-synaptic term gives a zero increment). A mini-batch
     first forms the exact sums ``S^T[j, i] = sum_s x_sj p_si`` for a block of 64 outputs from
     the sparse columns of ``x`` (contiguous in ``i``), then applies them row by row.
@@ -1241,8 +1371,10 @@ def update_rows_fixed(w, b, p, x, key, sh_w, sh_b, mode, lo, hi, wrap, fast, sat
     c0, c1 = _column_span(x, nb, n)
     span = c1 - c0
     sr = np.zeros(max(span, 1), np.int64)
-    r16 = np.zeros((max(span, 1) + 3) // 4, np.uint64).view(np.uint16)
-    zrow = np.zeros(max(span, 1), np.uint64)
+    r16 = np.zeros(max(span, 1), np.uint16)
+    zrow = np.zeros(max(span, 1), np.uint32)
+    k32 = np.uint64(sr_key32(key)) + np.uint64(c0) * np.uint64((m + 1) // 2)
+    P = (m + 1) // 2
     group = -1
     if mode != 1:
         _sr_const_fill(r16, span, mode)
@@ -1284,12 +1416,10 @@ def update_rows_fixed(w, b, p, x, key, sh_w, sh_b, mode, lo, hi, wrap, fast, sat
                     for jj in range(span):
                         sr[jj] = st[jj, l]
                     if mode == 1:
-                        if i // 4 != group:
-                            group = i // 4
-                            kb = np.uint64(key) + _GAMMA + np.uint64(group) * np.uint64(n) + \
-                                np.uint64(c0)
-                            _sr_words(zrow, span, kb, np.uint64(1))
-                        _sr_lane_extract(r16, zrow, span, i % 4)
+                        if i // 2 != group:
+                            group = i // 2
+                            _sr_words(zrow, span, k32 + np.uint64(group), P)
+                        _sr_half_extract(r16, zrow, span, i % 2)
                     _fx_apply(w[i, c0:c1], sr, r16, span, sh_w, mode, lo, hi, wrap, fast, cnt)
                 _fx_bias(b[i:i + 1], sb, i, 1, m, n, key, sh_b, mode, lo, hi, wrap, cnt)
         sat[3] += cnt[_B_SAT_W]
@@ -1312,11 +1442,10 @@ def update_rows_fixed(w, b, p, x, key, sh_w, sh_b, mode, lo, hi, wrap, fast, sat
                     sr[j] += pv * np.int64(xs[j])
         if not first:
             if mode == 1:
-                if i // 4 != group:
-                    group = i // 4
-                    kb = np.uint64(key) + _GAMMA + np.uint64(group) * np.uint64(n) + np.uint64(c0)
-                    _sr_words(zrow, span, kb, np.uint64(1))
-                _sr_lane_extract(r16, zrow, span, i % 4)
+                if i // 2 != group:
+                    group = i // 2
+                    _sr_words(zrow, span, k32 + np.uint64(group), P)
+                _sr_half_extract(r16, zrow, span, i % 2)
             _fx_apply(w[i, c0:c1], sr, r16, span, sh_w, mode, lo, hi, wrap, fast, cnt)
         _fx_bias(b[i:i + 1], sb, i, 1, m, n, key, sh_b, mode, lo, hi, wrap, cnt)
     sat[3] += cnt[_B_SAT_W]

@@ -17,6 +17,7 @@ once per call, zero-skipping sub-batches); :func:`update_is_fast` decides whethe
 
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import contextmanager
 
@@ -209,7 +210,11 @@ def fused_supported(ops, rule, device=None) -> bool:
     if opt.kind != "sgd" or opt.momentum or rule.update_order != "pre_update":
         return False
     # The "raise" overflow policy must stop at the exact step that overflowed: per-step path.
-    return not (ops.fixed and any(ops.raise_on))
+    if ops.fixed and any(ops.raise_on):
+        return False
+    # The kernels read the SR unit's 32-bit words as uint16 halves in output order, which holds
+    # on little-endian hosts (x86, ARM) only.
+    return not ops.fixed or sys.byteorder == "little"
 
 
 def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts,

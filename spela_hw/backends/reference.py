@@ -19,10 +19,10 @@ update (per mini-batch)
     ``S_ij = sum_n p_ni x_nj`` exactly; ``dW_ij = round(S_ij >> (f_u + f_a - f_w))`` and
     ``db_i = round(sum_n p_ni >> (f_u - f_w))`` with the update format's rounding: nearest (half
     up), truncate (floor) or stochastic by the SR unit of :mod:`spela_hw.rng` (16 random bits
-    per synapse, one 64-bit ``splitmix64`` draw per four neighbouring output neurons:
+    per synapse, one 32-bit ``lowbias32`` word per two neighbouring output neurons:
     ``(S + r) >> shift`` with ``r`` from :func:`spela_hw.rng.sr_weight_offsets` and
     :func:`spela_hw.rng.sr_bias_offsets`, i.e. ``S`` truncated to 16 bits below the weight LSB
-    plus a 16-bit random lane); then ``W += dW`` saturated to the weight format.
+    plus a 16-bit random half-word); then ``W += dW`` saturated to the weight format.
     A zero input or a zero post-synaptic term never changes a weight, even stochastically.
 read-out
     ``scores_c = sum_i V_ci h_i`` (int64); argmax with the lowest index winning ties.
