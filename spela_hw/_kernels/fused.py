@@ -1105,33 +1105,38 @@ def _fl_post(a, h, nb, m, v, y, scale, loss_code, act_code, slope, p_out):
     """Float twin of :func:`_fx_post` (float64 scalars, as the numba per-step kernel)."""
     zeros = 0
     for s in range(nb):
-        c_ = y[s]
-        hs = h[s]
-        vs = v[c_]
-        n2 = 0.0
-        dot = 0.0
-        for i in range(m):
-            n2 += np.float64(hs[i]) * hs[i]
-            dot += np.float64(hs[i]) * vs[i]
-        if n2 == 0.0:
-            zeros += 1
-            for i in range(m):
-                p_out[s, i] = 0.0
-            continue
-        r = math.sqrt(n2)
-        c = dot / r
-        g = 1.0 if loss_code == 0 else 1.0 / (2.0 - c)
-        kk = scale * g / r
-        cr = c / r
-        for i in range(m):
-            if act_code == 1:
-                gate = 1.0 if a[s, i] > 0 else slope
-            elif act_code == 2:
-                gate = 1.0 - np.float64(hs[i]) * hs[i]
-            else:
-                gate = 1.0
-            p_out[s, i] = kk * gate * (vs[i] - cr * hs[i])
+        zeros += fl_post_sample(a[s], h[s], m, 0, m, v[y[s]], scale, loss_code, act_code, slope,
+                                p_out[s])
     return zeros
+
+
+@jit
+def fl_post_sample(a, h, m, i0, i1, vs, scale, loss_code, act_code, slope, p_out):
+    """One sample's post-synaptic terms of outputs ``[i0, i1)`` (``|h|^2`` and ``h . v_y`` over
+    all ``m``, in order); returns 1 for a zero-norm ``h`` (its terms are 0)."""
+    n2 = 0.0
+    dot = 0.0
+    for i in range(m):
+        n2 += np.float64(h[i]) * h[i]
+        dot += np.float64(h[i]) * vs[i]
+    if n2 == 0.0:
+        for i in range(i0, i1):
+            p_out[i] = 0.0
+        return 1
+    r = math.sqrt(n2)
+    c = dot / r
+    g = 1.0 if loss_code == 0 else 1.0 / (2.0 - c)
+    kk = scale * g / r
+    cr = c / r
+    for i in range(i0, i1):
+        if act_code == 1:
+            gate = 1.0 if a[i] > 0 else slope
+        elif act_code == 2:
+            gate = 1.0 - np.float64(h[i]) * h[i]
+        else:
+            gate = 1.0
+        p_out[i] = kk * gate * (vs[i] - cr * h[i])
+    return 0
 
 
 @jit

@@ -25,8 +25,6 @@ a threading layer that may run both on one worker), the kernel returns ``False``
 nothing, and the caller falls back to the serial kernel instead of waiting forever.
 """
 
-import math
-
 import numpy as np
 from numba import njit, prange, types
 from numba.core import cgutils
@@ -34,7 +32,8 @@ from numba.extending import intrinsic
 
 from . import JIT, jit
 from .fused import (_B_WRITES, C_FWD_NNZ, C_UPD_NNZ, C_WRITES, C_ZERO, INPUT_MAJOR, _aligned2,
-                    _fl_block_im, _fl_block_om, _fl_normalize, block_view, csc_of)
+                    _fl_block_im, _fl_block_om, _fl_normalize, block_view, csc_of,
+                    fl_post_sample)
 
 HANDSHAKE_SPINS = 200_000_000  # atomic loads (about a second) before giving up on the partner
 _STATE, _PHASE0 = 0, 8  # sync[0]: handshake; sync[8 + 8 t]: thread t's barrier phase (own line)
@@ -111,35 +110,6 @@ def _barrier(sync, tid, phase):
 
 
 @jit
-def _post_own(a, h, m, i0, i1, vs, scale, loss_code, act_code, slope, p_out):
-    """:func:`spela_hw._kernels.fused._fl_post` for one sample, writing outputs ``[i0, i1)``
-    only (the norms over all ``m`` in the same order); returns 1 for a zero-norm ``h``."""
-    n2 = 0.0
-    dot = 0.0
-    for i in range(m):
-        n2 += np.float64(h[i]) * h[i]
-        dot += np.float64(h[i]) * vs[i]
-    if n2 == 0.0:
-        for i in range(i0, i1):
-            p_out[i] = 0.0
-        return 1
-    r = math.sqrt(n2)
-    c = dot / r
-    g = 1.0 if loss_code == 0 else 1.0 / (2.0 - c)
-    kk = scale * g / r
-    cr = c / r
-    for i in range(i0, i1):
-        if act_code == 1:
-            gate = 1.0 if a[i] > 0 else slope
-        elif act_code == 2:
-            gate = 1.0 - np.float64(h[i]) * h[i]
-        else:
-            gate = 1.0
-        p_out[i] = kk * gate * (vs[i] - cr * h[i])
-    return 0
-
-
-@jit
 def _worker(tid, X, Y, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n_cls, lr,
             act_code, loss_code, slope, normalize, split, hb, sync, counters):
     """Thread ``tid``'s share of :func:`train_chunk_float_two_cores` (outputs below ``split[k]``
@@ -209,7 +179,8 @@ def _worker(tid, X, Y, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n
             phase += 1
             _barrier(sync, tid, phase)
             vs = v_flat[voff[k]:voff[k] + n_cls * m].reshape(n_cls, m)[Y[t]]
-            zeros = _post_own(a_buf[0], hk, m, i0, i1, vs, lr, loss_code, act_code, slope, pbuf[k, 0])
+            zeros = fl_post_sample(a_buf[0], hk, m, i0, i1, vs, lr, loss_code, act_code, slope,
+                                   pbuf[k, 0])
             if tid == 0:
                 counters[k, C_ZERO] += zeros
             npz = 0

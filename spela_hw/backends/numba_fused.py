@@ -311,7 +311,7 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
         v_flat = np.concatenate([np.asarray(v, np.float32).ravel() for v in state.vectors])
         # One sample per step: the threads split every layer for the whole segment instead of
         # meeting in a parallel region per layer and step (same result, see two_cores).
-        two_cores = B == 1 and not ops.__dict__.get("_two_cores_failed", False)
+        two_cores = B == 1
         split = np.array([two_cores_split(m) for m, _ in shapes], np.int64)
 
         split_flat = np.concatenate([[0, two_cores_split(m), m] for m, _ in shapes]).astype(np.int64)
