@@ -65,20 +65,45 @@ _B_WRITES, _B_SAT_ACC, _B_SAT_ACT, _B_SAT_W = range(4)
 # Layer layouts.
 INPUT_MAJOR, OUTPUT_MAJOR = 0, 1
 
+_PAGE = 4096  # bytes; per-block scratch starts on its own page (see block_rows)
+
 
 # ----------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------
 @jit
-def _aligned2(rows, cols, dtype_like):
-    """Zeroed (rows, cols') scratch whose rows start on 64-byte boundaries (cols' >= cols, a
-    multiple of 16): threads writing neighbouring blocks of a row never share a cache line."""
+def _aligned2(rows, cols, dtype_like, align=64):
+    """Zeroed (rows, cols') scratch whose rows start on ``align``-byte boundaries (cols' >= cols,
+    a multiple of ``align`` bytes): with 64, threads writing neighbouring blocks of a row never
+    share a cache line; with a page (:data:`_PAGE`), every row is its own pages."""
     itemsize = dtype_like.itemsize
-    per = 64 // itemsize
+    per = align // itemsize
     cp = (cols + per - 1) // per * per
     buf = np.zeros(rows * cp + per, dtype_like.dtype)
-    off = ((64 - buf.ctypes.data % 64) % 64) // itemsize
+    off = ((align - buf.ctypes.data % align) % align) // itemsize
     return buf[off:off + rows * cp].reshape(rows, cp)
+
+
+@jit
+def _blocks_max(bounds_flat, bounds_off):
+    """Largest number of blocks of a layer and largest block width (sizes of block scratch)."""
+    nblk = 1
+    wmax = 1
+    for k in range(len(bounds_off) - 1):
+        nblk = max(nblk, bounds_off[k + 1] - bounds_off[k] - 1)
+        for q in range(bounds_off[k], bounds_off[k + 1] - 1):
+            wmax = max(wmax, bounds_flat[q + 1] - bounds_flat[q])
+    return nblk, wmax
+
+
+@jit
+def block_rows(scr, blk, rows, w):
+    """Block ``blk``'s private ``(rows, w)`` scratch: row ``blk`` of ``scr``, an
+    ``_aligned2(nblk, rows * wmax, ., _PAGE)`` array. Threads running different blocks of
+    outputs then never write the same page: the hardware prefetcher streams lines within a page,
+    and neighbouring blocks of one shared ``(rows, m)`` array (a boundary in every row) made two
+    threads no faster than one."""
+    return scr[blk, :rows * w].reshape(rows, w)
 
 
 @jit
@@ -467,13 +492,15 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
                  f_a, shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
                  acc, acc32, srow, zbuf, phl, a_out, h_out, cnt):
     """Input-major block [i0, i1) (``i0`` even): pending update, then forward pass of the new
-    inputs. ``zbuf`` (uint64 scratch, read as uint32) holds the SR unit's words (one per two
-    outputs), ``phl`` the pending terms split for :func:`_fx_apply_px32` (used when ``fast32``)."""
+    inputs. ``wt`` holds the block's own weights ``(n, i1 - i0)`` (:func:`block_view`); ``acc``,
+    ``acc32`` (``(cnb, >= w)``), ``srow`` and ``zbuf`` (uint64, read as the SR unit's uint32
+    words, one per two outputs) are the block's own scratch, indexed from 0; ``phl`` holds the
+    pending terms split for :func:`_fx_apply_px32` (used when ``fast32``)."""
     lo_w, hi_w, wrap_w = lo[3], hi[3], wrap[3]
     w = i1 - i0
     bb = b[i0:i1]
     nw = (w + 1) // 2
-    zb = zbuf.view(np.uint32)[i0 // 2:i0 // 2 + nw]
+    zb = zbuf.view(np.uint32)[:nw]
     r16 = zb.view(np.uint16)
     e = sh_w - 16
     pmax = np.int64(0)  # largest |p| of the pending terms (fast32 only)
@@ -481,7 +508,7 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
     use16 = fast32 and w < 32768 and \
         max(-lo_w, hi_w) + (np.int64(1) << np.int64(max(14 - e, 0))) + 1 < 32767
     if has_prev:
-        sr = srow[i0:i1]
+        sr = srow[:w]
         for i in range(w):
             sr[i] = 0
         for s in range(pnb):
@@ -510,25 +537,25 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
                         ph[i] = pv >> e
                         pl[i] = pv & mask
     for s in range(cnb):
-        ac = acc[s, i0:i1]
-        a3 = acc32[s, i0:i1]
+        ac = acc[s, :w]
+        a3 = acc32[s, :w]
         for i in range(w):
             ac[i] = np.int64(bb[i]) << np.int64(f_a)
             a3[i] = 0
     rowlist = np.empty(n, np.int64)
     nrows = _active_rows(n, has_prev, pptr, cptr, rowlist)
-    sr = srow[i0:i1]
+    sr = srow[:w]
     P = np.uint64((m + 1) // 2)
     ukey = np.uint64(sr_key32(key)) + np.uint64(i0 // 2)
     rows = 0
-    d16 = srow[i0:i1].view(np.int16)  # the int16 increments (srow is free in single-sample rows)
+    d16 = srow[:w].view(np.int16)  # the int16 increments (srow is free in single-sample rows)
     for t in range(nrows):
         j = rowlist[t]
         q0 = pptr[j] if has_prev else 0
         q1 = pptr[j + 1] if has_prev else 0
         c0 = cptr[j]
         c1 = cptr[j + 1]
-        row = wt[j, i0:i1]
+        row = wt[j]
         if q1 > q0 and mode == 1:
             _sr_words(zb, nw, ukey + np.uint64(j) * P, 1)
         if q1 == q0 + 1:
@@ -560,27 +587,27 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
             if kflush > 0:  # products and partial sums fit in int32 lanes
                 if rows == kflush:
                     for s in range(cnb):
-                        ac = acc[s, i0:i1]
-                        a3 = acc32[s, i0:i1]
+                        ac = acc[s, :w]
+                        a3 = acc32[s, :w]
                         for i in range(w):
                             ac[i] += a3[i]
                             a3[i] = 0
                     rows = 0
                 rows += 1
                 for q in range(c0, c1):
-                    a3 = acc32[cidx[q], i0:i1]
+                    a3 = acc32[cidx[q], :w]
                     x32 = np.int32(cval[q])
                     for i in range(w):
                         a3[i] = np.int32(a3[i] + np.int32(np.int32(row[i]) * x32))
             else:
                 for q in range(c0, c1):
-                    ac = acc[cidx[q], i0:i1]
+                    ac = acc[cidx[q], :w]
                     xv = np.int64(cval[q])
                     for i in range(w):
                         ac[i] += np.int64(row[i]) * xv
     sat1 = np.zeros(4, np.int64)
     for s in range(cnb):
-        _fx_activate_row(acc[s, i0:i1], acc32[s, i0:i1], a_out[s, i0:i1], h_out[s, i0:i1], w, lo,
+        _fx_activate_row(acc[s, :w], acc32[s, :w], a_out[s, i0:i1], h_out[s, i0:i1], w, lo,
                          hi, wrap, shift_acc, act_code, slope_q, lut, act_min, sat1)
     cnt[_B_SAT_ACC] += sat1[0]
     cnt[_B_SAT_ACT] += sat1[1]
@@ -664,27 +691,33 @@ def _fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, sh_w, sh_b, mod
 
 
 @jit
-def _fx_pass_serial(bounds, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key, sh_w, sh_b,
+def _fx_pass_serial(bounds, n, m, wseg, b, has_prev, pp, pnb, pptr, pidx, pval, key, sh_w, sh_b,
                     mode, lo, hi, wrap, cnb, cptr, cidx, cval, f_a, shift_acc, act_code, slope_q,
-                    lut, act_min, kflush, fast, fast32, acc, acc32, srow, zbuf, phl, a_out,
+                    lut, act_min, kflush, fast, fast32, accs, acc32s, srows, zbufs, phl, a_out,
                     h_out, bcnt):
     for blk in range(len(bounds) - 1):
-        _fx_block_im(bounds[blk], bounds[blk + 1], n, m, wt, b, has_prev, pp, pnb, pptr, pidx,
+        w = bounds[blk + 1] - bounds[blk]
+        _fx_block_im(bounds[blk], bounds[blk + 1], n, m,
+                     block_view(wseg, n, bounds[blk], bounds[blk + 1]), b, has_prev, pp, pnb, pptr, pidx,
                      pval, key, sh_w, sh_b, mode, lo, hi, wrap, cnb, cptr, cidx, cval, f_a,
-                     shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32, acc, acc32,
-                     srow, zbuf, phl, a_out, h_out, bcnt[blk])
+                     shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
+                     block_rows(accs, blk, max(cnb, 1), w), block_rows(acc32s, blk, max(cnb, 1), w),
+                     srows[blk], zbufs[blk], phl, a_out, h_out, bcnt[blk])
 
 
 @njit(parallel=True, **JIT)
-def _fx_pass_parallel(bounds, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key, sh_w, sh_b,
+def _fx_pass_parallel(bounds, n, m, wseg, b, has_prev, pp, pnb, pptr, pidx, pval, key, sh_w, sh_b,
                       mode, lo, hi, wrap, cnb, cptr, cidx, cval, f_a, shift_acc, act_code, slope_q,
-                      lut, act_min, kflush, fast, fast32, acc, acc32, srow, zbuf, phl, a_out,
+                      lut, act_min, kflush, fast, fast32, accs, acc32s, srows, zbufs, phl, a_out,
                       h_out, bcnt):
     for blk in prange(len(bounds) - 1):
-        _fx_block_im(bounds[blk], bounds[blk + 1], n, m, wt, b, has_prev, pp, pnb, pptr, pidx,
+        w = bounds[blk + 1] - bounds[blk]
+        _fx_block_im(bounds[blk], bounds[blk + 1], n, m,
+                     block_view(wseg, n, bounds[blk], bounds[blk + 1]), b, has_prev, pp, pnb, pptr, pidx,
                      pval, key, sh_w, sh_b, mode, lo, hi, wrap, cnb, cptr, cidx, cval, f_a,
-                     shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32, acc, acc32,
-                     srow, zbuf, phl, a_out, h_out, bcnt[blk])
+                     shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
+                     block_rows(accs, blk, max(cnb, 1), w), block_rows(acc32s, blk, max(cnb, 1), w),
+                     srows[blk], zbufs[blk], phl, a_out, h_out, bcnt[blk])
 
 
 @jit
@@ -821,9 +854,12 @@ def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
     ptr = np.zeros((L, 2, nmax + 1), np.int64)
     idx = np.zeros((L, 2, B * nmax), np.int64)
     pnb = np.zeros(L, np.int64)  # pending batch size (0: none)
-    acc = _aligned2(B, nmax, np.zeros(1, np.int64))
-    acc32 = _aligned2(B, nmax, np.zeros(1, np.int32))
-    srow = _aligned2(1, nmax, np.zeros(1, np.int64))[0]
+    nblk_max, wmax = _blocks_max(bounds_flat, bounds_off)
+    accs = _aligned2(nblk_max, B * wmax, np.zeros(1, np.int64), _PAGE)
+    acc32s = _aligned2(nblk_max, B * wmax, np.zeros(1, np.int32), _PAGE)
+    srows = _aligned2(nblk_max, wmax, np.zeros(1, np.int64), _PAGE)
+    zbufs = _aligned2(nblk_max, (wmax + 3) // 4, np.zeros(1, np.uint64), _PAGE)
+    srow = _aligned2(1, nmax, np.zeros(1, np.int64))[0]  # output-major layers
     zbuf = _aligned2(1, (nmax + 3) // 4, np.zeros(1, np.uint64))[0]
     zrow = np.zeros(nmax, np.uint64)
     phl = np.zeros((2, B, nmax), np.int32)
@@ -868,19 +904,18 @@ def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
                                                      val[k, par])
                 else:
                     ptr[k, par, :n + 1] = 0
-                wt = wk.reshape(n, m)
                 if parallel and nblk > 1:
-                    _fx_pass_parallel(bounds, n, m, wt, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
+                    _fx_pass_parallel(bounds, n, m, wk, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
                                       idx[k, pq], val[k, pq], key, sh_w, sh_b, mode, lo, hi, wrap,
                                       nb, ptr[k, par], idx[k, par], val[k, par], f_a, shift_acc,
-                                      act_code, slope_q, lut, act_min, kflush, fast, fast32, acc,
-                                      acc32, srow, zbuf, phl, a_buf, h_buf, bcnt)
+                                      act_code, slope_q, lut, act_min, kflush, fast, fast32, accs,
+                                      acc32s, srows, zbufs, phl, a_buf, h_buf, bcnt)
                 else:
-                    _fx_pass_serial(bounds, n, m, wt, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
+                    _fx_pass_serial(bounds, n, m, wk, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
                                     idx[k, pq], val[k, pq], key, sh_w, sh_b, mode, lo, hi, wrap,
                                     nb, ptr[k, par], idx[k, par], val[k, par], f_a, shift_acc,
-                                    act_code, slope_q, lut, act_min, kflush, fast, fast32, acc,
-                                    acc32, srow, zbuf, phl, a_buf, h_buf, bcnt)
+                                    act_code, slope_q, lut, act_min, kflush, fast, fast32, accs,
+                                    acc32s, srows, zbufs, phl, a_buf, h_buf, bcnt)
             else:
                 if nb > 0:
                     for s in range(nb):
@@ -914,13 +949,13 @@ def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
 @jit
 def _fl_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval,
                  cnb, cptr, cidx, cval, act_code, slope, acc, srow, a_out, h_out, cnt):
-    """Float32 twin of :func:`_fx_block_im`, except that ``wt`` holds the block's own weights,
+    """Float32 twin of :func:`_fx_block_im`: ``wt`` holds the block's own weights,
     ``(n, i1 - i0)`` (see :func:`block_view`)."""
     w = i1 - i0
     bb = b[i0:i1]
     writes = 0
     if has_prev:
-        sr = srow[i0:i1]
+        sr = srow[:w]
         for i in range(w):
             sr[i] = 0
         for s in range(pnb):
@@ -931,14 +966,14 @@ def _fl_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval,
             writes += np.int64(sr[i] != 0)
             bb[i] += sr[i]
     for s in range(cnb):
-        ac = acc[s, i0:i1]
+        ac = acc[s, :w]
         for i in range(w):
             ac[i] = 0
     rowlist = np.empty(n, np.int64)
     nrows = _active_rows(n, has_prev, pptr, cptr, rowlist)
     pnz = np.zeros(max(pnb, 1), np.int64)
     pmin = np.zeros(max(pnb, 1), np.float64)
-    sr = srow[i0:i1]
+    sr = srow[:w]
     # Per pending sample: non-zero post-synaptic terms of the block and their smallest
     # magnitude. A product of normal floats with |p_i x_j| >= 2**-148 cannot underflow to 0,
     # so a row's count of changed weights is then that number (no compare in the hot loop).
@@ -989,14 +1024,14 @@ def _fl_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval,
                 writes += np.int64(d != 0)
                 row[i] += d
         for q in range(c0, c1):
-            ac = acc[cidx[q], i0:i1]
+            ac = acc[cidx[q], :w]
             xv = cval[q]
             for i in range(w):
                 ac[i] += row[i] * xv
     cnt[_B_WRITES] += writes
     sl = np.float32(slope)
     for s in range(cnb):
-        ac = acc[s, i0:i1]
+        ac = acc[s, :w]
         ao = a_out[s, i0:i1]
         ho = h_out[s, i0:i1]
         for i in range(w):
@@ -1082,21 +1117,23 @@ def block_view(wseg, n, i0, i1):
 
 @jit
 def _fl_pass_serial(bounds, n, m, wseg, b, has_prev, pp, pnb, pptr, pidx, pval, cnb, cptr, cidx,
-                    cval, act_code, slope, acc, srow, a_out, h_out, bcnt):
+                    cval, act_code, slope, accs, srows, a_out, h_out, bcnt):
     for blk in range(len(bounds) - 1):
         i0, i1 = bounds[blk], bounds[blk + 1]
         _fl_block_im(i0, i1, n, m, block_view(wseg, n, i0, i1), b, has_prev, pp, pnb, pptr, pidx,
-                     pval, cnb, cptr, cidx, cval, act_code, slope, acc, srow, a_out, h_out,
+                     pval, cnb, cptr, cidx, cval, act_code, slope,
+                     block_rows(accs, blk, max(cnb, 1), i1 - i0), srows[blk], a_out, h_out,
                      bcnt[blk])
 
 
 @njit(parallel=True, **JIT)
 def _fl_pass_parallel(bounds, n, m, wseg, b, has_prev, pp, pnb, pptr, pidx, pval, cnb, cptr, cidx,
-                      cval, act_code, slope, acc, srow, a_out, h_out, bcnt):
+                      cval, act_code, slope, accs, srows, a_out, h_out, bcnt):
     for blk in prange(len(bounds) - 1):
         i0, i1 = bounds[blk], bounds[blk + 1]
         _fl_block_im(i0, i1, n, m, block_view(wseg, n, i0, i1), b, has_prev, pp, pnb, pptr, pidx,
-                     pval, cnb, cptr, cidx, cval, act_code, slope, acc, srow, a_out, h_out,
+                     pval, cnb, cptr, cidx, cval, act_code, slope,
+                     block_rows(accs, blk, max(cnb, 1), i1 - i0), srows[blk], a_out, h_out,
                      bcnt[blk])
 
 
@@ -1169,8 +1206,10 @@ def train_chunk_float(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
     xbuf = np.zeros((L, 2, B, nmax), np.float32)
     pbuf = np.zeros((L, B, nmax), np.float32)
     pnb = np.zeros(L, np.int64)
-    acc = _aligned2(B, nmax, np.zeros(1, np.float32))
-    srow = _aligned2(1, nmax, np.zeros(1, np.float32))[0]
+    nblk_max, wmax = _blocks_max(bounds_flat, bounds_off)
+    accs = _aligned2(nblk_max, B * wmax, np.zeros(1, np.float32), _PAGE)
+    srows = _aligned2(nblk_max, wmax, np.zeros(1, np.float32), _PAGE)
+    srow = _aligned2(1, nmax, np.zeros(1, np.float32))[0]  # output-major layers
     a_buf = _aligned2(B, nmax, np.zeros(1, np.float32))
     h_buf = _aligned2(B, nmax, np.zeros(1, np.float32))
     bcnt = _aligned2(64, 8, np.zeros(1, np.int64))  # one cache line per block
@@ -1209,11 +1248,11 @@ def train_chunk_float(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
                 if parallel and nblk > 1:
                     _fl_pass_parallel(bounds, n, m, wk, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
                                       idx[k, pq], val[k, pq], nb, ptr[k, par], idx[k, par],
-                                      val[k, par], act_code, slope, acc, srow, a_buf, h_buf, bcnt)
+                                      val[k, par], act_code, slope, accs, srows, a_buf, h_buf, bcnt)
                 else:
                     _fl_pass_serial(bounds, n, m, wk, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
                                     idx[k, pq], val[k, pq], nb, ptr[k, par], idx[k, par],
-                                    val[k, par], act_code, slope, acc, srow, a_buf, h_buf, bcnt)
+                                    val[k, par], act_code, slope, accs, srows, a_buf, h_buf, bcnt)
             else:
                 if nb > 0:
                     for s in range(nb):

@@ -264,8 +264,7 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     bounds_off[1:] = np.cumsum([len(bk) for bk in blocks])
     bounds_flat = np.concatenate(blocks).astype(np.int64)
     parallel = threads > 1 and any(len(bk) > 2 for bk in blocks)
-    serial_off = np.arange(0, 2 * L + 1, 2, dtype=np.int64)  # one block per layer
-    serial_flat = np.array([v for m, _ in shapes for v in (0, m)], np.int64)
+    blocks_used = (bounds_flat, bounds_off)  # by both modes (see the ``with`` below)
     if parallel and chooser is None:
         chooser = ops.__dict__.setdefault("_thread_chooser", ThreadChooser())
     yi = np.ascontiguousarray(y, np.int64)
@@ -301,43 +300,42 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
         lut = np.ascontiguousarray(ops.lut, np.int64)
 
         def run(t0, t1, par):
-            bf, bo = (bounds_flat, bounds_off) if par else (serial_flat, serial_off)
             kfu.train_chunk_fixed(X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat,
                                   woff, b_flat, boff, v_flat, voff, vn_flat, n_cls, keys[t0:t1],
-                                  fparams, iparams, lo, hi, wrap, lut, bf, bo, par,
+                                  fparams, iparams, lo, hi, wrap, lut, *blocks_used, par,
                                   xbuf, pbuf, val, kc)
     else:
         X = np.ascontiguousarray(x, np.float32)
         v_flat = np.concatenate([np.asarray(v, np.float32).ravel() for v in state.vectors])
         # One sample per step: the threads split every layer for the whole segment instead of
         # meeting in a parallel region per layer and step (same result, see two_cores).
-        two_cores = B == 1
+        two_cores = B == 1 and parallel
         split = np.array([two_cores_split(m) for m, _ in shapes], np.int64)
-
-        split_flat = np.concatenate([[0, two_cores_split(m), m] for m, _ in shapes]).astype(np.int64)
-        split_off = np.arange(0, 3 * L + 1, 3, dtype=np.int64)
+        if two_cores:
+            blocks_used = (np.concatenate([[0, s, m] for s, (m, _) in zip(split, shapes)])
+                           .astype(np.int64), np.arange(0, 3 * L + 1, 3, dtype=np.int64))
 
         def run(t0, t1, par):
             if par and two_cores and not ops.__dict__.get("_two_cores_failed", False):
                 kc2 = np.zeros((2, L, kfu.N_COUNTERS), np.int64)
-                with _block_major(w_flat, woff, shapes, layout, split_flat, split_off):
-                    met = ktc.train_chunk_float_two_cores(
-                        X[t0:t1], yi[t0:t1], dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
-                        n_cls, float(lr), act, loss, float(ops.slope), bool(normalize), split, kc2,
-                        ktc.HANDSHAKE_SPINS)
+                met = ktc.train_chunk_float_two_cores(
+                    X[t0:t1], yi[t0:t1], dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
+                    n_cls, float(lr), act, loss, float(ops.slope), bool(normalize), split, kc2,
+                    ktc.HANDSHAKE_SPINS)
                 if met:
                     kc[...] += kc2.sum(axis=0)
                     return
                 ops.__dict__["_two_cores_failed"] = True  # the threads never ran together
-            bf, bo = (bounds_flat, bounds_off) if par else (serial_flat, serial_off)
-            with _block_major(w_flat, woff, shapes, layout, bf, bo):
-                kfu.train_chunk_float(X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat,
-                                      woff, b_flat, boff, v_flat, voff, n_cls, float(lr), act, loss,
-                                      float(ops.slope), bool(normalize), bf, bo, par, kc)
-    if not parallel:
-        run(0, n_steps, False)
-    else:
-        chooser.run_segments(run, n_steps, B)
+            kfu.train_chunk_float(X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat,
+                                  woff, b_flat, boff, v_flat, voff, n_cls, float(lr), act, loss,
+                                  float(ops.slope), bool(normalize), *blocks_used, par, kc)
+    # Weights stay block-major for the whole chunk: one thread runs the same blocks in turn, so
+    # segments may switch modes without re-laying the weights out.
+    with _block_major(w_flat, woff, shapes, layout, *blocks_used):
+        if not parallel:
+            run(0, n_steps, False)
+        else:
+            chooser.run_segments(run, n_steps, B)
     for k, (m, n) in enumerate(shapes):
         seg = w_flat[woff[k]:woff[k] + m * n]
         im = layout[k] == kfu.INPUT_MAJOR
