@@ -400,7 +400,7 @@ def _two_core_args(dims, n, seed):
     b = np.zeros(int(boff[-1]), np.float32)
     v = rng.standard_normal(int(voff[-1])).astype(np.float32)
     split = np.array([m // 2 for m, _ in shapes], np.int64)
-    return (x.astype(np.float32), y, np.array(dims, np.int64), layout, w, woff, b, boff, v, voff, 3,
+    return (x.astype(np.float32), y, 1, np.array(dims, np.int64), layout, w, woff, b, boff, v, voff, 3,
             0.1, 1, 1, 0.01, False, split, np.zeros((2, L, N_COUNTERS), np.int64))
 
 
@@ -412,7 +412,7 @@ def test_two_core_kernel_meets_or_gives_up_without_changing_anything():
     from spela_hw._kernels.two_cores import train_chunk_float_two_cores
 
     args = _two_core_args((12, 96, 5), 6, 0)
-    w0 = args[4].copy()
+    w0 = args[5].copy()
     if numba.config.NUMBA_NUM_THREADS >= 2:
         with_two = numba.get_num_threads()
         numba.set_num_threads(2)
@@ -420,7 +420,7 @@ def test_two_core_kernel_meets_or_gives_up_without_changing_anything():
             assert train_chunk_float_two_cores(*args, 10**9)
         finally:
             numba.set_num_threads(with_two)
-        assert not np.array_equal(args[4], w0) and args[17].sum() > 0
+        assert not np.array_equal(args[5], w0) and args[18].sum() > 0
     args = _two_core_args((12, 96, 5), 6, 0)
     saved = numba.get_num_threads()
     numba.set_num_threads(1)
@@ -428,15 +428,19 @@ def test_two_core_kernel_meets_or_gives_up_without_changing_anything():
         assert not train_chunk_float_two_cores(*args, 1000)
     finally:
         numba.set_num_threads(saved)
-    np.testing.assert_array_equal(args[4], w0)
-    assert args[17].sum() == 0
+    np.testing.assert_array_equal(args[5], w0)
+    assert args[18].sum() == 0
 
 
-@pytest.mark.parametrize("rule", [("log_2_minus_cos", "leaky_relu", "off"), ("neg_cos", "tanh", "every_layer"),
-                                  ("log_2_minus_cos", "identity", "off")])
-def test_two_core_per_sample_path_equals_one_thread(monkeypatch, rule):
-    """Batch 1 on two threads runs the two-core kernel (each thread owning half of every layer)
-    and gives the one-thread result bit for bit, float32 included, counts too."""
+@pytest.mark.parametrize("rule,batch", [(("log_2_minus_cos", "leaky_relu", "off"), 1),
+                                        (("neg_cos", "tanh", "every_layer"), 1),
+                                        (("log_2_minus_cos", "identity", "off"), 1),
+                                        (("log_2_minus_cos", "leaky_relu", "off"), 4),
+                                        (("neg_cos", "tanh", "every_layer"), 4)])
+def test_two_core_path_equals_one_thread(monkeypatch, rule, batch):
+    """Float32 on two threads runs the two-core kernel (each thread owning half of every layer)
+    and gives the one-thread result bit for bit, counts too, per sample and in mini-batches
+    (9 samples in batches of 4: the last step is partial)."""
     import numba
 
     import spela_hw.backends.numba_fused as nf
@@ -445,9 +449,10 @@ def test_two_core_per_sample_path_equals_one_thread(monkeypatch, rule):
     monkeypatch.setattr(nf.ktc, "train_chunk_float_two_cores", lambda *a: met.append(real(*a)) or met[-1])
     dims = (20, 300, 130, 3)  # two input-major layers (block-major halves), a narrow output-major one
     x, y = _data(dims[0], 9, 3, 5)
-    one = _train("numba", PRECISIONS["fp32"], dims, x, y, rule, 1, 0.5, fused=True, threads=1, seed=5)
-    two = _train("numba", PRECISIONS["fp32"], dims, x, y, rule, 1, 0.5, fused=True, threads=2, seed=5,
-                 chooser=ThreadChooser(fixed=True))
+    one = _train("numba", PRECISIONS["fp32"], dims, x, y, rule, batch, 0.5, fused=True, threads=1,
+                 seed=5)
+    two = _train("numba", PRECISIONS["fp32"], dims, x, y, rule, batch, 0.5, fused=True, threads=2,
+                 seed=5, chooser=ThreadChooser(fixed=True))
     _assert_same(*one, *two, exact=True)
     if numba.config.NUMBA_NUM_THREADS >= 2:
         assert met and all(met)

@@ -137,6 +137,18 @@ def csc_of(x, nb, n, ptr, idx, val):
 
 
 @jit
+def nnz_of(x, nb, n):
+    """Non-zero entries of ``x[:nb, :n]`` (counted in a local: a sum into an array element
+    would be stored and reloaded at every entry)."""
+    c = 0
+    for s in range(nb):
+        xs = x[s]
+        for j in range(n):
+            c += xs[j] != 0
+    return c
+
+
+@jit
 def _sr_words(z32, nw, base, stride):
     """z32[g] = lowbias32(base + g * stride) (mod 2**32), g < nw: the SR unit's words. An input's
     words are contiguous (``stride`` 1), one output's words along its inputs are ``P`` apart.
@@ -918,9 +930,7 @@ def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
                                     acc32s, srows, zbufs, phl, a_buf, h_buf, bcnt)
             else:
                 if nb > 0:
-                    for s in range(nb):
-                        for j in range(n):
-                            counters[k, C_FWD_NNZ] += xin[s, j] != 0
+                    counters[k, C_FWD_NNZ] += nnz_of(xin, nb, n)
                 _fx_block_om(0, m, n, m, wk.reshape(m, n), b, has_prev, pbuf[k], pnb[k],
                              xbuf[k, pq], key, sh_w, sh_b, mode, lo, hi, wrap, nb, xin, f_a,
                              shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
@@ -1047,15 +1057,22 @@ def _fl_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval,
 
 @jit
 def _dot8(a, x, n):
-    """Float32 dot product with eight interleaved partial sums (a fixed, documented order)."""
-    p = np.zeros(8, np.float32)
+    """Float32 dot product with eight interleaved partial sums (a fixed, documented order),
+    held in scalars so that they stay in one vector register (an array lives in memory)."""
+    p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = np.float32(0)
     n8 = n - n % 8
     for j in range(0, n8, 8):
-        for l in range(8):
-            p[l] += a[j + l] * x[j + l]
+        p0 += a[j] * x[j]
+        p1 += a[j + 1] * x[j + 1]
+        p2 += a[j + 2] * x[j + 2]
+        p3 += a[j + 3] * x[j + 3]
+        p4 += a[j + 4] * x[j + 4]
+        p5 += a[j + 5] * x[j + 5]
+        p6 += a[j + 6] * x[j + 6]
+        p7 += a[j + 7] * x[j + 7]
     for j in range(n8, n):
-        p[0] += a[j] * x[j]
-    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]))
+        p0 += a[j] * x[j]
+    return ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7))
 
 
 @jit
@@ -1150,12 +1167,27 @@ def _fl_post(a, h, nb, m, v, y, scale, loss_code, act_code, slope, p_out):
 @jit
 def fl_post_sample(a, h, m, i0, i1, vs, scale, loss_code, act_code, slope, p_out):
     """One sample's post-synaptic terms of outputs ``[i0, i1)`` (``|h|^2`` and ``h . v_y`` over
-    all ``m``, in order); returns 1 for a zero-norm ``h`` (its terms are 0)."""
-    n2 = 0.0
-    dot = 0.0
-    for i in range(m):
-        n2 += np.float64(h[i]) * h[i]
-        dot += np.float64(h[i]) * vs[i]
+    all ``m``, float64 in four interleaved partial sums: one sum alone waits on each addition);
+    returns 1 for a zero-norm ``h`` (its terms are 0)."""
+    n0 = n1 = n2_ = n3 = 0.0
+    d0 = d1 = d2 = d3 = 0.0
+    m4 = m - m % 4
+    for i in range(0, m4, 4):
+        h0, h1, h2, h3 = np.float64(h[i]), np.float64(h[i + 1]), np.float64(h[i + 2]), \
+            np.float64(h[i + 3])
+        n0 += h0 * h0
+        n1 += h1 * h1
+        n2_ += h2 * h2
+        n3 += h3 * h3
+        d0 += h0 * vs[i]
+        d1 += h1 * vs[i + 1]
+        d2 += h2 * vs[i + 2]
+        d3 += h3 * vs[i + 3]
+    for i in range(m4, m):
+        n0 += np.float64(h[i]) * h[i]
+        d0 += np.float64(h[i]) * vs[i]
+    n2 = (n0 + n1) + (n2_ + n3)
+    dot = (d0 + d1) + (d2 + d3)
     if n2 == 0.0:
         for i in range(i0, i1):
             p_out[i] = 0.0
@@ -1255,9 +1287,7 @@ def train_chunk_float(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
                                     val[k, par], act_code, slope, accs, srows, a_buf, h_buf, bcnt)
             else:
                 if nb > 0:
-                    for s in range(nb):
-                        for j in range(n):
-                            counters[k, C_FWD_NNZ] += xin[s, j] != 0
+                    counters[k, C_FWD_NNZ] += nnz_of(xin, nb, n)
                 _fl_block_om(0, m, n, m, wk.reshape(m, n), b, has_prev, pbuf[k], pnb[k],
                              xbuf[k, pq], nb, xin, act_code, slope, srow, a_buf, h_buf, bcnt[0])
             for blk in range(nblk):

@@ -1,12 +1,14 @@
-"""Per-sample float32 SPELA on two cores: each core owns half of every layer's outputs.
+"""Float32 SPELA on two cores: each core owns half of every layer's outputs.
 
 The fused per-step kernel (:mod:`spela_hw._kernels.fused`) splits a layer's outputs into blocks
-and runs them with ``prange`` once per layer and step. With one sample per step that costs a
-parallel-region launch and a cold start per layer and sample, more than the halved work saves.
+and runs them with ``prange`` once per layer and step. That costs a parallel-region launch and a
+cold start per layer and step (more than the halved work saves with one sample per step) and
+leaves the narrow output-major layers, the loss unit and the input preparation on one thread
+(half the time of a mini-batch step once the wide layer runs on two).
 Here two threads enter **one** parallel region for the whole chunk. Thread ``t`` keeps its
 outputs' weights (a contiguous block, :func:`~spela_hw._kernels.fused.block_view`), pending
 updates and sparse copies of the inputs to itself, and the two
-meet once per layer and sample at a spin barrier, after publishing their halves of ``h``:
+meet once per layer and step at a spin barrier, after publishing their halves of ``h``:
 
 * the loss unit needs ``|h|^2`` and ``h . v_y`` over the whole layer: both threads compute them
   over the published ``h`` in the serial kernel's order, then the post-synaptic terms of their
@@ -15,7 +17,7 @@ meet once per layer and sample at a spin barrier, after publishing their halves 
 
 Every output therefore sees exactly the operations, in the same order, of the serial fused
 kernel (the same block functions run on each half): the result equals the one-thread result bit
-for bit. ``h`` is double-buffered by sample parity, so a thread never overwrites a half that the
+for bit. ``h`` is double-buffered by step parity, so a thread never overwrites a half that the
 other may still read.
 
 The threads synchronise through atomic loads, stores and a compare-and-swap on an ``int64``
@@ -32,7 +34,7 @@ from numba.extending import intrinsic
 
 from . import JIT, jit
 from .fused import (_B_WRITES, C_FWD_NNZ, C_UPD_NNZ, C_WRITES, C_ZERO, INPUT_MAJOR, _aligned2,
-                    _fl_block_im, _fl_block_om, _fl_normalize, block_view, csc_of,
+                    _fl_block_im, _fl_block_om, _fl_normalize, block_view, csc_of, nnz_of,
                     fl_post_sample)
 
 HANDSHAKE_SPINS = 200_000_000  # atomic loads (about a second) before giving up on the partner
@@ -110,29 +112,31 @@ def _barrier(sync, tid, phase):
 
 
 @jit
-def _worker(tid, X, Y, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n_cls, lr,
+def _worker(tid, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n_cls, lr,
             act_code, loss_code, slope, normalize, split, hb, sync, counters):
     """Thread ``tid``'s share of :func:`train_chunk_float_two_cores` (outputs below ``split[k]``
     for thread 0, the rest for thread 1)."""
     L = len(dims) - 1
     N = X.shape[0]
+    nsteps = (N + B - 1) // B
     nmax = 0
     for k in range(L + 1):
         nmax = max(nmax, dims[k])
     ptr = np.zeros((L, 2, nmax + 1), np.int64)
-    idx = np.zeros((L, 2, nmax), np.int64)
-    val = np.zeros((L, 2, nmax), np.float32)
-    xbuf = np.zeros((L, 2, 1, nmax), np.float32)
-    pbuf = np.zeros((L, 1, nmax), np.float32)
+    idx = np.zeros((L, 2, B * nmax), np.int64)
+    val = np.zeros((L, 2, B * nmax), np.float32)
+    xbuf = np.zeros((L, 2, B, nmax), np.float32)
+    pbuf = np.zeros((L, B, nmax), np.float32)
     pnb = np.zeros(L, np.int64)
-    acc = _aligned2(1, nmax, np.zeros(1, np.float32))
+    acc = _aligned2(B, nmax, np.zeros(1, np.float32))
     srow = _aligned2(1, nmax, np.zeros(1, np.float32))[0]
-    a_buf = _aligned2(1, nmax, np.zeros(1, np.float32))
-    h_buf = _aligned2(1, nmax, np.zeros(1, np.float32))
+    a_buf = _aligned2(B, nmax, np.zeros(1, np.float32))
+    h_buf = _aligned2(B, nmax, np.zeros(1, np.float32))
     bcnt = np.zeros((1, 8), np.int64)
     phase = 0
-    for t in range(N + 1):  # the last pass (t == N) applies the pending updates
-        nb = 1 if t < N else 0
+    for t in range(nsteps + 1):  # the last pass (t == nsteps) applies the pending updates
+        s0 = t * B
+        nb = min(B, N - s0) if t < nsteps else 0
         par = t & 1
         for k in range(L):
             n = dims[k]
@@ -143,17 +147,18 @@ def _worker(tid, X, Y, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n
             b = b_flat[boff[k]:boff[k] + m]
             xin = xbuf[k, par]
             if nb > 0:
-                src = X[t] if k == 0 else hb[2 * (k - 1) + par]
-                for j in range(n):
-                    xin[0, j] = src[j]
+                for s in range(nb):
+                    src = X[s0 + s] if k == 0 else hb[2 * (k - 1) + par, s]
+                    for j in range(n):
+                        xin[s, j] = src[j]
                 if normalize:
-                    _fl_normalize(xin, 1, n)
+                    _fl_normalize(xin, nb, n)
             has_prev = pnb[k] > 0
             pq = 1 - par
             bcnt[0, _B_WRITES] = 0
             if layout[k] == INPUT_MAJOR:
                 if nb > 0:
-                    nnz = csc_of(xin, 1, n, ptr[k, par], idx[k, par], val[k, par])
+                    nnz = csc_of(xin, nb, n, ptr[k, par], idx[k, par], val[k, par])
                     if tid == 0:
                         counters[k, C_FWD_NNZ] += nnz
                 else:
@@ -164,8 +169,7 @@ def _worker(tid, X, Y, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n
                                  val[k, par], act_code, slope, acc, srow, a_buf, h_buf, bcnt[0])
             else:
                 if nb > 0 and tid == 0:
-                    for j in range(n):
-                        counters[k, C_FWD_NNZ] += xin[0, j] != 0
+                    counters[k, C_FWD_NNZ] += nnz_of(xin, nb, n)
                 if i1 > i0:
                     _fl_block_om(i0, i1, n, m, wk.reshape(m, n), b, has_prev, pbuf[k], pnb[k],
                                  xbuf[k, pq], nb, xin, act_code, slope, srow, a_buf, h_buf, bcnt[0])
@@ -174,29 +178,31 @@ def _worker(tid, X, Y, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n
             if nb == 0:
                 continue
             hk = hb[2 * k + par]
-            for i in range(i0, i1):
-                hk[i] = h_buf[0, i]
+            for s in range(nb):
+                for i in range(i0, i1):
+                    hk[s, i] = h_buf[s, i]
             phase += 1
             _barrier(sync, tid, phase)
-            vs = v_flat[voff[k]:voff[k] + n_cls * m].reshape(n_cls, m)[Y[t]]
-            zeros = fl_post_sample(a_buf[0], hk, m, i0, i1, vs, lr, loss_code, act_code, slope,
-                                   pbuf[k, 0])
-            if tid == 0:
-                counters[k, C_ZERO] += zeros
-            npz = 0
-            for i in range(i0, i1):
-                npz += pbuf[k, 0, i] != 0
-            nx = 0
-            for j in range(n):
-                nx += xin[0, j] != 0
-            counters[k, C_UPD_NNZ] += npz * nx
+            vk = v_flat[voff[k]:voff[k] + n_cls * m].reshape(n_cls, m)
+            for s in range(nb):
+                zeros = fl_post_sample(a_buf[s], hk[s], m, i0, i1, vk[Y[s0 + s]], lr / nb,
+                                       loss_code, act_code, slope, pbuf[k, s])
+                if tid == 0:
+                    counters[k, C_ZERO] += zeros
+                npz = 0
+                for i in range(i0, i1):
+                    npz += pbuf[k, s, i] != 0
+                nx = 0
+                for j in range(n):
+                    nx += xin[s, j] != 0
+                counters[k, C_UPD_NNZ] += npz * nx
 
 
 @njit(parallel=True, **JIT)
-def train_chunk_float_two_cores(X, Y, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
+def train_chunk_float_two_cores(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
                                 n_cls, lr, act_code, loss_code, slope, normalize, split, counters2,
                                 spins):
-    """Per-sample (batch 1) float32 SPELA over ``X`` on two threads; ``False`` (and nothing
+    """Float32 SPELA over ``X`` in steps of ``B`` samples on two threads; ``False`` (and nothing
     changed) when the two threads could not meet. ``split[k]``: first output of thread 1 in
     layer ``k`` (a multiple of 16, so the halves never share a cache line); ``counters2[t]``
     receives thread ``t``'s counters (their sum is the serial kernel's)."""
@@ -205,11 +211,12 @@ def train_chunk_float_two_cores(X, Y, dims, layout, w_flat, woff, b_flat, boff, 
     for k in range(L + 1):
         nmax = max(nmax, dims[k])
     sync = np.zeros(_PHASE0 + 16, np.int64)
-    hb = _aligned2(2 * L, nmax, np.zeros(1, np.float32))  # h of layer k at parity p: row 2k + p
+    hb2 = _aligned2(2 * L * B, nmax, np.zeros(1, np.float32))
+    hb = hb2.reshape(2 * L, B, hb2.shape[1])  # h of layer k at parity p: hb[2k + p]
     met = np.zeros(2, np.int64)
     for tid in prange(2):
         if _meet(sync, tid, spins):
             met[tid] = 1
-            _worker(tid, X, Y, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n_cls, lr,
-                    act_code, loss_code, slope, normalize, split, hb, sync, counters2[tid])
+            _worker(tid, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n_cls,
+                    lr, act_code, loss_code, slope, normalize, split, hb, sync, counters2[tid])
     return met[0] + met[1] == 2

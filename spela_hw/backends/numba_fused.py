@@ -82,7 +82,7 @@ def _block_major(w_flat, woff, shapes, layout, bounds_flat, bounds_off):
 
 
 def two_cores_split(m: int) -> int:
-    """First output of the second thread in a layer of ``m`` outputs (two-core per-sample path):
+    """First output of the second thread in a layer of ``m`` outputs (two-core float path):
     half, on a 64-byte boundary of float32 outputs for wide layers."""
     return -(-(m // 2) // 16) * 16 if m >= _BLOCK_ALIGN else m // 2
 
@@ -307,9 +307,9 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     else:
         X = np.ascontiguousarray(x, np.float32)
         v_flat = np.concatenate([np.asarray(v, np.float32).ravel() for v in state.vectors])
-        # One sample per step: the threads split every layer for the whole segment instead of
-        # meeting in a parallel region per layer and step (same result, see two_cores).
-        two_cores = B == 1 and parallel
+        # The two threads split every layer for the whole segment instead of meeting in a
+        # parallel region per layer and step (same result, see two_cores).
+        two_cores = parallel and threads == 2
         split = np.array([two_cores_split(m) for m, _ in shapes], np.int64)
         if two_cores:
             blocks_used = (np.concatenate([[0, s, m] for s, (m, _) in zip(split, shapes)])
@@ -319,7 +319,7 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
             if par and two_cores and not ops.__dict__.get("_two_cores_failed", False):
                 kc2 = np.zeros((2, L, kfu.N_COUNTERS), np.int64)
                 met = ktc.train_chunk_float_two_cores(
-                    X[t0:t1], yi[t0:t1], dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
+                    X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
                     n_cls, float(lr), act, loss, float(ops.slope), bool(normalize), split, kc2,
                     ktc.HANDSHAKE_SPINS)
                 if met:
