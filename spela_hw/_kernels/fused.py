@@ -1024,7 +1024,16 @@ def _fl_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval,
             xv = pval[q0]
             for i in range(w):
                 sr[i] = ps[i] * xv
-            for q in range(q0 + 1, q1):
+            q = q0 + 1
+            while q + 2 <= q1:  # two terms per sweep of sr, added in the same order
+                pa = pp[pidx[q], i0:i1]
+                xa = pval[q]
+                pb = pp[pidx[q + 1], i0:i1]
+                xb = pval[q + 1]
+                for i in range(w):
+                    sr[i] = (sr[i] + pa[i] * xa) + pb[i] * xb
+                q += 2
+            if q < q1:
                 ps = pp[pidx[q], i0:i1]
                 xv = pval[q]
                 for i in range(w):
@@ -1033,7 +1042,18 @@ def _fl_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval,
                 d = sr[i]
                 writes += np.int64(d != 0)
                 row[i] += d
-        for q in range(c0, c1):
+        q = c0
+        while q + 2 <= c1:  # two samples per sweep of the row
+            aa = acc[cidx[q], :w]
+            xa = cval[q]
+            ab = acc[cidx[q + 1], :w]
+            xb = cval[q + 1]
+            for i in range(w):
+                r = row[i]
+                aa[i] += r * xa
+                ab[i] += r * xb
+            q += 2
+        if q < c1:
             ac = acc[cidx[q], :w]
             xv = cval[q]
             for i in range(w):

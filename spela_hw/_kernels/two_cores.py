@@ -123,10 +123,10 @@ def _worker(tid, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff
     for k in range(L + 1):
         nmax = max(nmax, dims[k])
     ptr = np.zeros((L, 2, nmax + 1), np.int64)
-    idx = np.zeros((L, 2, B * nmax), np.int64)
-    val = np.zeros((L, 2, B * nmax), np.float32)
-    xbuf = np.zeros((L, 2, B, nmax), np.float32)
-    pbuf = np.zeros((L, B, nmax), np.float32)
+    idx = np.empty((L, 2, B * nmax), np.int64)  # (written before read: not zeroed)
+    val = np.empty((L, 2, B * nmax), np.float32)
+    xbuf = np.empty((L, 2, B, nmax), np.float32)
+    pbuf = np.empty((L, B, nmax), np.float32)
     pnb = np.zeros(L, np.int64)
     acc = _aligned2(B, nmax, np.zeros(1, np.float32))
     srow = _aligned2(1, nmax, np.zeros(1, np.float32))[0]

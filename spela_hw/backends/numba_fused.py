@@ -132,13 +132,14 @@ class ThreadChooser:
     cores are busy with other work (a waiting thread loses its time slice at every step). Results
     never depend on the choice (see :mod:`spela_hw._kernels.fused`), so segments may switch
     freely. The faster mode (threads only when clearly faster: they occupy every core) runs in
-    segments that double while it keeps winning, from a short probe up to ``segment_samples``,
-    so that one lucky measurement costs little; the other mode is re-measured on a short probe
-    now and then, less often each time it loses.
+    segments that double while it keeps winning, from a short probe up to ``segment_samples``
+    (or ``MIN_STEPS`` steps), so that one lucky measurement costs little; the other mode is
+    re-measured on a short probe now and then, less often each time it loses.
     """
 
     MAX_GAP = 64  # at most this many segments between two probes
     MARGIN = 1.1  # threads must be this much faster than one thread to be chosen
+    MIN_STEPS = 128  # longest segments have at least this many steps
 
     def __init__(self, fixed: bool | None = None, segment_samples: int = 2048,
                  probe_samples: int = 8, clock=time.perf_counter):
@@ -164,7 +165,8 @@ class ThreadChooser:
         if self.fixed is not None:
             run(0, n_steps, bool(self.fixed))
             return
-        seg = max(1, self.segment_samples // batch)
+        # at least MIN_STEPS steps: each segment ends with an extra pass (the pending update)
+        seg = max(self.MIN_STEPS, self.segment_samples // batch)
         probe = max(1, self.probe_samples // batch)
         t0 = 0
         while t0 < n_steps:
