@@ -241,7 +241,7 @@ class Classifier:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(X), desc=desc, unit="sample", leave=False, mininterval=0.5)
-        chunk = max(bs, (16384 // bs) * bs)  # quantise inputs a chunk at a time, not per sample
+        chunk = max(bs, (4096 // bs) * bs)  # quantise inputs a chunk at a time, not per sample
         for c0 in range(0, len(X), chunk):
             sel = order[c0:c0 + chunk]
             xq = ops.quantize_input(X[sel])
