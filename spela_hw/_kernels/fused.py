@@ -1096,6 +1096,37 @@ def _dot8(a, x, n):
 
 
 @jit
+def _dot8x2(a, x, y, n):
+    """:func:`_dot8` of ``a`` with ``x`` and with ``y`` side by side (each in its own order, the
+    two chains of additions overlap)."""
+    p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = np.float32(0)
+    q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = np.float32(0)
+    n8 = n - n % 8
+    for j in range(0, n8, 8):
+        p0 += a[j] * x[j]
+        p1 += a[j + 1] * x[j + 1]
+        p2 += a[j + 2] * x[j + 2]
+        p3 += a[j + 3] * x[j + 3]
+        p4 += a[j + 4] * x[j + 4]
+        p5 += a[j + 5] * x[j + 5]
+        p6 += a[j + 6] * x[j + 6]
+        p7 += a[j + 7] * x[j + 7]
+        q0 += a[j] * y[j]
+        q1 += a[j + 1] * y[j + 1]
+        q2 += a[j + 2] * y[j + 2]
+        q3 += a[j + 3] * y[j + 3]
+        q4 += a[j + 4] * y[j + 4]
+        q5 += a[j + 5] * y[j + 5]
+        q6 += a[j + 6] * y[j + 6]
+        q7 += a[j + 7] * y[j + 7]
+    for j in range(n8, n):
+        p0 += a[j] * x[j]
+        q0 += a[j] * y[j]
+    return (((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7)),
+            ((q0 + q1) + (q2 + q3)) + ((q4 + q5) + (q6 + q7)))
+
+
+@jit
 def _fl_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, cnb, xc, act_code, slope, srow,
                  a_out, h_out, cnt):
     """Float32 twin of :func:`_fx_block_om`."""
@@ -1130,9 +1161,14 @@ def _fl_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, cnb, xc, act_code, s
                     row[j] += d
             writes += np.int64(sb != 0)
             b[i] += sb
+        for s in range(0, cnb - 1, 2):
+            va, vb = _dot8x2(row, xc[s], xc[s + 1], n)
+            a_out[s, i] = va + b[i]
+            a_out[s + 1, i] = vb + b[i]
+        if cnb % 2 == 1:
+            a_out[cnb - 1, i] = _dot8(row, xc[cnb - 1], n) + b[i]
         for s in range(cnb):
-            av = _dot8(row, xc[s], n) + b[i]
-            a_out[s, i] = av
+            av = a_out[s, i]
             if act_code == 1:
                 h_out[s, i] = av if av > 0 else av * sl
             elif act_code == 2:
