@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -58,33 +57,42 @@ def output_blocks(m: int, threads: int) -> np.ndarray:
     return np.array(cuts, np.int64)
 
 
-@contextmanager
-def _block_major(w_flat, woff, shapes, layout, bounds_flat, bounds_off):
-    """Input-major layers of ``w_flat`` stored block-major for ``bounds`` inside the ``with``
-    (:func:`spela_hw._kernels.fused.block_view`; layers of one block are unchanged)."""
-    todo = []
-    for k, (m, n) in enumerate(shapes):
+def _lay_out(weights, w_flat, woff, layout, bounds_flat, bounds_off, back=False):
+    """Copy ``weights`` (``(m, n)`` each) into ``w_flat`` as the fused kernels read them, or back
+    (``back``). Input-major layers are stored block-major for their ``bounds``
+    (:func:`spela_hw._kernels.fused.block_view`: one transposed copy per block, no intermediate),
+    output-major layers as they are."""
+    for k, wk in enumerate(weights):
+        m, n = wk.shape
+        seg = w_flat[woff[k]:woff[k] + m * n]
+        if layout[k] != kfu.INPUT_MAJOR:
+            if back:
+                wk[...] = seg.reshape(m, n)
+            else:
+                seg.reshape(m, n)[...] = wk
+            continue
         cuts = bounds_flat[bounds_off[k]:bounds_off[k + 1]]
-        if layout[k] == kfu.INPUT_MAJOR and len(cuts) > 2:
-            todo.append((w_flat[woff[k]:woff[k] + m * n], n, m, cuts))
-    for seg, n, m, cuts in todo:
-        mat = seg.reshape(n, m).copy()
         for c0, c1 in zip(cuts[:-1], cuts[1:]):
-            seg[n * c0:n * c1] = mat[:, c0:c1].ravel()
-    try:
-        yield
-    finally:
-        for seg, n, m, cuts in todo:
-            mat = np.empty((n, m), seg.dtype)
-            for c0, c1 in zip(cuts[:-1], cuts[1:]):
-                mat[:, c0:c1] = seg[n * c0:n * c1].reshape(n, c1 - c0)
-            seg[...] = mat.ravel()
+            blk = seg[n * c0:n * c1].reshape(n, c1 - c0)
+            if back:
+                wk[c0:c1] = blk.T
+            else:
+                blk[...] = wk[c0:c1].T
 
 
 def two_cores_split(m: int) -> int:
     """First output of the second thread in a layer of ``m`` outputs (two-core float path):
     half, on a 64-byte boundary of float32 outputs for wide layers."""
     return -(-(m // 2) // 16) * 16 if m >= _BLOCK_ALIGN else m // 2
+
+
+def _scratch(ops, name: str, n: int, dtype) -> np.ndarray:
+    """A 64-byte aligned buffer of ``n`` items kept on ``ops`` under ``name`` (contents
+    undefined), reallocated only when the size or type changes."""
+    buf = ops.__dict__.get(name)
+    if buf is None or buf.size != n or buf.dtype != np.dtype(dtype):
+        buf = ops.__dict__[name] = aligned_empty(n, dtype)
+    return buf
 
 
 def aligned_empty(n: int, dtype) -> np.ndarray:
@@ -249,13 +257,8 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     woff[1:] = np.cumsum([-(-m * n // per) * per for m, n in shapes])
     boff = np.zeros(L + 1, np.int64)
     boff[1:] = np.cumsum([m for m, _ in shapes])
-    w_flat = aligned_empty(int(woff[-1]), dtype)
-    for k, (m, n) in enumerate(shapes):
-        seg = w_flat[woff[k]:woff[k] + m * n]
-        if layout[k] == kfu.INPUT_MAJOR:
-            seg.reshape(n, m)[...] = state.weights[k].T
-        else:
-            seg.reshape(m, n)[...] = state.weights[k]
+    # (reused from call to call: a fresh buffer would page-fault its megabytes in every time)
+    w_flat = _scratch(ops, "_fused_w_flat", int(woff[-1]), dtype)
     b_flat = np.concatenate([np.asarray(b) for b in state.biases]).astype(dtype, copy=False)
     n_cls = spec.n_classes
     voff = np.zeros(L + 1, np.int64)
@@ -266,7 +269,7 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     bounds_off[1:] = np.cumsum([len(bk) for bk in blocks])
     bounds_flat = np.concatenate(blocks).astype(np.int64)
     parallel = threads > 1 and any(len(bk) > 2 for bk in blocks)
-    blocks_used = (bounds_flat, bounds_off)  # by both modes (see the ``with`` below)
+    blocks_used = (bounds_flat, bounds_off)  # the weight layout of both modes (see _lay_out)
     if parallel and chooser is None:
         chooser = ops.__dict__.setdefault("_thread_chooser", ThreadChooser())
     yi = np.ascontiguousarray(y, np.int64)
@@ -333,15 +336,13 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
                                   float(ops.slope), bool(normalize), *blocks_used, par, kc)
     # Weights stay block-major for the whole chunk: one thread runs the same blocks in turn, so
     # segments may switch modes without re-laying the weights out.
-    with _block_major(w_flat, woff, shapes, layout, *blocks_used):
-        if not parallel:
-            run(0, n_steps, False)
-        else:
-            chooser.run_segments(run, n_steps, B)
-    for k, (m, n) in enumerate(shapes):
-        seg = w_flat[woff[k]:woff[k] + m * n]
-        im = layout[k] == kfu.INPUT_MAJOR
-        state.weights[k][...] = seg.reshape(n, m).T if im else seg.reshape(m, n)
+    _lay_out(state.weights, w_flat, woff, layout, *blocks_used)
+    if not parallel:
+        run(0, n_steps, False)
+    else:
+        chooser.run_segments(run, n_steps, B)
+    _lay_out(state.weights, w_flat, woff, layout, *blocks_used, back=True)
+    for k in range(L):
         state.biases[k][...] = b_flat[boff[k]:boff[k + 1]]
     _add_counts(counts, rule, shapes, N, n_steps, kc, normalize)
     state.update_step += n_steps
