@@ -222,10 +222,25 @@ def time_inference(clf, data: Data, cfg: Config, precision, threads=1) -> list[d
 # ----------------------------------------------------------------------------------------------
 # roofline
 # ----------------------------------------------------------------------------------------------
+def l2_bytes(default: int = 512 << 10) -> int:
+    """Per-core L2 cache size (sysfs; ``default`` where unreadable)."""
+    try:
+        for idx in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+            if (idx / "level").read_text().strip() == "2":
+                size = (idx / "size").read_text().strip().upper()
+                unit = {"K": 1 << 10, "M": 1 << 20}.get(size[-1], 1)
+                return int(size.rstrip("KM")) * unit
+    except (OSError, ValueError):
+        pass
+    return default
+
+
 def measure_bandwidth(quick: bool) -> dict:
-    """Read+write bandwidth (GB/s) of a copy that fits the L3 cache and one that does not."""
-    out = {}
-    for label, nbytes, reps in (("l3", 3 << 20, 30 if quick else 300),
+    """Read+write bandwidth (GB/s) of copies that fit one core's L2 cache (source and
+    destination a quarter of it each), the L3 cache (3 MB each) and neither (256 MB)."""
+    out = {"l2_bytes": l2_bytes()}
+    for label, nbytes, reps in (("l2", out["l2_bytes"] // 4, 300 if quick else 3000),
+                                ("l3", 3 << 20, 30 if quick else 300),
                                 ("dram", 256 << 20, 2 if quick else 10)):
         a = np.ones(nbytes // 8)
         b = np.empty_like(a)
@@ -269,6 +284,8 @@ def bytes_per_sample(x: np.ndarray, batch: int, weight_bytes: int) -> dict:
                 + 2 * HIDDEN[0] * HIDDEN[1] * weight_bytes)
     rows_read = read / n_steps
     return {"bytes": per_step / batch, "rows_read_per_step": rows_read,
+            "layer_bytes": nz.shape[1] * m1 * weight_bytes,
+            "active_layer_bytes": np.count_nonzero(nz.any(axis=0)) * m1 * weight_bytes,
             "rows_written_per_step": write / n_steps, "hashes_per_sample":
             (write / n_steps * m1 + HIDDEN[0] * HIDDEN[1]) / 2 / batch}  # 2 synapses per word
 
@@ -442,7 +459,9 @@ def run(quick: bool, log=print) -> list[dict]:
         for prec, wbytes in (("fp32", 4), ("w8", 1)):
             model = bytes_per_sample(x, batch, wbytes)
             rows.append({"bench": "roofline", "recipe": recipe, "precision": prec, **model,
+                         "bandwidth_l2_gbs": bw["l2"], "l2_bytes": bw["l2_bytes"],
                          "bandwidth_l3_gbs": bw["l3"], "bandwidth_dram_gbs": bw["dram"],
+                         "bound_l2_samples_per_s": bw["l2"] * 1e9 / model["bytes"],
                          "bound_l3_samples_per_s": bw["l3"] * 1e9 / model["bytes"],
                          "hash_per_s": hash_rate,
                          "bound_hash_samples_per_s": hash_rate / model["hashes_per_sample"]})
