@@ -488,3 +488,27 @@ def test_narrow_lane_rounding_equals_the_int64_formula():
                     kfused._fx_apply_p16(row, ps, x, r16, w, e, lo, hi, cnt, np.zeros(w, np.int16))
                 np.testing.assert_array_equal(row, want_row, err_msg=f"{variant} e={e}")
                 np.testing.assert_array_equal(cnt, cnt0, err_msg=f"{variant} e={e}")
+
+
+def test_fused_weight_buffer_is_reused_and_not_pickled():
+    """The fused path keeps its laid-out weight buffer on the ops between calls (a fresh one would
+    page-fault megabytes in per chunk) but a pickled estimator does not carry it."""
+    import pickle
+
+    from spela_hw.estimator import SpelaClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.random((300, 40)).astype(np.float32)
+    y = np.arange(300) % 3
+    clf = SpelaClassifier(layer_sizes=(128, 8), epochs=1, random_state=0, backend="numba").fit(X, y)
+    buf = clf._ops.__dict__["_scratch_w_flat"]
+    assert buf.size >= 40 * 128 + 128 * 8
+    clf.partial_fit(X, y)
+    assert clf._ops.__dict__["_scratch_w_flat"] is buf
+    copy = pickle.loads(pickle.dumps(clf))
+    assert not any(k.startswith("_scratch_") for k in copy._ops.__dict__)
+    np.testing.assert_array_equal(copy.predict(X), clf.predict(X))
+    copy.partial_fit(X, y)
+    clf.partial_fit(X, y)
+    for a, b in zip(copy.state_.weights, clf.state_.weights):
+        np.testing.assert_array_equal(a, b)

@@ -87,11 +87,12 @@ def two_cores_split(m: int) -> int:
 
 
 def _scratch(ops, name: str, n: int, dtype) -> np.ndarray:
-    """A 64-byte aligned buffer of ``n`` items kept on ``ops`` under ``name`` (contents
-    undefined), reallocated only when the size or type changes."""
-    buf = ops.__dict__.get(name)
+    """A 64-byte aligned buffer of ``n`` items kept on ``ops`` as ``_scratch_<name>`` (contents
+    undefined; not pickled), reallocated only when the size or type changes."""
+    key = "_scratch_" + name
+    buf = ops.__dict__.get(key)
     if buf is None or buf.size != n or buf.dtype != np.dtype(dtype):
-        buf = ops.__dict__[name] = aligned_empty(n, dtype)
+        buf = ops.__dict__[key] = aligned_empty(n, dtype)
     return buf
 
 
@@ -258,7 +259,7 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     boff = np.zeros(L + 1, np.int64)
     boff[1:] = np.cumsum([m for m, _ in shapes])
     # (reused from call to call: a fresh buffer would page-fault its megabytes in every time)
-    w_flat = _scratch(ops, "_fused_w_flat", int(woff[-1]), dtype)
+    w_flat = _scratch(ops, "w_flat", int(woff[-1]), dtype)
     b_flat = np.concatenate([np.asarray(b) for b in state.biases]).astype(dtype, copy=False)
     n_cls = spec.n_classes
     voff = np.zeros(L + 1, np.int64)

@@ -35,6 +35,10 @@ class NumbaOps(OpsBase):
     #: parallel. Results never depend on it; 1 avoids per-step thread barriers on busy machines.
     threads = 1
 
+    def __getstate__(self):
+        # buffers the fused path keeps between calls (``_scratch_*``) are not state
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_scratch_")}
+
     def spela_train_chunk(self, state, rule, x, y, lr, batch_size, counts, device=None) -> bool:
         """Train many SPELA steps of ``batch_size`` samples in one compiled call.
 
