@@ -708,12 +708,12 @@ def _fx_pass_serial(bounds, n, m, wseg, b, has_prev, pp, pnb, pptr, pidx, pval, 
                     lut, act_min, kflush, fast, fast32, accs, acc32s, srows, zbufs, phl, a_out,
                     h_out, bcnt):
     for blk in range(len(bounds) - 1):
-        w = bounds[blk + 1] - bounds[blk]
-        _fx_block_im(bounds[blk], bounds[blk + 1], n, m,
-                     block_view(wseg, n, bounds[blk], bounds[blk + 1]), b, has_prev, pp, pnb, pptr, pidx,
+        i0, i1 = bounds[blk], bounds[blk + 1]
+        rows = max(cnb, 1)
+        _fx_block_im(i0, i1, n, m, block_view(wseg, n, i0, i1), b, has_prev, pp, pnb, pptr, pidx,
                      pval, key, sh_w, sh_b, mode, lo, hi, wrap, cnb, cptr, cidx, cval, f_a,
                      shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
-                     block_rows(accs, blk, max(cnb, 1), w), block_rows(acc32s, blk, max(cnb, 1), w),
+                     block_rows(accs, blk, rows, i1 - i0), block_rows(acc32s, blk, rows, i1 - i0),
                      srows[blk], zbufs[blk], phl, a_out, h_out, bcnt[blk])
 
 
@@ -723,12 +723,12 @@ def _fx_pass_parallel(bounds, n, m, wseg, b, has_prev, pp, pnb, pptr, pidx, pval
                       lut, act_min, kflush, fast, fast32, accs, acc32s, srows, zbufs, phl, a_out,
                       h_out, bcnt):
     for blk in prange(len(bounds) - 1):
-        w = bounds[blk + 1] - bounds[blk]
-        _fx_block_im(bounds[blk], bounds[blk + 1], n, m,
-                     block_view(wseg, n, bounds[blk], bounds[blk + 1]), b, has_prev, pp, pnb, pptr, pidx,
+        i0, i1 = bounds[blk], bounds[blk + 1]
+        rows = max(cnb, 1)
+        _fx_block_im(i0, i1, n, m, block_view(wseg, n, i0, i1), b, has_prev, pp, pnb, pptr, pidx,
                      pval, key, sh_w, sh_b, mode, lo, hi, wrap, cnb, cptr, cidx, cval, f_a,
                      shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
-                     block_rows(accs, blk, max(cnb, 1), w), block_rows(acc32s, blk, max(cnb, 1), w),
+                     block_rows(accs, blk, rows, i1 - i0), block_rows(acc32s, blk, rows, i1 - i0),
                      srows[blk], zbufs[blk], phl, a_out, h_out, bcnt[blk])
 
 
@@ -1076,29 +1076,10 @@ def _fl_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval,
 
 
 @jit
-def _dot8(a, x, n):
-    """Float32 dot product with eight interleaved partial sums (a fixed, documented order),
-    held in scalars so that they stay in one vector register (an array lives in memory)."""
-    p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = np.float32(0)
-    n8 = n - n % 8
-    for j in range(0, n8, 8):
-        p0 += a[j] * x[j]
-        p1 += a[j + 1] * x[j + 1]
-        p2 += a[j + 2] * x[j + 2]
-        p3 += a[j + 3] * x[j + 3]
-        p4 += a[j + 4] * x[j + 4]
-        p5 += a[j + 5] * x[j + 5]
-        p6 += a[j + 6] * x[j + 6]
-        p7 += a[j + 7] * x[j + 7]
-    for j in range(n8, n):
-        p0 += a[j] * x[j]
-    return ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7))
-
-
-@jit
 def _dot8x2(a, x, y, n):
-    """:func:`_dot8` of ``a`` with ``x`` and with ``y`` side by side (each in its own order, the
-    two chains of additions overlap)."""
+    """Float32 dot products ``a . x`` and ``a . y``, each with eight interleaved partial sums (a
+    fixed, documented order), held in scalars so that they stay in vector registers; the two
+    chains of additions overlap. (For one product pass ``y = x``: the compiler drops the other.)"""
     p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = np.float32(0)
     q0 = q1 = q2 = q3 = q4 = q5 = q6 = q7 = np.float32(0)
     n8 = n - n % 8
@@ -1166,7 +1147,7 @@ def _fl_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, cnb, xc, act_code, s
             a_out[s, i] = va + b[i]
             a_out[s + 1, i] = vb + b[i]
         if cnb % 2 == 1:
-            a_out[cnb - 1, i] = _dot8(row, xc[cnb - 1], n) + b[i]
+            a_out[cnb - 1, i] = _dot8x2(row, xc[cnb - 1], xc[cnb - 1], n)[0] + b[i]
         for s in range(cnb):
             av = a_out[s, i]
             if act_code == 1:

@@ -325,9 +325,9 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
             if par and two_cores and not ops.__dict__.get("_two_cores_failed", False):
                 kc2 = np.zeros((2, L, kfu.N_COUNTERS), np.int64)
                 met = ktc.train_chunk_float_two_cores(
-                    X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
-                    n_cls, float(lr), act, loss, float(ops.slope), bool(normalize), split, kc2,
-                    ktc.HANDSHAKE_SPINS)
+                    X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat, woff, b_flat,
+                    boff, v_flat, voff, n_cls, float(lr), act, loss, float(ops.slope),
+                    bool(normalize), split, kc2, ktc.HANDSHAKE_SPINS)
                 if met:
                     kc[...] += kc2.sum(axis=0)
                     return
