@@ -1,5 +1,9 @@
 """Fused SPELA training over a chunk of samples: one compiled call runs many update steps.
 
+This module holds the per-block pass of both number types and the fixed-point chunk trainer
+(:func:`train_chunk_fixed`); the float32 chunk trainer, on one core or two, is
+:mod:`spela_hw._kernels.two_cores`.
+
 Why it is fast
 --------------
 * **One pass over the weights per step.** The update of step ``t`` is kept *pending* and applied
@@ -19,10 +23,12 @@ Why it is fast
 * **Narrow integers.** Fixed-point weights stay in their storage type (``int8`` for 8-bit);
   products that fit 32 bits are formed and summed in 32-bit lanes (flushed to 64 bits before they
   could overflow), post-synaptic terms and inputs are held in ``int32`` when their formats allow.
-* **Blocks of output neurons** are independent in the fused pass; with ``parallel=True`` they run
-  on separate threads (``prange``). Every reduction over output neurons (``|h|^2``, ``h . v``)
-  runs serially after the pass and each output sums its inputs in the same order whatever the
-  blocks, so results do not depend on the number of threads.
+* **Blocks of output neurons** are independent in the fused pass; in fixed point, with
+  ``parallel=True``, they run on separate threads (``prange`` per layer and step), each block
+  with its weights stored contiguously (:func:`block_view`) and its own scratch pages
+  (:func:`block_rows`). Every reduction over output neurons (``|h|^2``, ``h . v``) runs serially
+  after the pass and each output sums its inputs in the same order whatever the blocks, so
+  results do not depend on the number of threads.
 
 Arithmetic
 ----------
@@ -1170,38 +1176,6 @@ def block_view(wseg, n, i0, i1):
 
 
 @jit
-def _fl_pass_serial(bounds, n, m, wseg, b, has_prev, pp, pnb, pptr, pidx, pval, cnb, cptr, cidx,
-                    cval, act_code, slope, accs, srows, a_out, h_out, bcnt):
-    for blk in range(len(bounds) - 1):
-        i0, i1 = bounds[blk], bounds[blk + 1]
-        _fl_block_im(i0, i1, n, m, block_view(wseg, n, i0, i1), b, has_prev, pp, pnb, pptr, pidx,
-                     pval, cnb, cptr, cidx, cval, act_code, slope,
-                     block_rows(accs, blk, max(cnb, 1), i1 - i0), srows[blk], a_out, h_out,
-                     bcnt[blk])
-
-
-@njit(parallel=True, **JIT)
-def _fl_pass_parallel(bounds, n, m, wseg, b, has_prev, pp, pnb, pptr, pidx, pval, cnb, cptr, cidx,
-                      cval, act_code, slope, accs, srows, a_out, h_out, bcnt):
-    for blk in prange(len(bounds) - 1):
-        i0, i1 = bounds[blk], bounds[blk + 1]
-        _fl_block_im(i0, i1, n, m, block_view(wseg, n, i0, i1), b, has_prev, pp, pnb, pptr, pidx,
-                     pval, cnb, cptr, cidx, cval, act_code, slope,
-                     block_rows(accs, blk, max(cnb, 1), i1 - i0), srows[blk], a_out, h_out,
-                     bcnt[blk])
-
-
-@jit
-def _fl_post(a, h, nb, m, v, y, scale, loss_code, act_code, slope, p_out):
-    """Float twin of :func:`_fx_post` (float64 scalars, as the numba per-step kernel)."""
-    zeros = 0
-    for s in range(nb):
-        zeros += fl_post_sample(a[s], h[s], m, 0, m, v[y[s]], scale, loss_code, act_code, slope,
-                                p_out[s])
-    return zeros
-
-
-@jit
 def fl_post_sample(a, h, m, i0, i1, vs, scale, loss_code, act_code, slope, p_out):
     """One sample's post-synaptic terms of outputs ``[i0, i1)`` (``|h|^2`` and ``h . v_y`` over
     all ``m``, float64 in four interleaved partial sums: one sum alone waits on each addition);
@@ -1255,88 +1229,6 @@ def _fl_normalize(x, nb, n):
         inv = 1.0 / max(math.sqrt(n2), 1e-12)
         for j in range(n):
             x[s, j] = x[s, j] * inv
-
-
-@jit
-def train_chunk_float(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n_cls, lr,
-                      act_code, loss_code, slope, normalize, bounds_flat, bounds_off, parallel,
-                      counters):
-    """Float32 twin of :func:`train_chunk_fixed` (no rounding keys, no saturation); input-major
-    layers are stored block-major for their ``bounds`` (:func:`block_view`)."""
-    L = len(dims) - 1
-    N = X.shape[0]
-    nsteps = (N + B - 1) // B
-    nmax = 0
-    for k in range(L + 1):
-        nmax = max(nmax, dims[k])
-    ptr = np.zeros((L, 2, nmax + 1), np.int64)
-    idx = np.zeros((L, 2, B * nmax), np.int64)
-    val = np.zeros((L, 2, B * nmax), np.float32)
-    xbuf = np.zeros((L, 2, B, nmax), np.float32)
-    pbuf = np.zeros((L, B, nmax), np.float32)
-    pnb = np.zeros(L, np.int64)
-    nblk_max, wmax = _blocks_max(bounds_flat, bounds_off)
-    accs = _aligned2(nblk_max, B * wmax, np.zeros(1, np.float32), _PAGE)
-    srows = _aligned2(nblk_max, wmax, np.zeros(1, np.float32), _PAGE)
-    srow = _aligned2(1, nmax, np.zeros(1, np.float32))[0]  # output-major layers
-    a_buf = _aligned2(B, nmax, np.zeros(1, np.float32))
-    h_buf = _aligned2(B, nmax, np.zeros(1, np.float32))
-    bcnt = _aligned2(64, 8, np.zeros(1, np.int64))  # one cache line per block
-    for t in range(nsteps + 1):
-        s0 = t * B
-        nb = min(B, N - s0) if t < nsteps else 0
-        par = t & 1
-        for k in range(L):
-            n = dims[k]
-            m = dims[k + 1]
-            wk = w_flat[woff[k]:woff[k] + n * m]
-            b = b_flat[boff[k]:boff[k] + m]
-            xin = xbuf[k, par]
-            if nb > 0:
-                if k == 0:
-                    for s in range(nb):
-                        for j in range(n):
-                            xin[s, j] = X[s0 + s, j]
-                else:
-                    for s in range(nb):
-                        for j in range(n):
-                            xin[s, j] = h_buf[s, j]
-                if normalize:
-                    _fl_normalize(xin, nb, n)
-            has_prev = pnb[k] > 0
-            pq = 1 - par
-            bounds = bounds_flat[bounds_off[k]:bounds_off[k + 1]]
-            nblk = len(bounds) - 1
-            bcnt[:nblk] = 0
-            if layout[k] == INPUT_MAJOR:
-                if nb > 0:
-                    counters[k, C_FWD_NNZ] += csc_of(xin, nb, n, ptr[k, par], idx[k, par],
-                                                     val[k, par])
-                else:
-                    ptr[k, par, :n + 1] = 0
-                if parallel and nblk > 1:
-                    _fl_pass_parallel(bounds, n, m, wk, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
-                                      idx[k, pq], val[k, pq], nb, ptr[k, par], idx[k, par],
-                                      val[k, par], act_code, slope, accs, srows, a_buf, h_buf, bcnt)
-                else:
-                    _fl_pass_serial(bounds, n, m, wk, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
-                                    idx[k, pq], val[k, pq], nb, ptr[k, par], idx[k, par],
-                                    val[k, par], act_code, slope, accs, srows, a_buf, h_buf, bcnt)
-            else:
-                if nb > 0:
-                    counters[k, C_FWD_NNZ] += nnz_of(xin, nb, n)
-                _fl_block_om(0, m, n, m, wk.reshape(m, n), b, has_prev, pbuf[k], pnb[k],
-                             xbuf[k, pq], nb, xin, act_code, slope, srow, a_buf, h_buf, bcnt[0])
-            for blk in range(nblk):
-                counters[k, C_WRITES] += bcnt[blk, _B_WRITES]
-            pnb[k] = nb
-            if nb == 0:
-                continue
-            v = v_flat[voff[k]:voff[k] + n_cls * m].reshape(n_cls, m)
-            pk = pbuf[k]
-            counters[k, C_ZERO] += _fl_post(a_buf, h_buf, nb, m, v, Y[s0:s0 + nb], lr / nb,
-                                            loss_code, act_code, slope, pk)
-            counters[k, C_UPD_NNZ] += _count_update_nnz(pk, xin, nb, m, n)
 
 
 # ----------------------------------------------------------------------------------------------

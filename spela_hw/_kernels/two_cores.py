@@ -1,10 +1,12 @@
-"""Float32 SPELA on two cores: each core owns half of every layer's outputs.
+"""Float32 SPELA chunk trainer, on one core or two: on two, each core owns half of every layer's
+outputs. :func:`train_chunk_float` (one thread) and :func:`train_chunk_float_two_cores` run the
+same step loop (:func:`_worker`), the one-thread case simply taking both halves in turn.
 
-The fused per-step kernel (:mod:`spela_hw._kernels.fused`) splits a layer's outputs into blocks
-and runs them with ``prange`` once per layer and step. That costs a parallel-region launch and a
-cold start per layer and step (more than the halved work saves with one sample per step) and
-leaves the narrow output-major layers, the loss unit and the input preparation on one thread
-(half the time of a mini-batch step once the wide layer runs on two).
+Splitting a layer into blocks run with ``prange`` once per layer and step (what the fixed-point
+trainer of :mod:`spela_hw._kernels.fused` does) costs a parallel-region launch and a cold start
+per layer and step (more than the halved work saves with one sample per step) and leaves the
+narrow output-major layers, the loss unit and the input preparation on one thread (half the time
+of a mini-batch step once the wide layer runs on two).
 Here two threads enter **one** parallel region for the whole chunk. Thread ``t`` keeps its
 outputs' weights (a contiguous block, :func:`~spela_hw._kernels.fused.block_view`), pending
 updates and sparse copies of the inputs to itself, and the two
@@ -15,10 +17,10 @@ meet once per layer and step at a spin barrier, after publishing their halves of
   own outputs;
 * the next layer needs the whole ``h`` as its input (both read it after the barrier).
 
-Every output therefore sees exactly the operations, in the same order, of the serial fused
-kernel (the same block functions run on each half): the result equals the one-thread result bit
-for bit. ``h`` is double-buffered by step parity, so a thread never overwrites a half that the
-other may still read.
+Every output therefore sees exactly the operations, in the same order, of the one-thread run
+(the same block functions run on each half): the result equals it bit for bit. ``h`` is
+double-buffered by step parity, so a thread never overwrites a half that the other may still
+read.
 
 The threads synchronise through atomic loads, stores and a compare-and-swap on an ``int64``
 array (LLVM atomics; numba has none on the CPU). Before the main loop they shake hands with a
@@ -112,10 +114,13 @@ def _barrier(sync, tid, phase):
 
 
 @jit
-def _worker(tid, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n_cls, lr,
-            act_code, loss_code, slope, normalize, split, hb, sync, counters):
-    """Thread ``tid``'s share of :func:`train_chunk_float_two_cores` (outputs below ``split[k]``
-    for thread 0, the rest for thread 1)."""
+def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n_cls,
+            lr, act_code, loss_code, slope, normalize, split, hb, sync, counters):
+    """Thread ``tid``'s share of a chunk: with ``nthreads == 2`` the outputs below ``split[k]``
+    (thread 0) or the rest (thread 1), meeting the partner at a barrier once per layer and step
+    (``hb``, ``sync``: see :func:`train_chunk_float_two_cores`); with ``nthreads == 1`` both
+    parts in turn, no barrier (:func:`train_chunk_float`). Input-major layers are stored
+    block-major at ``split[k]`` (:func:`~spela_hw._kernels.fused.block_view`)."""
     L = len(dims) - 1
     N = X.shape[0]
     nsteps = (N + B - 1) // B
@@ -142,13 +147,19 @@ def _worker(tid, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff
             n = dims[k]
             m = dims[k + 1]
             i0 = 0 if tid == 0 else split[k]
-            i1 = split[k] if tid == 0 else m
+            i1 = m if nthreads == 1 else (split[k] if tid == 0 else m)
             wk = w_flat[woff[k]:woff[k] + n * m]
             b = b_flat[boff[k]:boff[k] + m]
             xin = xbuf[k, par]
             if nb > 0:
                 for s in range(nb):
-                    src = X[s0 + s] if k == 0 else hb[2 * (k - 1) + par, s]
+                    # the previous layer's h: published by both threads, or still in h_buf
+                    if k == 0:
+                        src = X[s0 + s]
+                    elif nthreads == 1:
+                        src = h_buf[s]
+                    else:
+                        src = hb[2 * (k - 1) + par, s]
                     for j in range(n):
                         xin[s, j] = src[j]
                 if normalize:
@@ -163,10 +174,14 @@ def _worker(tid, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff
                         counters[k, C_FWD_NNZ] += nnz
                 else:
                     ptr[k, par, :n + 1] = 0
-                if i1 > i0:
-                    _fl_block_im(i0, i1, n, m, block_view(wk, n, i0, i1), b, has_prev, pbuf[k], pnb[k],
-                                 ptr[k, pq], idx[k, pq], val[k, pq], nb, ptr[k, par], idx[k, par],
-                                 val[k, par], act_code, slope, acc, srow, a_buf, h_buf, bcnt[0])
+                for half in range(2):  # the layer is stored block-major at split[k]
+                    c0 = i0 if half == 0 else max(i0, split[k])
+                    c1 = min(i1, split[k]) if half == 0 else i1
+                    if c1 > c0:
+                        _fl_block_im(c0, c1, n, m, block_view(wk, n, c0, c1), b, has_prev,
+                                     pbuf[k], pnb[k], ptr[k, pq], idx[k, pq], val[k, pq], nb,
+                                     ptr[k, par], idx[k, par], val[k, par], act_code, slope, acc,
+                                     srow, a_buf, h_buf, bcnt[0])
             else:
                 if nb > 0 and tid == 0:
                     counters[k, C_FWD_NNZ] += nnz_of(xin, nb, n)
@@ -177,12 +192,15 @@ def _worker(tid, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff
             pnb[k] = nb
             if nb == 0:
                 continue
-            hk = hb[2 * k + par]
-            for s in range(nb):
-                for i in range(i0, i1):
-                    hk[s, i] = h_buf[s, i]
-            phase += 1
-            _barrier(sync, tid, phase)
+            if nthreads == 1:
+                hk = h_buf
+            else:
+                hk = hb[2 * k + par]
+                for s in range(nb):
+                    for i in range(i0, i1):
+                        hk[s, i] = h_buf[s, i]
+                phase += 1
+                _barrier(sync, tid, phase)
             vk = v_flat[voff[k]:voff[k] + n_cls * m].reshape(n_cls, m)
             for s in range(nb):
                 zeros = fl_post_sample(a_buf[s], hk[s], m, i0, i1, vk[Y[s0 + s]], lr / nb,
@@ -198,14 +216,26 @@ def _worker(tid, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff
                 counters[k, C_UPD_NNZ] += npz * nx
 
 
+@jit
+def train_chunk_float(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n_cls,
+                      lr, act_code, loss_code, slope, normalize, split, counters):
+    """Float32 SPELA over ``X`` in steps of ``B`` samples on one thread: the twin of
+    :func:`spela_hw._kernels.fused.train_chunk_fixed` (no rounding keys, no saturation).
+    Input-major layers are stored block-major at ``split[k]`` (``m``: one block); the result
+    does not depend on it."""
+    none = np.zeros((1, 1, 1), np.float32)
+    _worker(0, 1, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n_cls, lr,
+            act_code, loss_code, slope, normalize, split, none, np.zeros(1, np.int64), counters)
+
+
 @njit(parallel=True, **JIT)
 def train_chunk_float_two_cores(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
                                 n_cls, lr, act_code, loss_code, slope, normalize, split, counters2,
                                 spins):
-    """Float32 SPELA over ``X`` in steps of ``B`` samples on two threads; ``False`` (and nothing
-    changed) when the two threads could not meet. ``split[k]``: first output of thread 1 in
-    layer ``k`` (a multiple of 16, so the halves never share a cache line); ``counters2[t]``
-    receives thread ``t``'s counters (their sum is the serial kernel's)."""
+    """:func:`train_chunk_float` on two threads; ``False`` (and nothing changed) when the two
+    threads could not meet. ``split[k]``: first output of thread 1 in layer ``k`` (a multiple of
+    16, so the halves never share a cache line; input-major layers stored block-major for it);
+    ``counters2[t]`` receives thread ``t``'s counters (their sum is the serial kernel's)."""
     L = len(dims) - 1
     nmax = 0
     for k in range(L + 1):
@@ -217,6 +247,7 @@ def train_chunk_float_two_cores(X, Y, B, dims, layout, w_flat, woff, b_flat, bof
     for tid in prange(2):
         if _meet(sync, tid, spins):
             met[tid] = 1
-            _worker(tid, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n_cls,
-                    lr, act_code, loss_code, slope, normalize, split, hb, sync, counters2[tid])
+            _worker(tid, 2, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
+                    n_cls, lr, act_code, loss_code, slope, normalize, split, hb, sync,
+                    counters2[tid])
     return met[0] + met[1] == 2

@@ -1,9 +1,10 @@
 """Fused SPELA training and batched primitives for the numba backend.
 
 :func:`spela_train_chunk` is what :meth:`NumbaOps.spela_train_chunk` runs. It lays the weights
-out input-major for the duration of one call, runs :mod:`spela_hw._kernels.fused` (pending
-update of step t fused with the forward pass of step t+1, zero skipping, narrow weights, blocks
-of output neurons optionally on several threads), writes the weights back and fills the same
+out input-major for the duration of one call, runs :mod:`spela_hw._kernels.fused` (fixed point)
+or :mod:`spela_hw._kernels.two_cores` (float32): pending update of step t fused with the
+forward pass of step t+1, zero skipping, narrow weights, blocks of output neurons optionally on
+several threads (float32: at most two). It then writes the weights back and fills the same
 :class:`~spela_hw.counts.Counts` as the per-step path. Fixed-point results equal the per-step
 path (and the reference) bit for bit; float32 results agree within float tolerance; the number
 of threads never changes a result, so a :class:`ThreadChooser` may run each segment of a
@@ -313,16 +314,15 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     else:
         X = np.ascontiguousarray(x, np.float32)
         v_flat = np.concatenate([np.asarray(v, np.float32).ravel() for v in state.vectors])
-        # The two threads split every layer for the whole segment instead of meeting in a
-        # parallel region per layer and step (same result, see two_cores).
-        two_cores = parallel and threads == 2
-        split = np.array([two_cores_split(m) for m, _ in shapes], np.int64)
-        if two_cores:
-            blocks_used = (np.concatenate([[0, s, m] for s, (m, _) in zip(split, shapes)])
-                           .astype(np.int64), np.arange(0, 3 * L + 1, 3, dtype=np.int64))
+        # Two threads split every layer for the whole segment (see two_cores), whatever the
+        # number of threads asked for; one thread runs both parts in turn (same result).
+        split = np.array([two_cores_split(m) if parallel else m for m, _ in shapes], np.int64)
+        cuts = [np.unique([0, s, m]) for s, (m, _) in zip(split, shapes)]
+        blocks_used = (np.concatenate(cuts).astype(np.int64),
+                       np.cumsum([0] + [len(c) for c in cuts]).astype(np.int64))
 
         def run(t0, t1, par):
-            if par and two_cores and not ops.__dict__.get("_two_cores_failed", False):
+            if par and not ops.__dict__.get("_two_cores_failed", False):
                 kc2 = np.zeros((2, L, kfu.N_COUNTERS), np.int64)
                 met = ktc.train_chunk_float_two_cores(
                     X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat, woff, b_flat,
@@ -332,9 +332,9 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
                     kc[...] += kc2.sum(axis=0)
                     return
                 ops.__dict__["_two_cores_failed"] = True  # the threads never ran together
-            kfu.train_chunk_float(X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat,
+            ktc.train_chunk_float(X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat,
                                   woff, b_flat, boff, v_flat, voff, n_cls, float(lr), act, loss,
-                                  float(ops.slope), bool(normalize), *blocks_used, par, kc)
+                                  float(ops.slope), bool(normalize), split, kc)
     # Weights stay block-major for the whole chunk: one thread runs the same blocks in turn, so
     # segments may switch modes without re-laying the weights out.
     _lay_out(state.weights, w_flat, woff, layout, *blocks_used)

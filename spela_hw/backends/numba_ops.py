@@ -32,7 +32,8 @@ class NumbaOps(OpsBase):
     name = "numba"
 
     #: Threads of the fused SPELA path (:meth:`spela_train_chunk`): blocks of output neurons run in
-    #: parallel. Results never depend on it; 1 avoids per-step thread barriers on busy machines.
+    #: parallel (float32 uses at most two). Results never depend on it; 1 avoids per-step thread
+    #: barriers on busy machines.
     threads = 1
 
     def __getstate__(self):
