@@ -409,7 +409,7 @@ def test_two_core_kernel_meets_or_gives_up_without_changing_anything():
     time and both give up, leaving the weights untouched (the caller then runs serially)."""
     import numba
 
-    from spela_hw._kernels.two_cores import train_chunk_float_two_cores
+    from spela_hw._kernels.float_chunk import train_chunk_float_two_cores
 
     args = _two_core_args((12, 96, 5), 6, 0)
     w0 = args[5].copy()
@@ -445,8 +445,8 @@ def test_two_core_path_equals_one_thread(monkeypatch, rule, batch):
 
     import spela_hw.backends.numba_fused as nf
 
-    real, met = nf.ktc.train_chunk_float_two_cores, []
-    monkeypatch.setattr(nf.ktc, "train_chunk_float_two_cores", lambda *a: met.append(real(*a)) or met[-1])
+    real, met = nf.kfl.train_chunk_float_two_cores, []
+    monkeypatch.setattr(nf.kfl, "train_chunk_float_two_cores", lambda *a: met.append(real(*a)) or met[-1])
     dims = (20, 300, 130, 3)  # two input-major layers (block-major halves), a narrow output-major one
     x, y = _data(dims[0], 9, 3, 5)
     one = _train("numba", PRECISIONS["fp32"], dims, x, y, rule, batch, 0.5, fused=True, threads=1,

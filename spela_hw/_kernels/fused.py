@@ -2,7 +2,7 @@
 
 This module holds the per-block pass of both number types and the fixed-point chunk trainer
 (:func:`train_chunk_fixed`); the float32 chunk trainer, on one core or two, is
-:mod:`spela_hw._kernels.two_cores`.
+:mod:`spela_hw._kernels.float_chunk`.
 
 Why it is fast
 --------------

@@ -2,7 +2,7 @@
 
 :func:`spela_train_chunk` is what :meth:`NumbaOps.spela_train_chunk` runs. It lays the weights
 out input-major for the duration of one call, runs :mod:`spela_hw._kernels.fused` (fixed point)
-or :mod:`spela_hw._kernels.two_cores` (float32): pending update of step t fused with the
+or :mod:`spela_hw._kernels.float_chunk` (float32): pending update of step t fused with the
 forward pass of step t+1, zero skipping, narrow weights, blocks of output neurons optionally on
 several threads (float32: at most two). It then writes the weights back and fills the same
 :class:`~spela_hw.counts.Counts` as the per-step path. Fixed-point results equal the per-step
@@ -24,7 +24,8 @@ import time
 import numpy as np
 
 from .._kernels import fused as kfu
-from .._kernels import two_cores as ktc
+from .._kernels import float_chunk as kfl
+from .._kernels.sync import HANDSHAKE_SPINS
 from ..rng import splitmix64
 from .common import LOSS_CODE, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT
 
@@ -314,7 +315,7 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     else:
         X = np.ascontiguousarray(x, np.float32)
         v_flat = np.concatenate([np.asarray(v, np.float32).ravel() for v in state.vectors])
-        # Two threads split every layer for the whole segment (see two_cores), whatever the
+        # Two threads split every layer for the whole segment (see float_chunk), whatever the
         # number of threads asked for; one thread runs both parts in turn (same result).
         split = np.array([two_cores_split(m) if parallel else m for m, _ in shapes], np.int64)
         cuts = [np.unique([0, s, m]) for s, (m, _) in zip(split, shapes)]
@@ -324,15 +325,15 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
         def run(t0, t1, par):
             if par and not ops.__dict__.get("_two_cores_failed", False):
                 kc2 = np.zeros((2, L, kfu.N_COUNTERS), np.int64)
-                met = ktc.train_chunk_float_two_cores(
+                met = kfl.train_chunk_float_two_cores(
                     X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat, woff, b_flat,
                     boff, v_flat, voff, n_cls, float(lr), act, loss, float(ops.slope),
-                    bool(normalize), split, kc2, ktc.HANDSHAKE_SPINS)
+                    bool(normalize), split, kc2, HANDSHAKE_SPINS)
                 if met:
                     kc[...] += kc2.sum(axis=0)
                     return
                 ops.__dict__["_two_cores_failed"] = True  # the threads never ran together
-            ktc.train_chunk_float(X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat,
+            kfl.train_chunk_float(X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat,
                                   woff, b_flat, boff, v_flat, voff, n_cls, float(lr), act, loss,
                                   float(ops.slope), bool(normalize), split, kc)
     # Weights stay block-major for the whole chunk: one thread runs the same blocks in turn, so

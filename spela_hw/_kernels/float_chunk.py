@@ -22,95 +22,19 @@ Every output therefore sees exactly the operations, in the same order, of the on
 double-buffered by step parity, so a thread never overwrites a half that the other may still
 read.
 
-The threads synchronise through atomic loads, stores and a compare-and-swap on an ``int64``
-array (LLVM atomics; numba has none on the CPU). Before the main loop they shake hands with a
-bounded wait: if the two ``prange`` iterations are not running at the same time (one thread, or
-a threading layer that may run both on one worker), the kernel returns ``False`` having changed
-nothing, and the caller falls back to the serial kernel instead of waiting forever.
+The threads meet through :mod:`spela_hw._kernels.sync`; when they cannot (one thread, or a
+threading layer that may run both on one worker), the two-thread kernel returns ``False``
+having changed nothing, and the caller falls back to one thread.
 """
 
 import numpy as np
-from numba import njit, prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit, prange
 
 from . import JIT, jit
 from .fused import (_B_WRITES, C_FWD_NNZ, C_UPD_NNZ, C_WRITES, C_ZERO, INPUT_MAJOR, _aligned2,
                     _fl_block_im, _fl_block_om, _fl_normalize, block_view, csc_of, nnz_of,
                     fl_post_sample)
-
-HANDSHAKE_SPINS = 200_000_000  # atomic loads (about a second) before giving up on the partner
-_STATE, _PHASE0 = 0, 8  # sync[0]: handshake; sync[8 + 8 t]: thread t's barrier phase (own line)
-
-
-def _item_ptr(context, builder, aryty, ary, i):
-    return cgutils.get_item_pointer(context, builder, aryty, context.make_array(aryty)(context, builder, ary), [i])
-
-
-@intrinsic
-def _load_acquire(typingctx, arr, i):
-    if arr != types.Array(types.int64, 1, "C") or not isinstance(i, types.Integer):
-        return None
-
-    def codegen(context, builder, sig, args):
-        ptr = _item_ptr(context, builder, sig.args[0], args[0], context.cast(builder, args[1], sig.args[1], types.intp))
-        return builder.load_atomic(ptr, "acquire", 8)
-
-    return types.int64(arr, i), codegen
-
-
-@intrinsic
-def _store_release(typingctx, arr, i, v):
-    if arr != types.Array(types.int64, 1, "C") or not isinstance(i, types.Integer) or v != types.int64:
-        return None
-
-    def codegen(context, builder, sig, args):
-        ptr = _item_ptr(context, builder, sig.args[0], args[0], context.cast(builder, args[1], sig.args[1], types.intp))
-        builder.store_atomic(args[2], ptr, "release", 8)
-        return context.get_dummy_value()
-
-    return types.void(arr, i, v), codegen
-
-
-@intrinsic
-def _compare_swap(typingctx, arr, i, expected, new):
-    """``arr[i] = new`` if ``arr[i] == expected``, atomically; returns the old value."""
-    if arr != types.Array(types.int64, 1, "C") or not isinstance(i, types.Integer) \
-            or expected != types.int64 or new != types.int64:
-        return None
-
-    def codegen(context, builder, sig, args):
-        ptr = _item_ptr(context, builder, sig.args[0], args[0], context.cast(builder, args[1], sig.args[1], types.intp))
-        res = builder.cmpxchg(ptr, args[2], args[3], "seq_cst", "seq_cst")
-        return builder.extract_value(res, 0)
-
-    return types.int64(arr, i, expected, new), codegen
-
-
-@jit
-def _meet(sync, tid, spins):
-    """True when both threads arrived (they run concurrently); False when one gave up first.
-
-    ``sync[0]``: 0 nobody, ``t + 1`` thread ``t`` waits, 3 both met, -1 abandoned.
-    """
-    me = np.int64(tid + 1)
-    old = _compare_swap(sync, _STATE, np.int64(0), me)
-    if old == 0:  # first: wait for the partner, then abandon unless it arrived meanwhile
-        for _ in range(spins):
-            if _load_acquire(sync, _STATE) == 3:
-                return True
-        return _compare_swap(sync, _STATE, me, np.int64(-1)) != me
-    if old == 2 - tid:  # the partner waits: complete the meeting unless it has just given up
-        return _compare_swap(sync, _STATE, old, np.int64(3)) == old
-    return False
-
-
-@jit
-def _barrier(sync, tid, phase):
-    _store_release(sync, _PHASE0 + 8 * tid, np.int64(phase))
-    other = _PHASE0 + 8 * (1 - tid)
-    while _load_acquire(sync, other) < phase:
-        pass
+from .sync import barrier, meet, new_sync
 
 
 @jit
@@ -200,7 +124,7 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
                     for i in range(i0, i1):
                         hk[s, i] = h_buf[s, i]
                 phase += 1
-                _barrier(sync, tid, phase)
+                barrier(sync, tid, phase)
             vk = v_flat[voff[k]:voff[k] + n_cls * m].reshape(n_cls, m)
             for s in range(nb):
                 zeros = fl_post_sample(a_buf[s], hk[s], m, i0, i1, vk[Y[s0 + s]], lr / nb,
@@ -240,12 +164,12 @@ def train_chunk_float_two_cores(X, Y, B, dims, layout, w_flat, woff, b_flat, bof
     nmax = 0
     for k in range(L + 1):
         nmax = max(nmax, dims[k])
-    sync = np.zeros(_PHASE0 + 16, np.int64)
+    sync = new_sync()
     hb2 = _aligned2(2 * L * B, nmax, np.zeros(1, np.float32))
     hb = hb2.reshape(2 * L, B, hb2.shape[1])  # h of layer k at parity p: hb[2k + p]
     met = np.zeros(2, np.int64)
     for tid in prange(2):
-        if _meet(sync, tid, spins):
+        if meet(sync, tid, spins):
             met[tid] = 1
             _worker(tid, 2, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
                     n_cls, lr, act_code, loss_code, slope, normalize, split, hb, sync,
