@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spela_hw.backends import make_ops
-from spela_hw.backends.numba_fused import (ThreadChooser, fused_supported, output_blocks,
+from spela_hw.backends.numba_fused import (ThreadChooser, fused_supported, two_cores_split,
                                           spela_train_chunk, stream_keys, update_is_fast32)
 from spela_hw.errors import DataError
 from spela_hw.estimator import SpelaClassifier
@@ -103,10 +103,10 @@ def test_fused_equals_reference(prec, rule, dims, n, bs, narrow, seed, lr):
 @given(prec=st.sampled_from(["fp32", "w8", "w6-trunc-wrap"]), bs=st.sampled_from([1, 4]),
        seed=st.integers(0, 2**16))
 def test_threads_never_change_results(prec, bs, seed):
-    """Blocks of output neurons on two threads give exactly the serial result, float included."""
+    """Two threads, each owning part of every layer, give exactly the one-thread result, float
+    included."""
     p = PRECISIONS[prec]
-    dims = (10, 300, 260, 3)  # wide enough to be split into blocks
-    assert len(output_blocks(300, 2)) == 3
+    dims = (10, 300, 260, 3)  # wide enough to be split between threads
     x, y = _data(dims[0], 7, 3, seed)
     rule = ("log_2_minus_cos", "leaky_relu", "off")
     one = _train("numba", p, dims, x, y, rule, bs, 0.5, fused=True, threads=1, seed=seed)
@@ -329,13 +329,12 @@ def test_stream_keys_match_rng():
             assert int(keys[t, k]) == stream_key(123456789, k, 41 + t)
 
 
-def test_output_blocks_cover_outputs():
-    for m in (1, 63, 255, 256, 1000, 1024, 4097):
-        for threads in (1, 2, 3, 8):
-            b = output_blocks(m, threads)
-            assert b[0] == 0 and b[-1] == m and np.all(np.diff(b) > 0)
-            assert len(b) - 1 <= max(threads, 1)
-            assert np.all(b[1:-1] % 64 == 0)
+def test_two_core_split_is_inside_the_layer_and_aligned():
+    for m in (2, 3, 10, 63, 64, 255, 256, 1000, 1024, 4097):
+        s = two_cores_split(m)
+        assert 0 < s < m
+        if m >= 64:  # whole 64-byte lines of float32 outputs, whole words of rounding bits
+            assert s % 16 == 0
 
 
 def test_unsupported_configurations_fall_back_to_the_step_path():
@@ -432,27 +431,32 @@ def test_two_core_kernel_meets_or_gives_up_without_changing_anything():
     assert args[18].sum() == 0
 
 
+@pytest.mark.parametrize("prec", ["fp32", "w8", "w6-trunc-wrap", "w8-a32-u32"])
 @pytest.mark.parametrize("rule,batch", [(("log_2_minus_cos", "leaky_relu", "off"), 1),
                                         (("neg_cos", "tanh", "every_layer"), 1),
                                         (("log_2_minus_cos", "identity", "off"), 1),
                                         (("log_2_minus_cos", "leaky_relu", "off"), 4),
                                         (("neg_cos", "tanh", "every_layer"), 4)])
-def test_two_core_path_equals_one_thread(monkeypatch, rule, batch):
-    """Float32 on two threads runs the two-core kernel (each thread owning half of every layer)
-    and gives the one-thread result bit for bit, counts too, per sample and in mini-batches
+def test_two_core_path_equals_one_thread(monkeypatch, prec, rule, batch):
+    """Two threads run the two-core kernel (each thread owning part of every layer) and give the
+    one-thread result bit for bit, float32 included, counts too, per sample and in mini-batches
     (9 samples in batches of 4: the last step is partial)."""
     import numba
 
     import spela_hw.backends.numba_fused as nf
 
-    real, met = nf.kfl.train_chunk_float_two_cores, []
-    monkeypatch.setattr(nf.kfl, "train_chunk_float_two_cores", lambda *a: met.append(real(*a)) or met[-1])
+    p = PRECISIONS[prec]
+    if rule[1] == "tanh" and p.is_fixed and p.activation.bits > 16:
+        rule = (rule[0], "leaky_relu", rule[2])  # tanh's look-up table needs <= 16 bits
+    mod, name = (nf.kfx, "train_chunk_fixed_two_cores") if p.is_fixed else \
+        (nf.kfl, "train_chunk_float_two_cores")
+    real, met = getattr(mod, name), []
+    monkeypatch.setattr(mod, name, lambda *a: met.append(real(*a)) or met[-1])
     dims = (20, 300, 130, 3)  # two input-major layers (block-major halves), a narrow output-major one
     x, y = _data(dims[0], 9, 3, 5)
-    one = _train("numba", PRECISIONS["fp32"], dims, x, y, rule, batch, 0.5, fused=True, threads=1,
-                 seed=5)
-    two = _train("numba", PRECISIONS["fp32"], dims, x, y, rule, batch, 0.5, fused=True, threads=2,
-                 seed=5, chooser=ThreadChooser(fixed=True))
+    one = _train("numba", p, dims, x, y, rule, batch, 0.5, fused=True, threads=1, seed=5)
+    two = _train("numba", p, dims, x, y, rule, batch, 0.5, fused=True, threads=2, seed=5,
+                 chooser=ThreadChooser(fixed=True))
     _assert_same(*one, *two, exact=True)
     if numba.config.NUMBA_NUM_THREADS >= 2:
         assert met and all(met)

@@ -1,8 +1,8 @@
 """Fused SPELA training over a chunk of samples: one compiled call runs many update steps.
 
-This module holds the per-block pass of both number types and the fixed-point chunk trainer
-(:func:`train_chunk_fixed`); the float32 chunk trainer, on one core or two, is
-:mod:`spela_hw._kernels.float_chunk`.
+This module holds the per-block passes, loss units and helpers of both number types; the chunk
+trainers that run them over many steps, on one core or two, are
+:mod:`spela_hw._kernels.fixed_chunk` and :mod:`spela_hw._kernels.float_chunk`.
 
 Why it is fast
 --------------
@@ -23,12 +23,11 @@ Why it is fast
 * **Narrow integers.** Fixed-point weights stay in their storage type (``int8`` for 8-bit);
   products that fit 32 bits are formed and summed in 32-bit lanes (flushed to 64 bits before they
   could overflow), post-synaptic terms and inputs are held in ``int32`` when their formats allow.
-* **Blocks of output neurons** are independent in the fused pass; in fixed point, with
-  ``parallel=True``, they run on separate threads (``prange`` per layer and step), each block
-  with its weights stored contiguously (:func:`block_view`) and its own scratch pages
-  (:func:`block_rows`). Every reduction over output neurons (``|h|^2``, ``h . v``) runs serially
-  after the pass and each output sums its inputs in the same order whatever the blocks, so
-  results do not depend on the number of threads.
+* **Blocks of output neurons** are independent in the fused pass: two threads each own a block
+  of every layer (its weights stored contiguously, :func:`block_view`, and scratch of its own),
+  see :mod:`spela_hw._kernels.float_chunk`. Every reduction over output neurons (``|h|^2``,
+  ``h . v``) covers all outputs in a fixed order and each output sums its inputs in the same
+  order whatever the blocks, so results do not depend on the number of threads.
 
 Arithmetic
 ----------
@@ -71,45 +70,20 @@ _B_WRITES, _B_SAT_ACC, _B_SAT_ACT, _B_SAT_W = range(4)
 # Layer layouts.
 INPUT_MAJOR, OUTPUT_MAJOR = 0, 1
 
-_PAGE = 4096  # bytes; per-block scratch starts on its own page (see block_rows)
-
 
 # ----------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------
 @jit
-def _aligned2(rows, cols, dtype_like, align=64):
-    """Zeroed (rows, cols') scratch whose rows start on ``align``-byte boundaries (cols' >= cols,
-    a multiple of ``align`` bytes): with 64, threads writing neighbouring blocks of a row never
-    share a cache line; with a page (:data:`_PAGE`), every row is its own pages."""
+def _aligned2(rows, cols, dtype_like):
+    """Zeroed (rows, cols') scratch whose rows start on 64-byte boundaries (cols' >= cols, a
+    multiple of 64 bytes): threads writing neighbouring blocks of a row never share a cache line."""
     itemsize = dtype_like.itemsize
-    per = align // itemsize
+    per = 64 // itemsize
     cp = (cols + per - 1) // per * per
     buf = np.zeros(rows * cp + per, dtype_like.dtype)
-    off = ((align - buf.ctypes.data % align) % align) // itemsize
+    off = ((64 - buf.ctypes.data % 64) % 64) // itemsize
     return buf[off:off + rows * cp].reshape(rows, cp)
-
-
-@jit
-def _blocks_max(bounds_flat, bounds_off):
-    """Largest number of blocks of a layer and largest block width (sizes of block scratch)."""
-    nblk = 1
-    wmax = 1
-    for k in range(len(bounds_off) - 1):
-        nblk = max(nblk, bounds_off[k + 1] - bounds_off[k] - 1)
-        for q in range(bounds_off[k], bounds_off[k + 1] - 1):
-            wmax = max(wmax, bounds_flat[q + 1] - bounds_flat[q])
-    return nblk, wmax
-
-
-@jit
-def block_rows(scr, blk, rows, w):
-    """Block ``blk``'s private ``(rows, w)`` scratch: row ``blk`` of ``scr``, an
-    ``_aligned2(nblk, rows * wmax, ., _PAGE)`` array. Threads running different blocks of
-    outputs then never write the same page: the hardware prefetcher streams lines within a page,
-    and neighbouring blocks of one shared ``(rows, m)`` array (a boundary in every row) made two
-    threads no faster than one."""
-    return scr[blk, :rows * w].reshape(rows, w)
 
 
 @jit
@@ -709,108 +683,69 @@ def _fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, sh_w, sh_b, mod
 
 
 @jit
-def _fx_pass_serial(bounds, n, m, wseg, b, has_prev, pp, pnb, pptr, pidx, pval, key, sh_w, sh_b,
-                    mode, lo, hi, wrap, cnb, cptr, cidx, cval, f_a, shift_acc, act_code, slope_q,
-                    lut, act_min, kflush, fast, fast32, accs, acc32s, srows, zbufs, phl, a_out,
-                    h_out, bcnt):
-    for blk in range(len(bounds) - 1):
-        i0, i1 = bounds[blk], bounds[blk + 1]
-        rows = max(cnb, 1)
-        _fx_block_im(i0, i1, n, m, block_view(wseg, n, i0, i1), b, has_prev, pp, pnb, pptr, pidx,
-                     pval, key, sh_w, sh_b, mode, lo, hi, wrap, cnb, cptr, cidx, cval, f_a,
-                     shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
-                     block_rows(accs, blk, rows, i1 - i0), block_rows(acc32s, blk, rows, i1 - i0),
-                     srows[blk], zbufs[blk], phl, a_out, h_out, bcnt[blk])
+def fx_post_sample(a, h, m, i0, i1, vs, vn, scale, loss_code, act_code, slope, gate_h2, pow2_au,
+                   lo_u, hi_u, p_out):
+    """One sample's SPELA post-synaptic terms of outputs ``[i0, i1)`` (the reference's float64
+    expressions; ``|h|^2`` and ``h . v`` over all ``m``, exact in int64). Returns (1 for a
+    zero-norm ``h`` (its terms are 0), update saturations).
 
-
-@njit(parallel=True, **JIT)
-def _fx_pass_parallel(bounds, n, m, wseg, b, has_prev, pp, pnb, pptr, pidx, pval, key, sh_w, sh_b,
-                      mode, lo, hi, wrap, cnb, cptr, cidx, cval, f_a, shift_acc, act_code, slope_q,
-                      lut, act_min, kflush, fast, fast32, accs, acc32s, srows, zbufs, phl, a_out,
-                      h_out, bcnt):
-    for blk in prange(len(bounds) - 1):
-        i0, i1 = bounds[blk], bounds[blk + 1]
-        rows = max(cnb, 1)
-        _fx_block_im(i0, i1, n, m, block_view(wseg, n, i0, i1), b, has_prev, pp, pnb, pptr, pidx,
-                     pval, key, sh_w, sh_b, mode, lo, hi, wrap, cnb, cptr, cidx, cval, f_a,
-                     shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
-                     block_rows(accs, blk, rows, i1 - i0), block_rows(acc32s, blk, rows, i1 - i0),
-                     srows[blk], zbufs[blk], phl, a_out, h_out, bcnt[blk])
-
-
-@jit
-def _fx_post(a, h, nb, m, v, vnorm, y, scale, loss_code, act_code, slope, gate_h2, pow2_au,
-             lo_u, hi_u, p_out):
-    """SPELA's post-synaptic term (the reference's float64 expressions). Returns
-    (zero-norm samples, update saturations).
-
-    When the activations and class vectors fit int32 (checked per sample) the loops convert
-    through int32 (AVX2 has vector int32 <-> float64 conversions and 32 x 32 -> 64-bit products,
-    not int64 ones), and ``p`` through int32 when the update format fits it: the same values."""
-    zeros = 0
-    nsat = 0
+    When the activations and class vectors fit int32 the loops convert through int32 (AVX2 has
+    vector int32 <-> float64 conversions and 32 x 32 -> 64-bit products, not int64 ones), and
+    ``p`` through int32 when the update format fits it: the same values."""
     lim = np.int64(1) << np.int64(31)
     p_narrow = lo_u >= -2.0**31 and hi_u < 2.0**31
-    for s in range(nb):
-        c_ = y[s]
-        hs = h[s]
-        vs = v[c_]
-        ps = p_out[s]
-        lo_hv = np.int64(0)
-        hi_hv = np.int64(0)
+    lo_hv = np.int64(0)
+    hi_hv = np.int64(0)
+    for i in range(m):
+        lo_hv = min(lo_hv, min(h[i], vs[i]))
+        hi_hv = max(hi_hv, max(h[i], vs[i]))
+    narrow = -lim <= lo_hv and hi_hv < lim
+    n2 = np.int64(0)
+    dot = np.int64(0)
+    if narrow:
         for i in range(m):
-            lo_hv = min(lo_hv, min(hs[i], vs[i]))
-            hi_hv = max(hi_hv, max(hs[i], vs[i]))
-        narrow = -lim <= lo_hv and hi_hv < lim
-        n2 = np.int64(0)
-        dot = np.int64(0)
-        if narrow:
-            for i in range(m):
-                h64 = np.int64(np.int32(hs[i]))
-                n2 += h64 * h64
-                dot += h64 * np.int64(np.int32(vs[i]))
+            h64 = np.int64(np.int32(h[i]))
+            n2 += h64 * h64
+            dot += h64 * np.int64(np.int32(vs[i]))
+    else:
+        for i in range(m):
+            n2 += h[i] * h[i]
+            dot += h[i] * vs[i]
+    if n2 == 0:
+        for i in range(i0, i1):
+            p_out[i] = 0
+        return 1, 0
+    r = math.sqrt(np.float64(n2))
+    c = np.float64(dot) / (r * vn)
+    g = 1.0 if loss_code == 0 else 1.0 / (2.0 - c)
+    sc = scale * g * pow2_au / r
+    A = sc / vn
+    C = sc * c / r
+    nsat = 0
+    if narrow and act_code == 1 and p_narrow:  # LeakyReLU: one branch-free vector loop
+        for i in range(i0, i1):
+            gate = 1.0 if a[i] > 0 else slope
+            # np.floor stays a float (math.floor's int64 has no vector conversion)
+            t = np.floor((A * np.float64(np.int32(vs[i])) - C * np.float64(np.int32(h[i])))
+                         * gate + 0.5)
+            nsat += np.int64(t < lo_u) + np.int64(t > hi_u)
+            t = lo_u if t < lo_u else t
+            t = hi_u if t > hi_u else t
+            p_out[i] = np.int32(t)
+        return 0, nsat
+    for i in range(i0, i1):
+        if act_code == 1:
+            gate = 1.0 if a[i] > 0 else slope
+        elif act_code == 2:
+            gate = 1.0 - np.float64(h[i] * h[i]) * gate_h2
         else:
-            for i in range(m):
-                n2 += hs[i] * hs[i]
-                dot += hs[i] * vs[i]
-        if n2 == 0:
-            zeros += 1
-            for i in range(m):
-                ps[i] = 0
-            continue
-        r = math.sqrt(np.float64(n2))
-        vn = vnorm[c_]
-        c = np.float64(dot) / (r * vn)
-        g = 1.0 if loss_code == 0 else 1.0 / (2.0 - c)
-        sc = scale * g * pow2_au / r
-        A = sc / vn
-        C = sc * c / r
-        if narrow and act_code == 1 and p_narrow:  # LeakyReLU: one branch-free vector loop
-            ns = 0
-            for i in range(m):
-                gate = 1.0 if a[s, i] > 0 else slope
-                # np.floor stays a float (math.floor's int64 has no vector conversion)
-                t = np.floor((A * np.float64(np.int32(vs[i])) - C * np.float64(np.int32(hs[i])))
-                             * gate + 0.5)
-                ns += np.int64(t < lo_u) + np.int64(t > hi_u)
-                t = lo_u if t < lo_u else t
-                t = hi_u if t > hi_u else t
-                ps[i] = np.int32(t)
-            nsat += ns
-            continue
-        for i in range(m):
-            if act_code == 1:
-                gate = 1.0 if a[s, i] > 0 else slope
-            elif act_code == 2:
-                gate = 1.0 - np.float64(hs[i] * hs[i]) * gate_h2
-            else:
-                gate = 1.0
-            t = math.floor((A * np.float64(vs[i]) - C * np.float64(hs[i])) * gate + 0.5)
-            if t < lo_u or t > hi_u:
-                nsat += 1
-                t = lo_u if t < lo_u else hi_u
-            ps[i] = np.int64(t)
-    return zeros, nsat
+            gate = 1.0
+        t = math.floor((A * np.float64(vs[i]) - C * np.float64(h[i])) * gate + 0.5)
+        if t < lo_u or t > hi_u:
+            nsat += 1
+            t = lo_u if t < lo_u else hi_u
+        p_out[i] = np.int64(t)
+    return 0, nsat
 
 
 @jit
@@ -829,139 +764,6 @@ def _fx_normalize(x, nb, n, pow2_a, lo, hi, wrap):
             x[s, j] = saturate(np.int64(q), lo, hi, wrap, sat, 1)
 
 
-@jit
-def _count_update_nnz(p, x, nb, m, n):
-    """sum over samples of nnz(p_s) * nnz(x_s)."""
-    tot = 0
-    for s in range(nb):
-        np_ = 0
-        for i in range(m):
-            np_ += p[s, i] != 0
-        nx = 0
-        for j in range(n):
-            nx += x[s, j] != 0
-        tot += np_ * nx
-    return tot
-
-
-@jit
-def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, vnorm_flat,
-                      n_cls, keys, fparams, iparams, lo_k, hi_k, wrap_k, lut, bounds_flat,
-                      bounds_off, parallel, xbuf, pbuf, val, counters):
-    """Train SPELA on ``X`` (inputs in the activation format) in steps of ``B`` samples.
-
-    ``w_flat`` holds every layer's weights, input-major (``layout[k] == 0``) or output-major;
-    ``keys[t, k]`` is the stochastic-rounding key of step ``t``, layer ``k``.
-    ``fparams = (lr, slope, gate_h2, pow2_au, pow2_a)``; row ``k`` of ``iparams`` holds layer
-    ``k``'s ``(f_a, shift_acc, shift_w, shift_b, mode, act_code, loss_code, slope_q, act_min,
-    normalize, kflush, fast, fast32)`` (``fast``: update sums cannot wrap int64, see
-    :func:`_fx_apply`; ``fast32``: a single contribution rounds in int32 lanes, see
-    :func:`_fx_apply_px32`) and row ``k`` of ``lo``/``hi``/``wrap`` its limits (layers may have
-    their own weight and accumulator binary points). Scratch:
-    ``xbuf`` (L, 2, B, nmax) layer inputs by step parity, ``pbuf`` (L, B, nmax) pending
-    post-synaptic terms, ``val`` (L, 2, B * nmax) sparse input values (their dtypes are the
-    narrowest that hold the formats). ``counters[k]`` receives the C_* columns.
-    """
-    lr, slope, gate_h2, pow2_au, pow2_a = fparams[0], fparams[1], fparams[2], fparams[3], fparams[4]
-    L = len(dims) - 1
-    N = X.shape[0]
-    nsteps = (N + B - 1) // B
-    nmax = 0
-    for k in range(L + 1):
-        nmax = max(nmax, dims[k])
-    ptr = np.zeros((L, 2, nmax + 1), np.int64)
-    idx = np.zeros((L, 2, B * nmax), np.int64)
-    pnb = np.zeros(L, np.int64)  # pending batch size (0: none)
-    nblk_max, wmax = _blocks_max(bounds_flat, bounds_off)
-    accs = _aligned2(nblk_max, B * wmax, np.zeros(1, np.int64), _PAGE)
-    acc32s = _aligned2(nblk_max, B * wmax, np.zeros(1, np.int32), _PAGE)
-    srows = _aligned2(nblk_max, wmax, np.zeros(1, np.int64), _PAGE)
-    zbufs = _aligned2(nblk_max, (wmax + 3) // 4, np.zeros(1, np.uint64), _PAGE)
-    srow = _aligned2(1, nmax, np.zeros(1, np.int64))[0]  # output-major layers
-    zbuf = _aligned2(1, (nmax + 3) // 4, np.zeros(1, np.uint64))[0]
-    zrow = np.zeros(nmax, np.uint64)
-    phl = np.zeros((2, B, nmax), np.int32)
-    a_buf = _aligned2(B, nmax, np.zeros(1, np.int64))
-    h_buf = _aligned2(B, nmax, np.zeros(1, np.int64))
-    bcnt = _aligned2(64, 8, np.zeros(1, np.int64))  # one cache line per block
-    for t in range(nsteps + 1):
-        s0 = t * B
-        nb = min(B, N - s0) if t < nsteps else 0
-        par = t & 1
-        for k in range(L):
-            ip = iparams[k]
-            f_a, shift_acc, sh_w, sh_b, mode = ip[0], ip[1], ip[2], ip[3], ip[4]
-            act_code, loss_code, slope_q, act_min = ip[5], ip[6], ip[7], ip[8]
-            normalize, kflush, fast, fast32 = ip[9], ip[10], ip[11] != 0, ip[12] != 0
-            lo, hi, wrap = lo_k[k], hi_k[k], wrap_k[k]
-            n = dims[k]
-            m = dims[k + 1]
-            wk = w_flat[woff[k]:woff[k] + n * m]
-            b = b_flat[boff[k]:boff[k] + m]
-            xin = xbuf[k, par]
-            if nb > 0:
-                if k == 0:
-                    for s in range(nb):
-                        for j in range(n):
-                            xin[s, j] = X[s0 + s, j]
-                else:
-                    for s in range(nb):
-                        for j in range(n):
-                            xin[s, j] = h_buf[s, j]
-                if normalize:
-                    _fx_normalize(xin, nb, n, pow2_a, lo[1], hi[1], wrap[1])
-            has_prev = pnb[k] > 0
-            key = keys[t - 1, k] if has_prev else np.uint64(0)
-            pq = 1 - par
-            bounds = bounds_flat[bounds_off[k]:bounds_off[k + 1]]
-            nblk = len(bounds) - 1
-            bcnt[:nblk] = 0
-            if layout[k] == INPUT_MAJOR:
-                if nb > 0:
-                    counters[k, C_FWD_NNZ] += csc_of(xin, nb, n, ptr[k, par], idx[k, par],
-                                                     val[k, par])
-                else:
-                    ptr[k, par, :n + 1] = 0
-                if parallel and nblk > 1:
-                    _fx_pass_parallel(bounds, n, m, wk, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
-                                      idx[k, pq], val[k, pq], key, sh_w, sh_b, mode, lo, hi, wrap,
-                                      nb, ptr[k, par], idx[k, par], val[k, par], f_a, shift_acc,
-                                      act_code, slope_q, lut, act_min, kflush, fast, fast32, accs,
-                                      acc32s, srows, zbufs, phl, a_buf, h_buf, bcnt)
-                else:
-                    _fx_pass_serial(bounds, n, m, wk, b, has_prev, pbuf[k], pnb[k], ptr[k, pq],
-                                    idx[k, pq], val[k, pq], key, sh_w, sh_b, mode, lo, hi, wrap,
-                                    nb, ptr[k, par], idx[k, par], val[k, par], f_a, shift_acc,
-                                    act_code, slope_q, lut, act_min, kflush, fast, fast32, accs,
-                                    acc32s, srows, zbufs, phl, a_buf, h_buf, bcnt)
-            else:
-                if nb > 0:
-                    counters[k, C_FWD_NNZ] += nnz_of(xin, nb, n)
-                _fx_block_om(0, m, n, m, wk.reshape(m, n), b, has_prev, pbuf[k], pnb[k],
-                             xbuf[k, pq], key, sh_w, sh_b, mode, lo, hi, wrap, nb, xin, f_a,
-                             shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
-                             srow, zbuf, zrow, a_buf, h_buf, bcnt[0])
-            for blk in range(nblk):
-                counters[k, C_WRITES] += bcnt[blk, _B_WRITES]
-                counters[k, C_SAT] += (bcnt[blk, _B_SAT_ACC] + bcnt[blk, _B_SAT_ACT]
-                                       + bcnt[blk, _B_SAT_W])
-            pnb[k] = nb
-            if nb == 0:
-                continue
-            v = v_flat[voff[k]:voff[k] + n_cls * m].reshape(n_cls, m)
-            vn = vnorm_flat[k * n_cls:(k + 1) * n_cls]
-            pk = pbuf[k]
-            zeros, nsat = _fx_post(a_buf, h_buf, nb, m, v, vn, Y[s0:s0 + nb], lr / nb, loss_code,
-                                   act_code, slope, gate_h2, pow2_au, np.float64(lo[2]),
-                                   np.float64(hi[2]), pk)
-            counters[k, C_ZERO] += zeros
-            counters[k, C_SAT] += nsat
-            counters[k, C_UPD_NNZ] += _count_update_nnz(pk, xin, nb, m, n)
-
-
-# ----------------------------------------------------------------------------------------------
-# float32
-# ----------------------------------------------------------------------------------------------
 @jit
 def _fl_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval,
                  cnb, cptr, cidx, cval, act_code, slope, acc, srow, a_out, h_out, cnt):

@@ -24,12 +24,13 @@ import time
 import numpy as np
 
 from .._kernels import fused as kfu
+from .._kernels import fixed_chunk as kfx
 from .._kernels import float_chunk as kfl
 from .._kernels.sync import HANDSHAKE_SPINS
 from ..rng import splitmix64
 from .common import LOSS_CODE, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT
 
-__all__ = ["fused_supported", "spela_train_chunk", "stream_keys", "output_blocks", "forward_batch",
+__all__ = ["fused_supported", "spela_train_chunk", "stream_keys", "forward_batch",
            "update_is_fast", "update_is_fast32", "ThreadChooser"]
 
 _BLOCK_ALIGN = 64  # outputs per block are a multiple of this (whole cache lines, SIMD width)
@@ -47,16 +48,6 @@ def stream_keys(seed: int, n_layers: int, step0: int, n_steps: int) -> np.ndarra
             k1 = splitmix64(k0 ^ np.uint64(k))
             out[:, k] = splitmix64(k1 ^ steps)
     return out
-
-
-def output_blocks(m: int, threads: int) -> np.ndarray:
-    """Boundaries of the blocks of output neurons handed to threads (one block if serial)."""
-    if threads <= 1 or m < _MIN_PARALLEL_WIDTH:
-        return np.array([0, m], np.int64)
-    per = -(-m // threads)
-    per = -(-per // _BLOCK_ALIGN) * _BLOCK_ALIGN
-    cuts = list(range(0, m, per)) + [m]
-    return np.array(cuts, np.int64)
 
 
 def _lay_out(weights, w_flat, woff, layout, bounds_flat, bounds_off, back=False):
@@ -83,7 +74,7 @@ def _lay_out(weights, w_flat, woff, layout, bounds_flat, bounds_off, back=False)
 
 
 def two_cores_split(m: int) -> int:
-    """First output of the second thread in a layer of ``m`` outputs (two-core float path):
+    """First output of the second thread in a layer of ``m`` outputs (the two-thread kernels):
     half, on a 64-byte boundary of float32 outputs for wide layers."""
     return -(-(m // 2) // 16) * 16 if m >= _BLOCK_ALIGN else m // 2
 
@@ -266,13 +257,14 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     n_cls = spec.n_classes
     voff = np.zeros(L + 1, np.int64)
     voff[1:] = np.cumsum([n_cls * m for m, _ in shapes])
-    blocks = [output_blocks(m, threads) if layout[k] == kfu.INPUT_MAJOR else np.array([0, m])
-              for k, (m, _) in enumerate(shapes)]
-    bounds_off = np.zeros(L + 1, np.int64)
-    bounds_off[1:] = np.cumsum([len(bk) for bk in blocks])
-    bounds_flat = np.concatenate(blocks).astype(np.int64)
-    parallel = threads > 1 and any(len(bk) > 2 for bk in blocks)
-    blocks_used = (bounds_flat, bounds_off)  # the weight layout of both modes (see _lay_out)
+    # Two threads own the outputs below and above split[k] of every layer for a whole segment
+    # (the fixed_chunk / float_chunk kernels); one thread runs both parts in turn, same result.
+    parallel = threads > 1 and any(lay == kfu.INPUT_MAJOR and m >= _MIN_PARALLEL_WIDTH
+                                   for lay, (m, _) in zip(layout, shapes))
+    split = np.array([two_cores_split(m) if parallel else m for m, _ in shapes], np.int64)
+    cuts = [np.unique([0, s, m]) for s, (m, _) in zip(split, shapes)]
+    blocks_used = (np.concatenate(cuts).astype(np.int64),  # the weight layout (see _lay_out)
+                   np.cumsum([0] + [len(c) for c in cuts]).astype(np.int64))
     if parallel and chooser is None:
         chooser = ops.__dict__.setdefault("_thread_chooser", ThreadChooser())
     yi = np.ascontiguousarray(y, np.int64)
@@ -302,40 +294,36 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
         lo = np.stack([ops.layer(k).lo for k in range(L)])
         hi = np.stack([ops.layer(k).hi for k in range(L)])
         wrap = np.stack([ops.layer(k).wrap for k in range(L)])
-        xbuf = np.zeros((L, 2, B, nmax), xdt)
-        pbuf = np.zeros((L, B, nmax), pdt)
-        val = np.zeros((L, 2, B * nmax), xdt)
+        # shapes and integer types of each thread's scratch
+        xbuf = np.empty((L, 2, B, nmax), xdt)
+        pbuf = np.empty((L, B, nmax), pdt)
+        val = np.empty((L, 2, B * nmax), xdt)
         lut = np.ascontiguousarray(ops.lut, np.int64)
+        one, two = kfx.train_chunk_fixed, kfx.train_chunk_fixed_two_cores
 
-        def run(t0, t1, par):
-            kfu.train_chunk_fixed(X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat,
-                                  woff, b_flat, boff, v_flat, voff, vn_flat, n_cls, keys[t0:t1],
-                                  fparams, iparams, lo, hi, wrap, lut, *blocks_used, par,
-                                  xbuf, pbuf, val, kc)
+        def tail(t0, t1):  # the arguments after the weights' (steps t0..t1)
+            return (v_flat, voff, vn_flat, n_cls, keys[t0:t1], fparams, iparams, lo, hi, wrap, lut,
+                    split, xbuf, pbuf, val)
     else:
         X = np.ascontiguousarray(x, np.float32)
         v_flat = np.concatenate([np.asarray(v, np.float32).ravel() for v in state.vectors])
-        # Two threads split every layer for the whole segment (see float_chunk), whatever the
-        # number of threads asked for; one thread runs both parts in turn (same result).
-        split = np.array([two_cores_split(m) if parallel else m for m, _ in shapes], np.int64)
-        cuts = [np.unique([0, s, m]) for s, (m, _) in zip(split, shapes)]
-        blocks_used = (np.concatenate(cuts).astype(np.int64),
-                       np.cumsum([0] + [len(c) for c in cuts]).astype(np.int64))
+        one, two = kfl.train_chunk_float, kfl.train_chunk_float_two_cores
 
-        def run(t0, t1, par):
-            if par and not ops.__dict__.get("_two_cores_failed", False):
-                kc2 = np.zeros((2, L, kfu.N_COUNTERS), np.int64)
-                met = kfl.train_chunk_float_two_cores(
-                    X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat, woff, b_flat,
-                    boff, v_flat, voff, n_cls, float(lr), act, loss, float(ops.slope),
-                    bool(normalize), split, kc2, HANDSHAKE_SPINS)
-                if met:
-                    kc[...] += kc2.sum(axis=0)
-                    return
-                ops.__dict__["_two_cores_failed"] = True  # the threads never ran together
-            kfl.train_chunk_float(X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat,
-                                  woff, b_flat, boff, v_flat, voff, n_cls, float(lr), act, loss,
-                                  float(ops.slope), bool(normalize), split, kc)
+        def tail(t0, t1):
+            return (v_flat, voff, n_cls, float(lr), act, loss, float(ops.slope), bool(normalize),
+                    split)
+
+    def run(t0, t1, par):
+        head = (X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat, woff, b_flat, boff)
+        a = tail(t0, t1)
+        if par and not ops.__dict__.get("_two_cores_failed", False):
+            kc2 = np.zeros((2, L, kfu.N_COUNTERS), np.int64)
+            if two(*head, *a, kc2, HANDSHAKE_SPINS):
+                kc[...] += kc2.sum(axis=0)
+                return
+            ops.__dict__["_two_cores_failed"] = True  # the threads never ran together
+        one(*head, *a, kc)
+
     # Weights stay block-major for the whole chunk: one thread runs the same blocks in turn, so
     # segments may switch modes without re-laying the weights out.
     _lay_out(state.weights, w_flat, woff, layout, *blocks_used)

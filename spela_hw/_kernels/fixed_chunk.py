@@ -1,0 +1,189 @@
+"""Fixed-point SPELA chunk trainer, on one core or two: the twin of
+:mod:`spela_hw._kernels.float_chunk` (see there for how the two threads share every layer and
+meet once per layer and step), with the integer block passes, loss unit and stochastic
+rounding of :mod:`spela_hw._kernels.fused`. Results are bit-exact with the reference backend
+whatever the number of threads: every output sees the same integer operations in the same
+order, and the integer sums of the loss unit do not depend on their order.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from . import JIT, jit
+from .fused import (_B_SAT_ACC, _B_SAT_ACT, _B_SAT_W, _B_WRITES, C_FWD_NNZ, C_SAT, C_UPD_NNZ,
+                    C_WRITES, C_ZERO, INPUT_MAJOR, _aligned2, _fx_block_im, _fx_block_om,
+                    _fx_normalize, block_view, csc_of, fx_post_sample, nnz_of)
+from .sync import barrier, meet, new_sync
+
+
+@jit
+def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
+            vnorm_flat, n_cls, keys, fparams, iparams, lo_k, hi_k, wrap_k, lut, split, xbuf_t,
+            pbuf_t, val_t, hb, sync, counters):
+    """Thread ``tid``'s share of a chunk (outputs split at ``split[k]`` as in
+    :func:`spela_hw._kernels.float_chunk._worker`; ``nthreads == 1``: both parts in turn, no
+    barrier). ``xbuf_t``, ``pbuf_t``, ``val_t`` give the shapes and integer types of the
+    thread's scratch (see :func:`train_chunk_fixed`)."""
+    lr, slope, gate_h2, pow2_au, pow2_a = fparams[0], fparams[1], fparams[2], fparams[3], fparams[4]
+    L = len(dims) - 1
+    N = X.shape[0]
+    nsteps = (N + B - 1) // B
+    nmax = 0
+    for k in range(L + 1):
+        nmax = max(nmax, dims[k])
+    ptr = np.zeros((L, 2, nmax + 1), np.int64)
+    idx = np.empty((L, 2, B * nmax), np.int64)  # (written before read: not zeroed)
+    xbuf = np.empty_like(xbuf_t)
+    pbuf = np.empty_like(pbuf_t)
+    val = np.empty_like(val_t)
+    pnb = np.zeros(L, np.int64)  # pending batch size (0: none)
+    acc = _aligned2(B, nmax, np.zeros(1, np.int64))
+    acc32 = _aligned2(B, nmax, np.zeros(1, np.int32))
+    srow = _aligned2(1, nmax, np.zeros(1, np.int64))[0]
+    zbuf = _aligned2(1, (nmax + 3) // 4, np.zeros(1, np.uint64))[0]
+    zrow = np.zeros(nmax, np.uint64)
+    phl = np.zeros((2, B, nmax), np.int32)
+    a_buf = _aligned2(B, nmax, np.zeros(1, np.int64))
+    h_buf = _aligned2(B, nmax, np.zeros(1, np.int64))
+    bcnt = np.zeros((1, 8), np.int64)
+    phase = 0
+    for t in range(nsteps + 1):  # the last pass (t == nsteps) applies the pending updates
+        s0 = t * B
+        nb = min(B, N - s0) if t < nsteps else 0
+        par = t & 1
+        for k in range(L):
+            ip = iparams[k]
+            f_a, shift_acc, sh_w, sh_b, mode = ip[0], ip[1], ip[2], ip[3], ip[4]
+            act_code, loss_code, slope_q, act_min = ip[5], ip[6], ip[7], ip[8]
+            normalize, kflush, fast, fast32 = ip[9], ip[10], ip[11] != 0, ip[12] != 0
+            lo, hi, wrap = lo_k[k], hi_k[k], wrap_k[k]
+            n = dims[k]
+            m = dims[k + 1]
+            i0 = 0 if tid == 0 else split[k]
+            i1 = m if nthreads == 1 else (split[k] if tid == 0 else m)
+            wk = w_flat[woff[k]:woff[k] + n * m]
+            b = b_flat[boff[k]:boff[k] + m]
+            xin = xbuf[k, par]
+            if nb > 0:
+                for s in range(nb):
+                    if k == 0:
+                        xs = X[s0 + s]
+                        for j in range(n):
+                            xin[s, j] = xs[j]
+                    else:  # the previous layer's h: published by both threads, or in h_buf
+                        src = h_buf[s] if nthreads == 1 else hb[2 * (k - 1) + par, s]
+                        for j in range(n):
+                            xin[s, j] = src[j]
+                if normalize:
+                    _fx_normalize(xin, nb, n, pow2_a, lo[1], hi[1], wrap[1])
+            has_prev = pnb[k] > 0
+            key = keys[t - 1, k] if has_prev else np.uint64(0)
+            pq = 1 - par
+            bcnt[0, :] = 0
+            if layout[k] == INPUT_MAJOR:
+                if nb > 0:
+                    nnz = csc_of(xin, nb, n, ptr[k, par], idx[k, par], val[k, par])
+                    if tid == 0:
+                        counters[k, C_FWD_NNZ] += nnz
+                else:
+                    ptr[k, par, :n + 1] = 0
+                for half in range(2):  # the layer is stored block-major at split[k]
+                    c0 = i0 if half == 0 else max(i0, split[k])
+                    c1 = min(i1, split[k]) if half == 0 else i1
+                    if c1 > c0:
+                        _fx_block_im(c0, c1, n, m, block_view(wk, n, c0, c1), b, has_prev,
+                                     pbuf[k], pnb[k], ptr[k, pq], idx[k, pq], val[k, pq], key,
+                                     sh_w, sh_b, mode, lo, hi, wrap, nb, ptr[k, par], idx[k, par],
+                                     val[k, par], f_a, shift_acc, act_code, slope_q, lut, act_min,
+                                     kflush, fast, fast32, acc, acc32, srow, zbuf, phl, a_buf,
+                                     h_buf, bcnt[0])
+            else:
+                if nb > 0 and tid == 0:
+                    counters[k, C_FWD_NNZ] += nnz_of(xin, nb, n)
+                if i1 > i0:
+                    _fx_block_om(i0, i1, n, m, wk.reshape(m, n), b, has_prev, pbuf[k], pnb[k],
+                                 xbuf[k, pq], key, sh_w, sh_b, mode, lo, hi, wrap, nb, xin, f_a,
+                                 shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
+                                 srow, zbuf, zrow, a_buf, h_buf, bcnt[0])
+            counters[k, C_WRITES] += bcnt[0, _B_WRITES]
+            counters[k, C_SAT] += bcnt[0, _B_SAT_ACC] + bcnt[0, _B_SAT_ACT] + bcnt[0, _B_SAT_W]
+            pnb[k] = nb
+            if nb == 0:
+                continue
+            if nthreads == 1:
+                hk = h_buf
+            else:
+                hk = hb[2 * k + par]
+                for s in range(nb):
+                    for i in range(i0, i1):
+                        hk[s, i] = h_buf[s, i]
+                phase += 1
+                barrier(sync, tid, phase)
+            vk = v_flat[voff[k]:voff[k] + n_cls * m].reshape(n_cls, m)
+            vn = vnorm_flat[k * n_cls:(k + 1) * n_cls]
+            for s in range(nb):
+                c_ = Y[s0 + s]
+                zero, nsat = fx_post_sample(a_buf[s], hk[s], m, i0, i1, vk[c_], vn[c_], lr / nb,
+                                            loss_code, act_code, slope, gate_h2, pow2_au,
+                                            np.float64(lo[2]), np.float64(hi[2]), pbuf[k, s])
+                if tid == 0:
+                    counters[k, C_ZERO] += zero
+                counters[k, C_SAT] += nsat
+                npz = 0
+                for i in range(i0, i1):
+                    npz += pbuf[k, s, i] != 0
+                nx = 0
+                for j in range(n):
+                    nx += xin[s, j] != 0
+                counters[k, C_UPD_NNZ] += npz * nx
+
+
+@jit
+def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, vnorm_flat,
+                      n_cls, keys, fparams, iparams, lo_k, hi_k, wrap_k, lut, split, xbuf, pbuf,
+                      val, counters):
+    """Train SPELA on ``X`` (inputs in the activation format) in steps of ``B`` samples, one
+    thread.
+
+    ``w_flat`` holds every layer's weights, input-major (``layout[k] == 0``, stored block-major
+    at ``split[k]``; ``m``: one block) or output-major; ``keys[t, k]`` is the
+    stochastic-rounding key of step ``t``, layer ``k``.
+    ``fparams = (lr, slope, gate_h2, pow2_au, pow2_a)``; row ``k`` of ``iparams`` holds layer
+    ``k``'s ``(f_a, shift_acc, shift_w, shift_b, mode, act_code, loss_code, slope_q, act_min,
+    normalize, kflush, fast, fast32)`` (``fast``: update sums cannot wrap int64, see
+    :func:`~spela_hw._kernels.fused._fx_apply`; ``fast32``: a single contribution rounds in int32
+    lanes, see :func:`~spela_hw._kernels.fused._fx_apply_px32`) and row ``k`` of
+    ``lo``/``hi``/``wrap`` its limits (layers may have their own weight and accumulator binary
+    points). ``xbuf`` (L, 2, B, nmax: layer inputs by step parity), ``pbuf`` (L, B, nmax: pending
+    post-synaptic terms) and ``val`` (L, 2, B * nmax: sparse input values) give the shapes and
+    the narrowest integer types that hold the formats. ``counters[k]`` receives the C_* columns.
+    """
+    none = np.zeros((1, 1, 1), np.int64)
+    _worker(0, 1, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, vnorm_flat,
+            n_cls, keys, fparams, iparams, lo_k, hi_k, wrap_k, lut, split, xbuf, pbuf, val, none,
+            np.zeros(1, np.int64), counters)
+
+
+@njit(parallel=True, **JIT)
+def train_chunk_fixed_two_cores(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
+                                vnorm_flat, n_cls, keys, fparams, iparams, lo_k, hi_k, wrap_k,
+                                lut, split, xbuf, pbuf, val, counters2, spins):
+    """:func:`train_chunk_fixed` on two threads; ``False`` (and nothing changed) when the two
+    threads could not meet. ``split[k]``: first output of thread 1 in layer ``k`` (even, so the
+    two never share a stochastic-rounding word); ``counters2[t]`` receives thread ``t``'s
+    counters (their sum is the one-thread kernel's)."""
+    L = len(dims) - 1
+    nmax = 0
+    for k in range(L + 1):
+        nmax = max(nmax, dims[k])
+    sync = new_sync()
+    hb2 = _aligned2(2 * L * B, nmax, np.zeros(1, np.int64))
+    hb = hb2.reshape(2 * L, B, hb2.shape[1])  # h of layer k at parity p: hb[2k + p]
+    met = np.zeros(2, np.int64)
+    for tid in prange(2):
+        if meet(sync, tid, spins):
+            met[tid] = 1
+            _worker(tid, 2, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
+                    vnorm_flat, n_cls, keys, fparams, iparams, lo_k, hi_k, wrap_k, lut, split,
+                    xbuf, pbuf, val, hb, sync, counters2[tid])
+    return met[0] + met[1] == 2
