@@ -25,9 +25,10 @@ Why it is fast
   could overflow), post-synaptic terms and inputs are held in ``int32`` when their formats allow.
 * **Blocks of output neurons** are independent in the fused pass: two threads each own a block
   of every layer (its weights stored contiguously, :func:`block_view`, and scratch of its own),
-  see :mod:`spela_hw._kernels.float_chunk`. Every reduction over output neurons (``|h|^2``,
-  ``h . v``) covers all outputs in a fixed order and each output sums its inputs in the same
-  order whatever the blocks, so results do not depend on the number of threads.
+  see :mod:`spela_hw._kernels.float_chunk` and :mod:`~spela_hw._kernels.fixed_chunk`. Every
+  reduction over output neurons (``|h|^2``, ``h . v``) covers all outputs in a fixed order and
+  each output sums its inputs in the same order whatever the blocks, so results do not depend
+  on the number of threads.
 
 Arithmetic
 ----------

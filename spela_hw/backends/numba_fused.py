@@ -1,10 +1,10 @@
 """Fused SPELA training and batched primitives for the numba backend.
 
 :func:`spela_train_chunk` is what :meth:`NumbaOps.spela_train_chunk` runs. It lays the weights
-out input-major for the duration of one call, runs :mod:`spela_hw._kernels.fused` (fixed point)
-or :mod:`spela_hw._kernels.float_chunk` (float32): pending update of step t fused with the
-forward pass of step t+1, zero skipping, narrow weights, blocks of output neurons optionally on
-several threads (float32: at most two). It then writes the weights back and fills the same
+out input-major for the duration of one call, runs :mod:`spela_hw._kernels.fixed_chunk` or
+:mod:`spela_hw._kernels.float_chunk` (pending update of step t fused with the forward pass of
+step t+1, zero skipping, narrow weights, every layer optionally split between two threads),
+then writes the weights back and fills the same
 :class:`~spela_hw.counts.Counts` as the per-step path. Fixed-point results equal the per-step
 path (and the reference) bit for bit; float32 results agree within float tolerance; the number
 of threads never changes a result, so a :class:`ThreadChooser` may run each segment of a
@@ -230,8 +230,8 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     ``x[s:s + batch_size]`` in order (the last step may be smaller). ``x`` is in the backend's
     input representation, ``y`` holds class indices. The caller checks :func:`fused_supported`.
     Layers with fewer than ``narrow`` outputs are processed output-major, the others input-major
-    with their outputs split into ``threads`` blocks. With ``threads > 1`` the chunk runs in
-    segments on one thread or on all, whichever ``chooser`` (default: one
+    with their outputs split between two threads when ``threads > 1`` (more are not used). The
+    chunk then runs in segments on one thread or on two, whichever ``chooser`` (default: one
     :class:`ThreadChooser` kept on ``ops``) found faster (the result is the same either way).
     """
     spec = state.spec

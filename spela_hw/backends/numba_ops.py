@@ -31,8 +31,8 @@ def _c(x, dtype=None):
 class NumbaOps(OpsBase):
     name = "numba"
 
-    #: Threads of the fused SPELA path (:meth:`spela_train_chunk`): blocks of output neurons run in
-    #: parallel (float32 uses at most two). Results never depend on it; 1 avoids per-step thread
+    #: Threads of the fused SPELA path (:meth:`spela_train_chunk`): with 2 or more, two threads
+    #: each own part of every layer. Results never depend on it; 1 avoids per-step thread
     #: barriers on busy machines.
     threads = 1
 
