@@ -101,21 +101,23 @@ def test_fused_equals_reference(prec, rule, dims, n, bs, narrow, seed, lr):
 
 @settings(**SETTINGS)
 @given(prec=st.sampled_from(["fp32", "w8", "w6-trunc-wrap"]), bs=st.sampled_from([1, 4]),
-       seed=st.integers(0, 2**16))
-def test_threads_never_change_results(prec, bs, seed):
+       seed=st.integers(0, 2**16), dims=st.sampled_from([(10, 300, 260, 3), (10, 300, 7, 3)]),
+       narrow=st.sampled_from([1, 64]))
+def test_threads_never_change_results(prec, bs, seed, dims, narrow):
     """Two threads, each owning part of every layer, give exactly the one-thread result, float
-    included."""
+    included; narrow layers too, input-major (narrow=1: odd widths split on a rounding word) or
+    output-major."""
     p = PRECISIONS[prec]
-    dims = (10, 300, 260, 3)  # wide enough to be split between threads
     x, y = _data(dims[0], 7, 3, seed)
     rule = ("log_2_minus_cos", "leaky_relu", "off")
-    one = _train("numba", p, dims, x, y, rule, bs, 0.5, fused=True, threads=1, seed=seed)
-    two = _train("numba", p, dims, x, y, rule, bs, 0.5, fused=True, threads=2, seed=seed,
-                 chooser=ThreadChooser(fixed=True))
+    kw = dict(fused=True, narrow=narrow, seed=seed)
+    one = _train("numba", p, dims, x, y, rule, bs, 0.5, threads=1, **kw)
+    two = _train("numba", p, dims, x, y, rule, bs, 0.5, threads=2,
+                 chooser=ThreadChooser(fixed=True), **kw)
     _assert_same(*one, *two, exact=True)
     # segments of a few steps, switching between one and two threads (the adaptive default)
-    mixed = _train("numba", p, dims, x, y, rule, bs, 0.5, fused=True, threads=2, seed=seed,
-                   chooser=ThreadChooser(segment_samples=3 * bs, probe_samples=bs))
+    mixed = _train("numba", p, dims, x, y, rule, bs, 0.5, threads=2,
+                   chooser=ThreadChooser(segment_samples=3 * bs, probe_samples=bs), **kw)
     _assert_same(*one, *mixed, exact=True)
     if p.is_fixed:
         ref = _train("reference", p, dims, x, y, rule, bs, 0.5, fused=False, seed=seed)
@@ -330,11 +332,13 @@ def test_stream_keys_match_rng():
 
 
 def test_two_core_split_is_inside_the_layer_and_aligned():
-    for m in (2, 3, 10, 63, 64, 255, 256, 1000, 1024, 4097):
+    for m in (1, 2, 3, 4, 7, 10, 63, 64, 255, 256, 1000, 1024, 4097):
         s = two_cores_split(m)
-        assert 0 < s < m
-        if m >= 64:  # whole 64-byte lines of float32 outputs, whole words of rounding bits
+        assert 0 <= s < m and (s > 0 or m < 4)
+        assert s % 2 == 0  # input-major blocks start on a word of rounding bits
+        if m >= 64:  # whole 64-byte lines of float32 outputs
             assert s % 16 == 0
+        assert two_cores_split(m, input_major=False) == (s if m >= 64 else m // 2)
 
 
 def test_unsupported_configurations_fall_back_to_the_step_path():

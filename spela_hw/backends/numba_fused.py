@@ -73,10 +73,13 @@ def _lay_out(weights, w_flat, woff, layout, bounds_flat, bounds_off, back=False)
                 blk[...] = wk[c0:c1].T
 
 
-def two_cores_split(m: int) -> int:
+def two_cores_split(m: int, input_major: bool = True) -> int:
     """First output of the second thread in a layer of ``m`` outputs (the two-thread kernels):
-    half, on a 64-byte boundary of float32 outputs for wide layers."""
-    return -(-(m // 2) // 16) * 16 if m >= _BLOCK_ALIGN else m // 2
+    half, on a 64-byte boundary of float32 outputs for wide layers; even in narrow input-major
+    layers, whose blocks start on a stochastic-rounding word (two outputs share one)."""
+    if m >= _BLOCK_ALIGN:
+        return -(-(m // 2) // 16) * 16
+    return m // 4 * 2 if input_major else m // 2
 
 
 def _scratch(ops, name: str, n: int, dtype) -> np.ndarray:
@@ -261,7 +264,8 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     # (the fixed_chunk / float_chunk kernels); one thread runs both parts in turn, same result.
     parallel = threads > 1 and any(lay == kfu.INPUT_MAJOR and m >= _MIN_PARALLEL_WIDTH
                                    for lay, (m, _) in zip(layout, shapes))
-    split = np.array([two_cores_split(m) if parallel else m for m, _ in shapes], np.int64)
+    split = np.array([two_cores_split(m, lay == kfu.INPUT_MAJOR) if parallel else m
+                      for lay, (m, _) in zip(layout, shapes)], np.int64)
     cuts = [np.unique([0, s, m]) for s, (m, _) in zip(split, shapes)]
     blocks_used = (np.concatenate(cuts).astype(np.int64),  # the weight layout (see _lay_out)
                    np.cumsum([0] + [len(c) for c in cuts]).astype(np.int64))
