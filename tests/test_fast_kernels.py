@@ -520,3 +520,23 @@ def test_fused_weight_buffer_is_reused_and_not_pickled():
     clf.partial_fit(X, y)
     for a, b in zip(copy.state_.weights, clf.state_.weights):
         np.testing.assert_array_equal(a, b)
+
+
+def test_kernel_cache_is_dropped_when_any_kernel_source_changes(tmp_path):
+    """numba keys a cached kernel on its own file only; the package drops the whole kernel cache
+    when any kernel source changes (a caller in another file would otherwise keep stale code)."""
+    from spela_hw._kernels import drop_stale_cache
+
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.py").write_text("y = 1\n")
+    assert drop_stale_cache(tmp_path)  # first time: no stamp yet
+    cache = tmp_path / "__pycache__"
+    files = [cache / "a.f-1.py313.nbi", cache / "a.f-1.py313.1.nbc", cache / "a.cpython-313.pyc"]
+    for f in files:
+        f.write_bytes(b"compiled")
+    assert not drop_stale_cache(tmp_path)  # nothing changed: the cache stays
+    assert all(f.exists() for f in files)
+    (tmp_path / "b.py").write_text("y = 2\n")  # a callee in another file changes
+    assert drop_stale_cache(tmp_path)
+    assert not files[0].exists() and not files[1].exists() and files[2].exists()
+    assert not drop_stale_cache(tmp_path)
