@@ -2,19 +2,18 @@
 outputs. :func:`train_chunk_float` (one thread) and :func:`train_chunk_float_two_cores` run the
 same step loop (:func:`_worker`), the one-thread case simply taking both halves in turn.
 
-Splitting a layer into blocks run with ``prange`` once per layer and step (what the fixed-point
-trainer of :mod:`spela_hw._kernels.fused` does) costs a parallel-region launch and a cold start
-per layer and step (more than the halved work saves with one sample per step) and leaves the
-narrow output-major layers, the loss unit and the input preparation on one thread (half the time
-of a mini-batch step once the wide layer runs on two).
+Running a layer's blocks with ``prange`` once per layer and step (the earlier design) costs a
+parallel-region launch and a cold start per layer and step (more than the halved work saves with
+one sample per step) and leaves the narrow output-major layers, the loss unit and the input
+preparation on one thread (half the time of a mini-batch step once the wide layer runs on two).
 Here two threads enter **one** parallel region for the whole chunk. Thread ``t`` keeps its
 outputs' weights (a contiguous block, :func:`~spela_hw._kernels.fused.block_view`), pending
 updates and sparse copies of the inputs to itself, and the two
 meet once per layer and step at a spin barrier, after publishing their halves of ``h``:
 
 * the loss unit needs ``|h|^2`` and ``h . v_y`` over the whole layer: both threads compute them
-  over the published ``h`` in the serial kernel's order, then the post-synaptic terms of their
-  own outputs;
+  over the published ``h`` in the one-thread order, then the post-synaptic terms of their own
+  outputs;
 * the next layer needs the whole ``h`` as its input (both read it after the barrier).
 
 Every output therefore sees exactly the operations, in the same order, of the one-thread run

@@ -42,8 +42,10 @@ when the formats allow (:func:`_fx_apply_p32` when ``|p x| < 2**30``, else
 needed) and adds the increments to narrow weights in 16-bit lanes (:func:`_fx_apply_p16`).
 Float32: the forward pass sums in float32 (input order in wide layers, eight interleaved partial
 sums in narrow layers) and then adds the bias, as ``x @ W.T + b`` does with its own order; a
-batch of one updates ``W += fl32(p_i x_j)``, bit for bit the reference's update; mini-batch sums ``sum_n p_ni x_nj`` are
-accumulated in float32 in sample order (BLAS may order them differently: within tolerance).
+batch of one updates ``W += fl32(p_i x_j)``, bit for bit the reference's update; mini-batch
+sums ``sum_n p_ni x_nj`` are accumulated in float32 in sample order (BLAS may order them
+differently: within tolerance). The loss unit sums ``|h|^2`` and ``h . v`` in float64 in four
+interleaved partial sums (the reference sums in order: within tolerance).
 
 Buffers are flat arrays with per-layer offsets so that one compiled function serves any depth.
 """
