@@ -32,8 +32,8 @@ from numba import njit, prange
 from . import JIT, jit
 from .fused import (_B_WRITES, C_FWD_NNZ, C_UPD_NNZ, C_WRITES, C_ZERO, INPUT_MAJOR, _aligned2,
                     _fl_block_im, _fl_block_om, _fl_normalize, block_view, csc_of, nnz_of,
-                    fl_post_sample)
-from .sync import barrier, meet, new_sync
+                    fl_post_sample, update_nnz)
+from .sync import load_inputs, meet, new_sync, own_outputs, publish, stored_block
 
 
 @jit
@@ -69,22 +69,12 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
         for k in range(L):
             n = dims[k]
             m = dims[k + 1]
-            i0 = 0 if tid == 0 else split[k]
-            i1 = m if nthreads == 1 else (split[k] if tid == 0 else m)
+            i0, i1 = own_outputs(tid, nthreads, split[k], m)
             wk = w_flat[woff[k]:woff[k] + n * m]
             b = b_flat[boff[k]:boff[k] + m]
             xin = xbuf[k, par]
             if nb > 0:
-                for s in range(nb):
-                    # the previous layer's h: published by both threads, or still in h_buf
-                    if k == 0:
-                        src = X[s0 + s]
-                    elif nthreads == 1:
-                        src = h_buf[s]
-                    else:
-                        src = hb[2 * (k - 1) + par, s]
-                    for j in range(n):
-                        xin[s, j] = src[j]
+                load_inputs(xin, nb, n, X, s0, k, h_buf, hb, par, nthreads)
                 if normalize:
                     _fl_normalize(xin, nb, n)
             has_prev = pnb[k] > 0
@@ -98,8 +88,7 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
                 else:
                     ptr[k, par, :n + 1] = 0
                 for half in range(2):  # the layer is stored block-major at split[k]
-                    c0 = i0 if half == 0 else max(i0, split[k])
-                    c1 = min(i1, split[k]) if half == 0 else i1
+                    c0, c1 = stored_block(i0, i1, split[k], half)
                     if c1 > c0:
                         _fl_block_im(c0, c1, n, m, block_view(wk, n, c0, c1), b, has_prev,
                                      pbuf[k], pnb[k], ptr[k, pq], idx[k, pq], val[k, pq], nb,
@@ -115,28 +104,14 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
             pnb[k] = nb
             if nb == 0:
                 continue
-            if nthreads == 1:
-                hk = h_buf
-            else:
-                hk = hb[2 * k + par]
-                for s in range(nb):
-                    for i in range(i0, i1):
-                        hk[s, i] = h_buf[s, i]
-                phase += 1
-                barrier(sync, tid, phase)
+            hk, phase = publish(h_buf, hb, k, par, nb, i0, i1, nthreads, sync, tid, phase)
             vk = v_flat[voff[k]:voff[k] + n_cls * m].reshape(n_cls, m)
             for s in range(nb):
                 zeros = fl_post_sample(a_buf[s], hk[s], m, i0, i1, vk[Y[s0 + s]], lr / nb,
                                        loss_code, act_code, slope, pbuf[k, s])
                 if tid == 0:
                     counters[k, C_ZERO] += zeros
-                npz = 0
-                for i in range(i0, i1):
-                    npz += pbuf[k, s, i] != 0
-                nx = 0
-                for j in range(n):
-                    nx += xin[s, j] != 0
-                counters[k, C_UPD_NNZ] += npz * nx
+                counters[k, C_UPD_NNZ] += update_nnz(pbuf[k, s], i0, i1, xin[s], n)
 
 
 @jit

@@ -132,6 +132,19 @@ def nnz_of(x, nb, n):
 
 
 @jit
+def update_nnz(ps, i0, i1, xs, n):
+    """Weights one sample's update can change among outputs ``[i0, i1)``:
+    ``nnz(p[i0:i1]) * nnz(x)``."""
+    npz = 0
+    for i in range(i0, i1):
+        npz += ps[i] != 0
+    nx = 0
+    for j in range(n):
+        nx += xs[j] != 0
+    return npz * nx
+
+
+@jit
 def _sr_words(z32, nw, base, stride):
     """z32[g] = lowbias32(base + g * stride) (mod 2**32), g < nw: the SR unit's words. An input's
     words are contiguous (``stride`` 1), one output's words along its inputs are ``P`` apart.

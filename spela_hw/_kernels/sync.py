@@ -1,4 +1,6 @@
-"""Two threads in one numba parallel region: a bounded handshake and a spin barrier.
+"""Two threads in one numba parallel region: a bounded handshake, a spin barrier, and the split
+of every layer between them that the chunk trainers (:mod:`~spela_hw._kernels.fixed_chunk`,
+:mod:`~spela_hw._kernels.float_chunk`) share.
 
 The threads synchronise through atomic loads, stores and a compare-and-swap on an ``int64``
 array (LLVM atomics; numba has none on the CPU). Before their main loop they shake hands with a
@@ -93,3 +95,54 @@ def barrier(sync, tid, phase):
     other = _PHASE0 + 8 * (1 - tid)
     while _load_acquire(sync, other) < phase:
         pass
+
+
+# ----------------------------------------------------------------------------------------------
+# the split of a layer's outputs at ``split_k`` (thread 0 below, thread 1 above)
+# ----------------------------------------------------------------------------------------------
+@jit
+def own_outputs(tid, nthreads, split_k, m):
+    """Thread ``tid``'s outputs ``[i0, i1)`` of an ``m``-output layer (one thread: all)."""
+    if nthreads == 1:
+        return 0, m
+    return (0, split_k) if tid == 0 else (split_k, m)
+
+
+@jit
+def stored_block(i0, i1, split_k, half):
+    """Part ``half`` (0, 1) of outputs ``[i0, i1)`` that lies in one stored block of a layer kept
+    block-major at ``split_k`` (empty when ``c1 <= c0``)."""
+    if half == 0:
+        return i0, min(i1, split_k)
+    return max(i0, split_k), i1
+
+
+@jit
+def load_inputs(xin, nb, n, X, s0, k, h_buf, hb, par, nthreads):
+    """Layer ``k``'s inputs of ``nb`` samples into ``xin``: rows ``s0..`` of ``X`` for the first
+    layer, else the previous layer's ``h`` (still in ``h_buf`` on one thread; on two, the halves
+    both published in ``hb``)."""
+    for s in range(nb):
+        if k == 0:
+            xs = X[s0 + s]
+            for j in range(n):
+                xin[s, j] = xs[j]
+        else:
+            src = h_buf[s] if nthreads == 1 else hb[2 * (k - 1) + par, s]
+            for j in range(n):
+                xin[s, j] = src[j]
+
+
+@jit
+def publish(h_buf, hb, k, par, nb, i0, i1, nthreads, sync, tid, phase):
+    """Layer ``k``'s whole ``h`` of this step, once the partner has published its half next to
+    ours (``hb`` is double-buffered by step parity ``par``); returns it and the barrier phase."""
+    if nthreads == 1:
+        return h_buf, phase
+    hk = hb[2 * k + par]
+    for s in range(nb):
+        for i in range(i0, i1):
+            hk[s, i] = h_buf[s, i]
+    barrier(sync, tid, phase + 1)
+    return hk, phase + 1
+
