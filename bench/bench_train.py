@@ -223,16 +223,12 @@ def time_inference(clf, data: Data, cfg: Config, precision, threads=1) -> list[d
 # roofline
 # ----------------------------------------------------------------------------------------------
 def l2_bytes(default: int = 512 << 10) -> int:
-    """Per-core L2 cache size (sysfs; ``default`` where unreadable)."""
+    """Per-core L2 cache size (from :func:`cache_sizes`; ``default`` where unknown)."""
+    size = cache_sizes().get("L2", "").upper()
     try:
-        for idx in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
-            if (idx / "level").read_text().strip() == "2":
-                size = (idx / "size").read_text().strip().upper()
-                unit = {"K": 1 << 10, "M": 1 << 20}.get(size[-1], 1)
-                return int(size.rstrip("KM")) * unit
-    except (OSError, ValueError):
-        pass
-    return default
+        return int(size.rstrip("KM")) * {"K": 1 << 10, "M": 1 << 20}.get(size[-1:], 1)
+    except ValueError:
+        return default
 
 
 def measure_bandwidth(quick: bool) -> dict:
@@ -284,7 +280,6 @@ def bytes_per_sample(x: np.ndarray, batch: int, weight_bytes: int) -> dict:
                 + 2 * HIDDEN[0] * HIDDEN[1] * weight_bytes)
     rows_read = read / n_steps
     return {"bytes": per_step / batch, "rows_read_per_step": rows_read,
-            "layer_bytes": nz.shape[1] * m1 * weight_bytes,
             "active_layer_bytes": np.count_nonzero(nz.any(axis=0)) * m1 * weight_bytes,
             "rows_written_per_step": write / n_steps, "hashes_per_sample":
             (write / n_steps * m1 + HIDDEN[0] * HIDDEN[1]) / 2 / batch}  # 2 synapses per word
@@ -387,6 +382,20 @@ def peak_rss(n: int, quick: bool = False) -> list[dict]:
     return rows
 
 
+def cache_sizes() -> dict:
+    """Data and unified cache sizes of one core as sysfs writes them, e.g. ``{"L2": "2048K"}``
+    (empty where sysfs has none)."""
+    caches = {}
+    try:
+        for idx in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+            if (idx / "type").read_text().strip() != "Instruction":
+                caches[f"L{(idx / 'level').read_text().strip()}"] = \
+                    (idx / "size").read_text().strip()
+    except OSError:
+        pass
+    return caches
+
+
 def machine() -> dict:
     """CPU, caches, memory, software versions and the load average."""
     import numba
@@ -399,14 +408,7 @@ def machine() -> dict:
             if line.startswith("model name"):
                 info["cpu"] = line.split(":", 1)[1].strip()
                 break
-        caches = {}
-        base = Path("/sys/devices/system/cpu/cpu0/cache")
-        for idx in sorted(base.glob("index*")):
-            lvl = (idx / "level").read_text().strip()
-            typ = (idx / "type").read_text().strip()
-            if typ != "Instruction":
-                caches[f"L{lvl}"] = (idx / "size").read_text().strip()
-        info["caches_per_core"] = caches
+        info["caches_per_core"] = cache_sizes()
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal"):
                 info["memory_gb"] = round(int(line.split()[1]) / 2**20, 1)
