@@ -50,9 +50,9 @@ def stream_keys(seed: int, n_layers: int, step0: int, n_steps: int) -> np.ndarra
     return out
 
 
-def _lay_out(weights, w_flat, woff, layout, bounds_flat, bounds_off, back=False):
+def _lay_out(weights, w_flat, woff, layout, split, back=False):
     """Copy ``weights`` (``(m, n)`` each) into ``w_flat`` as the fused kernels read them, or back
-    (``back``). Input-major layers are stored block-major for their ``bounds``
+    (``back``). Input-major layers are stored block-major at ``split[k]``
     (:func:`spela_hw._kernels.fused.block_view`: one transposed copy per block, no intermediate),
     output-major layers as they are."""
     for k, wk in enumerate(weights):
@@ -64,8 +64,9 @@ def _lay_out(weights, w_flat, woff, layout, bounds_flat, bounds_off, back=False)
             else:
                 seg.reshape(m, n)[...] = wk
             continue
-        cuts = bounds_flat[bounds_off[k]:bounds_off[k + 1]]
-        for c0, c1 in zip(cuts[:-1], cuts[1:]):
+        for c0, c1 in ((0, split[k]), (split[k], m)):
+            if c1 == c0:
+                continue
             blk = seg[n * c0:n * c1].reshape(n, c1 - c0)
             if back:
                 wk[c0:c1] = blk.T
@@ -266,9 +267,6 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
                                    for lay, (m, _) in zip(layout, shapes))
     split = np.array([two_cores_split(m, lay == kfu.INPUT_MAJOR) if parallel else m
                       for lay, (m, _) in zip(layout, shapes)], np.int64)
-    cuts = [np.unique([0, s, m]) for s, (m, _) in zip(split, shapes)]
-    blocks_used = (np.concatenate(cuts).astype(np.int64),  # the weight layout (see _lay_out)
-                   np.cumsum([0] + [len(c) for c in cuts]).astype(np.int64))
     if parallel and chooser is None:
         chooser = ops.__dict__.setdefault("_thread_chooser", ThreadChooser())
     yi = np.ascontiguousarray(y, np.int64)
@@ -330,12 +328,12 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
 
     # Weights stay block-major for the whole chunk: one thread runs the same blocks in turn, so
     # segments may switch modes without re-laying the weights out.
-    _lay_out(state.weights, w_flat, woff, layout, *blocks_used)
+    _lay_out(state.weights, w_flat, woff, layout, split)
     if not parallel:
         run(0, n_steps, False)
     else:
         chooser.run_segments(run, n_steps, B)
-    _lay_out(state.weights, w_flat, woff, layout, *blocks_used, back=True)
+    _lay_out(state.weights, w_flat, woff, layout, split, back=True)
     for k in range(L):
         state.biases[k][...] = b_flat[boff[k]:boff[k + 1]]
     _add_counts(counts, rule, shapes, N, n_steps, kc, normalize)
