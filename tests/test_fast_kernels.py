@@ -37,6 +37,14 @@ PRECISIONS = {
 }
 
 
+def _usable_rule(rule, p):
+    """``rule`` (loss, activation, input norm), with LeakyReLU for tanh where the fixed-point
+    tanh look-up table cannot serve (activations wider than 16 bits)."""
+    if rule[1] == "tanh" and p.is_fixed and p.activation.bits > 16:
+        return (rule[0], "leaky_relu", rule[2])
+    return rule
+
+
 def _data(n_in, n, n_cls, seed, density=0.35):
     rng = np.random.default_rng(seed)
     x = rng.random((n, n_in)) * (rng.random((n, n_in)) < density)
@@ -91,8 +99,7 @@ RULES = st.tuples(st.sampled_from(["log_2_minus_cos", "neg_cos"]),
 def test_fused_equals_reference(prec, rule, dims, n, bs, narrow, seed, lr):
     """Bit for bit in fixed point (float within tolerance), same counts, any layout and batch."""
     p = PRECISIONS[prec]
-    if rule[1] == "tanh" and p.is_fixed and p.activation.bits > 16:
-        rule = (rule[0], "leaky_relu", rule[2])  # tanh's look-up table needs <= 16 bits
+    rule = _usable_rule(rule, p)
     x, y = _data(dims[0], n, 4, seed)
     ref = _train("reference", p, dims, x, y, rule, bs, lr, fused=False, seed=seed)
     fast = _train("numba", p, dims, x, y, rule, bs, lr, fused=True, narrow=narrow, seed=seed)
@@ -450,8 +457,7 @@ def test_two_core_path_equals_one_thread(monkeypatch, prec, rule, batch):
     import spela_hw.backends.numba_fused as nf
 
     p = PRECISIONS[prec]
-    if rule[1] == "tanh" and p.is_fixed and p.activation.bits > 16:
-        rule = (rule[0], "leaky_relu", rule[2])  # tanh's look-up table needs <= 16 bits
+    rule = _usable_rule(rule, p)
     mod, name = (nf.kfx, "train_chunk_fixed_two_cores") if p.is_fixed else \
         (nf.kfl, "train_chunk_float_two_cores")
     real, met = getattr(mod, name), []
