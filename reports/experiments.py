@@ -12,7 +12,7 @@ Task kinds
     layer's read-out on the test split after each epoch; then measure inference counts per exit
     layer and the confidence-exit policy.
 ``"few_shot"``
-    The few-shot protocol of the SPELA paper (reference note spela.md section 2.2): merge train and
+    The few-shot protocol of the SPELA paper (docs/spela.md §2.2): merge train and
     test, re-split at random with ``test_fraction`` held out (split seed ``seed * 1000 + trial``
     as in :func:`spela_hw.protocols.few_shot`), train
     ``epochs`` epochs, score on the held-out part.

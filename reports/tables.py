@@ -284,10 +284,10 @@ def one_epoch(runs: list[dict]) -> pd.DataFrame:
 
 
 def published_reference() -> pd.DataFrame:
-    """Published numbers quoted for context (reference note spela.md sections 3.1, 3.2, 3.7)."""
+    """Published numbers quoted for context (docs/spela.md §3.1, §3.2, §3.7)."""
     src = "Somasundaram, Mishra, Borthakur, arXiv 2402.09769 v2"
     rows = [
-        ("SPELA after 1 epoch, output read-out", "86.53%", "MNIST 60k, 784-1024-10", f"{src}, section 3.2 of spela.md"),
+        ("SPELA after 1 epoch, output read-out", "86.53%", "MNIST 60k, 784-1024-10", f"{src}, docs/spela.md §3.2"),
         ("SPELA after 100 epochs, output / layer 1", "95.58% / 91.20%", "MNIST 60k, 784-1024-10", f"{src}, Fig. 2"),
         ("SPELA, output read-out", "96.66 +- 0.04%", "MNIST 60k, 784-1000-34, 5 runs", f"{src}, Table 3"),
         ("BP (copied from Dellaferrera & Kreiman 2022)", "98.63 +- 0.03%", "MNIST 60k, 784-1024-10",

@@ -1,6 +1,6 @@
 """Memory ledger by training algorithm, tensor class and memory level; budget checks and solvers.
 
-Accounting rules (hardware.md section 9; ``a_l`` = values entering layer l, ``o_l`` = values it
+Accounting rules (docs/hardware.md §9; ``a_l`` = values entering layer l, ``o_l`` = values it
 produces before pooling, ``B`` = batch, ``C`` = classes, ``d_k`` = width the local loss sees):
 
 * backprop: weights + optional master copy + gradient buffer (convention ``bp_gradient``; none when
@@ -54,7 +54,7 @@ __all__ = [
 LEVELS = ("register", "sram", "nvm", "crossbar", "dram")
 ON_CHIP = ("register", "sram", "nvm", "crossbar")
 
-# Optimiser state in weight-sized copies (hardware.md section 8).
+# Optimiser state in weight-sized copies (docs/hardware.md §8).
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2}
 
 
@@ -175,21 +175,21 @@ class AlgorithmProfile:
 ALGORITHMS: dict[str, AlgorithmProfile] = {
     "backprop": AlgorithmProfile(
         "backprop", "end-to-end backpropagation (softmax cross-entropy)", "inputs", "B", "hidden",
-        "ping_pong", "none", True, True, 1, "hardware.md 9.2; NeuroSim V2 batch-state assumption"),
+        "ping_pong", "none", True, True, 1, "docs/hardware.md §9.2; NeuroSim V2 batch-state assumption"),
     "spela": AlgorithmProfile(
         "spela", "SPELA: per-layer cosine loss to fixed class vectors", "none", "B", "one_layer",
-        "delta", "class_vectors", False, False, 1, "hardware.md 9.2; spela.md 1.10"),
+        "delta", "class_vectors", False, False, 1, "docs/hardware.md §9.2; docs/spela.md §1.10"),
     "sigprop": AlgorithmProfile(
         "sigprop", "signal propagation: the label travels forward as a second stream", "none", "B+B'",
-        "one_layer", "delta", "front_projection", False, False, 1, "hardware.md 9.2; sigprop.md 3"),
+        "one_layer", "delta", "front_projection", False, False, 1, "docs/hardware.md §9.2; docs/sigprop.md §3"),
     "forward_forward": AlgorithmProfile(
         "forward_forward", "Forward-Forward (analytic): positive and negative pass, local goodness",
         "none", "2B", "one_layer", "delta", "none", False, False, 2,
-        "analytic; Hinton 2022 as summarised in spela.md 4 (Table 1: 2 forward passes, current activations)"),
+        "analytic; Hinton 2022 as summarised in docs/spela.md §4 (Table 1: 2 forward passes, current activations)"),
     "pepita": AlgorithmProfile(
         "pepita", "PEPITA (analytic): second forward pass with an error-modulated input", "outputs", "B",
         "one_layer", "output", "pepita_feedback", False, False, 2,
-        "analytic; Dellaferrera & Kreiman 2022 as summarised in spela.md 4 (Table 1: all activations stored)"),
+        "analytic; Dellaferrera & Kreiman 2022 as summarised in docs/spela.md §4 (Table 1: all activations stored)"),
     "drtp": AlgorithmProfile(
         "drtp", "DRTP (analytic): direct random target projection", "none", "B", "one_layer", "delta",
         "drtp_feedback", False, False, 1, "analytic; Frenkel, Lefebvre, Bol, Front. Neurosci. 2021"),

@@ -138,7 +138,7 @@ class ScalingNode:
 
 
 class EnergyTables:
-    """All shipped tables, validated, with the cost laws of the reference note.
+    """All shipped tables, validated, with the cost laws of docs/hardware.md §1-5.
 
     Use :func:`load_tables` (cached) rather than constructing this directly.
     """

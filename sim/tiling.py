@@ -1,6 +1,6 @@
 """Crossbar mapping: tile every weight matrix (and on-chip class vectors) onto R x C arrays.
 
-Rules (hardware.md section 4, [derived]); for a matrix with fan-in ``n`` and fan-out ``m``, weight
+Rules (docs/hardware.md §4, [derived]); for a matrix with fan-in ``n`` and fan-out ``m``, weight
 bits ``b_w``, cell bits ``b_c``, input bits ``b_x``, arrays ``R x C`` reading ``p`` rows at once,
 and ``s = 1`` (offset mapping, one reference column per array outside the ``C`` data columns) or
 ``s = 2`` (differential pair)::

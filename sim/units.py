@@ -4,7 +4,7 @@ Every number a user or a table file gives carries its unit; a bare number where 
 expected is a :class:`~spela_hw.errors.ConfigError` naming the field. Base units: bytes, bits,
 metres, volts, seconds, hertz, joules, watts, ohms, siemens, square metres, samples per second.
 
-Byte prefixes follow the reference note's usage: ``KB``/``KiB`` = 1024 bytes, ``MB``/``MiB`` =
+Byte prefixes follow docs/hardware.md §2.1: ``KB``/``KiB`` = 1024 bytes, ``MB``/``MiB`` =
 1024**2, ``GB``/``GiB`` = 1024**3 (JEDEC memory convention, so "32 KB" = 2**18 bits); ``kB`` is
 the SI 1000 bytes.
 """

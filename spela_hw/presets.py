@@ -17,7 +17,7 @@ activation         LeakyReLU(0.001)                      LeakyReLU(0.001) (not s
 class vectors      rotated simplex per layer             rotated simplex per layer
 =================  ====================================  ======================================
 
-Both read out at every layer. See ``shared/reference/spela.md`` §1.9 for the sources.
+Both read out at every layer. See ``docs/spela.md`` §1.9 for the sources.
 
 The two ``sigprop-*`` presets are the measured sigprop recipes (bench/RESULTS.md, "Sigprop
 (issue 7)"), both 784-1024-10 with the label columns concatenated at the front (``concat``), the

@@ -1,4 +1,4 @@
-"""The four packages import each other only downwards (see DESIGN.md)."""
+"""The four packages import each other only downwards (see docs/ARCHITECTURE.md §2)."""
 
 import ast
 from pathlib import Path

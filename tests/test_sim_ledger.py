@@ -1,4 +1,4 @@
-"""Memory ledger: the accounting rules and worked examples of hardware.md section 9."""
+"""Memory ledger: the accounting rules and worked examples of docs/hardware.md §9."""
 
 import pytest
 

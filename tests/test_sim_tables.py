@@ -1,4 +1,4 @@
-"""The shipped energy tables reproduce the reference note's numbers exactly, with provenance."""
+"""The shipped energy tables reproduce the numbers of docs/hardware.md exactly, with provenance."""
 
 import math
 
@@ -13,7 +13,7 @@ def t():
     return load_tables()
 
 
-# hardware.md section 1.1, copied by hand
+# docs/hardware.md §1.1, copied by hand
 HOROWITZ = {
     "int_add_8": 0.03, "int_add_16": 0.05, "int_add_32": 0.1, "int_mul_8": 0.2, "int_mul_32": 3.1,
     "fp16_add": 0.4, "fp32_add": 0.9, "fp16_mul": 1.1, "fp32_mul": 3.7, "sram_read_64b_8KB": 10.0,
@@ -53,7 +53,7 @@ def test_mixed_width_and_mac(t):
     assert t.mac_pj(32, 32, 32, is_float=True) == pytest.approx(3.7 + 0.9)
 
 
-# hardware.md section 2.1 table: size, pJ/bit, pJ per 64-bit word (size law), QKeras polynomial per word
+# docs/hardware.md §2.1 table: size, pJ/bit, pJ per 64-bit word (size law), QKeras polynomial per word
 SRAM = [(1, 0.0552, 3.54, 1.56), (2, 0.0781, 5.00, 1.96), (4, 0.1105, 7.07, 2.41), (8, 0.1563, 10.0, 2.90),
         (16, 0.2210, 14.1, 3.45), (32, 0.3125, 20.0, 4.04), (64, 0.4419, 28.3, 4.68), (128, 0.6250, 40.0, 5.37),
         (256, 0.8839, 56.6, 6.12), (512, 1.2500, 80.0, 6.91), (1024, 1.7678, 113.1, 7.74)]
@@ -94,7 +94,7 @@ def test_adc_conventions_differ_as_published(t):
 @pytest.mark.parametrize("node,vdd,factor", [(65, 1.0, 1.58), (32, 0.9, 0.64), (20, 0.8, 0.18), (16, 0.8, 0.14),
                                              (14, 0.8, 0.11), (10, 0.75, 0.083), (7, 0.7, 0.057), (45, 0.9, 1.0)])
 def test_stillmaker_baas_factors(t, node, vdd, factor):
-    # the note prints two significant digits
+    # docs/hardware.md §3.1 prints two significant digits
     assert t.energy_factor(node, vdd) == pytest.approx(factor, rel=0.04)
 
 

@@ -1,4 +1,4 @@
-"""Crossbar tiling equals hand computation (hardware.md section 4 rules)."""
+"""Crossbar tiling equals hand computation (docs/hardware.md §4 rules)."""
 
 import math
 

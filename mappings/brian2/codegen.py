@@ -16,7 +16,7 @@ Time-varying inputs are written with placeholders that :func:`signals` fills in:
 
 Layer variables are dimensionless: ``v`` in threshold units, ``y`` the output trace (+1 per spike),
 ``delta`` the post-synaptic error, ``b`` the bias (a constant drive), ``w`` a jump of ``v`` per
-input spike. Rule (reference note §2-3)::
+input spike. Rule (docs/spiking.md §2–3)::
 
     c = S_ye/|y|,  |y| = sqrt(S_yy) + norm_floor     (one normaliser neuron per layer)
     delta = g(c) * (e - c*y/|y|)/|y| * (int(y > gate_threshold) + gate_floor)
@@ -173,7 +173,7 @@ def layer_group_code(
     ] + [f"cv_{c} : 1 (constant)" for c in range(n_classes)]
     if sign_policy == "on_off_differential":
         # u is a state variable set every step: a summed variable cannot resolve a subexpression
-        # that depends on a linked variable (reference note §3.3)
+        # that depends on a linked variable (docs/spiking.md §3.3)
         lines += ["sgn : 1 (constant)", "yp : 1 (linked)", "u : 1"]
         signal, sign = "u", "sgn*"
         u_update = f"u = sgn*(yr - {_quantized_trace('yp', quantized)})\n"

@@ -3,7 +3,7 @@
 Rates and traces cannot be negative, while SPELA's default class vectors (a rotated simplex) have
 mixed signs. For ``y >= 0`` the best cosine to a signed ``e`` is ``|e+|/|e|``, and the ``e+``
 directions of different classes are much closer than the ``e`` themselves, so training towards a
-signed target with non-negative outputs loses separability (reference note §6). Two policies:
+signed target with non-negative outputs loses separability (docs/spiking.md §6). Two policies:
 
 ``nonnegative`` (default)
     Every layer gets non-negative unit codes. ``disjoint``: neurons are split, by a seeded

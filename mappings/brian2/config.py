@@ -176,7 +176,7 @@ class PlasticityConfig:
 
     ``eta``: per-layer learning rates; ``None`` derives them as ``lr_eff / (T_gate * r_k)`` with
     ``r_0 = rate_max_hz`` for the input layer and ``hidden_rate_hz`` after a hidden layer, so that
-    every layer moves at the same rate-equivalent step ``lr_eff`` (reference note §2.3).
+    every layer moves at the same rate-equivalent step ``lr_eff`` (docs/spiking.md §2.3).
     ``schedule``: ``inverse_epoch`` scales G by ``1/(1 + epoch)``; ``constant`` keeps it at 1;
     ``inverse_time`` decays it per training sample as ``1/(1 + s/decay_samples)`` (``s`` counts
     training samples across epochs): the per-spike updates are noisy, and a decaying step lets
@@ -230,7 +230,7 @@ class BackendConfig:
     runtime ``numpy`` target otherwise. ``build_dir``: the standalone project directory (``None``:
     a temporary directory removed after the run; give one to keep the compiled project, and give
     every parallel worker its own). ``openmp_threads``: 0 (the default) builds without OpenMP; on
-    small machines OpenMP made the binary about 40x slower (reference note §7.4).
+    small machines OpenMP made the binary about 40x slower (docs/spiking.md §7.4).
     """
 
     target: str = "auto"

@@ -11,7 +11,7 @@ Three uses:
 
 Units. Spiking weights ``w`` are jumps of the membrane potential per input spike in threshold
 units; ``b`` is the constant drive (the potential the membrane would settle at without input).
-The rate twin of a layer (reference note §8.2): ``v_inf = b + tau_m * sum_i w_i r_i`` with the
+The rate twin of a layer (docs/spiking.md §8.2): ``v_inf = b + tau_m * sum_i w_i r_i`` with the
 LIF rate ``phi(v_inf) = 1/(t_ref + tau_m ln(v_inf/(v_inf - 1)))`` (or the IF rate without leak).
 Its linearisation ``h = v_inf - 1``, rate ``~ h/tau_m``, gives the rate-model parameters
 ``W_1 = tau_m r_max w_1``, ``W_k = w_k`` (k > 1) and ``B_k = b_k - 1``.
@@ -140,7 +140,7 @@ class SpikingSpela:
         return ws, bs
 
     def learning_rates(self) -> list[float]:
-        """Per-layer ``eta``: given, or ``lr_eff / (T_gate * r_pre)`` (reference note §2.3)."""
+        """Per-layer ``eta``: given, or ``lr_eff / (T_gate * r_pre)`` (docs/spiking.md §2.3)."""
         pl, enc = self.config.plasticity, self.config.encoding
         if pl.eta is not None:
             return list(pl.eta)

@@ -1,6 +1,6 @@
 """The presentation schedule of a whole run as NumPy tables (the data behind the TimedArrays).
 
-Tables are kept small (reference note §5.2): the images and labels have one row per sample; the
+Tables are kept small (docs/spiking.md §5.2): the images and labels have one row per sample; the
 envelope (is a sample shown) and the learning gate (open, times the learning-rate factor) have one
 row per *schedule slot*, the greatest common divisor of the presentation, rest and gate times.
 """

@@ -5,7 +5,7 @@ SPELA: no backward pass, no feedback weights. The one-hot label ``c`` enters at 
 network and runs through the same weights as the input; each layer steps on a local loss between
 the two streams as soon as the forward pass reaches it, and hands the *pre-update* (detached)
 ``h`` and ``t`` to the next layer. Options are the fields of :class:`~spela_hw.specs.Sigprop`;
-``shared/reference/sigprop.md`` gives the sources.
+``docs/sigprop.md`` gives the sources.
 
 It is built from the same primitives as SPELA and backprop: ``ops.forward`` for both streams,
 ``ops.update`` / :func:`spela_hw.rules.optim.step_layer` for ``W += round(p^T x)``, backprop's
