@@ -1,7 +1,7 @@
 """What we know about each dataset: file names, published digests, sizes, licenses and mirrors.
 
-The registry is data. Digests of the ``.gz`` files are the published ones (see
-``shared/data/README.md``); digests of the uncompressed IDX files were computed from the decompressed
+The registry is data. Digests of the ``.gz`` files are the published ones (as each dataset's
+authors list them); digests of the uncompressed IDX files were computed from the decompressed
 published ``.gz`` files after those matched their published digests, so an uncompressed copy is
 checked just as strictly. A file with no known digest is accepted with a logged warning.
 """
