@@ -66,8 +66,9 @@ from .config import _parse_int, load_toml, parse_bits, parse_dims, precision_lab
 from .files import (append_json_line, atomic_write_text, exclusive_lock, read_json_lines, remove_stale_temporaries,
                     repair_json_lines)
 
-__all__ = ["SweepConfig", "AXES", "SETTINGS", "check_grid_size", "expand_points", "estimate_seconds", "plan_groups", "run_sweep", "SweepResult",
-           "load_results", "results_frame", "pareto_mask", "write_sweep_report", "evaluate_group", "point_id"]
+__all__ = ["SweepConfig", "AXES", "SETTINGS", "check_grid_size", "expand_points", "estimate_seconds", "plan_groups",
+           "run_sweep", "SweepResult", "load_results", "results_frame", "pareto_mask", "write_sweep_report",
+           "evaluate_group", "point_id", "describe_point"]
 
 log = logging.getLogger(__name__)
 
@@ -345,6 +346,12 @@ def _size_point(dims, tr, p, res, n_classes) -> dict:
     return out
 
 
+def describe_point(pt: dict) -> str:
+    """One line naming a point: rule, precision, shape, preset, seed."""
+    return (f"{pt.get('rule')} {precision_label(pt.get('bits', 'fp32'))} {'-'.join(map(str, pt.get('dims', [])))} "
+            f"{pt.get('preset')} seed {pt.get('seed')}")
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -413,6 +420,8 @@ class SweepResult:
     failed: int
     seconds: float
     report: Path | None = None
+    #: Points of the grid whose latest record is an error (``{"point_id", "point", "error"}``).
+    failures: list = field(default_factory=list)
 
 
 @contextmanager
@@ -514,9 +523,7 @@ def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False
                 counters["ran"] += 1
                 counters["failed"] += rec["status"] == "error"
                 m = rec.get("metrics", {})
-                pt = rec["point"]
-                what = (f"{pt['rule']} {precision_label(pt['bits'])} {'-'.join(map(str, pt['dims']))} "
-                        f"{pt['preset']} seed {pt['seed']}")
+                what = describe_point(rec["point"])
                 if rec["status"] == "ok":
                     e = m.get("train_energy_pj")
                     msg = f"acc {100 * m['accuracy']:.1f}%" + (f", {e / 1e6:.3g} uJ/sample" if e else "")
@@ -530,6 +537,10 @@ def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False
                   local_cluster=local_cluster)
         result = SweepResult(out, results_path, n_points, skipped, counters["ran"], counters["failed"],
                              time.perf_counter() - t0)
+        latest = load_results(results_path)
+        result.failures = [{"point_id": p["point_id"], "point": latest[p["point_id"]].get("point", {}),
+                            "error": latest[p["point_id"]].get("error")}
+                           for p in points if latest.get(p["point_id"], {}).get("status") == "error"]
         if report:
             result.report = write_sweep_report(config, progress=say)
     say(f"sweep: {result.ran} point(s) run, {result.failed} failed, {result.skipped} skipped, "
