@@ -9,6 +9,7 @@ A sweep is described by a TOML file::
     test_samples = 1000
     budget = "256 KB"
     out = "sweep-out"            # results folder
+    max_points = 10000           # larger grids are refused (--max-points N raises the limit)
 
     [grid]                       # one point per combination
     dims = [[784, 128, 34], [784, 256, 34]]
@@ -26,8 +27,8 @@ Execution. Points that share everything but the hardware preset share one traini
 existing Dask cluster (``scheduler="tcp://host:8786"``) or a local Dask cluster
 (``local_cluster=N``). The grid is counted from its axes before a point is built: a grid larger
 than ``max_points`` (default 10,000) is refused unless the limit is raised, and the point count
-and an estimated time are announced before the first run. Every point's result is appended to ``<out>/results.jsonl`` as one JSON
-line, fsync'd, as soon as its group finishes; a failed point is recorded with its error and the
+and an estimated time are announced before the first run. Every point's result is appended to
+``<out>/results.jsonl`` as one JSON line, fsync'd, as soon as its group finishes; a failed point is recorded with its error and the
 sweep goes on. ``resume=True`` skips every point that already has a record, whatever its status
 (with ``retry_failed=True`` it reruns the failed ones, whose new record supersedes the old: readers
 take the latest record per point), so a killed sweep loses at most the groups that were running
@@ -531,7 +532,8 @@ def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False
                     msg = "not applicable: " + str(rec["error"])
                 else:
                     msg = "failed: " + str(rec["error"])
-                say(f"[{skipped + len(written):>4}/{len(points)}] {what}: {msg}{eta_left if rec is records[-1] else ''}")
+                tail = eta_left if rec is records[-1] else ""
+                say(f"[{skipped + len(written):>4}/{len(points)}] {what}: {msg}{tail}")
 
         run_tasks(evaluate_group, groups, on_result, workers=n_workers, scheduler=scheduler,
                   local_cluster=local_cluster)

@@ -66,6 +66,12 @@ def run(args) -> int:
         print(f"[sweep {time.perf_counter() - t0:7.1f} s] {msg}", file=sys.stderr, flush=True)
 
     if args.report_only:
+        from pathlib import Path
+
+        from reports.sweep import RESULTS_NAME
+
+        if not (Path(config.out) / RESULTS_NAME).is_file():
+            raise ConfigError("out", f"{Path(config.out) / RESULTS_NAME} does not exist: nothing to report")
         path = write_sweep_report(config, progress=progress)
         print(json.dumps({"report": str(path)}) if args.json else path)
         return 0
