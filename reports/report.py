@@ -21,6 +21,7 @@ in the manifest).
 from __future__ import annotations
 
 import datetime as _dt
+import glob
 import json
 import logging
 import os
@@ -40,7 +41,8 @@ from . import tables as T
 from .config import ReportConfig, precision_label
 from .document import Document, Note, Section, Table, render_html, render_markdown
 from .experiments import run_task, task_label
-from .files import atomic_write_bytes, atomic_write_text, exclusive_lock, fsync_dir, remove_stale_dirs, write_table
+from .files import (atomic_write_bytes, atomic_write_text, exclusive_lock, fsync_dir, pid_alive, remove_stale_dirs,
+                    write_table)
 from .hardware import budget_bytes, budget_tables, dims_for_rule, size_runs, sources_tables
 from .runner import default_workers, run_tasks
 from .spiking import price_spike_counts, spiking_available
@@ -149,6 +151,19 @@ def _report_lock(out: Path):
     return exclusive_lock(out.with_name(f".{out.name}.lock"), "report", out)
 
 
+def _restore_interrupted_swap(out: Path) -> None:
+    """Put back the previous report of a run killed between the two renames of :func:`_swap_in`."""
+    prefix = _staging_prefixes(out)[1]
+    if out.exists():
+        return
+    for old in out.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = old.name[len(prefix):]
+        if pid.isdigit() and not pid_alive(int(pid)) and (old / MANIFEST_NAME).is_file():
+            os.replace(old, out)
+            log.warning("%s: restored the previous report from %s (left by a killed run)", out, old.name)
+            return
+
+
 def _swap_in(staging: Path, out: Path) -> None:
     """Move the finished report into place (the old one, if any, is removed afterwards)."""
     old = None
@@ -209,6 +224,7 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] | None = 
     """
     out = Path(config.out).resolve()
     with _report_lock(out):
+        _restore_interrupted_swap(out)
         for prefix in _staging_prefixes(out):
             remove_stale_dirs(out.parent, prefix)
         return _build_report(config, out, progress, argv)

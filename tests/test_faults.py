@@ -226,6 +226,16 @@ def test_stale_staging_folders_of_dead_reports_are_removed_live_ones_kept(tmp_pa
     assert left == [".other.partial-" + str(dead), ".rep.lock", f".rep.partial-{live}"]
 
 
+def test_a_report_killed_between_its_renames_gets_its_previous_report_back(tmp_path):
+    dead = _dead_pid()
+    old = tmp_path / f".rep.old-{dead}"
+    old.mkdir()
+    (old / MANIFEST_NAME).write_text(json.dumps({"generator": "spela-hw report"}))
+    with pytest.raises(ConfigError):  # stops before any run: only the recovery happened
+        build_report(ReportConfig(**{**TINY_REPORT, "dims": (700, 16, 10)}, out=str(tmp_path / "rep")))
+    assert (tmp_path / "rep" / MANIFEST_NAME).is_file() and not old.exists()
+
+
 def test_stale_temporaries_of_dead_writers_are_removed_live_ones_kept(tmp_path):
     cfg = _sweep_config(tmp_path, {"dims": [[784, 16, 10]], "bits": [8], "presets": ["mcu-256kb"], "rules": ["spela"]})
     run_sweep(cfg, workers=1)
@@ -327,8 +337,9 @@ def test_the_portable_watchdog_alone_ends_an_orphaned_worker():
     parent = ("import os, subprocess, sys; "
               f"p = subprocess.Popen([sys.executable, '-c', {worker!r}, str(os.getpid())], stdout=subprocess.PIPE, "
               "stderr=subprocess.DEVNULL); "
-              "p.stdout.readline(); print(p.pid, flush=True)")  # exits once the worker watches it
+              "print(p.pid, p.stdout.readline().decode(), flush=True)")  # exits once the worker watches it
     out = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, timeout=60)
+    assert "ready" in out.stdout, out.stderr
     pid = int(out.stdout.split()[0])
     deadline = time.monotonic() + 5
     while not _gone(pid) and time.monotonic() < deadline:
