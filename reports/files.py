@@ -4,15 +4,26 @@ Every file a report or a sweep writes is either complete or absent: whole files 
 temporary file in the same directory and moved into place with :func:`os.replace`; result logs are
 appended one complete line at a time and flushed to disk (``fsync``) before the next result is
 accepted, so a killed process loses at most the line it was writing, which the reader ignores.
+
+Temporary files carry the writer's PID (``.<name>.<pid>.<random>.tmp``), so the next run can remove
+the ones a killed writer left (:func:`remove_stale_temporaries`) without touching a live writer's.
+One writer per output folder is enforced with :func:`exclusive_lock`.
 """
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import json
 import logging
 import os
+import re
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+
+from spela_hw.errors import ConfigError
 
 __all__ = [
     "atomic_write_bytes",
@@ -22,6 +33,11 @@ __all__ = [
     "read_json_lines",
     "repair_json_lines",
     "parquet_available",
+    "exclusive_lock",
+    "pid_alive",
+    "fsync_dir",
+    "remove_stale_temporaries",
+    "remove_stale_dirs",
 ]
 
 log = logging.getLogger(__name__)
@@ -31,7 +47,7 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temporary file + fsync + ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
         with os.fdopen(fd, "wb") as fh:
@@ -39,6 +55,7 @@ def atomic_write_bytes(path, data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)  # the rename itself must survive a power cut
     except BaseException:
         try:
             os.unlink(tmp)
@@ -46,6 +63,118 @@ def atomic_write_bytes(path, data: bytes) -> Path:
             pass
         raise
     return path
+
+
+def fsync_dir(path) -> None:
+    """Flush a directory's entries (a rename or a new file in it) to disk; a no-op where unsupported."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot fsync a directory
+        pass
+    finally:
+        os.close(fd)
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this id exists on this machine."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+@contextmanager
+def exclusive_lock(lock_path, what: str, target, field: str = "out"):
+    """Hold an exclusive, non-blocking lock on ``lock_path`` while the block runs.
+
+    The lock file records the holder's PID. A second holder gets a :class:`ConfigError` naming
+    ``target`` and that PID; a place where the lock cannot be created (a file where a directory is
+    expected, no write permission) gets a :class:`ConfigError` naming the path. The kernel drops the
+    lock when the holder dies, so a killed run never blocks the next one.
+
+    Parameters
+    ----------
+    lock_path : path-like
+        The lock file (created with its parent folders).
+    what : str
+        Who writes, for the message ("sweep", "report").
+    target : path-like
+        What the lock protects, for the message.
+    field : str
+        Config field named by the errors.
+    """
+    lock_path = Path(lock_path)
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileExistsError:
+        raise ConfigError(field, f"{lock_path.parent} exists and is not a directory") from None
+    except OSError as exc:  # a file on the way, no permission, a read-only file system
+        raise ConfigError(field, f"cannot write in {lock_path.parent}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise ConfigError(field, f"another {what} is writing {target} (pid {holder})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+_TMP_PID = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
+
+
+def remove_stale_temporaries(folder) -> int:
+    """Remove the temporary files of :func:`atomic_write_bytes` whose writer is dead, in ``folder`` and below.
+
+    Returns the number removed. A live writer's temporary file is never touched.
+    """
+    folder = Path(folder)
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for tmp in folder.rglob(".*.tmp"):
+        m = _TMP_PID.match(tmp.name)
+        if m and tmp.is_file() and not pid_alive(int(m.group(1))):
+            try:
+                tmp.unlink()
+                removed += 1
+            except FileNotFoundError:
+                pass
+    if removed:
+        log.warning("%s: removed %d temporary file(s) left by a killed run", folder, removed)
+    return removed
+
+
+def remove_stale_dirs(folder, prefix: str) -> int:
+    """Remove ``<folder>/<prefix><pid>`` directories whose process is dead (or is this one).
+
+    Returns the number removed. Used for a report's staging folders, ``.<name>.partial-<pid>``.
+    """
+    folder = Path(folder)
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for d in folder.glob(f"{glob.escape(prefix)}*"):
+        pid = d.name[len(prefix):]
+        if d.is_dir() and pid.isdigit() and (int(pid) == os.getpid() or not pid_alive(int(pid))):
+            shutil.rmtree(d, ignore_errors=True)
+            removed += 1
+    if removed:
+        log.warning("%s: removed %d folder(s) %s* left by a killed run", folder, removed, prefix)
+    return removed
 
 
 def atomic_write_text(path, text: str) -> Path:

@@ -10,14 +10,18 @@ over local processes), prices them with ``sim`` and writes::
     <out>/config.toml     the exact configuration (``spela-hw report --config config.toml``)
     <out>/manifest.json   files, versions, timings, failures
 
-The folder is assembled next to ``out`` and moved into place at the end, so ``out`` is either the
-previous complete report or the new complete one. An existing ``out`` that is not a spela-hw
-report is never touched.
+The folder is assembled next to ``out`` (in ``.<name>.partial-<pid>``) and moved into place at the
+end, so ``out`` is either the previous complete report or the new complete one; the staging folders
+a killed run left behind are removed by the next run. One report at a time writes ``out`` (a lock
+on ``.<name>.lock`` next to it). An existing ``out`` that is not a spela-hw report is never touched.
+A run that fails is listed in the report, which is then marked incomplete (``"complete": false``
+in the manifest).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import glob
 import json
 import logging
 import os
@@ -37,7 +41,8 @@ from . import tables as T
 from .config import ReportConfig, precision_label
 from .document import Document, Note, Section, Table, render_html, render_markdown
 from .experiments import run_task, task_label
-from .files import atomic_write_bytes, atomic_write_text, write_table
+from .files import (atomic_write_bytes, atomic_write_text, exclusive_lock, fsync_dir, pid_alive, remove_stale_dirs,
+                    write_table)
 from .hardware import budget_bytes, budget_tables, dims_for_rule, size_runs, sources_tables
 from .runner import default_workers, run_tasks
 from .spiking import price_spike_counts, spiking_available
@@ -62,6 +67,11 @@ class ReportResult:
     sections: dict = field(default_factory=dict)  # id -> status
     failures: list = field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        """True when every run finished and was priced (no failures)."""
+        return not self.failures
 
 
 # -- planning ----------------------------------------------------------------------------------------
@@ -131,13 +141,37 @@ def _check_out(out: Path) -> None:
                 raise ConfigError("out", f"{out} holds something else than a spela-hw report; choose another --out")
 
 
+def _staging_prefixes(out: Path) -> tuple[str, str]:
+    """Name prefixes (followed by a PID) of the folders a report assembles and retires next to ``out``."""
+    return f".{out.name}.partial-", f".{out.name}.old-"
+
+
+def _report_lock(out: Path):
+    """One report at a time writes ``out``: a lock on ``.<name>.lock`` beside it (``out`` itself is replaced)."""
+    return exclusive_lock(out.with_name(f".{out.name}.lock"), "report", out)
+
+
+def _restore_interrupted_swap(out: Path) -> None:
+    """Put back the previous report of a run killed between the two renames of :func:`_swap_in`."""
+    prefix = _staging_prefixes(out)[1]
+    if out.exists():
+        return
+    for old in out.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = old.name[len(prefix):]
+        if pid.isdigit() and not pid_alive(int(pid)) and (old / MANIFEST_NAME).is_file():
+            os.replace(old, out)
+            log.warning("%s: restored the previous report from %s (left by a killed run)", out, old.name)
+            return
+
+
 def _swap_in(staging: Path, out: Path) -> None:
     """Move the finished report into place (the old one, if any, is removed afterwards)."""
     old = None
     if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        old = out.with_name(f"{_staging_prefixes(out)[1]}{os.getpid()}")
         os.replace(out, old)
     os.replace(staging, out)
+    fsync_dir(out.parent)  # the renames themselves must survive a power cut
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -176,10 +210,29 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] | None = 
         Receives one line of text per step (the CLI prints them to stderr).
     argv : list of str, optional
         The command line, recorded in the Reproduce section.
+
+    Returns
+    -------
+    ReportResult
+        With the failed runs in ``failures`` (the report is then marked incomplete).
+
+    Raises
+    ------
+    ConfigError
+        For a bad configuration or ``out`` (a file, an unwritable place, another report writing
+        it), before any run starts.
     """
+    out = Path(config.out).resolve()
+    with _report_lock(out):
+        _restore_interrupted_swap(out)
+        for prefix in _staging_prefixes(out):
+            remove_stale_dirs(out.parent, prefix)
+        return _build_report(config, out, progress, argv)
+
+
+def _build_report(config: ReportConfig, out: Path, progress, argv) -> ReportResult:
     say = progress or (lambda msg: log.info("%s", msg))
     t_start = time.perf_counter()
-    out = Path(config.out).resolve()
     _check_out(out)
     n_features, n_classes, n_train_all, n_test_all = _check_against_data(config)
     if "backprop" in config.rules and config.dims[-1] != n_classes:
@@ -222,7 +275,7 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] | None = 
     train_runs = [r for r in results if r["task"]["kind"] == "train"]
     hw = size_runs(train_runs, config.presets, config.batch_size, config.budget, n_classes)
 
-    staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    staging = out.with_name(f"{_staging_prefixes(out)[0]}{os.getpid()}")
     if staging.exists():
         shutil.rmtree(staging)
     (staging / "tables").mkdir(parents=True)
@@ -243,7 +296,7 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] | None = 
                      for e in hw.errors]
         seconds = time.perf_counter() - t_start
         manifest = {
-            "generator": GENERATOR, "format_version": 1,
+            "generator": GENERATOR, "format_version": 1, "complete": not failures,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "config": config.to_dict(), "argv": argv, "versions": package_versions(), "machine": machine(),
             "seconds": {"runs": t_runs, "total": seconds},
@@ -291,6 +344,10 @@ def _assemble(config, results, hw, n_classes, n_train_all, n_test_all, spike_rea
     add(_reproduce_section(config, argv, results, hw, t_runs, failures))
 
     summary = _headline(config, tables, hw, main_precs)
+    if failures or hw.errors:  # say so first: numbers from a partial set of runs must not pass as complete
+        summary.insert(0, Note("bad", f"Incomplete report: {len(failures)} of {len(results)} run(s) failed"
+                                      + (f" and {len(hw.errors)} could not be priced" if hw.errors else "")
+                                      + "; see Reproduce for the errors."))
     n_train = min(config.train_samples or n_train_all, n_train_all)
     n_test = min(config.test_samples or n_test_all, n_test_all)
     subtitle = (f"{config.dataset}: {n_train:,} training / {n_test:,} test samples; network "

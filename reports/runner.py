@@ -4,6 +4,9 @@ Tasks and results are JSON-ready dicts and the task function never raises (it re
 record), so a failed point never stops the others. Results are handed to ``on_result`` in the
 order they finish; the caller decides what to do with them (the sweep appends each one to its
 log before accepting the next).
+
+Pool workers end with the process that started them (killed, or ended by SIGTERM): a worker
+whose parent is gone has nobody to hand its result to, and would otherwise hold its memory forever.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import concurrent.futures as cf
 import logging
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
 import traceback
 from contextlib import contextmanager
@@ -49,6 +55,52 @@ def single_thread_env():
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_WATCH_PARENT_SECONDS = 1.0
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Pool initializer: end this worker when ``parent_pid`` ends.
+
+    On Linux the kernel kills the worker when its parent dies (``PR_SET_PDEATHSIG``; it fires when
+    the parent *thread* that started the worker ends, which is the thread waiting on the pool).
+    Everywhere, a daemon thread also watches the parent id, which changes when the parent is gone.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no libc prctl: the watchdog below still works
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="watch-parent", daemon=True).start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(_WATCH_PARENT_SECONDS)
+    os._exit(1)
+
+
+@contextmanager
+def _sigterm_raises():
+    """In the main thread, turn SIGTERM into ``SystemExit`` so the pool is torn down on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _failure(task: dict, exc: BaseException) -> dict:
@@ -94,7 +146,8 @@ def run_tasks(fn: Callable[[dict], dict], tasks: Iterable[dict], on_result: Call
             on_result(t, res)
         return
     ctx = multiprocessing.get_context("spawn")  # no fork: the parent may hold threads and locks
-    with single_thread_env(), cf.ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+    with single_thread_env(), _sigterm_raises(), cf.ProcessPoolExecutor(
+            max_workers=n, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(fn, t): t for t in tasks}
         try:
             for fut in cf.as_completed(futures):
@@ -104,9 +157,11 @@ def run_tasks(fn: Callable[[dict], dict], tasks: Iterable[dict], on_result: Call
                 except Exception as exc:  # a worker died (e.g. out of memory): record, continue
                     res = _failure(t, exc)
                 on_result(t, res)
-        except BaseException:
+        except BaseException:  # interrupted or terminated: stop the workers, do not wait for their tasks
             for f in futures:
                 f.cancel()
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):  # private, stable since 3.2
+                proc.terminate()
             raise
 
 

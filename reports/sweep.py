@@ -9,6 +9,7 @@ A sweep is described by a TOML file::
     test_samples = 1000
     budget = "256 KB"
     out = "sweep-out"            # results folder
+    max_points = 10000           # larger grids are refused (--max-points N raises the limit)
 
     [grid]                       # one point per combination
     dims = [[784, 128, 34], [784, 256, 34]]
@@ -24,11 +25,14 @@ same id, whichever grid it came from.
 Execution. Points that share everything but the hardware preset share one training run (a
 *group*); a group runs as one task on a local process pool (default, one worker per core), an
 existing Dask cluster (``scheduler="tcp://host:8786"``) or a local Dask cluster
-(``local_cluster=N``). Every point's result is appended to ``<out>/results.jsonl`` as one JSON
-line, fsync'd, as soon as its group finishes; a failed point is recorded with its error and the
-sweep goes on. ``resume=True`` skips points that already have a record (and, with
-``retry_failed=True``, reruns the failed ones), so a killed sweep loses at most the groups that
-were running and never duplicates a point. Only one process writes a results file at a time
+(``local_cluster=N``). The grid is counted from its axes before a point is built: a grid larger
+than ``max_points`` (default 10,000) is refused unless the limit is raised, and the point count
+and an estimated time are announced before the first run. Every point's result is appended to
+``<out>/results.jsonl`` as one JSON line, fsync'd, as soon as its group finishes; a failed point is recorded with its error and the
+sweep goes on. ``resume=True`` skips every point that already has a record, whatever its status
+(with ``retry_failed=True`` it reruns the failed ones, whose new record supersedes the old: readers
+take the latest record per point), so a killed sweep loses at most the groups that were running
+and never duplicates a point. Only one process writes a results file at a time
 (an exclusive lock on ``<out>/.lock``).
 
 Report. :func:`write_sweep_report` writes ``<out>/report/`` (HTML, Markdown, CSV, figures) with
@@ -39,11 +43,11 @@ training memory on chip (min).
 from __future__ import annotations
 
 import datetime as _dt
-import fcntl
 import hashlib
 import itertools
 import json
 import logging
+import math
 import os
 import socket
 import time
@@ -60,10 +64,12 @@ from spela_hw.errors import ConfigError
 from spela_hw.specs import RULES
 
 from .config import _parse_int, load_toml, parse_bits, parse_dims, precision_label, weight_bits_of
-from .files import append_json_line, atomic_write_text, read_json_lines, repair_json_lines
+from .files import (append_json_line, atomic_write_text, exclusive_lock, read_json_lines, remove_stale_temporaries,
+                    repair_json_lines)
 
-__all__ = ["SweepConfig", "AXES", "SETTINGS", "expand_points", "plan_groups", "run_sweep", "SweepResult",
-           "load_results", "results_frame", "pareto_mask", "write_sweep_report", "evaluate_group", "point_id"]
+__all__ = ["SweepConfig", "AXES", "SETTINGS", "check_grid_size", "expand_points", "estimate_seconds", "plan_groups",
+           "run_sweep", "SweepResult", "load_results", "results_frame", "pareto_mask", "write_sweep_report",
+           "evaluate_group", "point_id", "describe_point"]
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +79,15 @@ FORMAT_VERSION = 1
 #: Keys that may be grid axes (lists under ``[grid]``) or single values under ``[sweep]``.
 AXES = ("dims", "bits", "presets", "rules", "seeds", "batch_size", "epochs")
 #: Keys that are single settings only.
-SETTINGS = ("dataset", "train_samples", "test_samples", "energy_samples", "budget", "out", "workers")
+SETTINGS = ("dataset", "train_samples", "test_samples", "energy_samples", "budget", "out", "workers", "max_points")
+#: Largest grid run without being asked (``max_points`` / ``--max-points`` raise it).
+DEFAULT_MAX_POINTS = 10_000
 
 # Singular names used inside a point (the grid keys are plural where they are in ReportConfig).
 _POINT_KEY = {"dims": "dims", "bits": "bits", "presets": "preset", "rules": "rule", "seeds": "seed",
               "batch_size": "batch_size", "epochs": "epochs"}
 _DEFAULTS = {"dataset": "mnist-bundled", "train_samples": None, "test_samples": None, "energy_samples": 200,
-             "budget": "256 KB", "out": "sweep", "workers": 0,
+             "budget": "256 KB", "out": "sweep", "workers": 0, "max_points": DEFAULT_MAX_POINTS,
              "dims": [(784, 256, 34)], "bits": ["fp32", 8], "presets": ["sram-cim-22nm"],
              "rules": ["spela", "backprop"], "seeds": [0], "batch_size": [1], "epochs": [1]}
 
@@ -132,6 +140,7 @@ class SweepConfig:
     budget: str | None = "256 KB"
     out: str = "sweep"
     workers: int = 0
+    max_points: int = DEFAULT_MAX_POINTS
     axes: dict = field(default_factory=dict)
 
     @classmethod
@@ -160,6 +169,8 @@ class SweepConfig:
         for key in AXES:
             if key in grid:
                 axes[key] = _axis_values(key, grid[key], "grid")
+                if len(set(map(repr, axes[key]))) != len(axes[key]):  # a repeated value would repeat points
+                    raise ConfigError(f"grid.{key}", f"repeats a value: {grid[key]!r}")
             elif key in fixed:
                 vals = _axis_values(key, fixed[key], "sweep")
                 if len(vals) != 1:
@@ -175,6 +186,7 @@ class SweepConfig:
                 kw[k] = _parse_int(kw[k], f"sweep.{k}", 10)
         kw["energy_samples"] = _parse_int(kw["energy_samples"], "sweep.energy_samples", 1)
         kw["workers"] = _parse_int(kw["workers"], "sweep.workers", 0)
+        kw["max_points"] = _parse_int(kw["max_points"], "sweep.max_points", 1)
         if kw["budget"] is not None:
             if not isinstance(kw["budget"], str):
                 raise ConfigError("sweep.budget", f"must be a size such as '256 KB', got {kw['budget']!r}")
@@ -210,7 +222,19 @@ class SweepConfig:
 
     @property
     def n_points(self) -> int:
-        return int(np.prod([len(v) for v in self.axes.values()]))
+        """Points of the grid, counted from the axis lengths (nothing is built)."""
+        return math.prod(len(v) for v in self.axes.values())
+
+
+def check_grid_size(config: SweepConfig) -> int:
+    """The number of points of the grid; a :class:`ConfigError` when it exceeds ``config.max_points``."""
+    n = config.n_points
+    if n > config.max_points:
+        sizes = " x ".join(f"{len(v)} {k}" for k, v in config.axes.items() if len(v) > 1)
+        raise ConfigError("sweep.max_points", f"the grid has {n:,} points ({sizes}), more than the limit of "
+                                              f"{config.max_points:,}; raise it with --max-points {n} (or "
+                                              f"max_points under [sweep]) if you mean it")
+    return n
 
 
 def point_id(point: dict) -> str:
@@ -220,7 +244,11 @@ def point_id(point: dict) -> str:
 
 
 def expand_points(config: SweepConfig) -> list[dict]:
-    """Every point of the grid (a dict of singular settings), in a stable order."""
+    """Every point of the grid (a dict of singular settings), in a stable order.
+
+    Raises :class:`ConfigError` for a grid larger than ``config.max_points`` (see :func:`check_grid_size`).
+    """
+    check_grid_size(config)
     keys = list(AXES)
     points = []
     for combo in itertools.product(*(config.axes[k] for k in keys)):
@@ -319,26 +347,68 @@ def _size_point(dims, tr, p, res, n_classes) -> dict:
     return out
 
 
+def describe_point(pt: dict) -> str:
+    """One line naming a point: rule, precision, shape, preset, seed."""
+    return (f"{pt.get('rule')} {precision_label(pt.get('bits', 'fp32'))} {'-'.join(map(str, pt.get('dims', [])))} "
+            f"{pt.get('preset')} seed {pt.get('seed')}")
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 # -- the coordinator ----------------------------------------------------------------------------------
 
-def _check_dims(config: SweepConfig) -> None:
-    """Every shape must take the dataset's features (checked before anything is written)."""
+def _check_dims(config: SweepConfig) -> tuple[int, int]:
+    """Every shape must take the dataset's features (checked before anything is written).
+
+    Returns the numbers of training and test samples a point uses.
+    """
     from .experiments import dataset_arrays
 
     try:
-        n_features = dataset_arrays(config.dataset)[0].shape[1]
+        x_train, _, x_test, _, _ = dataset_arrays(config.dataset, config.train_samples, config.test_samples)
     except ConfigError:
         raise
     except Exception as exc:
         raise ConfigError("sweep.dataset", f"cannot load {config.dataset!r}: {exc}") from None
+    n_features = x_train.shape[1]
     for i, d in enumerate(config.axes["dims"]):
         if d[0] != n_features:
             raise ConfigError(f"grid.dims[{i}]", f"the input width {d[0]} does not match the {n_features} "
                                                  f"features of {config.dataset}")
+    return len(x_train), len(x_test)
+
+
+#: Rough multiply-accumulates per second of one worker, training and evaluating (measured on a
+#: laptop-class core: SPELA runs faster, backprop slower); only for the announced estimate.
+_MACS_PER_SECOND = 5e8
+#: Loading the data, building the model and sizing, per training run (seconds).
+_SECONDS_PER_RUN = 0.5
+
+
+def estimate_seconds(groups: list[dict], n_train: int, n_test: int, workers: int) -> float:
+    """A rough wall-clock estimate of running ``groups`` on ``workers`` processes (seconds).
+
+    Per training run: a fixed overhead plus (3 x training samples + test samples) x epochs +
+    energy samples, each costing one multiply-accumulate per weight, at a nominal rate. Kernel
+    compilation on a cold cache comes on top.
+    """
+    total = 0.0
+    for g in groups:
+        tr = g["train"]
+        macs = sum(a * b for a, b in zip(tr["dims"][:-1], tr["dims"][1:]))
+        samples = (3 * n_train + n_test) * tr["epochs"] + min(tr["energy_samples"], n_test)
+        total += _SECONDS_PER_RUN + samples * macs / _MACS_PER_SECOND
+    return total / max(1, min(workers, len(groups)))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @dataclass
@@ -351,30 +421,31 @@ class SweepResult:
     failed: int
     seconds: float
     report: Path | None = None
+    #: Points of the grid whose latest record is an error (``{"point_id", "point", "error"}``).
+    failures: list = field(default_factory=list)
 
 
 @contextmanager
 def _exclusive(out: Path):
-    out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError("out", f"another sweep is writing to {out}") from None
+    """One writer per results folder: a lock on ``<out>/.lock`` (also proves ``out`` is writable)."""
+    with exclusive_lock(out / ".lock", "sweep", out):
         yield
-    finally:
-        os.close(fd)
+
+
+def _latest_per_point(records) -> dict[str, dict]:
+    """``point_id -> record``, the last record of a point winning (a retried point supersedes its failure)."""
+    latest: dict[str, dict] = {}
+    for rec in records:
+        pid = rec.get("point_id")
+        if isinstance(pid, str):
+            latest.pop(pid, None)  # keep file order of the latest records
+            latest[pid] = rec
+    return latest
 
 
 def load_results(path) -> dict[str, dict]:
     """The latest record of every point in a results file (``point_id -> record``)."""
-    latest: dict[str, dict] = {}
-    for rec in read_json_lines(path):
-        pid = rec.get("point_id")
-        if isinstance(pid, str):
-            latest[pid] = rec
-    return latest
+    return _latest_per_point(read_json_lines(path))
 
 
 def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False, retry_failed: bool = False,
@@ -385,11 +456,12 @@ def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False
     Parameters
     ----------
     resume : bool
-        Continue an earlier sweep in the same folder: skip points that have a record.
+        Continue an earlier sweep in the same folder: skip every point that has a record, whatever
+        its status (ok, error, not applicable).
     overwrite : bool
         Start over: an existing results file is renamed to ``results.<time>.jsonl.bak`` first.
     retry_failed : bool
-        With ``resume``: run points whose record is an error again.
+        With ``resume``: run points whose record is an error again (the new record supersedes it).
     scheduler : str or dask.distributed.Client, optional
     local_cluster : int, optional
     workers : int, optional
@@ -399,14 +471,16 @@ def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False
     report : bool
         Write the sweep report when done.
     """
-    from .runner import run_tasks
+    from .runner import default_workers, run_tasks
 
     say = progress or (lambda m: log.info("%s", m))
     t0 = time.perf_counter()
-    _check_dims(config)
+    n_points = check_grid_size(config)
     out = Path(config.out)
     results_path = out / RESULTS_NAME
     with _exclusive(out):
+        n_train, n_test = _check_dims(config)
+        remove_stale_temporaries(out)
         repair_json_lines(results_path)
         existing = load_results(results_path)
         if existing and not (resume or overwrite):
@@ -418,15 +492,19 @@ def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False
             existing = {}
         atomic_write_text(out / "sweep.json", json.dumps(config.to_dict(), indent=2) + "\n")
         points = expand_points(config)
-        done = {pid for pid, r in existing.items()
-                if r.get("status") == "ok" or (r.get("status") == "error" and not retry_failed)}
+        done = {pid for pid, r in existing.items() if not (retry_failed and r.get("status") == "error")}
         todo = [p for p in points if p["point_id"] not in done]
         groups = plan_groups(todo)
         skipped = len(points) - len(todo)
-        say(f"sweep: {len(points)} points ({skipped} already done), {len(todo)} to run in {len(groups)} "
-            f"training run(s) -> {results_path}")
+        n_workers = config.workers if workers is None else workers
+        procs = 1 if scheduler is not None else (local_cluster or n_workers or default_workers())
+        eta = estimate_seconds(groups, n_train, n_test, procs)
+        say(f"sweep: {n_points} points ({skipped} already recorded), {len(todo)} to run in {len(groups)} "
+            f"training run(s) -> {results_path}; estimated time about {_duration(eta)} on {procs} process(es) "
+            "(a rough estimate, plus kernel compilation on a cold cache)")
         written: set[str] = set()
-        counters = {"ran": 0, "failed": 0}
+        counters = {"ran": 0, "failed": 0, "groups": 0}
+        t_run = time.perf_counter()
 
         def on_result(group, records):
             if isinstance(records, dict):  # the runner's failure record for a whole group
@@ -434,6 +512,10 @@ def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False
                             "error": records.get("error"), "traceback": records.get("traceback"),
                             "point": {**group["train"], "preset": p["preset"], "budget": p["budget"]},
                             "metrics": {}, "seconds": None, "finished_at": _now()} for p in group["points"]]
+            counters["groups"] += 1
+            left = len(groups) - counters["groups"]
+            eta_left = (f" (about {_duration((time.perf_counter() - t_run) / counters['groups'] * left)} left, "
+                        f"estimated from the runs so far)" if left else "")
             for rec in records:
                 if rec["point_id"] in written:  # a retried group never writes a point twice
                     continue
@@ -442,9 +524,7 @@ def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False
                 counters["ran"] += 1
                 counters["failed"] += rec["status"] == "error"
                 m = rec.get("metrics", {})
-                pt = rec["point"]
-                what = (f"{pt['rule']} {precision_label(pt['bits'])} {'-'.join(map(str, pt['dims']))} "
-                        f"{pt['preset']} seed {pt['seed']}")
+                what = describe_point(rec["point"])
                 if rec["status"] == "ok":
                     e = m.get("train_energy_pj")
                     msg = f"acc {100 * m['accuracy']:.1f}%" + (f", {e / 1e6:.3g} uJ/sample" if e else "")
@@ -452,13 +532,17 @@ def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False
                     msg = "not applicable: " + str(rec["error"])
                 else:
                     msg = "failed: " + str(rec["error"])
-                say(f"[{skipped + len(written):>4}/{len(points)}] {what}: {msg}")
+                tail = eta_left if rec is records[-1] else ""
+                say(f"[{skipped + len(written):>4}/{len(points)}] {what}: {msg}{tail}")
 
-        n_workers = config.workers if workers is None else workers
         run_tasks(evaluate_group, groups, on_result, workers=n_workers, scheduler=scheduler,
                   local_cluster=local_cluster)
-        result = SweepResult(out, results_path, len(points), skipped, counters["ran"], counters["failed"],
+        result = SweepResult(out, results_path, n_points, skipped, counters["ran"], counters["failed"],
                              time.perf_counter() - t0)
+        latest = load_results(results_path)
+        result.failures = [{"point_id": p["point_id"], "point": latest[p["point_id"]].get("point", {}),
+                            "error": latest[p["point_id"]].get("error")}
+                           for p in points if latest.get(p["point_id"], {}).get("status") == "error"]
         if report:
             result.report = write_sweep_report(config, progress=say)
     say(f"sweep: {result.ran} point(s) run, {result.failed} failed, {result.skipped} skipped, "
@@ -488,8 +572,7 @@ RESULT_COLUMNS = {
 
 def results_frame(records, points: list[dict] | None = None) -> pd.DataFrame:
     """Tidy table of results (one row per point); restricted to ``points`` when given."""
-    if isinstance(records, dict):
-        records = list(records.values())
+    records = list(_latest_per_point(records.values() if isinstance(records, dict) else records).values())
     if points is not None:
         ids = {p["point_id"] for p in points}
         records = [r for r in records if r.get("point_id") in ids]

@@ -4,6 +4,9 @@ Settings come from the defaults of :class:`reports.config.ReportConfig`, then ``
 file.toml`` (same names as the options, with ``_`` for ``-``), then the options given here.
 Progress goes to stderr; the path of ``index.html`` is printed on stdout at the end (or one JSON
 object with ``--json``).
+
+Exit status: 0 when every run finished, 1 when some run failed (the failures are listed on stderr;
+the report is still written and marked incomplete), 2 for a bad configuration or ``--out``.
 """
 
 from __future__ import annotations
@@ -76,7 +79,12 @@ def run(args) -> int:
     if args.json:
         print(json.dumps({"out": str(result.out), "index_html": str(result.index_html),
                           "report_md": str(result.report_md), "sections": result.sections,
-                          "failures": result.failures, "seconds": result.seconds}))
+                          "complete": result.complete, "failures": result.failures, "seconds": result.seconds}))
     else:
         print(result.index_html)
-    return 1 if result.failures and not any(s == "ok" for s in result.sections.values()) else 0
+    for f in result.failures:
+        print(f"spela-hw report: failed: {f['task']}: {f['error']}", file=sys.stderr)
+    if result.failures:
+        print(f"spela-hw report: {len(result.failures)} failure(s); the report in {result.out} is incomplete",
+              file=sys.stderr)
+    return 0 if result.complete else 1

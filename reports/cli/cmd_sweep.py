@@ -3,6 +3,10 @@
 See :mod:`reports.sweep` for the file format. Every finished point is appended to
 ``<out>/results.jsonl`` at once; ``--resume`` continues a killed or extended sweep; the report
 (``<out>/report/index.html``) shows the Pareto front of accuracy vs energy vs memory.
+
+Exit status: 0 when every point of the grid has a result that is not an error, 1 when some point
+failed (the failures are listed on stderr; the results and the report are still written), 2 for
+a bad configuration.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ def register(sub) -> None:
     p.add_argument("--retry-failed", action="store_true", help="with --resume: run failed points again")
     p.add_argument("--overwrite", action="store_true",
                    help="start over (an existing results file is kept as results.<time>.jsonl.bak)")
+    p.add_argument("--max-points", type=int, metavar="N",
+                   help="run grids of up to N points (overrides [sweep] max_points; default 10000)")
     p.add_argument("--workers", type=int, help="local processes (0: one per core; 1: in this process)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="address of an existing Dask scheduler")
     p.add_argument("--local-cluster", type=int, metavar="N", help="start a local Dask cluster with N workers")
@@ -45,11 +51,11 @@ def register(sub) -> None:
 def run(args) -> int:
     from spela_hw.errors import ConfigError
 
-    from reports.sweep import SweepConfig, run_sweep, write_sweep_report
+    from reports.sweep import SweepConfig, describe_point, run_sweep, write_sweep_report
 
     config = SweepConfig.from_toml(args.config)
-    if args.out:
-        config = config.with_overrides(out=args.out)
+    if args.out or args.max_points is not None:
+        config = config.with_overrides(out=args.out, max_points=args.max_points)
     if args.scheduler and args.local_cluster:
         raise ConfigError("scheduler", "give either --scheduler or --local-cluster, not both")
     if args.resume and args.overwrite:
@@ -60,6 +66,12 @@ def run(args) -> int:
         print(f"[sweep {time.perf_counter() - t0:7.1f} s] {msg}", file=sys.stderr, flush=True)
 
     if args.report_only:
+        from pathlib import Path
+
+        from reports.sweep import RESULTS_NAME
+
+        if not (Path(config.out) / RESULTS_NAME).is_file():
+            raise ConfigError("out", f"{Path(config.out) / RESULTS_NAME} does not exist: nothing to report")
         path = write_sweep_report(config, progress=progress)
         print(json.dumps({"report": str(path)}) if args.json else path)
         return 0
@@ -69,7 +81,12 @@ def run(args) -> int:
     if args.json:
         print(json.dumps({"results": str(res.results_path), "report": str(res.report) if res.report else None,
                           "points": res.n_points, "ran": res.ran, "failed": res.failed, "skipped": res.skipped,
-                          "seconds": res.seconds}))
+                          "failures": res.failures, "seconds": res.seconds}))
     else:
         print(res.report if res.report else res.results_path)
-    return 0
+    for f in res.failures:
+        print(f"spela-hw sweep: failed: {describe_point(f['point'])}: {f['error']}", file=sys.stderr)
+    if res.failures:
+        print(f"spela-hw sweep: {len(res.failures)} of {res.n_points} point(s) failed "
+              "(--resume --retry-failed runs them again)", file=sys.stderr)
+    return 1 if res.failures else 0
