@@ -636,9 +636,9 @@ def _sources_section(config) -> Section:
     s.paragraphs.append(
         "Algorithm facts come from the SPELA paper (A. Somasundaram, P. Mishra, A. Borthakur, \"Learning Using "
         "a Single Forward Pass\", arXiv 2402.09769, TMLR 2025) and its official code "
-        "(BorthakurAyonIITG/SPELA-TMLR-2025), as summarised in the package's reference notes; accounting "
+        "(BorthakurAyonIITG/SPELA-TMLR-2025), as summarised in docs/spela.md; accounting "
         "rules for memory follow "
-        "hardware.md section 9 (backprop stores every layer's input for the backward pass; SPELA keeps "
+        "docs/hardware.md §9 (backprop stores every layer's input for the backward pass; SPELA keeps "
         "one layer's input and output in flight plus the class vectors).")
     return s
 
