@@ -26,6 +26,7 @@ import numpy as np
 from mappings.brian2 import (BackendConfig, EncodingConfig, NeuronConfig, PlasticityConfig,
                              QuantizationConfig, SpikingConfig, SpikingSpela, rate_spela_with_codes)
 from sim.spiking_energy import SPIKING_CONVENTIONS, price_spiking
+from reports.cli import model_file
 from spela_hw import NetworkSpec, Sgd, Spela, load_dataset
 from spela_hw.errors import ConfigError
 
@@ -52,7 +53,8 @@ def register(sub) -> None:
     p.add_argument("--train-samples", type=int, default=10000, help="training samples per epoch")
     p.add_argument("--test-samples", type=int, default=2000, help="test samples")
     p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--from-model", metavar="MODEL", help="convert this saved spela_hw model instead of training")
+    p.add_argument("--from-model", metavar="MODEL", type=model_file,
+                   help="convert this saved spela_hw model instead of training (.npz may be left out)")
     p.add_argument("--calibration-samples", type=int, default=1000,
                    help="training samples that set the conversion's per-layer scales")
     p.add_argument("--percentile", type=float, default=99.9, help="threshold-balancing percentile")
