@@ -70,6 +70,7 @@ def _evaluate(name, clf, x_tr, y_tr, x_te, y_te, extra):
     seconds = time.perf_counter() - t0
     accs = clf.score_layers(x_te, y_te)
     rec = {"rule": name, **extra, "n_train": len(y_tr), "n_test": len(y_te),
+           "dims": list(clf.network_spec_.dims), "precision": clf.precision_.name,
            "accuracy": accs[-1], "train_seconds": seconds}
     rec.update({f"layer{k + 1}_accuracy": a for k, a in enumerate(accs)})
     return rec

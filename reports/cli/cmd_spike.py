@@ -93,7 +93,7 @@ def register(sub) -> None:
 
 
 def _config(args) -> SpikingConfig:
-    quant = QuantizationConfig(weight_bits=args.weight_bits) if args.weight_bits else None
+    quant = QuantizationConfig(weight_bits=args.weight_bits) if args.weight_bits is not None else None
     gate_stop = args.gate_stop_ms if args.gate_stop_ms is not None else args.present_ms
     return SpikingConfig(
         neuron=NeuronConfig(reset=args.reset),
@@ -115,6 +115,16 @@ def run(args) -> int:
     for name in ("train_samples", "test_samples", "epochs", "calibration_samples"):
         if getattr(args, name) < 0:
             raise ConfigError(name.replace("_", "-"), "must be >= 0")
+    if args.chunk_samples is not None and args.chunk_samples < 1:
+        raise ConfigError("chunk-samples", f"must be a positive number of samples, got {args.chunk_samples}")
+    if not 0.0 < args.percentile <= 100.0:
+        raise ConfigError("percentile", f"must lie in (0, 100], got {args.percentile}")
+    if args.from_model and args.compare_rate:
+        raise ConfigError("compare-rate", "applies to training in spikes, not to --from-model")
+    if args.from_model and args.calibration_samples < 1:
+        raise ConfigError("calibration-samples", "--from-model needs at least one calibration sample")
+    if args.compare_rate:
+        Sgd(args.rate_lr)  # refuse a bad --rate-lr before the spiking run, not after it
     data = load_dataset(args.dataset, data_dir=args.data_dir)
     X, y = data.x_train[:args.train_samples] / 255.0, np.asarray(data.y_train[:args.train_samples])
     Xt, yt = data.x_test[:args.test_samples] / 255.0, np.asarray(data.y_test[:args.test_samples])

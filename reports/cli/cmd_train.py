@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -144,15 +144,17 @@ def _refuse(args, names, why: str) -> None:
 
 
 def _check_writable(out: Path) -> None:
-    """Refuse an --out that cannot be written before any training (not at the first checkpoint)."""
+    """Refuse an --out that cannot be written before any training (not at the first checkpoint);
+    creates nothing."""
     if out.is_dir():
         raise ConfigError("out", f"{out} is a directory; give a model file name")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out.parent):
-            pass
-    except OSError as exc:
-        raise ConfigError("out", f"{out}: cannot write there ({exc.strerror or exc})") from None
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError("out", f"{out}: cannot write there ({parent} is not a directory)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError("out", f"{out}: cannot write there (no write permission in {parent})")
 
 
 def run(args) -> int:
