@@ -65,13 +65,14 @@ class Classifier:
         See :class:`~spela_hw.specs.NetworkSpec`.
     batch_size : int
         1 is the per-sample edge mode (one weight update per sample); mean reduction otherwise.
+        At most the number of samples given to ``fit``.
     epochs : int
     shuffle : bool
         Reshuffle every epoch (seeded); ``False`` keeps the data order.
     backend : {"numba", "reference"}
     device : DeviceModel or None
         Functional device model called during training (float32 only).
-    random_state : int or None
+    random_state : int >= 0 or None
         Seeds initialisation, class vectors, shuffling and stochastic rounding.
     class_vector_seed : int or None
         Seed of the class vectors (derived from ``random_state`` when ``None``).
@@ -197,6 +198,8 @@ class Classifier:
         ``eval_set=(X_test, y_test)`` records per-layer accuracy after every epoch in
         ``history_``; ``callback(self, record)`` runs after every epoch (e.g. to checkpoint);
         ``classes`` lists every label when ``y`` (a small subset, say) may miss some.
+        Float weights that become NaN or infinite (a learning rate far too large) stop training
+        with :class:`~spela_hw.errors.DivergenceError`, before the callback of that epoch.
         """
         X, y = check_xy(X, y)
         self._initialize(X.shape[1], y if classes is None else np.union1d(classes, y))
