@@ -15,6 +15,7 @@ __all__ = [
     "MappingError",
     "SaturationError",
     "ModelFileError",
+    "DivergenceError",
 ]
 
 
@@ -56,3 +57,7 @@ class SaturationError(SpelaError, ArithmeticError):
 
 class ModelFileError(SpelaError, ValueError):
     """A saved model file is corrupt, truncated or of an incompatible format version."""
+
+
+class DivergenceError(SpelaError, ArithmeticError):
+    """Training diverged: weights became NaN or infinite (typically a learning rate too large)."""

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from .backends import BACKENDS, make_ops
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, DivergenceError
 from .network import init_network
 from .rules import init_rule_state, train_chunk, trainer_for
 from .rules.common import forward_all, new_counts, readout_predictions, uses_logit_readout
@@ -65,13 +65,14 @@ class Classifier:
         See :class:`~spela_hw.specs.NetworkSpec`.
     batch_size : int
         1 is the per-sample edge mode (one weight update per sample); mean reduction otherwise.
+        At most the number of samples given to ``fit``.
     epochs : int
     shuffle : bool
         Reshuffle every epoch (seeded); ``False`` keeps the data order.
     backend : {"numba", "reference"}
     device : DeviceModel or None
         Functional device model called during training (float32 only).
-    random_state : int or None
+    random_state : int >= 0 or None
         Seeds initialisation, class vectors, shuffling and stochastic rounding.
     class_vector_seed : int or None
         Seed of the class vectors (derived from ``random_state`` when ``None``).
@@ -128,6 +129,10 @@ class Classifier:
             raise ConfigError("batch_size", f"must be a positive integer, got {self.batch_size!r}")
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, (int, np.integer)) or self.epochs < 0:
             raise ConfigError("epochs", f"must be a non-negative integer, got {self.epochs!r}")
+        for name in ("random_state", "class_vector_seed"):
+            seed = getattr(self, name)
+            if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+                raise ConfigError(name, f"must be None or a non-negative integer, got {seed!r}")
         if self.backend not in BACKENDS:
             raise ConfigError("backend", f"must be one of {BACKENDS}, got {self.backend!r}")
         precision = self.precision if self.precision is not None else PrecisionSpec()
@@ -193,6 +198,8 @@ class Classifier:
         ``eval_set=(X_test, y_test)`` records per-layer accuracy after every epoch in
         ``history_``; ``callback(self, record)`` runs after every epoch (e.g. to checkpoint);
         ``classes`` lists every label when ``y`` (a small subset, say) may miss some.
+        Float weights that become NaN or infinite (a learning rate far too large) stop training
+        with :class:`~spela_hw.errors.DivergenceError`, before the callback of that epoch.
         """
         X, y = check_xy(X, y)
         self._initialize(X.shape[1], y if classes is None else np.union1d(classes, y))
@@ -202,6 +209,8 @@ class Classifier:
         """Run the epochs still missing up to ``epochs`` (resumes a loaded checkpoint exactly)."""
         self._check_fitted()
         X, y = check_xy(X, y, self.n_features_in_)
+        if self.batch_size > len(X):
+            raise ConfigError("batch_size", f"{self.batch_size} is larger than the {len(X)} training samples")
         while self.epochs_done_ < self.epochs:
             record = self._run_epoch(X, y, eval_set)
             if callback is not None:
@@ -235,7 +244,8 @@ class Classifier:
         # The order depends on (seed, epoch) only, so a run resumed from a checkpoint is identical.
         rng = np.random.default_rng([self._shuffle_seed, self.epochs_done_])
         order = rng.permutation(len(X)) if self.shuffle else np.arange(len(X))
-        bs = int(self.batch_size)
+        bs = min(int(self.batch_size), len(X))  # a batch larger than the pass is the whole pass
+        check_finite = not self.precision_.is_fixed  # integer codes cannot diverge
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
@@ -247,10 +257,22 @@ class Classifier:
             xq = ops.quantize_input(X[sel])
             yc = yi[sel]
             train_chunk(state, ops, rule, xq, yc, lr, bs, self.train_counts_, device=self.device)
+            if check_finite:
+                self._check_finite(lr, c0 + len(sel))
             if bar is not None:
                 bar.update(len(sel))
         if bar is not None:
             bar.close()
+
+    def _check_finite(self, lr, samples):
+        """Raise :class:`DivergenceError` when a float weight or bias is NaN or inf (one read of
+        the weights per chunk of thousands of samples: negligible next to training on them)."""
+        for k, (w, b) in enumerate(zip(self.state_.weights, self.state_.biases)):
+            if not (np.isfinite(w).all() and np.isfinite(b).all()):
+                raise DivergenceError(
+                    f"training diverged by sample {samples} of epoch {self.epochs_done_ + 1}: layer {k + 1} "
+                    f"weights hold NaN or inf (learning rate {lr:g}; try a smaller one). The estimator's "
+                    f"weights are now invalid; the last checkpoint, if any, is untouched")
 
     # -- inference -----------------------------------------------------------------------------
     def _check_fitted(self):
@@ -377,11 +399,11 @@ class Classifier:
 
         return cls(**preset_params(name, **overrides))
 
-    def save(self, path):
-        """Save to a ``.npz`` model file (see :mod:`spela_hw.io`)."""
+    def save(self, path, training_data=None):
+        """Save to a ``.npz`` model file (see :func:`spela_hw.io.save_model`)."""
         from .io import save_model
 
-        return save_model(self, path)
+        return save_model(self, path, training_data)
 
 
 class SpelaClassifier(Classifier):

@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from .counts import Counts
-from .errors import ModelFileError, SpelaError
+from .errors import DivergenceError, ModelFileError, SpelaError
 from .rules import restore_rule_state, rule_state_arrays
 from .rules.optim import optimizer_state_arrays, restore_optimizer_state
 from .specs import PrecisionSpec, rule_from_dict, spec_to_dict
 
-__all__ = ["save_model", "load_model", "FORMAT", "VERSION"]
+__all__ = ["save_model", "load_model", "model_path", "read_training_data", "FORMAT", "VERSION"]
 
 FORMAT = "spela-hw-model"
 VERSION = 1
@@ -44,12 +44,29 @@ def _classes_to_json(classes):
     return [c.item() if hasattr(c, "item") else c for c in classes]
 
 
-def save_model(clf, path) -> Path:
-    """Write a fitted classifier to ``path`` (``.npz``), atomically."""
+def model_path(path) -> Path:
+    """The file :func:`save_model` writes for ``path``: ``path`` itself if it ends in ``.npz``,
+    else ``path`` with ``.npz`` appended (``mymodel`` -> ``mymodel.npz``, ``a.b`` -> ``a.b.npz``)."""
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
+def save_model(clf, path, training_data: dict | None = None) -> Path:
+    """Write a fitted classifier to :func:`model_path` of ``path``, atomically (mode 0644).
+
+    ``training_data`` (optional, JSON-able, e.g. ``{"dataset": "mnist", "limit_train": 600}``)
+    is stored as the metadata field ``training_data`` so that a resumed run can check it uses
+    the same data (see :func:`read_training_data`). Refuses float weights holding NaN or inf, so a
+    diverged model never replaces a good checkpoint.
+    """
     clf._check_fitted()
     if clf.device is not None:
         raise SpelaError("models trained with a device model are saved by sim, not here")
     st = clf.state_
+    path = model_path(path)
+    for k, (w, b) in enumerate(zip(st.weights, st.biases)):
+        if w.dtype.kind == "f" and not (np.isfinite(w).all() and np.isfinite(b).all()):
+            raise DivergenceError(f"{path}: not saved: layer {k + 1} holds NaN or inf weights")
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -67,27 +84,47 @@ def save_model(clf, path) -> Path:
         "history": clf.history_,
         "train_counts": clf.train_counts_.to_dict(),
     }
+    if training_data is not None:
+        meta["training_data"] = training_data
     arrays = {"meta": np.array(json.dumps(meta))}
     for k, (w, b) in enumerate(zip(st.weights, st.biases)):
         arrays[f"weight_{k}"] = w
         arrays[f"bias_{k}"] = b
     arrays.update(optimizer_state_arrays(st))
     arrays.update(rule_state_arrays(clf.rule_, st))
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; models are shared like report files
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _unwritable(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _unwritable(path, exc: OSError) -> ModelFileError:
+    return ModelFileError(f"{path}: cannot write the model file ({exc.strerror or exc})")
+
+
+def read_training_data(path) -> dict:
+    """The ``training_data`` metadata field of a model file (``{}`` in files written without it).
+
+    Call it after :func:`load_model` has checked the file.
+    """
+    with np.load(Path(path), allow_pickle=False) as z:
+        data = json.loads(str(z["meta"])).get("training_data")
+    return data if isinstance(data, dict) else {}
 
 
 def load_model(path):

@@ -21,19 +21,33 @@ from .specs import Adam, Backprop
 __all__ = ["few_shot_split", "few_shot", "one_epoch", "default_competitors"]
 
 
-def default_competitors(epochs: int) -> dict:
-    """The paper's pair: SPELA ``paper-v2`` (784-1000-34) and BP 784-1024-10 with lr 5e-4 (Adam)."""
+def default_competitors(epochs: int, **params) -> dict:
+    """The paper's pair: SPELA ``paper-v2`` (784-1000-34) and BP 784-1024-10 with lr 5e-4 (Adam).
+
+    ``params`` (estimator parameters such as ``layer_sizes``, ``precision``, ``backend``) apply to
+    both, over their recipes.
+    """
+    bp = {"layer_sizes": (1024, 10), "rule": Backprop(optimizer=Adam(5e-4)), "batch_size": 32}
     return {
-        "spela": lambda seed: SpelaClassifier.from_preset("paper-v2", epochs=epochs, random_state=seed),
-        "backprop": lambda seed: BackpropClassifier((1024, 10), rule=Backprop(optimizer=Adam(5e-4)),
-                                                    batch_size=32, epochs=epochs, random_state=seed),
+        "spela": lambda seed: SpelaClassifier.from_preset("paper-v2", **{"epochs": epochs, **params,
+                                                                         "random_state": seed}),
+        "backprop": lambda seed: BackpropClassifier(**{**bp, "epochs": epochs, **params, "random_state": seed}),
     }
+
+
+def _check_trials(trials) -> None:
+    if isinstance(trials, bool) or not isinstance(trials, (int, np.integer)) or trials < 1:
+        raise ConfigError("trials", f"must be a positive integer, got {trials!r}")
+
+
+def _check_test_fraction(test_fraction) -> None:
+    if not 0.0 < test_fraction < 1.0:
+        raise ConfigError("test_fraction", f"must lie in (0, 1), got {test_fraction!r}")
 
 
 def few_shot_split(x, y, test_fraction: float, seed: int, stratified: bool = False):
     """Random (optionally per-class stratified) split; returns ``(x_tr, y_tr, x_te, y_te)``."""
-    if not 0.0 < test_fraction < 1.0:
-        raise ConfigError("test_fraction", f"must lie in (0, 1), got {test_fraction!r}")
+    _check_test_fraction(test_fraction)
     rng = np.random.default_rng(seed)
     if stratified:
         train_idx = []
@@ -56,6 +70,7 @@ def _evaluate(name, clf, x_tr, y_tr, x_te, y_te, extra):
     seconds = time.perf_counter() - t0
     accs = clf.score_layers(x_te, y_te)
     rec = {"rule": name, **extra, "n_train": len(y_tr), "n_test": len(y_te),
+           "dims": list(clf.network_spec_.dims), "precision": clf.precision_.name,
            "accuracy": accs[-1], "train_seconds": seconds}
     rec.update({f"layer{k + 1}_accuracy": a for k, a in enumerate(accs)})
     return rec
@@ -64,6 +79,9 @@ def _evaluate(name, clf, x_tr, y_tr, x_te, y_te, extra):
 def few_shot(dataset, test_fractions=(0.95, 0.99), epochs: int = 5, trials: int = 5,
              stratified: bool = False, competitors: dict | None = None, seed: int = 0) -> list[dict]:
     """Few-shot protocol on a :class:`~spela_hw.datasets.Dataset` (features scaled to [0, 1])."""
+    _check_trials(trials)
+    for frac in test_fractions:  # refuse a bad fraction before any training
+        _check_test_fraction(frac)
     x = np.concatenate([dataset.features("train"), dataset.features("test")])
     y = np.concatenate([dataset.y_train, dataset.y_test])
     competitors = competitors or default_competitors(epochs)
@@ -81,6 +99,7 @@ def few_shot(dataset, test_fractions=(0.95, 0.99), epochs: int = 5, trials: int 
 
 def one_epoch(dataset, trials: int = 1, competitors: dict | None = None, seed: int = 0) -> list[dict]:
     """Every competitor trained for exactly one epoch on the standard split."""
+    _check_trials(trials)
     competitors = competitors or default_competitors(1)
     out = []
     for trial in range(trials):

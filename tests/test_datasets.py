@@ -319,16 +319,18 @@ def test_search_order(isolated, tiny, monkeypatch):
     assert find_dataset_dir("tiny", places["explicit"]) == places["explicit"]
     assert find_dataset_dir("tiny", tmp / "env") == places["env"]  # a root holding tiny/
     assert find_dataset_dir("tiny") == places["env"]
+    with pytest.raises(DataError, match="not found in data_dir") as err:
+        find_dataset_dir("tiny", tmp / "nowhere")  # an explicit directory is used or refused, never replaced
+    assert str(tmp / "nowhere" / "tiny") in str(err.value) and str(places["env"]) not in str(err.value)
     shutil.rmtree(places["env"])
     assert find_dataset_dir("tiny") == places["cache"]
     shutil.rmtree(places["cache"])
     assert find_dataset_dir("tiny") == places["system"]
     shutil.rmtree(places["system"])
     with pytest.raises(DataError) as err:
-        find_dataset_dir("tiny", tmp / "nowhere")
+        find_dataset_dir("tiny")
     msg = str(err.value)
-    for d in (tmp / "nowhere", tmp / "nowhere" / "tiny", tmp / "env" / "tiny", places["cache"],
-              places["system"]):
+    for d in (tmp / "env" / "tiny", places["cache"], places["system"]):
         assert str(d) in msg
     assert "train-images-idx3-ubyte.gz" in msg
 

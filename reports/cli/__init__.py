@@ -9,12 +9,42 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
+from pathlib import Path
+
 from spela_hw.errors import SpelaError
+from spela_hw.io import model_path
 
 # Order is the order of ``spela-hw --help``.
 COMMANDS = ("train", "evaluate", "size", "presets", "report", "sweep", "spike")
+
+
+def silence(stream) -> None:
+    """Point ``stream``, whose reader has gone (a closed pipe), at the null device: later writes,
+    and the flush at exit, then succeed quietly instead of raising ``BrokenPipeError``."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    finally:
+        os.close(devnull)
+
+
+def say(msg: str) -> None:
+    """Progress to stderr; when nobody reads stderr any more (``2>&1 | head -1``), progress stops
+    and the command goes on."""
+    try:
+        print(msg, file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        silence(sys.stderr)
+
+
+def model_file(text: str) -> Path:
+    """The model file a command line names: as given when it exists, else with ``.npz`` appended
+    as ``train --out`` does (``mymodel`` -> ``mymodel.npz``)."""
+    path = Path(text)
+    return path if path.exists() else model_path(path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,8 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except SpelaError as exc:
-        print(f"spela-hw {args.command}: error: {exc}", file=sys.stderr)
+        say(f"spela-hw {args.command}: error: {exc}")
         return 2
     except KeyboardInterrupt:
-        print(f"spela-hw {args.command}: interrupted", file=sys.stderr)
+        say(f"spela-hw {args.command}: interrupted")
         return 130
+    except BrokenPipeError:  # the reader of stdout has gone: stop quietly, as `cmd | head` expects
+        silence(sys.stdout)
+        silence(sys.stderr)
+        return 141  # 128 + SIGPIPE, what a shell reports for a command ended by a closed pipe

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import sys
 
+from reports.cli import model_file
 from spela_hw import load_dataset
 from spela_hw.io import load_model
 
 
 def register(sub) -> None:
     p = sub.add_parser("evaluate", help="evaluate a saved model on a dataset's test split")
-    p.add_argument("model", help="model file written by `spela-hw train`")
+    p.add_argument("model", type=model_file, help="model file written by `spela-hw train` (.npz may be left out)")
     p.add_argument("--dataset", default="mnist-bundled")
     p.add_argument("--data-dir")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")

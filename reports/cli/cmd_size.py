@@ -98,9 +98,21 @@ def _network(args):
     return Workload.dense(dims, args.classes)
 
 
+def _check_numbers(args, n_layers: int) -> None:
+    """Refuse numbers the model would otherwise reinterpret (0 classes = the default, exit layer
+    0 = the last, a negative rate)."""
+    if args.classes is not None and args.classes < 2:
+        raise ConfigError("classes", f"must be an integer >= 2, got {args.classes}")
+    if args.exit_layer is not None and not 1 <= args.exit_layer <= n_layers:
+        raise ConfigError("exit-layer", f"must be a layer from 1 to {n_layers} (1-based), got {args.exit_layer}")
+    if not 0.0 < args.samples_per_day < math.inf:
+        raise ConfigError("samples-per-day", f"must be a positive finite number, got {args.samples_per_day}")
+
+
 def compute(args) -> list:
     hw = build_hardware(args.preset, args.hardware, args.set)
     wl = _network(args)
+    _check_numbers(args, wl.n_layers)
     bits = BitWidths(weight=args.weight_bits, activation=args.activation_bits, update=args.update_bits,
                      accumulator=args.accumulator_bits, class_vector=args.class_vector_bits,
                      master=args.master_bits, gradient=args.gradient_bits, sr_random_bits=args.sr_bits)

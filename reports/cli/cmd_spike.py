@@ -26,6 +26,7 @@ import numpy as np
 from mappings.brian2 import (BackendConfig, EncodingConfig, NeuronConfig, PlasticityConfig,
                              QuantizationConfig, SpikingConfig, SpikingSpela, rate_spela_with_codes)
 from sim.spiking_energy import SPIKING_CONVENTIONS, price_spiking
+from reports.cli import model_file
 from spela_hw import NetworkSpec, Sgd, Spela, load_dataset
 from spela_hw.errors import ConfigError
 
@@ -52,7 +53,8 @@ def register(sub) -> None:
     p.add_argument("--train-samples", type=int, default=10000, help="training samples per epoch")
     p.add_argument("--test-samples", type=int, default=2000, help="test samples")
     p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--from-model", metavar="MODEL", help="convert this saved spela_hw model instead of training")
+    p.add_argument("--from-model", metavar="MODEL", type=model_file,
+                   help="convert this saved spela_hw model instead of training (.npz may be left out)")
     p.add_argument("--calibration-samples", type=int, default=1000,
                    help="training samples that set the conversion's per-layer scales")
     p.add_argument("--percentile", type=float, default=99.9, help="threshold-balancing percentile")
@@ -91,7 +93,7 @@ def register(sub) -> None:
 
 
 def _config(args) -> SpikingConfig:
-    quant = QuantizationConfig(weight_bits=args.weight_bits) if args.weight_bits else None
+    quant = QuantizationConfig(weight_bits=args.weight_bits) if args.weight_bits is not None else None
     gate_stop = args.gate_stop_ms if args.gate_stop_ms is not None else args.present_ms
     return SpikingConfig(
         neuron=NeuronConfig(reset=args.reset),
@@ -113,6 +115,16 @@ def run(args) -> int:
     for name in ("train_samples", "test_samples", "epochs", "calibration_samples"):
         if getattr(args, name) < 0:
             raise ConfigError(name.replace("_", "-"), "must be >= 0")
+    if args.chunk_samples is not None and args.chunk_samples < 1:
+        raise ConfigError("chunk-samples", f"must be a positive number of samples, got {args.chunk_samples}")
+    if not 0.0 < args.percentile <= 100.0:
+        raise ConfigError("percentile", f"must lie in (0, 100], got {args.percentile}")
+    if args.from_model and args.compare_rate:
+        raise ConfigError("compare-rate", "applies to training in spikes, not to --from-model")
+    if args.from_model and args.calibration_samples < 1:
+        raise ConfigError("calibration-samples", "--from-model needs at least one calibration sample")
+    if args.compare_rate:
+        Sgd(args.rate_lr)  # refuse a bad --rate-lr before the spiking run, not after it
     data = load_dataset(args.dataset, data_dir=args.data_dir)
     X, y = data.x_train[:args.train_samples] / 255.0, np.asarray(data.y_train[:args.train_samples])
     Xt, yt = data.x_test[:args.test_samples] / 255.0, np.asarray(data.y_test[:args.test_samples])

@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from reports.cli import say
 from spela_hw import PrecisionSpec, load_dataset
 from spela_hw.errors import ConfigError
 from spela_hw.estimator import Classifier
-from spela_hw.io import load_model
+from spela_hw.io import load_model, model_path, read_training_data
 from spela_hw.presets import PRESETS, preset_params
-from spela_hw.protocols import few_shot, one_epoch
+from spela_hw.protocols import default_competitors, few_shot, one_epoch
 from spela_hw.specs import RULES, Sgd, spec_to_dict
 
 log = logging.getLogger("spela-hw.train")
@@ -43,46 +45,77 @@ def parse_ranges(text: str) -> float | tuple[float, ...]:
     return ranges[0] if len(ranges) == 1 else ranges
 
 
+#: Values of the options left out. Their parser defaults are None so that a resumed run can tell
+#: an option given (checked against the checkpoint) from one left out (the checkpoint's value).
+DEFAULTS = {"dataset": "mnist-bundled", "rule": "spela", "seed": 0, "weight_range": 0.25, "backend": "numba"}
+
+
+def _opt(args, name):
+    """The option's value, or its default when it was left out."""
+    value = getattr(args, name)
+    return DEFAULTS[name] if value is None else value
+
+
 def add_model_options(p) -> None:
     """Options shared by every command that builds an estimator."""
-    p.add_argument("--dataset", default="mnist-bundled",
-                   help="mnist-bundled (shipped, default), mnist, fashion-mnist, kmnist")
-    p.add_argument("--data-dir", help="directory holding the dataset files (else SPELA_HW_DATA, cache, system)")
-    p.add_argument("--rule", default="spela", choices=sorted(RULES), help="learning rule")
+    p.add_argument("--dataset", help="mnist-bundled (shipped, default), mnist, fashion-mnist, kmnist")
+    p.add_argument("--data-dir", help="directory holding the dataset files, the only place searched when given "
+                                      "(else SPELA_HW_DATA, cache, system)")
+    p.add_argument("--rule", choices=sorted(RULES), help="learning rule (default spela)")
     p.add_argument("--preset", choices=sorted(PRESETS), help="a measured recipe of the chosen --rule (spela: official-code, paper-v2; sigprop: sigprop-sgd, sigprop-adam)")
     p.add_argument("--dims", type=parse_dims, help="layer widths from the input, e.g. 784,1024,10")
     p.add_argument("--weight-bits", type=int, help="fixed-point weights of this width (default float32)")
-    p.add_argument("--weight-range", type=parse_ranges, default=0.25,
-                   help="fixed-point weights hold [-R, R) (default 0.25; a narrower range is a finer LSB); "
+    p.add_argument("--weight-range", type=parse_ranges,
+                   help="with --weight-bits: weights hold [-R, R) (default 0.25; a narrower range is a finer LSB); "
                         "R1,R2,... gives each layer its own range, e.g. 0.25,2 for long runs whose output "
                         "weights grow")
     p.add_argument("--batch-size", type=int, help="1 = per-sample edge mode (default 1; preset's own)")
-    p.add_argument("--epochs", type=int, help="epochs (default 3; preset's own)")
+    p.add_argument("--epochs", type=int, help="epochs (default 3; preset's own; with --resume: the total to reach)")
     p.add_argument("--lr", type=float, help="learning rate (constant unless the preset has a schedule)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (init, class vectors, order, rounding)")
-    p.add_argument("--backend", default="numba", choices=("numba", "reference"))
-    p.add_argument("--limit-train", type=int, help="use only the first N training samples")
+    p.add_argument("--seed", type=int, help="random seed (init, class vectors, order, rounding; default 0)")
+    p.add_argument("--backend", choices=("numba", "reference"), help="default numba")
+    p.add_argument("--limit-train", type=int, help="use only the first N training samples (all when fewer)")
 
 
-def build_estimator(args, n_features: int) -> Classifier:
-    """An estimator from the CLI options (preset first, explicit options override it)."""
+def _with_lr(rule, lr):
+    """``rule`` with a constant learning rate ``lr`` (SGD's step schedule dropped)."""
+    opt = rule.optimizer
+    return type(rule)(**{**rule.__dict__, "optimizer": type(opt)(
+        **{**opt.__dict__, "lr": lr, **({"step_delta": 0.0} if isinstance(opt, Sgd) else {})})})
+
+
+def _precision(args):
+    """The PrecisionSpec of --weight-bits / --weight-range (None: float32)."""
+    if args.weight_bits is None:
+        if args.weight_range is not None:
+            raise ConfigError("weight-range", "sets the range of fixed-point weights: give --weight-bits too")
+        return None
+    return PrecisionSpec.fixed(args.weight_bits, _opt(args, "weight_range"))
+
+
+def _layer_sizes(args, n_features: int):
+    if args.dims[0] != n_features:
+        raise ConfigError("dims", f"input width {args.dims[0]} does not match the dataset's {n_features} features")
+    return args.dims[1:]
+
+
+def build_estimator(args, n_features: int, **overrides) -> Classifier:
+    """An estimator from the CLI options (preset first, explicit options override it, then
+    ``overrides``)."""
+    rule_name = _opt(args, "rule")
     params = preset_params(args.preset) if args.preset else {"layer_sizes": (1024, 10), "epochs": 3}
-    if args.preset and params["rule"].name != args.rule:
+    if args.preset and params["rule"].name != rule_name:
         raise ConfigError("preset", f"{args.preset} is a {params['rule'].name} recipe; use --rule {params['rule'].name}")
-    rule = params.pop("rule", None) or RULES[args.rule]()
+    rule = params.pop("rule", None) or RULES[rule_name]()
     if args.lr is not None:
-        rule = type(rule)(**{**rule.__dict__, "optimizer": type(rule.optimizer)(
-            **{**rule.optimizer.__dict__, "lr": args.lr, **({"step_delta": 0.0} if isinstance(rule.optimizer, Sgd) else {})})})
+        rule = _with_lr(rule, args.lr)
     if args.dims is not None:
-        if args.dims[0] != n_features:
-            raise ConfigError("dims", f"input width {args.dims[0]} does not match the dataset's {n_features} features")
-        params["layer_sizes"] = args.dims[1:]
+        params["layer_sizes"] = _layer_sizes(args, n_features)
     for opt, key in (("batch_size", "batch_size"), ("epochs", "epochs")):
         if getattr(args, opt) is not None:
             params[key] = getattr(args, opt)
-    precision = PrecisionSpec.fixed(args.weight_bits, args.weight_range) if args.weight_bits else None
-    return Classifier(**params, rule=rule, precision=precision, backend=args.backend,
-                      random_state=args.seed, progress=sys.stderr.isatty())
+    return Classifier(**{**params, "rule": rule, "precision": _precision(args), "backend": _opt(args, "backend"),
+                         "random_state": _opt(args, "seed"), "progress": sys.stderr.isatty(), **overrides})
 
 
 def register(sub) -> None:
@@ -91,55 +124,83 @@ def register(sub) -> None:
                                    "accuracy after every epoch; the model is checkpointed every epoch.")
     add_model_options(p)
     p.add_argument("--protocol", default="standard", choices=("standard", "few-shot", "one-epoch"),
-                   help="standard split, the few-shot protocol or the 1-epoch protocol (SPELA vs backprop)")
+                   help="standard split, the few-shot protocol or the 1-epoch protocol (SPELA vs backprop; "
+                        "--rule trains that rule alone)")
     p.add_argument("--test-fraction", type=float, action="append",
                    help="few-shot test fraction (repeatable; default 0.95 and 0.99)")
-    p.add_argument("--trials", type=int, default=5, help="few-shot / 1-epoch trials")
-    p.add_argument("--out", type=Path, help="model file (default runs/<rule>-<dataset>.npz)")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint at --out")
+    p.add_argument("--trials", type=int, help="few-shot / 1-epoch trials (default 5)")
+    p.add_argument("--out", type=Path, help="model file; .npz is appended when missing "
+                                            "(default runs/<rule>-<dataset>.npz)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint at --out (it must exist; options given must match it)")
     p.add_argument("--json", action="store_true", help="print one JSON object with the results on stdout")
     p.set_defaults(func=run)
 
 
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+def _refuse(args, names, why: str) -> None:
+    for name in names:
+        if getattr(args, name) not in (None, False):
+            raise ConfigError(name.replace("_", "-"), why)
+
+
+def _check_writable(out: Path) -> None:
+    """Refuse an --out that cannot be written before any training (not at the first checkpoint);
+    creates nothing."""
+    if out.is_dir():
+        raise ConfigError("out", f"{out} is a directory; give a model file name")
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError("out", f"{out}: cannot write there ({parent} is not a directory)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError("out", f"{out}: cannot write there (no write permission in {parent})")
 
 
 def run(args) -> int:
-    data = load_dataset(args.dataset, data_dir=args.data_dir)
-    x_tr, y_tr = data.features("train"), data.y_train
-    if args.limit_train:
-        x_tr, y_tr = x_tr[: args.limit_train], y_tr[: args.limit_train]
-    x_te, y_te = data.features("test"), data.y_test
+    if args.limit_train is not None and args.limit_train < 1:
+        raise ConfigError("limit-train", f"must be a positive number of samples, got {args.limit_train}")
     if args.protocol != "standard":
-        return _run_protocol(args, data)
-    clf = build_estimator(args, x_tr.shape[1])
-    out = args.out or Path("runs") / f"{args.rule}-{args.dataset}.npz"
+        return _run_protocol(args)
+    _refuse(args, ("test_fraction", "trials"), "applies to --protocol few-shot or one-epoch only")
+    out = model_path(args.out or Path("runs") / f"{_opt(args, 'rule')}-{_opt(args, 'dataset')}.npz")
+    _check_writable(out)
+    clf, trained_on = None, {}
+    if args.resume:
+        if not out.exists():
+            raise ConfigError("resume", f"no checkpoint at {out}; leave out --resume to start a new run")
+        clf, trained_on = load_model(out), read_training_data(out)
+    limit = args.limit_train if args.limit_train is not None else trained_on.get("limit_train")
+    data = load_dataset(args.dataset or trained_on.get("dataset") or DEFAULTS["dataset"], data_dir=args.data_dir)
+    x_tr, y_tr = data.features("train")[:limit], data.y_train[:limit]
+    x_te, y_te = data.features("test"), data.y_test
+    training_data = {"dataset": data.name, "limit_train": limit}
     t0 = time.perf_counter()
 
     def checkpoint(model, record):
-        model.save(out)
+        model.save(out, training_data)
         accs = " ".join(f"L{k + 1}={record[f'layer{k + 1}_accuracy']:.4f}"
                         for k in range(model.network_spec_.n_layers))
-        _say(f"epoch {record['epoch']}/{model.epochs} lr={record['lr']:.4g} "
-             f"{record['train_seconds']:.1f}s test accuracy {accs}")
+        say(f"epoch {record['epoch']}/{model.epochs} lr={record['lr']:.4g} "
+            f"{record['train_seconds']:.1f}s test accuracy {accs}")
 
-    if args.resume and out.exists():
-        clf = load_model(out)
-        clf.set_params(epochs=max(clf.epochs, args.epochs or clf.epochs), progress=sys.stderr.isatty())
-        _say(f"resuming {out} at epoch {clf.epochs_done_}/{clf.epochs}")
+    if clf is not None:
+        _check_resume(args, clf, trained_on, data.name, len(y_tr), out)
+        clf.set_params(epochs=clf.epochs if args.epochs is None else args.epochs, progress=sys.stderr.isatty())
+        say(f"resuming {out} at epoch {clf.epochs_done_}/{clf.epochs}")
         clf.continue_fit(x_tr, y_tr, eval_set=(x_te, y_te), callback=checkpoint)
     else:
+        clf = build_estimator(args, x_tr.shape[1])
         spec_dims = (x_tr.shape[1], *clf.layer_sizes)
-        _say(f"training {args.rule} {'-'.join(map(str, spec_dims))} on {data.name} "
-             f"({len(y_tr)} train / {len(y_te)} test), {clf.precision.name if clf.precision else 'fp32'}, "
-             f"batch {clf.batch_size}, {clf.epochs} epochs")
+        say(f"training {_opt(args, 'rule')} {'-'.join(map(str, spec_dims))} on {data.name} "
+            f"({len(y_tr)} train / {len(y_te)} test), {clf.precision.name if clf.precision else 'fp32'}, "
+            f"batch {clf.batch_size}, {clf.epochs} epochs")
         clf.fit(x_tr, y_tr, eval_set=(x_te, y_te), callback=checkpoint)
         if clf.epochs == 0:
-            clf.save(out)
+            clf.save(out, training_data)
     seconds = time.perf_counter() - t0
     accs = clf.score_layers(x_te, y_te)
-    _say(f"saved {out}")
+    say(f"saved {out}")
     if args.json:
         per_sample = {k: [float(v) for v in vals] for k, vals in clf.train_counts_.per_sample().items()}
         result = {
@@ -162,7 +223,8 @@ def run(args) -> int:
                 "batch_size": clf.batch_size,
                 "epochs": clf.epochs,
                 "shuffle": clf.shuffle,
-                "seed": args.seed,
+                "seed": clf.random_state,
+                "limit_train": limit,
                 "backend": clf.backend,
                 "activation": clf.activation,
                 "slope": clf.slope,
@@ -174,23 +236,95 @@ def run(args) -> int:
     return 0
 
 
+def _ranges(precision) -> str:
+    """The --weight-range text of a precision ("float32" when it has no fixed-point weights)."""
+    w = precision.weight
+    if w is None:
+        return "float32"
+    r = w.lsb * 2 ** (w.bits - 1)
+    return ",".join(f"{r * 2 ** e:g}" for e in precision.weight_exponents) or f"{r:g}"
+
+
+def _check_resume(args, clf, trained_on: dict, dataset: str, n_train: int, out: Path) -> None:
+    """Refuse options that contradict the checkpoint (they are fixed by it), naming both values."""
+    precision, weight = clf.precision_, clf.precision_.weight
+    given = {  # option: (value given or None when left out, the checkpoint's value)
+        "dataset": (args.dataset and dataset, trained_on.get("dataset", dataset)),
+        "rule": (args.rule, clf.rule_.name),
+        "dims": (args.dims and ",".join(map(str, args.dims)), ",".join(map(str, clf.network_spec_.dims))),
+        "weight-bits": (args.weight_bits, weight.bits if weight is not None else "float32"),
+        "lr": (args.lr, clf.rule_.optimizer.lr),
+        "batch-size": (args.batch_size, clf.batch_size),
+        "seed": (args.seed, clf.random_state),
+        "backend": (args.backend, clf.backend),
+    }
+    if "limit_train" in trained_on:
+        given["limit-train"] = (args.limit_train, trained_on["limit_train"] or "all samples")
+    if args.weight_range is not None:
+        asked = weight is not None and PrecisionSpec.fixed(weight.bits, args.weight_range)
+        same = asked and (asked.weight, asked.weight_exponents) == (weight, precision.weight_exponents)
+        mine = ",".join(f"{r:g}" for r in np.atleast_1d(args.weight_range))
+        given["weight-range"] = (mine, mine if same else _ranges(precision))
+    if args.preset is not None:
+        asked = preset_params(args.preset)["rule"]
+        asked = asked if args.lr is None else _with_lr(asked, args.lr)
+        given["preset"] = (args.preset, args.preset if asked == clf.rule_ else f"another recipe {spec_to_dict(clf.rule_)}")
+    conflicts = [(opt, f"--{opt} {mine} but the checkpoint has {theirs}")
+                 for opt, (mine, theirs) in given.items() if mine is not None and mine != theirs]
+    if conflicts:
+        raise ConfigError(conflicts[0][0], f"{'; '.join(c for _, c in conflicts)} ({out}). Leave the option out "
+                          f"to resume with the checkpoint's value, or give another --out for a new run")
+    samples = clf.history_[-1]["samples"] if clf.history_ else n_train
+    if samples != n_train:
+        raise ConfigError("limit-train", f"the checkpoint {out} was trained on {samples} samples per epoch, "
+                          f"this run has {n_train} (--dataset or --limit-train differ)")
+    if args.epochs is not None and args.epochs < clf.epochs_done_:
+        raise ConfigError("epochs", f"--epochs {args.epochs} but the checkpoint {out} already has "
+                          f"{clf.epochs_done_} epochs")
+
+
 def _json_default(o):
     if isinstance(o, np.generic):
         return o.item()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def _run_protocol(args, data) -> int:
-    epochs = args.epochs or (5 if args.protocol == "few-shot" else 1)
+def _competitors(args, n_features: int, epochs: int) -> dict:
+    """What the protocol trains: the paper's pair (with --dims / --weight-bits / --backend applied
+    to both), or with --rule (or --preset) that rule alone, built from every option as ``train`` does."""
+    if args.rule is None and args.preset is None:
+        _refuse(args, ("lr", "batch_size"), "the default pair uses each rule's own recipe: give --rule "
+                                           "to train one rule with it")
+        shared = {"precision": _precision(args)} if (args.weight_bits, args.weight_range) != (None, None) else {}
+        if args.dims is not None:
+            shared["layer_sizes"] = _layer_sizes(args, n_features)
+        if args.backend is not None:
+            shared["backend"] = args.backend
+        return default_competitors(epochs, **shared)
+    build_estimator(args, n_features)  # refuse bad options before any training
+    return {_opt(args, "rule"): lambda seed: build_estimator(args, n_features, epochs=epochs, random_state=seed)}
+
+
+def _run_protocol(args) -> int:
+    _refuse(args, ("out", "resume", "limit_train"), f"does not apply to --protocol {args.protocol}")
+    if args.protocol == "one-epoch":
+        _refuse(args, ("test_fraction",), "applies to --protocol few-shot only")
+        if args.epochs not in (None, 1):
+            raise ConfigError("epochs", f"--protocol one-epoch trains exactly 1 epoch, got {args.epochs}")
+    epochs = args.epochs if args.epochs is not None else (5 if args.protocol == "few-shot" else 1)
+    trials = 5 if args.trials is None else args.trials
+    seed = _opt(args, "seed")
+    data = load_dataset(_opt(args, "dataset"), data_dir=args.data_dir)
+    competitors = _competitors(args, data.x_train.shape[1], epochs)
     if args.protocol == "few-shot":
         fractions = tuple(args.test_fraction or (0.95, 0.99))
-        _say(f"few-shot protocol on {data.name}: test fractions {fractions}, {epochs} epochs, {args.trials} trials")
-        records = few_shot(data, fractions, epochs=epochs, trials=args.trials, seed=args.seed)
+        say(f"few-shot protocol on {data.name}: test fractions {fractions}, {epochs} epochs, {trials} trials")
+        records = few_shot(data, fractions, epochs=epochs, trials=trials, competitors=competitors, seed=seed)
     else:
-        _say(f"1-epoch protocol on {data.name}, {args.trials} trials")
-        records = one_epoch(data, trials=args.trials, seed=args.seed)
+        say(f"1-epoch protocol on {data.name}, {trials} trials")
+        records = one_epoch(data, trials=trials, competitors=competitors, seed=seed)
     for r in records:
-        _say(f"{r['protocol']} {r['rule']:9s} trial {r['trial']} n_train={r['n_train']} accuracy={r['accuracy']:.4f}")
+        say(f"{r['protocol']} {r['rule']:9s} trial {r['trial']} n_train={r['n_train']} accuracy={r['accuracy']:.4f}")
     if args.json:
         print(json.dumps({"protocol": args.protocol, "dataset": data.name, "records": records},
                          default=_json_default))

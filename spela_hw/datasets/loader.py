@@ -152,9 +152,11 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None, downlo
         ``"mnist"``, ``"fashion-mnist"``, ``"kmnist"`` or ``"mnist-bundled"`` (the MNIST test set
         shipped in the package: train = its first 8,000 images, test = its last 2,000).
     data_dir : path-like, optional
-        Searched first (see :func:`find_dataset_dir` for the full search order).
+        The only directory searched when given (see :func:`find_dataset_dir` for the search
+        order without it).
     download : bool
-        When the files are found nowhere, download them into the user cache (verified, atomic).
+        When the files are found nowhere, download them (verified, atomic) into ``data_dir``
+        when given, else into the user cache.
     verify : bool
         Check every file against its known digests (cached per path, size and mtime).
 
@@ -175,7 +177,8 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None, downlo
     except DataError:
         if not download:
             raise
-        directory = download_dataset(info.name, cache_dir(info.name))
+        directory = download_dataset(info.name, Path(data_dir).expanduser() if data_dir is not None
+                                     else cache_dir(info.name))
     layout = find_layout(info, directory)
     assert layout is not None  # find_dataset_dir / download_dataset guarantee a complete layout
     if verify:

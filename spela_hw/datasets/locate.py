@@ -1,7 +1,8 @@
 """Where dataset files are searched, in order.
 
 1. the explicit ``data_dir`` argument (either the dataset's own directory or a root holding
-   ``<name>/``);
+   ``<name>/``): when it is given, it is the only place searched (an explicit directory is used
+   or refused, never replaced by another copy);
 2. ``$SPELA_HW_DATA/<name>`` (a root with one subdirectory per dataset: ``mnist/``,
    ``fashion-mnist/``, ``kmnist/``);
 3. the per-user cache ``$XDG_CACHE_HOME/spela-hw/datasets/<name>`` (default ``~/.cache``), where
@@ -39,10 +40,10 @@ def cache_dir(name: str | None = None) -> Path:
 def candidate_dirs(name: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
     """Every directory searched for dataset ``name``, in search order (see module docstring)."""
     info = dataset_info(name)
-    dirs: list[Path] = []
     if data_dir is not None:
         d = Path(data_dir).expanduser()
-        dirs += [d, d / info.name]
+        return [d, d / info.name]
+    dirs: list[Path] = []
     env = os.environ.get(DATA_ENV_VAR)
     if env:
         dirs.append(Path(env).expanduser() / info.name)
@@ -69,7 +70,8 @@ def find_dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> Pa
     name : str
         A key of :data:`~spela_hw.datasets.DATASETS`.
     data_dir : path-like, optional
-        Searched first: the dataset's directory itself, or a root containing ``<name>/``.
+        The only place searched when given: the dataset's directory itself, or a root
+        containing ``<name>/``.
 
     Raises
     ------
@@ -84,6 +86,9 @@ def find_dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> Pa
             return d
     wanted = " or ".join("{" + ", ".join(lay.filenames()) + "}" for lay in info.layouts)
     looked = "\n".join(f"  - {d}" for d in dirs)
+    if data_dir is not None:
+        raise DataError(f"dataset {info.name!r} not found in data_dir {data_dir}. Looked in:\n{looked}\n"
+                        f"for the files {wanted}.")
     raise DataError(
         f"dataset {info.name!r} not found. Looked in:\n{looked}\nfor the files {wanted}. "
         f"Set {DATA_ENV_VAR} to a directory containing {info.name}/, pass data_dir=, "
