@@ -15,6 +15,7 @@ import json
 import sys
 import time
 
+from reports.cli import say
 from reports.config import ReportConfig
 
 # option -> ReportConfig field (all take the config's parser, so the CLI and TOML agree exactly)
@@ -72,7 +73,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
 
     def progress(msg: str) -> None:
-        print(f"[report {time.perf_counter() - t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
+        say(f"[report {time.perf_counter() - t0:6.1f} s] {msg}")
 
     argv = sys.argv[1:] if sys.argv and sys.argv[0].endswith("spela-hw") else None
     result = build_report(config, progress=progress, argv=argv)
@@ -83,8 +84,7 @@ def run(args) -> int:
     else:
         print(result.index_html)
     for f in result.failures:
-        print(f"spela-hw report: failed: {f['task']}: {f['error']}", file=sys.stderr)
+        say(f"spela-hw report: failed: {f['task']}: {f['error']}")
     if result.failures:
-        print(f"spela-hw report: {len(result.failures)} failure(s); the report in {result.out} is incomplete",
-              file=sys.stderr)
+        say(f"spela-hw report: {len(result.failures)} failure(s); the report in {result.out} is incomplete")
     return 0 if result.complete else 1

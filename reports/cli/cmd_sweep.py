@@ -12,8 +12,9 @@ a bad configuration.
 from __future__ import annotations
 
 import json
-import sys
 import time
+
+from reports.cli import say
 
 
 def register(sub) -> None:
@@ -63,7 +64,7 @@ def run(args) -> int:
     t0 = time.perf_counter()
 
     def progress(msg: str) -> None:
-        print(f"[sweep {time.perf_counter() - t0:7.1f} s] {msg}", file=sys.stderr, flush=True)
+        say(f"[sweep {time.perf_counter() - t0:7.1f} s] {msg}")
 
     if args.report_only:
         from pathlib import Path
@@ -85,8 +86,8 @@ def run(args) -> int:
     else:
         print(res.report if res.report else res.results_path)
     for f in res.failures:
-        print(f"spela-hw sweep: failed: {describe_point(f['point'])}: {f['error']}", file=sys.stderr)
+        say(f"spela-hw sweep: failed: {describe_point(f['point'])}: {f['error']}")
     if res.failures:
-        print(f"spela-hw sweep: {len(res.failures)} of {res.n_points} point(s) failed "
-              "(--resume --retry-failed runs them again)", file=sys.stderr)
+        say(f"spela-hw sweep: {len(res.failures)} of {res.n_points} point(s) failed "
+            "(--resume --retry-failed runs them again)")
     return 1 if res.failures else 0
