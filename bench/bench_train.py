@@ -113,8 +113,8 @@ def make_classifier(recipe: str, precision: str, backend: str = "numba", seed: i
 
 
 class _Threads:
-    """Numba threads (and the fused path's block split) for the duration of a ``with``, and as
-    many BLAS threads (float mini-batches use BLAS; ``threadpoolctl`` when installed)."""
+    """Numba threads (which the estimators' default ``n_jobs=-1`` uses) for the duration of a
+    ``with``, and as many BLAS threads (float mini-batches use BLAS; ``threadpoolctl`` when installed)."""
 
     def __init__(self, n):
         self.n = n
@@ -122,10 +122,8 @@ class _Threads:
     def __enter__(self):
         import numba
 
-        from spela_hw.backends.numba_ops import NumbaOps
-
-        self.saved = (NumbaOps.threads, numba.get_num_threads())
-        NumbaOps.threads = self.n
+        # Estimators keep their default n_jobs=-1 (the numba pool), as `spela-hw train` does.
+        self.saved = numba.get_num_threads()
         numba.set_num_threads(min(self.n, numba.config.NUMBA_NUM_THREADS))
         try:
             from threadpoolctl import threadpool_limits
@@ -137,10 +135,7 @@ class _Threads:
     def __exit__(self, *exc):
         import numba
 
-        from spela_hw.backends.numba_ops import NumbaOps
-
-        NumbaOps.threads = self.saved[0]
-        numba.set_num_threads(self.saved[1])
+        numba.set_num_threads(self.saved)
         if self.blas is not None:
             self.blas.restore_original_limits()
 

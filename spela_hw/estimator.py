@@ -78,6 +78,11 @@ class Classifier:
         Seed of the class vectors (derived from ``random_state`` when ``None``).
     progress : bool
         Show a progress bar on stderr.
+    n_jobs : int or None
+        Kernel threads of the numba backend, as in scikit-learn: ``-1`` (default) uses the cores
+        this process may run on, ``None`` or 1 keeps to one thread. The fused SPELA kernels use
+        at most two, and only in stretches where a thread chooser measures them faster than one
+        (so a busy machine falls back to one). Results never depend on it, bit for bit.
     """
 
     _default_rule = Spela
@@ -85,7 +90,7 @@ class Classifier:
     def __init__(self, layer_sizes=(1024, 10), rule=None, precision=None, activation="leaky_relu",
                  slope=0.001, init="he_uniform", bias_init="uniform_fan_in", batch_size=1, epochs=1,
                  shuffle=True, backend="numba", device=None, random_state=None,
-                 class_vector_seed=None, progress=False):
+                 class_vector_seed=None, progress=False, n_jobs=-1):
         self.layer_sizes = layer_sizes
         self.rule = rule
         self.precision = precision
@@ -101,6 +106,7 @@ class Classifier:
         self.random_state = random_state
         self.class_vector_seed = class_vector_seed
         self.progress = progress
+        self.n_jobs = n_jobs
 
     # -- scikit-learn protocol -----------------------------------------------------------------
     def get_params(self, deep=True):
@@ -115,6 +121,9 @@ class Classifier:
             if k not in valid:
                 raise ConfigError(k, f"unknown parameter of {type(self).__name__}")
             setattr(self, k, v)
+        if "n_jobs" in params and hasattr(self, "_ops"):
+            self._validate_n_jobs()
+            self._ops.threads = self._kernel_threads()
         return self
 
     def __repr__(self):
@@ -135,6 +144,7 @@ class Classifier:
                 raise ConfigError(name, f"must be None or a non-negative integer, got {seed!r}")
         if self.backend not in BACKENDS:
             raise ConfigError("backend", f"must be one of {BACKENDS}, got {self.backend!r}")
+        self._validate_n_jobs()
         precision = self.precision if self.precision is not None else PrecisionSpec()
         if not isinstance(precision, PrecisionSpec):
             raise ConfigError("precision", f"must be a PrecisionSpec, got {type(precision).__name__}")
@@ -148,6 +158,19 @@ class Classifier:
         if getattr(rule, "loss", None) == "softmax_ce" and sizes[-1] != n_classes:
             raise ConfigError("layer_sizes", f"backprop's last layer must have one unit per class ({n_classes})")
         return spec, precision, rule
+
+    def _validate_n_jobs(self):
+        n = self.n_jobs
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not (n >= 1 or n == -1)):
+            raise ConfigError("n_jobs", f"must be None, -1 (all cores) or a positive integer, got {n!r}")
+
+    def _kernel_threads(self) -> int:
+        """Threads the kernels may use: ``n_jobs`` within numba's thread pool (which
+        ``NUMBA_NUM_THREADS`` caps, e.g. to 1 in each worker of a report or sweep)."""
+        import numba
+
+        available = numba.get_num_threads()
+        return available if self.n_jobs == -1 else min(int(self.n_jobs or 1), available)
 
     def _seeds(self):
         ss = np.random.SeedSequence(self.random_state)
@@ -171,6 +194,7 @@ class Classifier:
                                    round_seed, weights, biases, np.random.default_rng(init_seed))
         init_rule_state(self.state_, ops, rule, np.random.default_rng([init_seed, 1]))
         self._ops = ops
+        ops.threads = self._kernel_threads()
         self._shuffle_seed = shuffle_seed
         self.train_counts_ = new_counts(self.state_, "train")
         self.epochs_done_ = 0

@@ -131,6 +131,7 @@ def test_an_explicit_data_dir_is_used_or_refused(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("args, message", [
     (["train", "--limit-train", "0"], "limit-train: must be a positive number of samples, got 0"),
     (["train", "--limit-train", "-5"], "limit-train: must be a positive number of samples, got -5"),
+    (["train", "--jobs", "0"], "n_jobs: must be None, -1 (all cores) or a positive integer, got 0"),
     (["train", "--weight-bits", "0"], "weight_bits: must be an integer from 2 to 16, got 0"),
     (["train", "--weight-range", "0.5"], "weight-range: sets the range of fixed-point weights"),
     (["train", "--seed", "-1"], "random_state: must be None or a non-negative integer, got -1"),

@@ -181,3 +181,26 @@ def test_adam_backprop_resumes_exactly_from_a_model_file(tmp_path):
     back.continue_fit(X, y)
     for w1, w2 in zip(back.state_.weights, full.state_.weights):
         np.testing.assert_array_equal(w1, w2)
+
+
+@pytest.mark.parametrize("precision", [None, PrecisionSpec.fixed(8)])
+@pytest.mark.parametrize("batch_size", [1, 50])
+def test_n_jobs_never_changes_a_result(precision, batch_size):
+    """Two kernel threads (the default where the cores exist) give the weights of one, bit for bit."""
+    import numba
+
+    rng = np.random.default_rng(1)
+    X = (rng.random((600, 784)) * (rng.random((600, 784)) < 0.2)).astype(np.float32)
+    y = np.arange(600) % 10
+    fits = [SpelaClassifier((256, 34), precision=precision, batch_size=batch_size, random_state=2,
+                            n_jobs=n).fit(X, y) for n in (1, -1)]
+    assert fits[0]._ops.threads == 1 and fits[1]._ops.threads == numba.get_num_threads()
+    for wa, wb in zip(fits[0].state_.weights, fits[1].state_.weights):
+        np.testing.assert_array_equal(wa, wb)
+
+
+@pytest.mark.parametrize("n_jobs", [0, -2, 1.5, True, "2"])
+def test_bad_n_jobs_is_named(n_jobs):
+    X, y = toy()
+    with pytest.raises(ConfigError, match="n_jobs"):
+        SpelaClassifier((5, 4), n_jobs=n_jobs).fit(X, y)
