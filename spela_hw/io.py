@@ -210,14 +210,20 @@ def _spec(path, name: str, build, d):
 
 def _read_arrays(path: Path) -> dict:
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise ModelFileError(f"{path}: not a spela-hw model file (a bare .npy array, not an .npz archive)")
-            return {k: z[k] for k in z.files}
+        z = np.load(path, allow_pickle=False)
+        if isinstance(z, np.lib.npyio.NpzFile):
+            with z:
+                arrays = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such model file") from None
     except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
         raise ModelFileError(f"{path}: not a readable spela-hw model file ({exc})") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ModelFileError(f"{path}: not a spela-hw model file (a bare .npy array, not an .npz archive)")
+    odd = [k for k, a in arrays.items() if not isinstance(a, np.ndarray)]
+    if odd:  # a zip member that is not a .npy array comes back as bytes
+        raise ModelFileError(f"{path}: array {odd[0]!r} is not a NumPy array")
+    return arrays
 
 
 def _read_meta(path: Path, arrays: dict) -> dict:
