@@ -319,7 +319,7 @@ def _check_optimizer_arrays(path, state, rule, arrays: dict) -> None:
         want = {"t", *_MOMENTS[kind]} | ({"kind"} if owner == "sigprop" else set())
         if owner and have != want:
             prefix = "sigprop.optim." if owner == "sigprop" else f"optim.{owner}."
-            raise ModelFileError(f"{path}: array {prefix}{sorted(want - have)[0]!r} is missing")
+            raise ModelFileError(f"{path}: array '{prefix}{sorted(want - have)[0]}' is missing")
     if any(slots) and "" not in slots:
         raise ModelFileError(f"{path}: array 'optim.kind' is missing")
 
