@@ -239,8 +239,8 @@ def _read_meta(path: Path, arrays: dict) -> dict:
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a spela-hw model (field 'format' is {_show(meta.get('format'))})")
     if meta.get("version") != VERSION or isinstance(meta.get("version"), bool):
-        raise ModelFileError(f"{path}: model format version {meta.get('version')!r}; this spela-hw "
-                             f"reads version {VERSION}")
+        raise ModelFileError(f"{path}: field 'version': model format version {_show(meta.get('version'))}; "
+                             f"this spela-hw reads version {VERSION}")
     return meta
 
 
