@@ -98,7 +98,7 @@ def _axis_values(key: str, value, where: str) -> list:
         return list(parse_bits(list(items), field_))
     if key == "rules":
         for v in items:
-            if v not in RULES:
+            if not isinstance(v, str) or v not in RULES:
                 raise ConfigError(field_, f"{v!r} is not one of {tuple(RULES)}")
         return list(items)
     if key == "presets":

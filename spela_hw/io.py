@@ -22,6 +22,7 @@ import json
 import math
 import os
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -99,6 +100,9 @@ def save_model(clf, path) -> Path:
 MAX_CLASSES = 10_000
 MAX_ELEMENTS = 1 << 30  # of any one array (weights, class vectors)
 _U64 = 1 << 64
+#: What NumPy raises on a damaged archive or array header (its header parser tokenizes text).
+NPZ_READ_ERRORS = (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, SyntaxError,
+                   tokenize.TokenError)
 
 
 def _integer(lo, hi=_U64 - 1):
@@ -216,7 +220,7 @@ def _read_arrays(path: Path) -> dict:
                 arrays = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise ModelFileError(f"{path}: no such model file") from None
-    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError) as exc:
+    except NPZ_READ_ERRORS as exc:
         raise ModelFileError(f"{path}: not a readable spela-hw model file ({exc})") from None
     if not isinstance(z, np.lib.npyio.NpzFile):
         raise ModelFileError(f"{path}: not a spela-hw model file (a bare .npy array, not an .npz archive)")

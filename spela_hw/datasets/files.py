@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..io import NPZ_READ_ERRORS
 from .registry import FileSpec
 
 __all__ = ["file_digest", "verify_file", "read_idx", "read_npz_array", "IDX_IMAGES_MAGIC",
@@ -194,7 +195,7 @@ def read_npz_array(path: str | os.PathLike, key: str = "arr_0") -> np.ndarray:
             raise DataError(f"{p}: {key!r} in the npz is not a NumPy array")
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    except NPZ_READ_ERRORS as exc:
         raise DataError(f"{p}: not a readable npz file: {exc}") from exc
     arr.setflags(write=False)
     return arr
