@@ -174,3 +174,22 @@ def test_unknown_extra_fields_are_accepted_and_the_model_round_trips(saved, tmp_
     path = rewrite(saved["adam"], tmp_path / "extra.npz", put("dataset", "mnist"))
     X, _ = _toy()
     np.testing.assert_array_equal(load_model(path).predict(X), load_model(saved["adam"]).predict(X))
+
+
+@pytest.mark.parametrize("offset", [78, 118, 122])
+def test_a_damaged_array_header_is_named(saved, tmp_path, offset):
+    """One flipped bit in an .npy header made NumPy's header parser raise tokenize.TokenError."""
+    raw = bytearray(saved["spela"].read_bytes())
+    raw[offset] ^= 1
+    path = tmp_path / "flipped.npz"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ModelFileError, match=r"flipped\.npz: not a readable"):
+        load_model(path)
+
+
+def test_a_bare_npy_is_not_a_model(tmp_path):
+    path = tmp_path / "array.npz"
+    with open(path, "wb") as f:
+        np.save(f, np.zeros(3))
+    with pytest.raises(ModelFileError, match=r"array\.npz: .*bare \.npy"):
+        load_model(path)
