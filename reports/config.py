@@ -13,12 +13,12 @@ updates).
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from sim.tomlfile import read_toml
 from spela_hw import PrecisionSpec
-from spela_hw.errors import ConfigError
+from spela_hw.errors import ConfigError, naming_file
 from spela_hw.specs import RULES
 
 __all__ = [
@@ -39,16 +39,8 @@ FLOAT_NAMES = ("fp32", "float32", "float", "32")
 
 
 def load_toml(path, where: str = "config") -> dict:
-    """Parse a TOML file into a dict; a missing or malformed file raises ConfigError."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(where, f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(where, f"{path} is not valid TOML: {exc}") from None
+    """Parse a TOML file into a dict; a missing, non-UTF-8 or malformed file raises ConfigError."""
+    return read_toml(path, where)
 
 
 # -- value parsers (shared with the sweep config and the CLI) ------------------------------------
@@ -324,7 +316,9 @@ class ReportConfig:
 
     @classmethod
     def from_toml(cls, path) -> "ReportConfig":
-        return cls.from_dict(load_toml(path))
+        """Read a report config file; every error names the file and the field."""
+        with naming_file(path):
+            return cls.from_dict(load_toml(path))
 
     def with_overrides(self, **changes) -> "ReportConfig":
         """A copy with some settings replaced (``None`` values are ignored: not given)."""

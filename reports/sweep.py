@@ -60,7 +60,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from spela_hw.errors import ConfigError
+from spela_hw.errors import ConfigError, naming_file
 from spela_hw.specs import RULES
 
 from .config import _parse_int, load_toml, parse_bits, parse_dims, precision_label, weight_bits_of
@@ -106,7 +106,7 @@ def _axis_values(key: str, value, where: str) -> list:
         return list(parse_bits(list(items), field_))
     if key == "rules":
         for v in items:
-            if v not in RULES:
+            if not isinstance(v, str) or v not in RULES:
                 raise ConfigError(field_, f"{v!r} is not one of {tuple(RULES)}")
         return list(items)
     if key == "presets":
@@ -205,7 +205,9 @@ class SweepConfig:
 
     @classmethod
     def from_toml(cls, path) -> "SweepConfig":
-        return cls.from_dict(load_toml(path, "sweep"))
+        """Read a sweep file; every error names the file and the field."""
+        with naming_file(path):
+            return cls.from_dict(load_toml(path, "sweep"))
 
     def with_overrides(self, **changes) -> "SweepConfig":
         d = {k: getattr(self, k) for k in SETTINGS}

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import copy
 import math
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from spela_hw.errors import ConfigError
+from spela_hw.errors import ConfigError, naming_file
 
+from .tomlfile import read_toml
 from .units import parse_quantity
 
 __all__ = [
@@ -593,6 +593,9 @@ def hardware_from_dict(d: dict, where: str = "hardware") -> HardwareConfig:
     if "base" in d:
         from .presets import preset_dict  # local import: presets imports this module
 
+        if not isinstance(d["base"], str):
+            raise ConfigError("base", f"must be a preset name, got {d['base']!r}")
+
         d = _merge(preset_dict(d["base"]), {k: v for k, v in d.items() if k != "base"})
     if d.get("format_version", 1) != 1:
         raise ConfigError("format_version", f"unsupported version {d.get('format_version')!r}")
@@ -601,6 +604,8 @@ def hardware_from_dict(d: dict, where: str = "hardware") -> HardwareConfig:
             raise ConfigError(key, "missing")
     if not isinstance(d["name"], str) or not d["name"]:
         raise ConfigError("name", "must be a non-empty string")
+    if not isinstance(d.get("description", ""), str):
+        raise ConfigError("description", f"must be a string, got {d['description']!r}")
     sources = d["sources"]
     if not isinstance(sources, list) or not all(isinstance(s, str) and s for s in sources):
         raise ConfigError("sources", "must be a list of non-empty strings")
@@ -625,12 +630,9 @@ def hardware_from_dict(d: dict, where: str = "hardware") -> HardwareConfig:
 
 
 def load_hardware_toml(path: str | Path) -> HardwareConfig:
-    """Read a user hardware file (TOML; may start from a preset with ``base = "..."``)."""
-    p = Path(path)
-    try:
-        d = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("hardware", f"no such file: {p}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("hardware", f"{p} is not valid TOML: {exc}") from None
-    return hardware_from_dict(d, str(p))
+    """Read a user hardware file (TOML; may start from a preset with ``base = "..."``).
+
+    Every error is a :class:`ConfigError` naming the file and the field.
+    """
+    with naming_file(path):
+        return hardware_from_dict(read_toml(path, "hardware"))

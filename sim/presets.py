@@ -8,12 +8,12 @@
 from __future__ import annotations
 
 import functools
-import tomllib
 from importlib import resources
 
 from spela_hw.errors import ConfigError
 
 from .config import HardwareConfig, hardware_from_dict
+from .tomlfile import read_toml
 
 __all__ = ["list_presets", "load_preset", "preset_dict", "resolve_hardware"]
 
@@ -33,10 +33,7 @@ def preset_dict(name: str) -> dict:
     files = _preset_files()
     if name not in files:
         raise ConfigError("preset", f"unknown preset {name!r}; known: {', '.join(sorted(files))}")
-    try:
-        d = tomllib.loads(files[name].read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"preset {name}", f"not valid TOML: {exc}") from None
+    d = read_toml(files[name], f"preset {name}")
     if "base" in d:
         raise ConfigError(f"preset {name}.base", "shipped presets do not inherit")
     return d

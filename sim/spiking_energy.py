@@ -18,13 +18,13 @@ A count the convention does not price is listed in ``unpriced``, never silently 
 from __future__ import annotations
 
 import functools
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 
 from spela_hw.errors import ConfigError
 
 from .tables import ParamRecord, parse_entry
+from .tomlfile import read_toml
 
 __all__ = ["SPIKING_CONVENTIONS", "SpikingEnergyBreakdown", "load_neuromorphic_table",
            "price_spiking", "crossover_spikes_per_input"]
@@ -70,11 +70,7 @@ def parse_neuromorphic(doc: dict, table: str = "neuromorphic") -> NeuromorphicTa
 @functools.cache
 def load_neuromorphic_table() -> NeuromorphicTable:
     """The shipped table, validated (cached)."""
-    text = resources.files("sim").joinpath("tables", _TABLE_FILE).read_text(encoding="utf-8")
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(_TABLE_FILE, f"not valid TOML: {exc}") from None
+    doc = read_toml(resources.files("sim").joinpath("tables", _TABLE_FILE), "neuromorphic")
     return parse_neuromorphic(doc, doc.get("table", "neuromorphic"))
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import functools
 import math
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 
 from spela_hw.errors import ConfigError
 
+from .tomlfile import read_toml
 from .units import parse_quantity, to_unit
 
 __all__ = [
@@ -296,11 +296,7 @@ class EnergyTables:
 
 
 def _read_toml(name: str) -> dict:
-    text = resources.files("sim").joinpath("tables", name).read_text(encoding="utf-8")
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(name, f"not valid TOML: {exc}") from None
+    return read_toml(resources.files("sim").joinpath("tables", name), name.removesuffix(".toml"))
 
 
 def _check_keys(d: dict, allowed: set, where: str) -> None:

@@ -7,6 +7,8 @@ name the offending field so that a message always says *what* was wrong.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 __all__ = [
     "SpelaError",
     "ConfigError",
@@ -16,6 +18,7 @@ __all__ = [
     "SaturationError",
     "ModelFileError",
     "DivergenceError",
+    "naming_file",
 ]
 
 
@@ -32,11 +35,15 @@ class ConfigError(SpelaError, ValueError):
         Dotted name of the offending field, e.g. ``"weight.bits"``.
     message : str
         What is wrong with it.
+    file : str or path-like, optional
+        The file the field was read from; named first in the message.
     """
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str, file=None):
         self.field = field
-        super().__init__(f"{field}: {message}")
+        self.message = message
+        self.file = None if file is None else str(file)
+        super().__init__(f"{field}: {message}" if file is None else f"{file}: {field}: {message}")
 
 
 class DataError(SpelaError, ValueError):
@@ -61,3 +68,17 @@ class ModelFileError(SpelaError, ValueError):
 
 class DivergenceError(SpelaError, ArithmeticError):
     """Training diverged: weights became NaN or infinite (typically a learning rate too large)."""
+
+
+@contextmanager
+def naming_file(path):
+    """Name ``path`` in every :class:`ConfigError` raised inside (unless it names a file already).
+
+    Validation code reports the field; the reader of a file adds which file it came from.
+    """
+    try:
+        yield
+    except ConfigError as exc:
+        if exc.file is not None:
+            raise
+        raise ConfigError(exc.field, exc.message, file=path) from None

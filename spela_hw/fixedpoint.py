@@ -113,9 +113,16 @@ class FixedPointFormat:
 
     @classmethod
     def from_dict(cls, d: dict) -> "FixedPointFormat":
+        if not isinstance(d, dict):
+            raise ConfigError("format", f"must be a table of bits, frac_bits, ..., got {d!r}")
         unknown = set(d) - {"bits", "frac_bits", "signed", "rounding", "overflow"}
         if unknown:
             raise ConfigError(sorted(unknown)[0], "unknown field of FixedPointFormat")
+        for required in ("bits", "frac_bits"):
+            if required not in d:
+                raise ConfigError(required, "missing")
+        if not isinstance(d.get("signed", True), bool):
+            raise ConfigError("signed", f"must be true or false, got {d['signed']!r}")
         return cls(**d)
 
     @classmethod

@@ -19,18 +19,22 @@ may). Opening a file can never run code.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
+import tokenize
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from .counts import Counts
-from .errors import DivergenceError, ModelFileError, SpelaError
+from .backends import BACKENDS
+from .counts import COUNTERS, Counts
+from .errors import ConfigError, DivergenceError, ModelFileError, SpelaError
 from .rules import restore_rule_state, rule_state_arrays
 from .rules.optim import optimizer_state_arrays, restore_optimizer_state
-from .specs import PrecisionSpec, rule_from_dict, spec_to_dict
+from .specs import ACTIVATIONS, BIAS_INITS, INITS, PrecisionSpec, rule_from_dict, spec_to_dict
 
 __all__ = ["save_model", "load_model", "model_path", "read_training_data", "FORMAT", "VERSION"]
 
@@ -127,59 +131,288 @@ def read_training_data(path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+# -- reading: every field of a file someone handed us is checked before anything is built -------
+
+#: Sane limits of what a model file may ask us to allocate beyond its own arrays.
+MAX_CLASSES = 10_000
+MAX_ELEMENTS = 1 << 30  # of any one array (weights, class vectors)
+_U64 = 1 << 64
+#: What NumPy raises on a damaged archive or array header (its header parser tokenizes text).
+NPZ_READ_ERRORS = (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, SyntaxError,
+                   tokenize.TokenError)
+
+
+def _integer(lo, hi=_U64 - 1):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _optional(check):
+    return lambda v: v is None or check(v)
+
+
+def _one_of(choices):
+    return lambda v: isinstance(v, str) and v in choices
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_widths(v) -> bool:
+    return isinstance(v, list) and len(v) >= 1 and all(_integer(1, MAX_ELEMENTS)(d) for d in v)
+
+
+def _is_classes(v) -> bool:
+    """Distinct labels, all numbers or all strings, in the sorted order ``np.unique`` gives them."""
+    if not isinstance(v, list) or not 2 <= len(v) <= MAX_CLASSES:
+        return False
+    if not (all(_is_number(c) for c in v) or all(isinstance(c, str) for c in v)):
+        return False
+    return all(a < b for a, b in zip(v, v[1:]))
+
+
+def _is_history(v) -> bool:
+    return isinstance(v, list) and all(isinstance(r, dict) for r in v)
+
+
+def _is_table(v) -> bool:
+    return isinstance(v, dict)
+
+
+def _is_counter_table(v) -> bool:
+    return (isinstance(v, dict) and set(v) <= set(COUNTERS)
+            and all(isinstance(x, list) and all(_integer(0, _U64 // 2 - 1)(n) for n in x) for x in v.values()))
+
+
+def _meta_fields(estimators) -> dict:
+    """field -> (check, what it must be) of the metadata; ``params`` and ``train_counts`` nest."""
+    seed = (_integer(0), "a non-negative 64-bit integer")
+    table = (_is_table, "a JSON object")
+    return {
+        "estimator": (_one_of(estimators), f"one of {sorted(estimators)}"),
+        "params": table,
+        "params.layer_sizes": (_is_widths, f"a non-empty list of positive integers up to {MAX_ELEMENTS}"),
+        "params.activation": (_one_of(ACTIVATIONS), f"one of {ACTIVATIONS}"),
+        "params.slope": (lambda v: _is_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+        "params.init": (_one_of(INITS), f"one of {INITS}"),
+        "params.bias_init": (_one_of(BIAS_INITS), f"one of {BIAS_INITS}"),
+        "params.batch_size": (_integer(1, MAX_ELEMENTS), "a positive integer"),
+        "params.epochs": (_integer(0, MAX_ELEMENTS), "a non-negative integer"),
+        "params.shuffle": (lambda v: isinstance(v, bool), "true or false"),
+        "params.backend": (_one_of(BACKENDS), f"one of {BACKENDS}"),
+        "params.random_state": (_optional(seed[0]), "null or a non-negative 64-bit integer"),
+        "params.class_vector_seed": (_optional(seed[0]), "null or a non-negative 64-bit integer"),
+        "rule": table,
+        "precision": table,
+        "classes": (_is_classes, f"a sorted list of 2 to {MAX_CLASSES} distinct labels, all numbers "
+                                 f"or all strings"),
+        "n_features_in": (_integer(1, MAX_ELEMENTS), "a positive integer"),
+        "class_vector_seed": seed,
+        "rounding_seed": seed,
+        "update_step": (_integer(0, _U64 - 1), "a non-negative integer"),
+        "epochs_done": (_integer(0, MAX_ELEMENTS), "a non-negative integer"),
+        "history": (_is_history, "a list of epoch records (JSON objects)"),
+        "train_counts": table,
+        "train_counts.n_layers": (_integer(1, MAX_ELEMENTS), "a positive integer"),
+        "train_counts.phase": (lambda v: v == "train", "'train'"),
+        "train_counts.precision": (lambda v: isinstance(v, str), "a string"),
+        "train_counts.bits": (lambda v: isinstance(v, dict) and all(_integer(0, 64)(b) for b in v.values()),
+                              "a JSON object of bit widths"),
+        "train_counts.samples": (_integer(0, _U64 // 2 - 1), "a non-negative integer"),
+        "train_counts.update_steps": (_integer(0, _U64 // 2 - 1), "a non-negative integer"),
+        "train_counts.data": (_is_counter_table, f"a JSON object of counters ({', '.join(COUNTERS)}), "
+                                                 f"each a list of non-negative integers"),
+    }
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_meta(path, meta: dict, fields: dict) -> None:
+    """Check every field of ``fields`` (dotted names nest) in order; unknown extra fields are fine."""
+    for name, (check, must_be) in fields.items():
+        parent, _, key = name.rpartition(".")
+        table = meta[parent] if parent else meta
+        if key not in table:
+            raise ModelFileError(f"{path}: field {name!r} is missing")
+        if not check(table[key]):
+            raise ModelFileError(f"{path}: field {name!r} must be {must_be}, got {_show(table[key])}")
+
+
+def _spec(path, name: str, build, d):
+    """A rule or precision spec from its dict, its errors named as fields of the file."""
+    try:
+        return build(d)
+    except ConfigError as exc:
+        raise ModelFileError(f"{path}: field '{name}.{exc.field}': {exc.message}") from None
+
+
+def _read_arrays(path: Path) -> dict:
+    try:
+        z = np.load(path, allow_pickle=False)
+        if isinstance(z, np.lib.npyio.NpzFile):
+            with z:
+                arrays = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: no such model file") from None
+    except NPZ_READ_ERRORS as exc:
+        raise ModelFileError(f"{path}: not a readable spela-hw model file ({exc})") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ModelFileError(f"{path}: not a spela-hw model file (a bare .npy array, not an .npz archive)")
+    odd = [k for k, a in arrays.items() if not isinstance(a, np.ndarray)]
+    if odd:  # a zip member that is not a .npy array comes back as bytes
+        raise ModelFileError(f"{path}: array {odd[0]!r} is not a NumPy array")
+    return arrays
+
+
+def _read_meta(path: Path, arrays: dict) -> dict:
+    meta = arrays.get("meta")
+    if meta is None or not isinstance(meta, np.ndarray) or meta.shape != () or meta.dtype.kind != "U":
+        raise ModelFileError(f"{path}: missing or corrupt metadata (no 0-d text array 'meta')")
+    try:
+        meta = json.loads(str(meta))
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ModelFileError(f"{path}: corrupt metadata: not JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{path}: corrupt metadata: not a JSON object")
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a spela-hw model (field 'format' is {_show(meta.get('format'))})")
+    if meta.get("version") != VERSION or isinstance(meta.get("version"), bool):
+        raise ModelFileError(f"{path}: field 'version': model format version {_show(meta.get('version'))}; "
+                             f"this spela-hw reads version {VERSION}")
+    return meta
+
+
+def _layer_arrays(path, meta: dict, arrays: dict) -> tuple[list, list]:
+    """Each layer's stored weights and biases, their shapes checked against the metadata."""
+    sizes = meta["params"]["layer_sizes"]
+    dims = [meta["n_features_in"], *sizes]
+    expected = {f"{kind}_{k}" for k in range(len(sizes)) for kind in ("weight", "bias")}
+    present = {name for name in arrays if name.startswith(("weight_", "bias_"))}
+    if present != expected:
+        odd = sorted(present ^ expected)[0]
+        what = "missing" if odd in expected else "not expected"
+        raise ModelFileError(f"{path}: array {odd!r} is {what}: field 'params.layer_sizes' lists "
+                             f"{len(sizes)} layers, the file stores {len(present) // 2}")
+    weights, biases = [], []
+    for k in range(len(sizes)):
+        for name, shape in ((f"weight_{k}", (dims[k + 1], dims[k])), (f"bias_{k}", (dims[k + 1],))):
+            a = arrays[name]
+            if a.shape != shape:
+                raise ModelFileError(f"{path}: array {name!r} has shape {a.shape}, but fields "
+                                     f"'n_features_in' and 'params.layer_sizes' give {shape}")
+        weights.append(arrays[f"weight_{k}"])
+        biases.append(arrays[f"bias_{k}"])
+    if len(meta["classes"]) * max(sizes) > MAX_ELEMENTS:
+        raise ModelFileError(f"{path}: field 'classes': {len(meta['classes'])} class vectors of up to "
+                             f"{max(sizes)} entries exceed {MAX_ELEMENTS} elements")
+    if meta["train_counts"]["n_layers"] != len(sizes) or any(
+            len(v) != len(sizes) for v in meta["train_counts"]["data"].values()):
+        raise ModelFileError(f"{path}: field 'train_counts' does not count {len(sizes)} layers")
+    return weights, biases
+
+
+_MOMENTS = {"sgd": ("u_w", "u_b"), "adam": ("m_w", "m_b", "v_w", "v_b")}
+
+
+def _optimizer_slot(name: str) -> tuple[str, str] | None:
+    """``(owner, slot)`` of an optimiser-state array (``optim.kind`` -> ``("", "kind")``), else None."""
+    if name.startswith("sigprop.optim."):
+        return "sigprop", name.removeprefix("sigprop.optim.")
+    if name.startswith("optim."):
+        owner, _, slot = name.removeprefix("optim.").rpartition(".")
+        return owner, slot
+    return None
+
+
+def _check_optimizer_arrays(path, state, rule, arrays: dict) -> None:
+    """Optimiser state arrays: known names, complete per layer, shaped like their parameters, finite."""
+    kind = rule.optimizer.kind
+    params = {str(k): (w, b) for k, (w, b) in enumerate(zip(state.weights, state.biases))}
+    front = state.extra.get("sigprop", {}).get("front")
+    if front is not None:
+        params["sigprop"] = (front, front[:, 0])  # the front has no bias: its bias moments are per row
+    slots: dict[str, set] = {}
+    for name, a in arrays.items():
+        found = _optimizer_slot(name)
+        if found is None:
+            continue
+        owner, slot = found
+        if slot == "kind":
+            ok = owner in ("", "sigprop") and a.shape == () and a.dtype.kind == "U" and str(a) == kind
+            must_be = f"{kind!r}, the optimizer of field 'rule'"
+        elif owner not in params:
+            ok, must_be = False, "named after a layer index"
+        elif slot == "t":
+            ok = a.shape == () and a.dtype.kind in "iu" and int(a) >= 0
+            must_be = "a non-negative integer step count"
+        else:
+            like = params[owner][0 if slot.endswith("w") else 1]
+            ok = (slot in _MOMENTS[kind] and a.shape == like.shape and a.dtype == np.float32
+                  and bool(np.all(np.isfinite(a))))
+            must_be = f"one of {_MOMENTS[kind]}: finite float32 shaped {like.shape}"
+        if not ok:
+            raise ModelFileError(f"{path}: array {name!r} must be {must_be}, got {a.dtype}{a.shape}")
+        slots.setdefault(owner, set()).add(slot)
+    for owner, have in slots.items():
+        want = {"t", *_MOMENTS[kind]} | ({"kind"} if owner == "sigprop" else set())
+        if owner and have != want:
+            prefix = "sigprop.optim." if owner == "sigprop" else f"optim.{owner}."
+            raise ModelFileError(f"{path}: array '{prefix}{sorted(want - have)[0]}' is missing")
+    if any(slots) and "" not in slots:
+        raise ModelFileError(f"{path}: array 'optim.kind' is missing")
+
+
 def load_model(path):
-    """Read a model written by :func:`save_model`; errors name the file and what is wrong."""
+    """Read a model written by :func:`save_model`.
+
+    Every metadata field and array is checked before the model is built, so a file that was
+    edited, truncated or made up never allocates more than it holds nor gives a traceback.
+
+    Raises
+    ------
+    ModelFileError
+        Naming the file and the field or array that is wrong.
+    """
     from . import estimator as est
 
     path = Path(path)
+    arrays = _read_arrays(path)
+    meta = _read_meta(path, arrays)
+    estimators = {c.__name__: c for c in (est.Classifier, est.SpelaClassifier, est.BackpropClassifier)}
+    _check_meta(path, meta, _meta_fields(estimators))
+    rule = _spec(path, "rule", rule_from_dict, meta["rule"])
+    precision = _spec(path, "precision", PrecisionSpec.from_dict, meta["precision"])
+    weights, biases = _layer_arrays(path, meta, arrays)
+    params = {k: meta["params"][k] for k in _PARAMS}
+    params["layer_sizes"] = tuple(params["layer_sizes"])
+    clf = estimators[meta["estimator"]](**params, rule=rule, precision=precision)
+    clf.class_vector_seed = meta["class_vector_seed"]
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: no such model file") from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise ModelFileError(f"{path}: not a readable spela-hw model file ({exc})") from None
-    try:
-        meta = json.loads(str(arrays["meta"]))
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path}: missing or corrupt metadata ({exc})") from None
-    if meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a spela-hw model (format {meta.get('format')!r})")
-    if meta.get("version") != VERSION:
-        raise ModelFileError(f"{path}: model format version {meta.get('version')!r}; this spela-hw "
-                             f"reads version {VERSION}")
-    classes_by_name = {c.__name__: c for c in (est.Classifier, est.SpelaClassifier, est.BackpropClassifier)}
-    try:
-        cls = classes_by_name[meta["estimator"]]
-        params = dict(meta["params"])
-        params["layer_sizes"] = tuple(params["layer_sizes"])
-        clf = cls(**params, rule=rule_from_dict(meta["rule"]),
-                  precision=PrecisionSpec.from_dict(meta["precision"]))
-        clf.class_vector_seed = meta["class_vector_seed"]
-        n_layers = len(params["layer_sizes"])
-        weights = [arrays[f"weight_{k}"] for k in range(n_layers)]
-        biases = [arrays[f"bias_{k}"] for k in range(n_layers)]
-    except (KeyError, TypeError) as exc:
-        raise ModelFileError(f"{path}: incomplete model file (missing {exc})") from None
-    clf._initialize(meta["n_features_in"], np.asarray(meta["classes"]))
+        clf._initialize(meta["n_features_in"], np.asarray(meta["classes"]))
+    except ConfigError as exc:
+        raise ModelFileError(f"{path}: field 'params.{exc.field}': {exc.message}") from None
     st = clf.state_
     for k, (w, b) in enumerate(zip(weights, biases)):
-        if w.shape != st.weights[k].shape or b.shape != st.biases[k].shape:
-            raise ModelFileError(f"{path}: layer {k} has shape {w.shape}, expected {st.weights[k].shape}")
         if w.dtype != st.weights[k].dtype or b.dtype != st.biases[k].dtype:
-            raise ModelFileError(f"{path}: layer {k} stored as {w.dtype}, expected {st.weights[k].dtype}")
+            raise ModelFileError(f"{path}: arrays 'weight_{k}', 'bias_{k}' stored as {w.dtype}, {b.dtype}; "
+                                 f"field 'precision' gives {st.weights[k].dtype}")
         if w.dtype.kind == "f" and not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
-            raise ModelFileError(f"{path}: layer {k} holds NaN or inf")
+            raise ModelFileError(f"{path}: arrays 'weight_{k}', 'bias_{k}' hold NaN or inf")
         fmt = clf.precision_.weight
         if fmt is not None and (min(w.min(), b.min()) < fmt.min_int or max(w.max(), b.max()) > fmt.max_int):
-            raise ModelFileError(f"{path}: layer {k} holds codes outside the weight format {fmt}")
+            raise ModelFileError(f"{path}: arrays 'weight_{k}', 'bias_{k}' hold codes outside the weight "
+                                 f"format {fmt} of field 'precision'")
         st.weights[k][...] = w
         st.biases[k][...] = b
+    _check_optimizer_arrays(path, st, clf.rule_, arrays)
     restore_optimizer_state(st, arrays)
     try:
         restore_rule_state(clf.rule_, st, arrays)
     except SpelaError as exc:
-        raise ModelFileError(f"{path}: {exc}") from None
+        raise ModelFileError(f"{path}: array {exc}") from None
     st.rounding_seed = int(meta["rounding_seed"])
     st.update_step = int(meta["update_step"])
     clf.epochs_done_ = int(meta["epochs_done"])

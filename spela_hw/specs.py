@@ -228,14 +228,18 @@ class PrecisionSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PrecisionSpec":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(sorted(unknown)[0], "unknown field of PrecisionSpec")
+        _check_table(cls, d)
         exps = d.get("weight_exponents") or ()
         if not isinstance(exps, (list, tuple)):
             raise ConfigError("weight_exponents", f"must be a list of integers, got {exps!r}")
-        return cls(**{k: (FixedPointFormat.from_dict(v) if v is not None else None)
-                      for k, v in d.items() if k != "weight_exponents"}, weight_exponents=tuple(exps))
+        formats = {}
+        for k, v in d.items():
+            if k != "weight_exponents":
+                try:
+                    formats[k] = FixedPointFormat.from_dict(v) if v is not None else None
+                except ConfigError as exc:
+                    raise ConfigError(f"{k}.{exc.field}", exc.message) from None
+        return cls(**formats, weight_exponents=tuple(exps))
 
 
 @dataclass(frozen=True)
@@ -447,23 +451,30 @@ def spec_to_dict(spec) -> dict:
     return d
 
 
+def _check_table(cls, d, where: str = "", extra=()) -> None:
+    """``d`` is a dict of ``cls``'s fields (plus ``extra`` keys): else ConfigError naming the key."""
+    if not isinstance(d, dict):
+        raise ConfigError(where or cls.__name__, f"must be a table, got {d!r}")
+    unknown = set(d) - {f.name for f in fields(cls)} - set(extra)
+    if unknown:
+        raise ConfigError(where + str(sorted(unknown, key=str)[0]), f"unknown field of {cls.__name__}")
+
+
 def rule_from_dict(d: dict):
     """Inverse of :func:`spec_to_dict` for rules."""
-    d = dict(d)
-    name = d.pop("rule", None)
-    if name not in RULES:
+    name = d.get("rule") if isinstance(d, dict) else None
+    if not isinstance(name, str) or name not in RULES:
         raise ConfigError("rule", f"must be one of {tuple(RULES)}, got {name!r}")
-    if "optimizer" in d:
-        opt = dict(d["optimizer"])
-        kind = opt.pop("kind", "sgd")
-        if kind not in OPTIMIZERS:
-            raise ConfigError("optimizer.kind", f"must be one of {tuple(OPTIMIZERS)}, got {kind!r}")
-        d["optimizer"] = OPTIMIZERS[kind](**opt)
     cls = RULES[name]
-    known = {f.name for f in fields(cls)}
-    unknown = set(d) - known
-    if unknown:
-        raise ConfigError(sorted(unknown)[0], f"unknown field of {cls.__name__}")
+    _check_table(cls, d, extra=("rule",))
+    d = {k: v for k, v in d.items() if k != "rule"}
+    if "optimizer" in d:
+        opt = d["optimizer"]
+        kind = opt.get("kind", "sgd") if isinstance(opt, dict) else None
+        if not isinstance(kind, str) or kind not in OPTIMIZERS:
+            raise ConfigError("optimizer.kind", f"must be one of {tuple(OPTIMIZERS)}, got {kind!r}")
+        _check_table(OPTIMIZERS[kind], opt, "optimizer.", extra=("kind",))
+        d["optimizer"] = OPTIMIZERS[kind](**{k: v for k, v in opt.items() if k != "kind"})
     return cls(**d)
 
 

@@ -605,3 +605,31 @@ def test_xor_rejects_bad_arguments(kwargs, field):
     with pytest.raises(ConfigError) as err:
         make_noisy_xor(**kwargs)
     assert err.value.field == field
+
+
+# -- malformed files a user may hand us (see also tests/test_fuzz_readers.py) ---------------------
+def test_npz_reader_names_a_bare_npy_and_a_member_that_is_no_array(tmp_path):
+    import zipfile
+
+    from spela_hw.datasets.files import read_npz_array
+
+    bare = tmp_path / "bare.npz"
+    with open(bare, "wb") as f:
+        np.save(f, np.zeros(3, np.uint8))
+    with pytest.raises(DataError, match=r"bare\.npz: not an npz archive"):
+        read_npz_array(bare)
+    odd = tmp_path / "odd.npz"
+    with zipfile.ZipFile(odd, "w") as z:
+        z.writestr("arr_0", b"not an array")
+    with pytest.raises(DataError, match=r"odd\.npz: 'arr_0' in the npz is not a NumPy array"):
+        read_npz_array(odd)
+
+
+def test_idx_header_announcing_2_to_the_64_bytes_is_named(tmp_path):
+    """2**31 * 2**31 * 4 wrapped to 0 in int64: the header alone passed the size check."""
+    from spela_hw.datasets.files import IDX_IMAGES_MAGIC, read_idx
+
+    path = tmp_path / "forged-idx3-ubyte"
+    path.write_bytes(struct.pack(">IIII", IDX_IMAGES_MAGIC, 2**31, 2**31, 4))
+    with pytest.raises(DataError, match=r"forged-idx3-ubyte: truncated: header announces"):
+        read_idx(path, IDX_IMAGES_MAGIC)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import math
 import os
 import threading
 import zipfile
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from ..io import NPZ_READ_ERRORS
 from .registry import FileSpec
 
 __all__ = ["file_digest", "verify_file", "read_idx", "read_npz_array", "IDX_IMAGES_MAGIC",
@@ -164,7 +166,7 @@ def read_idx(path: str | os.PathLike, expected_magic: int) -> np.ndarray:
     if len(data) < header:
         raise DataError(f"{p}: truncated: {len(data)} bytes, IDX header needs {header}")
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    expected = header + int(np.prod(dims, dtype=np.int64))
+    expected = header + math.prod(dims)  # Python ints: a forged header cannot overflow
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "trailing bytes"
         raise DataError(f"{p}: {what}: header announces shape {dims} = {expected} bytes, "
@@ -182,13 +184,18 @@ def read_npz_array(path: str | os.PathLike, key: str = "arr_0") -> np.ndarray:
     """
     p = Path(path)
     try:
-        with np.load(p, allow_pickle=False) as z:
+        z = np.load(p, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):  # a bare .npy array, not an archive
+            raise DataError(f"{p}: not an npz archive (a single .npy array)")
+        with z:
             if key not in z.files:
                 raise DataError(f"{p}: no array {key!r} in the npz (has {z.files})")
             arr = z[key]
+        if not isinstance(arr, np.ndarray):  # a zip member that is not a .npy array comes back as bytes
+            raise DataError(f"{p}: {key!r} in the npz is not a NumPy array")
     except DataError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    except NPZ_READ_ERRORS as exc:
         raise DataError(f"{p}: not a readable npz file: {exc}") from exc
     arr.setflags(write=False)
     return arr
