@@ -1,0 +1,110 @@
+"""Several processes, one kernel cache (issue 13, part 1).
+
+numba's on-disk cache is shared by sweep and report workers and by ``spela-hw`` commands run side
+by side. These tests force the interleavings that corrupt numba's own cache, check that the
+package's cache (``spela_hw._kernels.SharedCache``) survives them, and train several
+configurations at once on one fresh cache under CPU load, bit for bit against a serial run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A tiny kernel made by the package's decorator, in its own file (numba caches by file).
+KERNEL_MODULE = """
+from spela_hw._kernels import jit
+
+@jit
+def ident(x):
+    return x
+"""
+
+
+def _env(cache_dir: Path | None, **extra) -> dict:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **extra}
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = str(cache_dir)
+    return env
+
+
+def _python(code: str, env: dict, cwd: Path, timeout: float = 300) -> str:
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=cwd, capture_output=True,
+                       text=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+# Forces the interleaving in which numba's unlocked save corrupts a fresh index: A and B both read
+# the empty index (both take data file 1), B writes the index last, A writes data file 1 last, so
+# the index names A's machine code for B's signature. A waits at most 3 s for each step of B, so
+# under a lock, which keeps B out until A is done, the script just runs one save after the other.
+RACER = """
+import sys, time
+from pathlib import Path
+from numba.core import caching
+
+role, arg, sync = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+
+def mark(name):
+    (sync / name).touch()
+
+def wait(name):
+    t0 = time.monotonic()
+    while not (sync / name).exists() and time.monotonic() - t0 < 3:
+        time.sleep(0.005)
+
+save_index, save_data = caching.IndexDataCacheFile._save_index, caching.IndexDataCacheFile._save_data
+
+def hooked_index(self, overloads):
+    if role == "a":
+        mark("a_picked"); wait("b_picked"); save_index(self, overloads); mark("a_index")
+    else:
+        mark("b_picked"); wait("a_index"); save_index(self, overloads)
+
+def hooked_data(self, name, data):
+    if role == "a":
+        wait("b_data"); save_data(self, name, data)
+    else:
+        save_data(self, name, data); mark("b_data")
+
+caching.IndexDataCacheFile._save_index = hooked_index
+caching.IndexDataCacheFile._save_data = hooked_data
+from racy import ident
+wait("a_picked" if role == "b" else "go")
+print(repr(ident(eval(arg))))
+"""
+
+
+def test_concurrent_saves_of_two_signatures_keep_each_ones_machine_code(tmp_path):
+    """numba numbers a new overload's data file from the index it has just read, unlocked: two
+    processes saving different signatures of one kernel at once both take ``.1.nbc`` and the index
+    ends up naming the other signature's code. Every later process then runs the wrong machine
+    code (here: a float kernel for an int argument). The package's cache serialises saves."""
+    (tmp_path / "racy.py").write_text(KERNEL_MODULE)
+    cache, sync = tmp_path / "cache", tmp_path / "sync"
+    sync.mkdir()
+    (sync / "go").touch()
+    env = _env(cache)
+    procs = [subprocess.Popen([sys.executable, "-c", RACER, role, arg, str(sync)], env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for role, arg in (("a", "1.5"), ("b", "7"))]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    # A later process loads both signatures from the cache the two racers wrote.
+    out = _python("""
+        from racy import ident
+        print(repr(ident(7)), repr(ident(1.5)), sum(ident.stats.cache_hits.values()))
+        """, env, tmp_path)
+    assert out.split() == ["7", "1.5", "2"]
