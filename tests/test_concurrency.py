@@ -108,3 +108,58 @@ def test_concurrent_saves_of_two_signatures_keep_each_ones_machine_code(tmp_path
         print(repr(ident(7)), repr(ident(1.5)), sum(ident.stats.cache_hits.values()))
         """, env, tmp_path)
     assert out.split() == ["7", "1.5", "2"]
+
+
+def test_boundscheck_and_normal_builds_never_load_each_other(tmp_path):
+    """numba's cache key leaves out ``NUMBA_BOUNDSCHECK``: a checked build would be loaded by
+    normal runs (slow) and a normal build by a checked run (nothing checked)."""
+    (tmp_path / "racy.py").write_text(KERNEL_MODULE)
+    call = "from racy import ident; ident(1); print(sum(ident.stats.cache_hits.values()))"
+    runs = [("0", "0"), ("1", "0"), ("0", "1"), ("1", "1")]  # (NUMBA_BOUNDSCHECK, expected cache hits)
+    hits = [_python(call, _env(tmp_path / "cache", NUMBA_BOUNDSCHECK=bc), tmp_path).strip() for bc, _ in runs]
+    assert hits == [h for _, h in runs]
+
+
+def test_stale_kernels_are_dropped_in_numba_cache_dir(tmp_path):
+    """With ``NUMBA_CACHE_DIR`` set, numba caches the kernels there, not in ``__pycache__``: the
+    cache dropped when a kernel source changes must be that one."""
+    import spela_hw._kernels as k
+    from numba.core.caching import _CacheLocator
+
+    cache = tmp_path / _CacheLocator.get_suitable_cache_subpath(k.__file__)
+    cache.mkdir()
+    stale = cache / "fused.csc_of-92.py313.nbi"
+    stale.write_bytes(b"compiled from other sources")
+    (cache / "kernel-sources.sha256").write_text("other sources")
+    _python("import spela_hw._kernels", _env(tmp_path), tmp_path)
+    assert not stale.exists()
+
+
+def test_kernels_are_neither_loaded_nor_saved_once_sources_change_on_disk(tmp_path, monkeypatch):
+    """A process started before the kernel sources were edited must not save machine code built
+    from its old sources into the cache that a newer process has just dropped, nor load what the
+    newer one saved."""
+    import importlib
+
+    from spela_hw._kernels import drop_stale_cache
+
+    (tmp_path / "racy.py").write_text(KERNEL_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def fresh_kernel():
+        sys.modules.pop("racy", None)
+        return importlib.import_module("racy").ident
+
+    ident = fresh_kernel()
+    cache = Path(ident._cache.cache_path)
+    drop_stale_cache(tmp_path, cache)  # the sources this process runs
+    ident(1)
+    saved = sorted(cache.glob("*.nb*"))
+    again = fresh_kernel()
+    assert saved and again(1) == 1 and sum(again.stats.cache_hits.values()) == 1  # sources agree: loaded
+    (cache / "kernel-sources.sha256").write_text("newer sources")  # another process edited and dropped
+    ident = fresh_kernel()
+    assert ident(1) == 1 and ident(1.5) == 1.5
+    assert sum(ident.stats.cache_hits.values()) == 0  # not loaded
+    assert sorted(cache.glob("*.nb*")) == saved  # not saved
+    sys.modules.pop("racy", None)
