@@ -163,3 +163,102 @@ def test_kernels_are_neither_loaded_nor_saved_once_sources_change_on_disk(tmp_pa
     assert sum(ident.stats.cache_hits.values()) == 0  # not loaded
     assert sorted(cache.glob("*.nb*")) == saved  # not saved
     sys.modules.pop("racy", None)
+
+
+# -- stress: several configurations trained at once on one fresh cache, under CPU load ------------
+
+# Every rule, float32 and 8-bit weights, per-sample and mini-batch, 2 and 9 layers.
+CONFIGS = [
+    {"rule": "spela", "bits": None, "batch": 1, "layers": 2},
+    {"rule": "spela", "bits": 8, "batch": 50, "layers": 9},
+    {"rule": "backprop", "bits": None, "batch": 50, "layers": 9},
+    {"rule": "backprop", "bits": 8, "batch": 1, "layers": 2},
+    {"rule": "sigprop", "bits": None, "batch": 50, "layers": 2},
+    {"rule": "sigprop", "bits": 8, "batch": 1, "layers": 9},
+]
+N_TRAIN = 200
+
+
+def train(config: dict) -> list[np.ndarray]:
+    """Weights and biases of ``config`` trained for one epoch on the first bundled MNIST samples."""
+    from spela_hw import Classifier, PrecisionSpec, load_dataset
+    from spela_hw.specs import RULES
+
+    data = load_dataset("mnist-bundled")
+    x, y = data.features("train")[:N_TRAIN], data.y_train[:N_TRAIN]
+    clf = Classifier((16,) * (config["layers"] - 1) + (10,), rule=RULES[config["rule"]](),
+                     precision=PrecisionSpec.fixed(config["bits"]) if config["bits"] else None,
+                     batch_size=config["batch"], epochs=1, random_state=7)
+    clf.fit(x, y)
+    return [*clf.state_.weights, *clf.state_.biases]
+
+
+def kernel_cache_stats() -> tuple[int, int]:
+    """(signatures compiled, signatures loaded from the cache) over every numba function of the
+    package in this process."""
+    from numba.core.registry import CPUDispatcher
+
+    misses = hits = 0
+    for name, module in list(sys.modules.items()):
+        if name.startswith(("spela_hw", "sim")):
+            for obj in vars(module).values():
+                if isinstance(obj, CPUDispatcher):
+                    misses += sum(obj.stats.cache_misses.values())
+                    hits += sum(obj.stats.cache_hits.values())
+    return misses, hits
+
+
+CHILD = """
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[3])
+from test_concurrency import kernel_cache_stats, train
+arrays = train(json.loads(sys.argv[1]))
+np.savez(sys.argv[2], *arrays)
+print(json.dumps(kernel_cache_stats()))
+"""
+
+
+def _train_at_once(configs, cache: Path, out: Path) -> list[tuple[int, int]]:
+    """Start one process per configuration at once on ``cache``; their (compiled, loaded) counts."""
+    out.mkdir()
+    env = _env(cache, NUMBA_NUM_THREADS="2")
+    procs = [subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(c), str(out / f"{i}.npz"), str(ROOT / "tests")],
+                              env=env, cwd=out, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i, c in enumerate(configs)]
+    stats = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=600)
+        assert p.returncode == 0, stderr  # a crash (e.g. -11) or a traceback
+        stats.append(tuple(json.loads(stdout.splitlines()[-1])))
+    return stats
+
+
+@pytest.mark.slow
+def test_configurations_trained_at_once_on_one_fresh_cache_equal_a_serial_run(tmp_path):
+    """Six processes start together on an empty ``NUMBA_CACHE_DIR`` (every kernel compiled and saved
+    concurrently, many of them in several signatures), with a busy loop competing for the cores;
+    six more then load everything from the cache the first six wrote. Every weight and bias of
+    every run equals, bit for bit, the same configuration trained alone in this process."""
+    cache = tmp_path / "cache"
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        t0 = time.perf_counter()
+        compiled = _train_at_once(CONFIGS, cache, tmp_path / "compiled")
+        t1 = time.perf_counter()
+        loaded = _train_at_once(CONFIGS, cache, tmp_path / "loaded")
+        t2 = time.perf_counter()
+    finally:
+        busy.kill()
+        busy.wait()
+    print(f"{len(CONFIGS)} processes at once: compile round {t1 - t0:.1f} s, load round {t2 - t1:.1f} s; "
+          f"(compiled, loaded) signatures {compiled} then {loaded}")
+    assert all(n > 0 for n, _ in compiled)  # the first round compiled (the cache was empty)
+    assert all(n == 0 and h > 0 for n, h in loaded)  # the second found every signature, intact
+    for i, config in enumerate(CONFIGS):
+        serial = train(config)
+        for run in ("compiled", "loaded"):
+            with np.load(tmp_path / run / f"{i}.npz") as f:
+                arrays = [f[f"arr_{j}"] for j in range(len(serial))]
+            for a, b in zip(arrays, serial):
+                assert a.dtype == b.dtype and np.array_equal(a, b), (run, config)
