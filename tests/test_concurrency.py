@@ -262,3 +262,40 @@ def test_configurations_trained_at_once_on_one_fresh_cache_equal_a_serial_run(tm
                 arrays = [f[f"arr_{j}"] for j in range(len(serial))]
             for a, b in zip(arrays, serial):
                 assert a.dtype == b.dtype and np.array_equal(a, b), (run, config)
+
+
+# -- the kernels' tests once more with numba's bounds checking ------------------------------------
+
+# The kernel tests that reach every kernel family (fused SPELA step, fixed and float chunk trainers,
+# backprop, sigprop, the crossbar device) in the least time; all of tests/test_fast_kernels.py
+# passed too when this list was made (3.5 min).
+BOUNDSCHECKED = ["tests/test_core_bitexact.py", "tests/test_backprop.py", "tests/test_sigprop.py",
+                 "tests/test_sim_device.py", "tests/test_fast_kernels.py::test_fused_equals_reference"]
+
+OUT_OF_RANGE = """
+from spela_hw._kernels import jit
+
+@jit
+def poke(a, i):
+    a[i] = 1.0
+"""
+
+
+@pytest.mark.slow
+def test_kernel_tests_pass_with_bounds_checking(tmp_path):
+    """With ``NUMBA_BOUNDSCHECK=1`` (and a cache of its own) every array index is checked: an
+    out-of-range read or write raises ``IndexError`` instead of touching memory past an array."""
+    env = _env(tmp_path / "cache", NUMBA_BOUNDSCHECK="1")
+    (tmp_path / "oob.py").write_text(OUT_OF_RANGE)
+    out = _python("""
+        import numpy as np
+        from oob import poke
+        try:
+            poke(np.zeros(3), 3)
+        except IndexError:
+            print("checked")
+        """, env, tmp_path)
+    assert out.strip() == "checked"  # the setting is in force
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *BOUNDSCHECKED], env=env,
+                       cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stdout[-5000:]
