@@ -91,9 +91,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 
-import numba
 import numpy as np
 
+from spela_hw._kernels import jit
 from spela_hw.errors import ConfigError
 from spela_hw.rng import stream_key
 
@@ -104,14 +104,14 @@ __all__ = ["ADC_RANGES", "ConverterConfig", "CrossbarDevice", "LifetimeResult"]
 ADC_RANGES = ("dynamic", "full_scale")
 
 
-@numba.njit(cache=True)
+@jit
 def _ltp(p, P, A, B):
     if A <= 0.0:
         return p / P
     return B * (1.0 - math.exp(-p / A))
 
 
-@numba.njit(cache=True)
+@jit
 def _ltp_inv(g, P, A, B):
     if A <= 0.0:
         return g * P
@@ -121,14 +121,14 @@ def _ltp_inv(g, P, A, B):
     return -A * math.log(x)
 
 
-@numba.njit(cache=True)
+@jit
 def _ltd(p, P, A, B):
     if A <= 0.0:
         return p / P
     return 1.0 - B * (1.0 - math.exp((p - P) / A))
 
 
-@numba.njit(cache=True)
+@jit
 def _ltd_inv(g, P, A, B):
     if A <= 0.0:
         return g * P
@@ -143,7 +143,7 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 
 
-@numba.njit(cache=True)
+@jit
 def _uniform(key, index):
     """``spela_hw.rng.uniform01``: SplitMix64 of ``key + index`` -> [0, 1) with 53 bits."""
     z = key + np.uint64(index) + _GAMMA
@@ -153,7 +153,7 @@ def _uniform(key, index):
     return float(z >> np.uint64(11)) * 2.0**-53
 
 
-@numba.njit(cache=True)
+@jit
 def _apply_update(g, stuck, step_scale, requested, key, P, A_p, B_p, A_d, B_d, c2c, max_pulses,
                   pulse_counts, write_counts):
     """Move every cell by its stochastically rounded pulse count; returns pulses applied.
@@ -208,7 +208,7 @@ def _apply_update(g, stuck, step_scale, requested, key, P, A_p, B_p, A_d, B_d, c
     return total
 
 
-@numba.njit(cache=True)
+@jit
 def _converted_mvm(q, wT, x_max, planes, levels, rows, n_side, dynamic, fraction, full_scale, out):
     """``x W^T`` through input levels, tile partial sums and a signed mid-tread ADC, per sample.
 

@@ -7,9 +7,9 @@ order, and the integer sums of the loss unit do not depend on their order.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from . import JIT, jit
+from . import jit
 from .fused import (_B_SAT_ACC, _B_SAT_ACT, _B_SAT_W, _B_WRITES, C_FWD_NNZ, C_SAT, C_UPD_NNZ,
                     C_WRITES, C_ZERO, INPUT_MAJOR, _aligned2, _fx_block_im, _fx_block_om,
                     _fx_normalize, block_view, csc_of, fx_post_sample, nnz_of,
@@ -141,7 +141,7 @@ def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
             np.zeros(1, np.int64), counters)
 
 
-@njit(parallel=True, **JIT)
+@jit(parallel=True)
 def train_chunk_fixed_two_cores(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
                                 vnorm_flat, n_cls, keys, fparams, iparams, lo_k, hi_k, wrap_k,
                                 lut, split, xbuf, pbuf, val, counters2, spins):

@@ -27,9 +27,9 @@ having changed nothing, and the caller falls back to one thread.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from . import JIT, jit
+from . import jit
 from .fused import (_B_WRITES, C_FWD_NNZ, C_UPD_NNZ, C_WRITES, C_ZERO, INPUT_MAJOR, _aligned2,
                     _fl_block_im, _fl_block_om, _fl_normalize, block_view, csc_of, nnz_of,
                     fl_post_sample, update_nnz)
@@ -126,7 +126,7 @@ def train_chunk_float(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
             act_code, loss_code, slope, normalize, split, none, np.zeros(1, np.int64), counters)
 
 
-@njit(parallel=True, **JIT)
+@jit(parallel=True)
 def train_chunk_float_two_cores(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
                                 n_cls, lr, act_code, loss_code, slope, normalize, split, counters2,
                                 spins):

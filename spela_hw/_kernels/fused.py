@@ -53,10 +53,10 @@ Buffers are flat arrays with per-layer offsets so that one compiled function ser
 import math
 
 import numpy as np
-from numba import njit, prange, types
+from numba import prange, types
 from numba.extending import intrinsic
 
-from . import JIT, jit
+from . import jit
 from .fixed import lowbias32, saturate, shift_round, sr_key32, sr_offset
 
 # (S + r) >> sh for |S + r| < 2**62 as a logical shift of S + r + 2**62 (AVX2 has no 64-bit
@@ -1088,7 +1088,7 @@ def forward_fixed(w, b, x, f_a, shift_acc, lo, hi, wrap, act_code, slope_q, lut,
                            act_code, slope_q, lut, act_min, kflush, a_out, h_out, sat)
 
 
-@njit(parallel=True, **JIT)
+@jit(parallel=True)
 def forward_fixed_parallel(w, b, x, f_a, shift_acc, lo, hi, wrap, act_code, slope_q, lut,
                            act_min, kflush, sub, a_out, h_out, sat):
     """Input-major :func:`forward_fixed` with sub-batches on several threads (samples are
@@ -1131,7 +1131,7 @@ def forward_float(w, b, x, act_code, slope, sub, a_out, h_out):
         _forward_float_sub(w, b, x, s0, min(s0 + sub, nb), m, act_code, slope, a_out, h_out)
 
 
-@njit(parallel=True, **JIT)
+@jit(parallel=True)
 def forward_float_parallel(w, b, x, act_code, slope, sub, a_out, h_out):
     nb = x.shape[0]
     m = w.shape[1]
