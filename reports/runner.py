@@ -25,11 +25,11 @@ from typing import Callable, Iterable
 
 from spela_hw.errors import ConfigError
 
-__all__ = ["run_tasks", "default_workers", "single_thread_env"]
+__all__ = ["run_tasks", "default_workers", "worker_thread_env", "threads_per_worker"]
 
 log = logging.getLogger(__name__)
 
-# Each worker process uses one core; libraries must not start their own thread pools on top.
+# Worker processes share the cores out: each library's thread pool gets the worker's share.
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
@@ -41,12 +41,19 @@ def default_workers() -> int:
         return max(os.cpu_count() or 1, 1)
 
 
+def threads_per_worker(processes: int) -> int:
+    """Kernel threads of each of ``processes`` workers, so that together they occupy the cores
+    once (two processes of two threads on two cores would wait for each other at every barrier)."""
+    return max(1, default_workers() // max(1, processes))
+
+
 @contextmanager
-def single_thread_env():
-    """Temporarily set the thread-count variables to 1 (inherited by spawned workers)."""
+def worker_thread_env(threads: int = 1):
+    """Temporarily set the thread-count variables to ``threads`` (inherited by spawned workers);
+    a variable the user set already is kept."""
     saved = {k: os.environ.get(k) for k in _THREAD_VARS}
     for k in _THREAD_VARS:
-        os.environ.setdefault(k, "1")
+        os.environ.setdefault(k, str(threads))
     try:
         yield
     finally:
@@ -121,7 +128,8 @@ def run_tasks(fn: Callable[[dict], dict], tasks: Iterable[dict], on_result: Call
     on_result : callable
         Called in this process, one result at a time.
     workers : int
-        Local processes (0: one per core; 1: run in this process, no pool).
+        Local processes (0: one per core; 1: run in this process, no pool). The cores are shared
+        out: each process's kernels get :func:`threads_per_worker` threads.
     scheduler : str or dask.distributed.Client, optional
         Run on an existing Dask cluster (``"tcp://host:8786"``) or client.
     local_cluster : int, optional
@@ -146,7 +154,7 @@ def run_tasks(fn: Callable[[dict], dict], tasks: Iterable[dict], on_result: Call
             on_result(t, res)
         return
     ctx = multiprocessing.get_context("spawn")  # no fork: the parent may hold threads and locks
-    with single_thread_env(), _sigterm_raises(), cf.ProcessPoolExecutor(
+    with worker_thread_env(threads_per_worker(n)), _sigterm_raises(), cf.ProcessPoolExecutor(
             max_workers=n, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(fn, t): t for t in tasks}
         try:
@@ -185,7 +193,7 @@ def _run_dask(fn, tasks, on_result, scheduler, local_cluster):
         else:
             if isinstance(local_cluster, bool) or not isinstance(local_cluster, int) or local_cluster < 1:
                 raise ConfigError("local_cluster", f"must be a positive number of workers, got {local_cluster!r}")
-            with single_thread_env():
+            with worker_thread_env(threads_per_worker(local_cluster)):
                 cluster = LocalCluster(n_workers=local_cluster, threads_per_worker=1, processes=True,
                                        dashboard_address=None)
             client = Client(cluster)

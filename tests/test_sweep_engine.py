@@ -149,3 +149,23 @@ def test_shapes_that_do_not_take_the_dataset_are_refused_before_running(tmp_path
         run_sweep(cfg, workers=1)
     assert e.value.field == "grid.dims[1]"
     assert not (tmp_path / "out" / RESULTS_NAME).exists()
+
+
+def _thread_settings(task: dict) -> dict:
+    import numba
+
+    return {"numba": numba.get_num_threads(), "omp": os.environ.get("OMP_NUM_THREADS")}
+
+
+def test_pool_workers_share_the_cores_out_without_oversubscribing(monkeypatch):
+    """Two workers on two cores get one kernel thread each; one worker on two cores would get two."""
+    from reports import runner
+
+    for k in runner._THREAD_VARS:
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setattr(runner, "default_workers", lambda: 2)
+    assert runner.threads_per_worker(1) == 2 and runner.threads_per_worker(2) == 1
+    assert runner.threads_per_worker(8) == 1
+    seen = []
+    runner.run_tasks(_thread_settings, [{"i": 0}, {"i": 1}], lambda t, r: seen.append(r), workers=2)
+    assert seen == [{"numba": 1, "omp": "1"}] * 2
