@@ -37,9 +37,11 @@ Example
 -------
 >>> from sim import design_point
 >>> r = design_point((784, 1024, 10), "rram-22nm", "spela", weight_bits=8, batch_size=50,
-...                  budget="256KB")
->>> r.tiling.arrays, r.fit_train.fits
-(456, False)
+...                  budget="256 KiB")
+>>> r.tiling.arrays, r.fit_train.fits  # the SRAM budget: the 794 KiB of weights sit in the arrays
+(456, True)
+>>> design_point((784, 1024, 10), "rram-22nm", "spela", weight_bits=8, budget="total=256 KiB").fit_train.fits
+False
 """
 
 from .config import (BufferLevel, Conventions, CrossbarConfig, DeviceConfig, DramConfig, HardwareConfig,

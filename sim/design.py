@@ -205,7 +205,8 @@ def design_point(
     exit_layer, readouts
         Inference: the layer read out (early exit) and whether every layer up to it reads out.
     budget : str, float or MemoryBudget, optional
-        ``"256KB"`` (on-chip total) or ``"sram=256KB,nvm=1MB"``.
+        ``"256 KiB"`` (SRAM; weights in crossbar cells do not count against it) or
+        ``"sram=256KiB,crossbar=1MiB,dram=2GiB"`` (see :class:`~sim.ledger.MemoryBudget`).
     samples_per_day : float
         For the lifetime estimate.
     optimizer : {"sgd", "momentum", "adam"}, optional
@@ -243,9 +244,7 @@ def design_point(
     fit_t = fit_i = None
     budget_txt = ""
     if budget is not None:
-        b = MemoryBudget.parse(budget) if isinstance(budget, str) else budget
-        if isinstance(b, (int, float)):
-            b = MemoryBudget(total_bytes=float(b))
+        b = MemoryBudget.coerce(budget)
         fit_t, fit_i = led_t.fits(b, allow_dram_spill), led_i.fits(b, allow_dram_spill)
         budget_txt = b.describe()
     conv = {**hw.conventions.describe(), "optimizer": led_t.conventions["optimizer"]}
