@@ -29,6 +29,7 @@ of a layer in parallel, buffer traffic overlapped with compute, and no weight du
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 
@@ -483,7 +484,17 @@ def corner_costs(hardware: HardwareConfig, bits: BitWidths, corner="nominal",
         ``sram_write_to_read`` moves only when the hardware leaves the convention at the
         placeholder value.
     """
-    t = (tables or load_tables())
+    t = tables or load_tables()
+    key = corner if isinstance(corner, str) else tuple(sorted(corner.items()))
+    try:
+        return _corner_costs(hardware, bits, key, t)
+    except TypeError:  # an unhashable hardware description: compute without the cache
+        return _corner_costs.__wrapped__(hardware, bits, key, t)
+
+
+@functools.lru_cache(maxsize=8192)
+def _corner_costs(hardware: HardwareConfig, bits: BitWidths, key, t: EnergyTables) -> ActionCosts:
+    corner = key if isinstance(key, str) else dict(key)
     wr = t.record("sram_write_to_read") if "sram_write_to_read" in t.records else None
     c_wr = corner if isinstance(corner, str) else corner.get("sram_write_to_read", "nominal")
     hw = hardware
