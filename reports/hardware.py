@@ -38,12 +38,16 @@ def dims_for_rule(rule: str, dims, n_classes: int) -> tuple[int, ...]:
 
 
 def budget_bytes(budget: str | None) -> float | None:
-    """The on-chip total of a budget string, in bytes (``None``: no total limit)."""
+    """The SRAM limit of a budget string, in bytes (``None``: no SRAM limit).
+
+    A bare size (``"256 KiB"``) is an SRAM budget: weights held in crossbar cells do not count
+    against it (:class:`sim.MemoryBudget`).
+    """
     if budget is None:
         return None
     from sim import MemoryBudget
 
-    return MemoryBudget.parse(budget).total_bytes
+    return MemoryBudget.parse(budget).sram_bytes
 
 
 @dataclass
@@ -63,26 +67,34 @@ class HardwareTables:
 
 
 def _verdict_rows(base: dict, phase: str, ledger, fit) -> dict:
-    dram = ledger.by_level().get("dram", 0)
-    reasons = list(fit.reasons) if fit is not None else []
-    spilled = [r for r in ledger.rows if r.level == "dram" and r.bytes]
-    if spilled:
-        from sim.units import format_bytes
+    """One row of the verdict table from ``fit = ledger.fits(budget, allow_dram_spill=True)``.
 
-        reasons.append("spills to off-chip DRAM: " + ", ".join(f"{r.tensor_class} {format_bytes(r.bytes)}"
-                                                               for r in spilled))
+    Bytes are those of the fit's placement (SRAM overflow spilled to DRAM when the preset has
+    one); ``sram_demand_bytes`` is what the step would hold in SRAM with no limit, which grows
+    with the batch size even when a spill lowers the on-chip bytes.
+    """
+    from sim.units import format_bytes
+
+    check = fit if fit is not None else ledger.fits(None, allow_dram_spill=True)
+    used = check.used_bytes
+    reasons = list(fit.reasons) if fit is not None else []
+    if check.spilled_bytes:
+        reasons.append(f"{format_bytes(check.sram_demand_bytes)} wanted in SRAM: "
+                       f"{format_bytes(check.spilled_bytes)} spills to off-chip DRAM")
     fits = None if fit is None else bool(fit.fits)
     if fits is None:
         verdict = "no budget given"
-    elif fits and not spilled:
+    elif fits and not check.spilled_bytes:
         verdict = "fits"
     elif fits:
-        verdict = "fits on chip only by spilling to DRAM"
+        verdict = "fits only by spilling to DRAM"
     else:
         verdict = "does not fit"
-    return {**base, "phase": phase, "on_chip_bytes": int(ledger.on_chip_bytes), "dram_bytes": int(dram),
+    return {**base, "phase": phase, "sram_demand_bytes": int(check.sram_demand_bytes),
+            "sram_bytes": int(used["sram"]), "crossbar_bytes": int(used["crossbar"]),
+            "on_chip_bytes": int(used["total"]), "dram_bytes": int(used["dram"]),
             "peak_bytes": int(ledger.peak_bytes),
-            "budget_bytes": (fit.limit_bytes.get("total") if fit is not None else None),
+            "budget_bytes": (fit.limit_bytes.get("sram") if fit is not None else None),
             "fits": fits, "verdict": verdict, "reasons": "; ".join(reasons) if reasons else "within every limit"}
 
 
@@ -111,7 +123,7 @@ def size_runs(runs: list[dict], presets, batch_size: int, budget: str | None, n_
     presets : sequence of str
     batch_size : int
     budget : str or None
-        e.g. ``"256 KB"`` (on-chip total).
+        e.g. ``"256 KiB"`` (SRAM; see :class:`sim.MemoryBudget`).
     n_classes : int
     """
     from sim import design_point, resolve_hardware
@@ -279,16 +291,20 @@ def sources_tables(presets, bits_list) -> dict[str, pd.DataFrame]:
 
 
 BATCH_SIZES = (1, 8, 32, 128)
+BATCH_COLUMNS = ("sram_demand_bytes", "sram_bytes", "dram_bytes", "crossbar_bytes", "on_chip_bytes", "verdict")
 
 
 def budget_tables(dims, rules, bits_list, preset: str, budget: str | None, n_classes: int) -> dict[str, pd.DataFrame]:
     """What fits the budget and how training memory grows with the batch size.
 
-    ``memory_vs_batch``: on-chip and DRAM bytes of a training step at several batch sizes, with
-    the verdict (as in the verdict table: a step that fits on chip only because rows spilled to
-    DRAM says so). ``budget_solver``: for every rule and precision, the widest hidden width of
-    ``dims`` (all hidden layers equal) and the widest weight format that fit ``budget`` at batch
-    1 (``sim`` solvers), and the largest batch whose whole step stays on chip within the budget.
+    ``memory_vs_batch``: SRAM demand (what one training step wants in SRAM; grows with the
+    batch), what stays in SRAM and what spills to DRAM when the preset has one, crossbar bytes
+    and the verdict, as in the verdict table. The verdict is monotone in the batch size: "fits"
+    while the demand fits the SRAM limit, then "fits only by spilling to DRAM" while what cannot
+    spill fits, then "does not fit". On-chip bytes may *fall* when rows start to spill; the SRAM
+    demand column does not. ``budget_solver``: for every rule and precision, the widest hidden
+    width of ``dims`` (all hidden layers equal) and the widest weight format that fit ``budget``
+    at batch 1 (``sim`` solvers), and the largest batch whose whole step stays on chip.
     """
     from sim import MemoryBudget, memory_ledger, resolve_hardware, widest_network, widest_weight_bits
 
@@ -309,8 +325,7 @@ def budget_tables(dims, rules, bits_list, preset: str, budget: str | None, n_cla
             for b in BATCH_SIZES:
                 led = ledger(b)
                 v = _verdict_rows(base, "train", led, led.fits(mb, allow_dram_spill=True) if mb else None)
-                batch_rows.append({**base, "batch_size": b, "on_chip_bytes": v["on_chip_bytes"],
-                                   "dram_bytes": v["dram_bytes"], "verdict": v["verdict"]})
+                batch_rows.append({**base, "batch_size": b, **{k: v[k] for k in BATCH_COLUMNS}})
             if mb is None:
                 continue
 

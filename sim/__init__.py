@@ -23,7 +23,12 @@ Energy and latency
     ``to_records()``), :class:`ActionCosts` (``ActionCosts.uniform(1.0)`` for golden counts).
 One design point
     :func:`design_point` -> :class:`DesignPointResult` (``summary()``, ``tables()``,
-    ``to_records(table)``, ``to_dict()``): ledger + tiling + energy for one configuration.
+    ``to_records(table)``, ``to_dict()``, ``interval(phase)``): ledger + tiling + energy for one
+    configuration.
+Uncertainty
+    :func:`energy_interval` -> :class:`EnergyInterval` (nominal, low, high pJ per sample with every
+    placeholder at the ends of its range); :func:`compare_energy` -> :class:`EnergyAdvantage`
+    (does one rule stay cheaper than another over the whole range?).
 Device effects
     :class:`CrossbarDevice` (implements :class:`spela_hw.device.MatVecDeviceModel`: conductance
     levels, non-linear updates, variation, faults, endurance, and ADC/DAC quantisation of the
@@ -37,16 +42,19 @@ Example
 -------
 >>> from sim import design_point
 >>> r = design_point((784, 1024, 10), "rram-22nm", "spela", weight_bits=8, batch_size=50,
-...                  budget="256KB")
->>> r.tiling.arrays, r.fit_train.fits
-(456, False)
+...                  budget="256 KiB")
+>>> r.tiling.arrays, r.fit_train.fits  # the SRAM budget: the 794 KiB of weights sit in the arrays
+(456, True)
+>>> design_point((784, 1024, 10), "rram-22nm", "spela", weight_bits=8, budget="total=256 KiB").fit_train.fits
+False
 """
 
 from .config import (BufferLevel, Conventions, CrossbarConfig, DeviceConfig, DramConfig, HardwareConfig,
                      PeripheryConfig, TechnologyConfig, hardware_from_dict, load_hardware_toml)
 from .crossbar_device import ConverterConfig, CrossbarDevice, LifetimeResult
-from .design import DesignPointResult, design_point, resolve_bits
-from .energy import ActionCosts, EnergyBreakdown, action_costs, energy_breakdown, lifetime_days
+from .design import DesignPointResult, compare_energy, design_point, energy_interval, resolve_bits
+from .energy import (ActionCosts, EnergyAdvantage, EnergyBreakdown, EnergyInterval, action_costs, energy_breakdown,
+                     lifetime_days)
 from .ledger import (ALGORITHMS, BitWidths, FitResult, MemoryBudget, MemoryLedger, largest_batch, memory_ledger,
                      widest_network, widest_weight_bits)
 from .presets import list_presets, load_preset, preset_dict, resolve_hardware
@@ -55,7 +63,8 @@ from .tiling import MatrixTiling, TilingResult, tile_matrix, tile_workload
 from .workload import LayerShape, Workload, closed_form_counts, conv_workload, vgg8
 
 __all__ = [
-    "ALGORITHMS", "ActionCosts", "BitWidths", "BufferLevel", "Conventions", "ConverterConfig", "CrossbarConfig",
+    "ALGORITHMS", "ActionCosts", "BitWidths", "EnergyAdvantage", "EnergyInterval", "compare_energy",
+    "energy_interval", "BufferLevel", "Conventions", "ConverterConfig", "CrossbarConfig",
     "CrossbarDevice",
     "DesignPointResult", "DeviceConfig", "DramConfig", "EnergyBreakdown", "FitResult", "HardwareConfig",
     "LayerShape", "LifetimeResult", "MatrixTiling", "MemoryBudget", "MemoryLedger", "PeripheryConfig",

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from spela_hw.counts import Counts
 from spela_hw.errors import ConfigError
 from spela_hw.specs import PrecisionSpec
 
 from .config import HardwareConfig
-from .energy import EnergyBreakdown, energy_breakdown
+from .energy import EnergyAdvantage, EnergyBreakdown, EnergyInterval, PricedPoint, energy_advantage, energy_breakdown
 from .ledger import ALGORITHMS, BitWidths, FitResult, MemoryBudget, MemoryLedger, memory_ledger
 from .presets import resolve_hardware
 from .tiling import TilingResult, tile_workload
 from .workload import COUNT_RULES, Workload, as_workload, closed_form_counts, rule_name
 
-__all__ = ["DesignPointResult", "design_point", "resolve_bits", "UNSET"]
+__all__ = ["DesignPointResult", "design_point", "resolve_bits", "UNSET", "energy_interval", "compare_energy"]
 
 
 class _Unset:
@@ -83,6 +83,8 @@ class DesignPointResult:
     conventions : dict
     counts_source : str
         ``"closed_form"`` or ``"run"``.
+    hardware_config : HardwareConfig
+        The resolved hardware (for re-pricing at placeholder corners: :meth:`interval`).
     """
 
     algorithm: str
@@ -101,6 +103,20 @@ class DesignPointResult:
     conventions: dict
     counts_source: str
     exit_layer: int
+    hardware_config: HardwareConfig | None = field(default=None, repr=False, compare=False)
+
+    def priced(self, phase: str = "train") -> PricedPoint:
+        """The energy of ``phase`` ready to re-price at placeholder corners."""
+        if phase not in ("train", "infer"):
+            raise ConfigError("phase", f"must be 'train' or 'infer', got {phase!r}")
+        e = self.energy_train if phase == "train" else self.energy_infer
+        if e is None:
+            raise ConfigError("rule", f"{self.algorithm} has no energy model (no closed-form counts)")
+        return PricedPoint(e, self.hardware_config, self.bits)
+
+    def interval(self, phase: str = "train") -> EnergyInterval:
+        """Energy per sample of ``phase`` as (nominal, low, high) over the placeholder ranges."""
+        return self.priced(phase).interval()
 
     def summary(self) -> dict:
         """One tidy row of headline numbers."""
@@ -114,6 +130,9 @@ class DesignPointResult:
                "budget": self.budget, "exit_layer": self.exit_layer}
         for tag, e in (("train", self.energy_train), ("infer", self.energy_infer)):
             row[f"{tag}_energy_pj"] = e.total_pj if e is not None else math.nan
+            iv = self.interval(tag) if e is not None and self.hardware_config is not None else None
+            row[f"{tag}_energy_low_pj"] = iv.low_pj if iv is not None else math.nan
+            row[f"{tag}_energy_high_pj"] = iv.high_pj if iv is not None else math.nan
             row[f"{tag}_latency_ns"] = e.latency_ns["total"] if e is not None else math.nan
         row["lifetime_days"] = self.energy_train.lifetime_days if self.energy_train is not None else None
         row["samples_per_day"] = self.energy_train.samples_per_day if self.energy_train is not None else None
@@ -205,7 +224,8 @@ def design_point(
     exit_layer, readouts
         Inference: the layer read out (early exit) and whether every layer up to it reads out.
     budget : str, float or MemoryBudget, optional
-        ``"256KB"`` (on-chip total) or ``"sram=256KB,nvm=1MB"``.
+        ``"256 KiB"`` (SRAM; weights in crossbar cells do not count against it) or
+        ``"sram=256KiB,crossbar=1MiB,dram=2GiB"`` (see :class:`~sim.ledger.MemoryBudget`).
     samples_per_day : float
         For the lifetime estimate.
     optimizer : {"sgd", "momentum", "adam"}, optional
@@ -243,11 +263,54 @@ def design_point(
     fit_t = fit_i = None
     budget_txt = ""
     if budget is not None:
-        b = MemoryBudget.parse(budget) if isinstance(budget, str) else budget
-        if isinstance(b, (int, float)):
-            b = MemoryBudget(total_bytes=float(b))
+        b = MemoryBudget.coerce(budget)
         fit_t, fit_i = led_t.fits(b, allow_dram_spill), led_i.fits(b, allow_dram_spill)
         budget_txt = b.describe()
     conv = {**hw.conventions.describe(), "optimizer": led_t.conventions["optimizer"]}
     return DesignPointResult(name, hw.name, wl.name, batch_size, bw, led_t, led_i, tiling, e_t, e_i, fit_t,
-                             fit_i, budget_txt, conv, source, exit_k)
+                             fit_i, budget_txt, conv, source, exit_k, hw)
+
+
+def energy_interval(network, hardware, rule="spela", phase: str = "train", **design_point_options) -> EnergyInterval:
+    """Energy per sample of one design point as (nominal, low, high) over the placeholder ranges.
+
+    Every placeholder of the energy tables has a ``low``/``high`` range with its reason
+    (``sim/tables/placeholders.toml``); energy is counts x non-negative prices that rise with each
+    placeholder, so all placeholders at their low (high) ends bound it exactly.
+
+    Parameters
+    ----------
+    network, hardware, rule
+        As in :func:`design_point`.
+    phase : {"train", "infer"}
+    **design_point_options
+        Passed to :func:`design_point` (``weight_bits=8``, ``batch_size``, ``counts``, ...).
+
+    Example
+    -------
+    >>> iv = energy_interval((784, 256, 10), "sram-cim-22nm", "spela", weight_bits=8)
+    >>> iv.low_pj <= iv.nominal_pj <= iv.high_pj
+    True
+    """
+    return design_point(network, hardware, rule, **design_point_options).interval(phase)
+
+
+def compare_energy(rule_point: DesignPointResult, baseline_point: DesignPointResult,
+                   phase: str = "train") -> EnergyAdvantage:
+    """Does ``rule_point`` stay cheaper than ``baseline_point`` over the whole placeholder range?
+
+    Both points run on the same chip, so one placeholder value prices both: the difference
+    ``rule - baseline`` is bounded over the vertices of the box of the placeholders that move
+    either energy (:class:`~sim.energy.EnergyAdvantage`; ``survives`` says whether the rule is
+    cheaper everywhere, ``survives_independent`` the looser high-vs-low check).
+
+    Example
+    -------
+    >>> sp = design_point((784, 256, 10), "sram-cim-22nm", "spela", weight_bits=8)
+    >>> bp = design_point((784, 256, 10), "sram-cim-22nm", "backprop", weight_bits=8)
+    >>> compare_energy(sp, bp).difference_nominal_pj < 0
+    True
+    """
+    if rule_point.hardware_config is None or baseline_point.hardware_config is None:
+        raise ConfigError("rule_point", "needs design points made by design_point()")
+    return energy_advantage(rule_point.priced(phase), baseline_point.priced(phase))

@@ -29,6 +29,7 @@ of a layer in parallel, buffer traffic overlapped with compute, and no weight du
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 
@@ -44,7 +45,8 @@ from .tiling import MatrixTiling, TilingResult, tile_workload
 from .workload import Workload
 
 __all__ = ["ActionCost", "ActionCosts", "action_costs", "EnergyItem", "EnergyBreakdown",
-           "energy_breakdown", "CATEGORIES", "lifetime_days"]
+           "energy_breakdown", "CATEGORIES", "lifetime_days", "corner_costs", "events_by_action", "reprice",
+           "EnergyInterval", "PricedPoint", "EnergyAdvantage", "energy_advantage"]
 
 CATEGORIES = ("forward_mvm", "adc_dac", "error_path", "readout", "loss_unit", "update", "weight_write",
               "buffer", "dram")
@@ -457,3 +459,203 @@ def energy_breakdown(
     placeholders = tuple(sorted({i.action for i in items if i.kind == "placeholder"}))
     return EnergyBreakdown(counts.phase, algorithm, hw.name, workload.name, tuple(items), lat,
                            dict(conv.describe()), placeholders, tuple(notes), life, float(samples_per_day))
+
+
+# -- uncertainty: placeholders at the ends of their ranges ------------------------------------------
+#
+# Energy is a sum of event counts x non-negative prices, and every price rises with every ranged
+# placeholder (docs in sim/tables/placeholders.toml): pricing with all placeholders at their low
+# (high) ends gives the exact lower (upper) bound of one design point. A difference of two design
+# points on the same chip shares the placeholders, so its bounds are found at the vertices of the
+# box of the placeholders that move it (the difference is monotone in each placeholder alone).
+
+#: Above this many active placeholders the difference falls back to the independent bound.
+MAX_VERTEX_PLACEHOLDERS = 14
+
+
+def corner_costs(hardware: HardwareConfig, bits: BitWidths, corner="nominal",
+                 tables: EnergyTables | None = None) -> ActionCosts:
+    """Per-action energies with ranged placeholders at ``corner``.
+
+    Parameters
+    ----------
+    corner : {"low", "nominal", "high"} or dict
+        One corner for every ranged entry, or ``{entry name: corner}`` (others nominal).
+        ``sram_write_to_read`` moves only when the hardware leaves the convention at the
+        placeholder value.
+    """
+    t = tables or load_tables()
+    key = corner if isinstance(corner, str) else tuple(sorted(corner.items()))
+    try:
+        return _corner_costs(hardware, bits, key, t)
+    except TypeError:  # an unhashable hardware description: compute without the cache
+        return _corner_costs.__wrapped__(hardware, bits, key, t)
+
+
+@functools.lru_cache(maxsize=8192)
+def _corner_costs(hardware: HardwareConfig, bits: BitWidths, key, t: EnergyTables) -> ActionCosts:
+    corner = key if isinstance(key, str) else dict(key)
+    wr = t.record("sram_write_to_read") if "sram_write_to_read" in t.records else None
+    c_wr = corner if isinstance(corner, str) else corner.get("sram_write_to_read", "nominal")
+    hw = hardware
+    if wr is not None and hw.conventions.sram_write_to_read == wr.value and c_wr != "nominal":
+        hw = _with_conventions(hw, sram_write_to_read=wr.at(c_wr))
+    return action_costs(hw, bits, t.at_corner(corner))
+
+
+def _with_conventions(hw: HardwareConfig, **changes) -> HardwareConfig:
+    from dataclasses import replace
+
+    return replace(hw, conventions=hw.conventions.with_changes(**changes))
+
+
+def events_by_action(breakdown: EnergyBreakdown) -> dict[str, float]:
+    """Events per sample of every action in ``breakdown`` (the counts half of counts x prices)."""
+    out: dict[str, float] = {}
+    for i in breakdown.items:
+        out[i.action] = out.get(i.action, 0.0) + i.events
+    return out
+
+
+def reprice(events: dict[str, float], costs: ActionCosts, nominal_activity: float) -> float:
+    """Total pJ of ``events`` (from :func:`events_by_action`) at ``costs``.
+
+    Cell reads scale with the input-bit activity, which the events already carry at
+    ``nominal_activity``; the other actions are events x price.
+    """
+    ratio = costs.input_bit_activity / nominal_activity if nominal_activity else 1.0
+    return float(sum(n * costs[a].pj * (ratio if a == "cell_read" else 1.0) for a, n in events.items()))
+
+
+@dataclass(frozen=True)
+class EnergyInterval:
+    """Energy per sample (pJ) at nominal placeholders and with all of them at their low/high ends.
+
+    Attributes
+    ----------
+    phase, algorithm, hardware, network : str
+    nominal_pj, low_pj, high_pj : float
+        ``low_pj <= nominal_pj <= high_pj``; equal when no ranged placeholder prices this point.
+    placeholders : tuple of str
+        Ranged table entries that move this energy.
+    """
+
+    phase: str
+    algorithm: str
+    hardware: str
+    network: str
+    nominal_pj: float
+    low_pj: float
+    high_pj: float
+    placeholders: tuple[str, ...] = ()
+
+    @property
+    def provenance(self) -> str:
+        """``"modelled"`` or ``"placeholder-dependent"``."""
+        return "placeholder-dependent" if self.high_pj > self.low_pj else "modelled"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "placeholders": ", ".join(self.placeholders), "provenance": self.provenance}
+
+
+@dataclass(frozen=True)
+class PricedPoint:
+    """What re-pricing one design point needs: its events, hardware and storage widths."""
+
+    breakdown: EnergyBreakdown
+    hardware: HardwareConfig
+    bits: BitWidths
+
+    def __post_init__(self):
+        object.__setattr__(self, "_events", events_by_action(self.breakdown))
+        object.__setattr__(self, "_activity", load_tables().value("input_bit_activity"))
+
+    def at(self, corner) -> float:
+        """Energy per sample (pJ) with placeholders at ``corner`` (see :func:`corner_costs`)."""
+        return reprice(self._events, corner_costs(self.hardware, self.bits, corner), self._activity)
+
+    def moved_by(self) -> tuple[str, ...]:
+        """The ranged entries whose range moves this energy."""
+        base = self.at("nominal")
+        names = tuple(load_tables().ranged())
+        return tuple(n for n in names if self.at({n: "low"}) != base or self.at({n: "high"}) != base)
+
+    def interval(self) -> EnergyInterval:
+        b = self.breakdown
+        return EnergyInterval(b.phase, b.algorithm, b.hardware, b.network, b.total_pj, self.at("low"),
+                              self.at("high"), self.moved_by())
+
+
+@dataclass(frozen=True)
+class EnergyAdvantage:
+    """Energy of ``rule`` minus ``baseline`` per sample (pJ) over the placeholder ranges.
+
+    Attributes
+    ----------
+    rule, baseline : EnergyInterval
+    difference_nominal_pj, difference_low_pj, difference_high_pj : float
+        ``rule - baseline`` with the *same* placeholder values pricing both (they run on one
+        chip), minimised and maximised over the vertices of the box of the placeholders that
+        move either energy.
+    method : str
+        ``"shared placeholders, vertex search over N"`` or the independent fallback.
+
+    ``survives`` is True when the rule is cheaper over the whole box (``difference_high_pj <
+    0``); ``survives_independent`` is the looser check ``rule.high_pj < baseline.low_pj``, which
+    treats the two designs as priced by unrelated numbers.
+    """
+
+    rule: EnergyInterval
+    baseline: EnergyInterval
+    difference_nominal_pj: float
+    difference_low_pj: float
+    difference_high_pj: float
+    method: str
+
+    @property
+    def survives(self) -> bool:
+        return self.difference_high_pj < 0
+
+    @property
+    def survives_independent(self) -> bool:
+        return self.rule.high_pj < self.baseline.low_pj
+
+    @property
+    def verdict(self) -> str:
+        r, b = self.rule.algorithm, self.baseline.algorithm
+        if self.survives:
+            return f"{r} cheaper over the whole placeholder range"
+        if self.difference_low_pj > 0:
+            return f"{b} cheaper over the whole placeholder range"
+        return "depends on the placeholders" if self.difference_nominal_pj else "equal"
+
+    def to_dict(self) -> dict:
+        return {"phase": self.rule.phase, "rule": self.rule.algorithm, "baseline": self.baseline.algorithm,
+                "hardware": self.rule.hardware, "rule_network": self.rule.network,
+                "baseline_network": self.baseline.network,
+                "rule_pj": self.rule.nominal_pj, "rule_low_pj": self.rule.low_pj, "rule_high_pj": self.rule.high_pj,
+                "baseline_pj": self.baseline.nominal_pj, "baseline_low_pj": self.baseline.low_pj,
+                "baseline_high_pj": self.baseline.high_pj, "difference_pj": self.difference_nominal_pj,
+                "difference_low_pj": self.difference_low_pj, "difference_high_pj": self.difference_high_pj,
+                "survives": self.survives, "survives_independent": self.survives_independent,
+                "verdict": self.verdict, "method": self.method}
+
+
+def energy_advantage(rule: PricedPoint, baseline: PricedPoint) -> EnergyAdvantage:
+    """``rule - baseline`` energy over the placeholder ranges (see :class:`EnergyAdvantage`)."""
+    import itertools
+
+    if rule.hardware.name != baseline.hardware.name or rule.breakdown.phase != baseline.breakdown.phase:
+        raise ConfigError("baseline", "compare two design points of the same phase on the same hardware")
+    ri, bi = rule.interval(), baseline.interval()
+    names = tuple(dict.fromkeys(ri.placeholders + bi.placeholders))
+    nominal = ri.nominal_pj - bi.nominal_pj
+    if len(names) > MAX_VERTEX_PLACEHOLDERS:
+        return EnergyAdvantage(ri, bi, nominal, ri.low_pj - bi.high_pj, ri.high_pj - bi.low_pj,
+                               f"independent bounds ({len(names)} placeholders: too many vertices)")
+    diffs = [nominal]
+    for ends in itertools.product(("low", "high"), repeat=len(names)):
+        corner = dict(zip(names, ends))
+        diffs.append(rule.at(corner) - baseline.at(corner))
+    return EnergyAdvantage(ri, bi, nominal, min(diffs), max(diffs),
+                           f"shared placeholders, vertex search over {len(names)}")

@@ -52,6 +52,8 @@ __all__ = [
 ]
 
 LEVELS = ("register", "sram", "nvm", "crossbar", "dram")
+_LEVEL_NAMES = {"total": "on-chip total", "register": "registers", "sram": "SRAM", "nvm": "NVM",
+                "crossbar": "crossbar cells", "dram": "DRAM"}
 ON_CHIP = ("register", "sram", "nvm", "crossbar")
 
 # Optimiser state in weight-sized copies (docs/hardware.md §8).
@@ -215,6 +217,8 @@ class LedgerRow:
     persistent : bool
         Lives across samples (weights, state) rather than within one step.
     note : str
+    spilled : bool
+        Placed in DRAM because SRAM was full (it would sit in SRAM otherwise).
     """
 
     tensor_class: str
@@ -225,6 +229,7 @@ class LedgerRow:
     formula: str
     persistent: bool
     note: str = ""
+    spilled: bool = False
 
 
 def _row(tensor_class, level, values, bits, formula, persistent, note=""):
@@ -235,10 +240,14 @@ def _row(tensor_class, level, values, bits, formula, persistent, note=""):
 
 @dataclass(frozen=True)
 class MemoryBudget:
-    """Memory limits: an on-chip total and/or per-level caps (bytes; ``None`` = no limit).
+    """Memory limits per level, each meaning one thing (bytes; ``None`` = no limit).
 
-    ``MemoryBudget.parse("256KB")`` limits the on-chip total (registers, SRAM, NVM and crossbar
-    arrays; DRAM excluded); ``MemoryBudget.parse("sram=256KB,nvm=1MB")`` caps levels.
+    ``MemoryBudget.parse("256 KiB")`` (or a bare number) limits the on-chip **SRAM**: the
+    read/write working memory, which is what a "256 KB training budget" means. Weights held in
+    crossbar (NVM or SRAM compute) cells do not count against it: they have their own
+    ``crossbar=`` limit, as flash/ROM has ``nvm=`` and off-chip memory ``dram=``. ``total=`` caps
+    the on-chip sum (registers, SRAM, NVM, crossbar cells) and must be asked for by name, e.g.
+    ``"sram=256KiB,crossbar=1MiB,dram=2GiB"``. Units: :data:`sim.units.BYTE_UNITS_HELP`.
     """
 
     total_bytes: float | None = None
@@ -251,18 +260,34 @@ class MemoryBudget:
     @classmethod
     def parse(cls, text: str) -> "MemoryBudget":
         if not isinstance(text, str) or not text.strip():
-            raise ConfigError("budget", f"must be a size like '256KB' or 'sram=256KB,nvm=1MB', got {text!r}")
+            raise ConfigError("budget", f"must be a size like '256 KiB' (SRAM) or 'sram=256KiB,crossbar=1MiB', "
+                                        f"got {text!r}")
         kwargs = {}
         for part in text.split(","):
             part = part.strip()
             key, _, value = part.rpartition("=")
-            key = key.strip() or "total"
+            key = key.strip() or "sram"
             if key not in ("total",) + LEVELS:
-                raise ConfigError(f"budget.{key}", f"unknown level; use total or one of {LEVELS}")
+                raise ConfigError(f"budget.{key}", f"unknown level; use one of {LEVELS} or total (on-chip sum)")
+            if f"{key}_bytes" in kwargs:
+                raise ConfigError(f"budget.{key}", f"given twice in {text!r}")
             # accept "256KB" as well as "256 KB"
             value = re.sub(r"^([0-9.eE+-]+)([A-Za-z])", r"\1 \2", value.strip())
             kwargs[f"{key}_bytes"] = parse_quantity(value, "bytes", f"budget.{key}")
         return cls(**kwargs)
+
+    @classmethod
+    def coerce(cls, budget) -> "MemoryBudget":
+        """A budget from a string, a number of bytes (the SRAM limit), ``None`` (no limit) or itself."""
+        if isinstance(budget, MemoryBudget):
+            return budget
+        if budget is None:
+            return cls()
+        if isinstance(budget, str):
+            return cls.parse(budget)
+        if isinstance(budget, (int, float)) and not isinstance(budget, bool):
+            return cls(sram_bytes=float(budget))
+        raise ConfigError("budget", f"must be a MemoryBudget, a size or None, got {budget!r}")
 
     def limits(self) -> dict[str, float]:
         return {k.removesuffix("_bytes"): v for k, v in asdict(self).items() if v is not None}
@@ -273,12 +298,19 @@ class MemoryBudget:
 
 @dataclass(frozen=True)
 class FitResult:
-    """Does a ledger fit a budget (and the hardware's own capacities)?"""
+    """Does a ledger fit a budget (and the hardware's own capacities)?
+
+    ``used_bytes`` is by level after the check's placement (``total`` = on-chip sum);
+    ``sram_demand_bytes`` is what the step would hold in SRAM with unlimited SRAM (monotone in
+    the batch size and widths); ``spilled_bytes`` moved to DRAM because SRAM was full.
+    """
 
     fits: bool
     reasons: tuple[str, ...]
     used_bytes: dict
     limit_bytes: dict
+    sram_demand_bytes: int = 0
+    spilled_bytes: int = 0
 
     def __bool__(self) -> bool:
         return self.fits
@@ -326,6 +358,16 @@ class MemoryLedger:
         """Bytes the placement moved to DRAM because SRAM was full (0 without a DRAM spill)."""
         return sum(r.bytes for r in self.rows if r.level == "dram")
 
+    def unspilled(self) -> "MemoryLedger":
+        """This ledger with nothing spilled: every row where it sits with unlimited SRAM."""
+        rows = tuple(replace(r, level="sram", spilled=False, note=r.note.replace(_SPILL_NOTE, "").strip("; "))
+                     if r.spilled else r for r in self.rows)
+        return replace(self, rows=rows)
+
+    def spilled_to(self, sram_limit: float) -> "MemoryLedger":
+        """Rows re-placed for an SRAM of ``sram_limit`` bytes (largest spillable rows to DRAM)."""
+        return replace(self, rows=tuple(_spill(list(self.unspilled().rows), sram_limit)))
+
     def fits(self, budget: MemoryBudget | str | float | int | None = None,
              allow_dram_spill: bool | None = None) -> FitResult:
         """Yes/no with reasons: the budget's limits and the hardware's level capacities.
@@ -333,49 +375,54 @@ class MemoryLedger:
         Parameters
         ----------
         budget : MemoryBudget, str or number, optional
-            A number or ``"256KB"`` limits the on-chip total.
+            A number or ``"256 KiB"`` limits SRAM (see :class:`MemoryBudget`); crossbar cells,
+            NVM and DRAM have limits of their own.
         allow_dram_spill : bool, optional
-            Whether rows spilled to DRAM (SRAM full) still count as fitting. Default: only when
-            ``budget`` sets a ``dram`` limit. When not allowed (the default for an on-chip
-            budget), a spill is a reason of its own and the spilled bytes count in the on-chip
-            total, so the answer is monotone in the batch size and width (a spill cannot make a
-            larger configuration "fit").
+            Whether rows that overflow SRAM (the smaller of the budget's SRAM limit and the
+            hardware's SRAM) may move to DRAM. Default: only when ``budget`` sets a ``dram``
+            limit. When not allowed, the step is checked with everything it needs in SRAM, so
+            the answer is monotone in the batch size and width (a spill cannot make a larger
+            configuration "fit"). When allowed, the spill is re-done against that SRAM limit and
+            the step fits if what cannot spill (weights, class vectors, ...) fits and DRAM holds
+            the rest.
         """
-        if isinstance(budget, str):
-            budget = MemoryBudget.parse(budget)
-        elif isinstance(budget, (int, float)) and not isinstance(budget, bool):
-            budget = MemoryBudget(total_bytes=float(budget))
-        elif budget is None:
-            budget = MemoryBudget()
-        elif not isinstance(budget, MemoryBudget):
-            raise ConfigError("budget", f"must be a MemoryBudget, a size or None, got {budget!r}")
+        budget = MemoryBudget.coerce(budget)
         if allow_dram_spill is None:
             allow_dram_spill = budget.dram_bytes is not None
         elif not isinstance(allow_dram_spill, bool):
             raise ConfigError("allow_dram_spill", f"must be True, False or None, got {allow_dram_spill!r}")
-        used = self.by_level()
-        spilled = self.spilled_bytes
-        used["total"] = self.on_chip_bytes + (0 if allow_dram_spill else spilled)
         limits = budget.limits()
+        demand = self.unspilled()
+        sram_demand = demand.by_level()["sram"]
+        sram_limit = min((x for x in (limits.get("sram"), self.capacities.get("sram")) if x is not None),
+                         default=None)
+        has_dram = "dram" in self.capacities
+        placed = demand
+        if allow_dram_spill and has_dram and sram_limit is not None and sram_demand > sram_limit:
+            placed = demand.spilled_to(sram_limit)
+        used = placed.by_level()
+        used["total"] = placed.on_chip_bytes
+        spilled = placed.spilled_bytes
         reasons = []
         top = sorted(self.by_class().items(), key=lambda kv: -kv[1])[:3]
         top_txt = ", ".join(f"{k} {format_bytes(v)}" for k, v in top if v)
-        if spilled and not allow_dram_spill:
-            what = sorted({r.tensor_class for r in self.rows if r.level == "dram"})
-            cap = self.capacities.get("sram", 0)
-            reasons.append(f"SRAM {format_bytes(used['sram'] + spilled)} exceeds the hardware's SRAM capacity "
-                           f"{format_bytes(cap)}: {format_bytes(spilled)} ({', '.join(what)}) would spill to "
-                           f"DRAM (allow_dram_spill=True to accept DRAM traffic)")
         for key, lim in limits.items():
             if used[key] > lim:
-                what = "on-chip total" if key == "total" else key
-                reasons.append(f"{what} {format_bytes(used[key])} exceeds the budget {format_bytes(lim)} "
+                reasons.append(f"{_LEVEL_NAMES[key]} {format_bytes(used[key])} exceeds the budget {format_bytes(lim)} "
                                f"by {format_bytes(used[key] - lim)} (largest: {top_txt})")
         for key, cap in self.capacities.items():
             if used.get(key, 0) > cap:
-                reasons.append(f"{key} {format_bytes(used[key])} exceeds the hardware's {key} capacity "
-                               f"{format_bytes(cap)}")
-        return FitResult(not reasons, tuple(reasons), used, {**limits, **{f"hw_{k}": v for k, v in self.capacities.items()}})
+                why = f"{_LEVEL_NAMES[key]} {format_bytes(used[key])} exceeds the hardware's {_LEVEL_NAMES[key]} capacity " \
+                      f"{format_bytes(cap)}"
+                if key == "sram" and has_dram and not allow_dram_spill:
+                    would = demand.spilled_to(cap)
+                    what = sorted({r.tensor_class for r in would.rows if r.level == "dram"})
+                    why += (f": {format_bytes(would.spilled_bytes)} ({', '.join(what)}) would spill to DRAM "
+                            "(allow_dram_spill=True to accept DRAM traffic)")
+                reasons.append(why)
+        return FitResult(not reasons, tuple(reasons), used,
+                         {**limits, **{f"hw_{k}": v for k, v in self.capacities.items()}},
+                         int(sram_demand), int(spilled))
 
     def to_records(self) -> list[dict]:
         base = {"algorithm": self.algorithm, "phase": self.phase, "batch_size": self.batch_size,
@@ -613,8 +660,6 @@ def _place(rows: list[LedgerRow], hw: HardwareConfig | None, conv: Conventions, 
         caps["sram"] = sum(b.size_bytes for b in hw.buffers if b.writable)
         if nvm is not None:
             caps["nvm"] = sum(b.size_bytes for b in hw.buffers if not b.writable)
-        if hw.dram.present and hw.dram.size_bytes:
-            caps["dram"] = hw.dram.size_bytes
     out = []
     for r in rows:
         level = r.level
@@ -648,17 +693,27 @@ def _place(rows: list[LedgerRow], hw: HardwareConfig | None, conv: Conventions, 
                 level = "sram"
         out.append(replace(r, level=level))
     if hw is not None and hw.dram.present:
-        sram_used = sum(r.bytes for r in out if r.level == "sram")
-        if sram_used > caps["sram"]:
-            order = sorted((i for i, r in enumerate(out) if r.tensor_class in _SPILLABLE and r.level == "sram"
-                            and r.bytes), key=lambda i: -out[i].bytes)
-            for i in order:
-                if sram_used <= caps["sram"]:
-                    break
-                sram_used -= out[i].bytes
-                out[i] = replace(out[i], level="dram", note=(out[i].note + "; " if out[i].note else "")
-                                 + "spilled to DRAM (SRAM full)")
+        caps["dram"] = hw.dram.size_bytes or math.inf
+        out = _spill(out, caps["sram"])
     return out, caps
+
+
+_SPILL_NOTE = "spilled to DRAM (SRAM full)"
+
+
+def _spill(rows: list[LedgerRow], sram_limit: float) -> list[LedgerRow]:
+    """Move the largest spillable SRAM rows to DRAM until SRAM holds at most ``sram_limit`` bytes."""
+    sram_used = sum(r.bytes for r in rows if r.level == "sram")
+    order = sorted((i for i, r in enumerate(rows) if r.tensor_class in _SPILLABLE and r.level == "sram" and r.bytes),
+                   key=lambda i: -rows[i].bytes)
+    out = list(rows)
+    for i in order:
+        if sram_used <= sram_limit:
+            break
+        sram_used -= out[i].bytes
+        out[i] = replace(out[i], level="dram", spilled=True,
+                         note=(out[i].note + "; " if out[i].note else "") + _SPILL_NOTE)
+    return out
 
 
 # -- solvers ------------------------------------------------------------------------------------
@@ -687,9 +742,7 @@ def widest_network(
     pattern = tuple(dims_pattern)
     if None not in pattern:
         raise ConfigError("dims_pattern", "needs at least one None entry (the width to solve for)")
-    budget = MemoryBudget.parse(budget) if isinstance(budget, str) else budget
-    if isinstance(budget, (int, float)):
-        budget = MemoryBudget(total_bytes=float(budget))
+    budget = MemoryBudget.coerce(budget)
     n_cls = n_classes or pattern[-1]
 
     def ok(h: int) -> bool:
@@ -711,7 +764,7 @@ def largest_batch(network, budget, rule, bits: BitWidths | None = None, hardware
     is then a capacity, not an on-chip working set). ``budget=None`` checks the hardware's
     capacities only.
     """
-    budget = MemoryBudget.parse(budget) if isinstance(budget, str) else budget
+    budget = MemoryBudget.coerce(budget)
     return _bisect(lambda b: memory_ledger(network, rule, bits, b, "train", hardware, **kw)
                    .fits(budget, allow_dram_spill).fits, 1, max_batch)
 
@@ -721,7 +774,7 @@ def widest_weight_bits(network, budget, rule, bits: BitWidths | None = None, bat
                        allow_dram_spill: bool | None = None, **kw) -> int:
     """The widest weight format (``<= max_bits``) that fits, i.e. the fewest bits given up (0 if none)."""
     bits = bits or BitWidths()
-    budget = MemoryBudget.parse(budget) if isinstance(budget, str) else budget
+    budget = MemoryBudget.coerce(budget)
 
     def ok(b: int) -> bool:
         bw = replace(bits, weight=b, bias=b if bits.bias == bits.weight else bits.bias,

@@ -2,7 +2,8 @@
 
 Every number in a table carries ``value``, ``unit``, ``node``, ``vdd``, ``source`` and ``kind``
 (``published`` / ``fit`` / ``derived`` / ``placeholder``); an unknown node or Vdd is written
-``"unknown"``. Loading validates every record and raises :class:`ConfigError` naming the field.
+``"unknown"``. A placeholder also carries ``low``, ``high`` (same unit, ``low <= value <= high``)
+and ``range_reason``: the interval the energy model propagates (:meth:`EnergyTables.at_corner`). Loading validates every record and raises :class:`ConfigError` naming the field.
 All energies returned here are at the table's reference point (45 nm, 0.9 V for digital logic);
 :func:`energy_factor` scales them to another node (Stillmaker & Baas).
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 
 from spela_hw.errors import ConfigError
@@ -34,7 +35,8 @@ SRAM_LAWS = ("size_law", "qkeras_poly")
 ADC_CONVENTIONS = ("p_over_fs", "mnsim_cycles")
 SCALING_METHODS = ("stillmaker_baas", "none")
 
-_ENTRY_KEYS = {"value", "unit", "node", "vdd", "source", "kind", "conditions"}
+_ENTRY_KEYS = {"value", "unit", "node", "vdd", "source", "kind", "conditions", "low", "high", "range_reason"}
+CORNERS = ("low", "nominal", "high")
 _UNIT_DIMENSION = {"pJ": "energy", "pJ/bit": "energy_per_bit", "bit": "bits", "x": "ratio"}
 
 
@@ -51,6 +53,10 @@ class ParamRecord:
     node_nm, vdd_v : float or None
         ``None`` when the source leaves them unknown.
     source, kind, conditions : str
+    low, high : float or None
+        The plausible range of a placeholder (``None`` for sourced numbers).
+    range_reason : str
+        Why the range is what it is.
     """
 
     table: str
@@ -62,12 +68,27 @@ class ParamRecord:
     source: str
     kind: str
     conditions: str = ""
+    low: float | None = None
+    high: float | None = None
+    range_reason: str = ""
+
+    @property
+    def ranged(self) -> bool:
+        """Has a range wider than its value."""
+        return self.low is not None and self.high is not None and self.low < self.high
+
+    def at(self, corner: str) -> float:
+        """The value at ``corner`` (``"low"``, ``"nominal"`` or ``"high"``)."""
+        if corner not in CORNERS:
+            raise ConfigError("corner", f"must be one of {CORNERS}, got {corner!r}")
+        v = {"low": self.low, "high": self.high}.get(corner)
+        return self.value if v is None else v
 
     def to_dict(self) -> dict:
         return {
             "table": self.table, "name": self.name, "value": self.value, "unit": self.unit,
             "node_nm": self.node_nm, "vdd_v": self.vdd_v, "source": self.source, "kind": self.kind,
-            "conditions": self.conditions,
+            "conditions": self.conditions, "low": self.low, "high": self.high, "range_reason": self.range_reason,
         }
 
 
@@ -102,8 +123,30 @@ def parse_entry(table: str, name: str, d: dict) -> ParamRecord:
     node = _optional_quantity(d["node"], "length", f"{where}.node")
     vdd = _optional_quantity(d["vdd"], "voltage", f"{where}.vdd")
     node_nm = None if node is None else float(f"{node * 1e9:.12g}")
+    low, high, reason = _parse_range(where, d, float(value))
     return ParamRecord(table, name, float(value), unit, node_nm, vdd,
-                       d["source"], d["kind"], str(d.get("conditions", "")))
+                       d["source"], d["kind"], str(d.get("conditions", "")), low, high, reason)
+
+
+def _parse_range(where: str, d: dict, value: float) -> tuple[float | None, float | None, str]:
+    """``low``, ``high`` and ``range_reason``: required for a placeholder, optional otherwise."""
+    given = [k for k in ("low", "high", "range_reason") if k in d]
+    if not given:
+        if d["kind"] == "placeholder":
+            raise ConfigError(f"{where}.low", "a placeholder needs low, high and range_reason (its plausible range)")
+        return None, None, ""
+    for key in ("low", "high", "range_reason"):
+        if key not in d:
+            raise ConfigError(f"{where}.{key}", "missing (low, high and range_reason go together)")
+    for key in ("low", "high"):
+        x = d[key]
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x < 0:
+            raise ConfigError(f"{where}.{key}", f"must be a finite number >= 0, got {x!r}")
+    if not d["low"] <= value <= d["high"]:
+        raise ConfigError(f"{where}.low", f"needs low <= value <= high, got {d['low']} <= {value} <= {d['high']}")
+    if not isinstance(d["range_reason"], str) or not d["range_reason"].strip():
+        raise ConfigError(f"{where}.range_reason", "must say why the range is what it is")
+    return float(d["low"]), float(d["high"]), d["range_reason"].strip()
 
 
 @dataclass(frozen=True)
@@ -161,6 +204,21 @@ class EnergyTables:
 
     def value(self, name: str) -> float:
         return self.records[name].value
+
+    def ranged(self) -> dict[str, ParamRecord]:
+        """The records with a range (every placeholder), by name."""
+        return {n: r for n, r in self.records.items() if r.ranged}
+
+    def at_corner(self, corner: str | dict) -> "EnergyTables":
+        """These tables with every ranged record at ``corner`` (``"low"``/``"nominal"``/``"high"``),
+        or each named record at its own corner (``{"sram_cim_cell_read": "high", ...}``; records not
+        named stay nominal)."""
+        choice = {n: corner for n in self.ranged()} if isinstance(corner, str) else dict(corner)
+        records = dict(self.records)
+        for name, c in choice.items():
+            r = self.record(name)
+            records[name] = replace(r, value=r.at(c))
+        return EnergyTables(records, self.adc_choices, self.adc_defaults, self.scaling_nodes)
 
     # -- digital arithmetic at 45 nm ------------------------------------------------------------
 

@@ -4,9 +4,12 @@ Every number a user or a table file gives carries its unit; a bare number where 
 expected is a :class:`~spela_hw.errors.ConfigError` naming the field. Base units: bytes, bits,
 metres, volts, seconds, hertz, joules, watts, ohms, siemens, square metres, samples per second.
 
-Byte prefixes follow docs/hardware.md §2.1: ``KB``/``KiB`` = 1024 bytes, ``MB``/``MiB`` =
-1024**2, ``GB``/``GiB`` = 1024**3 (JEDEC memory convention, so "32 KB" = 2**18 bits); ``kB`` is
-the SI 1000 bytes.
+Byte prefixes (:data:`BYTE_UNITS_HELP`, docs/hardware.md §2.1): ``KiB``/``MiB``/``GiB`` are the
+IEC 1024-based units; ``kB`` (lower-case k) is the SI 1000 bytes. The ambiguous upper-case
+``KB``/``MB``/``GB`` follow the JEDEC memory convention, the one memory datasheets and the
+sources of our presets use: ``KB`` = ``KiB`` = 1024 bytes (so "256 KB" of SRAM is 262,144 bytes
+and "32 KB" = 2**18 bits). Sizes are always printed in KiB/MiB/GiB. Spellings that could mean
+bits or are mistyped (``kb``, ``Kb``, ``KIB``, ``kiB``) are refused with the accepted list.
 """
 
 from __future__ import annotations
@@ -16,11 +19,15 @@ import re
 
 from spela_hw.errors import ConfigError
 
-__all__ = ["DIMENSIONS", "parse_quantity", "to_unit", "format_bytes", "format_si"]
+__all__ = ["DIMENSIONS", "BYTE_UNITS_HELP", "parse_quantity", "to_unit", "format_bytes", "format_si"]
+
+#: The byte units accepted, as said in errors and in ``--help``.
+BYTE_UNITS_HELP = ("B; KiB, MiB, GiB = 1024-based (IEC); kB = 1000 B (SI); KB, MB, GB = 1024-based "
+                   "(JEDEC memory convention, same as KiB, MiB, GiB)")
 
 # unit -> (dimension, factor to the base unit)
 _UNITS: dict[str, tuple[str, float]] = {
-    # information
+    # information (KB/MB/GB: JEDEC, = KiB/MiB/GiB; kB: SI; see the module docstring)
     "B": ("bytes", 1.0), "kB": ("bytes", 1e3), "KB": ("bytes", 1024.0), "KiB": ("bytes", 1024.0),
     "MB": ("bytes", 1024.0**2), "MiB": ("bytes", 1024.0**2), "GB": ("bytes", 1024.0**3),
     "GiB": ("bytes", 1024.0**3),
@@ -99,8 +106,8 @@ def parse_quantity(value, dimension: str, field: str) -> float:
 def to_unit(number: float, unit: str, dimension: str, field: str) -> float:
     """Convert ``number`` given in ``unit`` to the base unit of ``dimension`` (validating both)."""
     if unit not in _UNITS:
-        raise ConfigError(field, f"unknown unit {unit!r} (expected a {dimension} unit such as "
-                                 f"{_example(dimension)})")
+        accepted = BYTE_UNITS_HELP if dimension == "bytes" else f"e.g. {_example(dimension)}"
+        raise ConfigError(field, f"unknown unit {unit!r} (expected a {dimension} unit: {accepted})")
     dim, factor = _UNITS[unit]
     if dim != dimension:
         raise ConfigError(field, f"unit {unit!r} is a {dim} unit, expected {dimension} "
@@ -113,7 +120,7 @@ def to_unit(number: float, unit: str, dimension: str, field: str) -> float:
 
 def _example(dimension: str) -> str:
     return {
-        "bytes": "'256 KB'", "bits": "'64 bit'", "length": "'22 nm'", "voltage": "'0.9 V'",
+        "bytes": "'256 KiB'", "bits": "'64 bit'", "length": "'22 nm'", "voltage": "'0.9 V'",
         "time": "'10 ns'", "frequency": "'1 GHz'", "rate": "'1 GS/s'", "energy": "'0.2 pJ'",
         "energy_per_bit": "'20.3125 pJ/bit'", "power": "'1.26 mW'", "resistance": "'100 kohm'",
         "conductance": "'10 uS'", "area": "'580 um2'", "area_f2": "'160 F2'", "ratio": "'1 x'",

@@ -16,7 +16,8 @@ def test_size_prints_ledger_tiling_energy_and_conventions(capsys):
     for needle in ("Memory ledger", "Crossbar tiling (456 arrays", "Energy per training sample",
                    "Energy per inference", "conventions: adc_energy=p_over_fs", "sram_law=size_law",
                    "signed_weights=offset", "794.0 KiB @ crossbar", "B * sum_l a_l = 50 * 1808",
-                   "does NOT fit", "placeholder numbers used", "lifetime (days)"):
+                   "Budget sram=256.0 KiB", "spela training: fits", "placeholder numbers used",
+                   "lifetime (days)"):
         assert needle in out, needle
     lines = out.splitlines()
     l1 = [x for x in lines if x.startswith("L1 ") and "weights" in x][0]
@@ -29,10 +30,17 @@ def test_size_json_is_tidy(capsys):
     pts = doc["design_points"]
     assert [p["algorithm"] for p in pts] == ["spela", "backprop"]
     sp = pts[0]
-    assert sp["conventions"]["adc_energy"] == "p_over_fs" and sp["fit_train"]["fits"] is False
+    # the budget is SRAM: the 794 KiB of weights in crossbar cells do not count against it
+    assert sp["conventions"]["adc_energy"] == "p_over_fs" and sp["fit_train"]["fits"] is True
     assert sp["summary"][0]["arrays"] == 456
     assert {r["tensor_class"] for r in sp["ledger"]} >= {"weights", "class_vectors", "activations_in_flight"}
     assert all("energy_pj" in r and "kind" in r for r in sp["energy"])
+
+
+def test_size_on_chip_total_budget_counts_the_crossbar_cells(capsys):
+    assert main(SIZE[:-1] + ["total=256KB", "--rule", "spela"]) == 0
+    out = capsys.readouterr().out
+    assert "spela training: does NOT fit" in out and "on-chip total" in out and "weights 794.0 KiB" in out
 
 
 def test_size_vgg8_mcu_overrides_and_presets(capsys, tmp_path):
@@ -60,6 +68,9 @@ def test_size_vgg8_mcu_overrides_and_presets(capsys, tmp_path):
     (["size", "--preset", "tpu"], "unknown preset"),
     (["size", "--rule", "hebbian"], "rule"),
     (["size", "--budget", "256"], "needs a unit"),
+    (["size", "--budget", "256 kb"], "unknown unit 'kb'"),
+    (["size", "--budget", "256 KIB"], "kB = 1000 B (SI)"),
+    (["size", "--budget", "sram=1MB,sram=2MB"], "budget.sram"),
     (["size", "--set", "periphery.adc_bitz=4"], "periphery.adc_bitz"),
     (["size", "--set", "technology.node=22"], "technology.node"),
     (["size", "--weight-bits", "0"], "weight_bits"),

@@ -3,7 +3,7 @@
 Example::
 
     spela-hw size --dims 784,1024,10 --preset rram-22nm --weight-bits 8 \\
-        --rule spela,backprop --batch-size 50 --budget 256KB
+        --rule spela,backprop --batch-size 50 --budget 256KiB
 
 Plain aligned text by default (every table names the conventions in force); ``--json`` prints
 one JSON object with tidy records for scripts.
@@ -18,7 +18,7 @@ import tomllib
 
 from sim import (BitWidths, design_point, hardware_from_dict, load_hardware_toml, preset_dict, vgg8)
 from sim.energy import CATEGORIES
-from sim.units import format_bytes, format_si
+from sim.units import BYTE_UNITS_HELP, format_bytes, format_si
 from spela_hw.errors import ConfigError
 
 NETWORKS = {"vgg8": vgg8}
@@ -48,7 +48,10 @@ def register(sub) -> None:
     p.add_argument("--gradient-bits", type=int, default=32)
     p.add_argument("--sr-bits", type=int, default=8, help="random bits per stochastic rounding (0 = none)")
     p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--budget", help="memory budget: 256KB (on-chip total) or sram=256KB,nvm=1MB")
+    p.add_argument("--budget", help="memory budget: a bare size limits SRAM (256KiB; weights held in crossbar "
+                                    "cells do not count against it); per level: sram=256KiB,crossbar=1MiB,"
+                                    "nvm=1MiB,dram=2GiB; total=... caps the on-chip sum. Units: "
+                                    + BYTE_UNITS_HELP.replace("%", "%%"))
     p.add_argument("--exit-layer", type=int, help="inference read-out layer (1-based; default the last)")
     p.add_argument("--samples-per-day", type=float, default=1000.0, help="for the device lifetime estimate")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
