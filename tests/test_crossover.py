@@ -1,9 +1,7 @@
 """reports.crossover: where SPELA pays off (analytic sweeps, crossover points, the report section)."""
 
-import time
 
 import pandas as pd
-import pytest
 
 from reports.config import ReportConfig
 from reports.crossover import (COLUMNS, batch_sweep, conv_sweep, crossover_point, crossover_section, crossovers,
@@ -63,14 +61,10 @@ def test_batch_and_conv_sweeps_and_their_crossovers():
     assert row["crossover"] == 4 and "from batch 4 on" in row["statement"]
 
 
-def test_crossover_section_is_fast_and_complete():
-    crossover_section(ReportConfig(), "sram-cim-22nm")  # warm imports and caches
+def test_crossover_section_is_complete():
     said = []
-    t = time.perf_counter()
     s = crossover_section(ReportConfig(), "sram-cim-22nm", progress=said.append)
-    elapsed = time.perf_counter() - t
     assert isinstance(s, Section) and s.status == "ok" and s.title == "Where SPELA pays off"
-    assert elapsed < 6.0  # analytic; most of it is rendering one figure (< 2 s on an idle machine)
     assert len(said) == 3 and len(s.figures) == 1 and s.figures[0].png.startswith(b"\x89PNG")
     assert {t.name for t in s.tables} == {"crossovers", "crossover_data"}
     text = " ".join(s.paragraphs)
