@@ -134,7 +134,7 @@ class Runner:
             self.env["NUMBA_CACHE_DIR"] = numba_cache
 
     def start(self, args, cwd: Path, memory: int | None = None, stderr=None) -> tuple[subprocess.Popen, Path]:
-        """Start ``spela-hw ARGS``; stdout and stderr go to files next to ``cwd``."""
+        """Start ``spela-hw ARGS`` in ``cwd``; stdout and stderr go to files in the work folder."""
         cwd.mkdir(parents=True, exist_ok=True)
         logs = Path(tempfile.mkdtemp(prefix="log-", dir=self.work))
         preexec = (lambda: resource.setrlimit(resource.RLIMIT_AS, (memory, memory))) if memory else None
@@ -969,6 +969,26 @@ def _table(rows: list[list]) -> str:
     return "\n".join(out + ["| " + " | ".join(r) + " |" for r in cells[1:]])
 
 
+TITLES = {"kill": "kill -9 at random moments", "badinput": "Bad inputs"}
+
+
+def write_sections(path: Path, sections: dict[str, str], whole: str) -> None:
+    """Replace each section between ``<!-- faults-NAME:begin -->`` and ``<!-- faults-NAME:end -->``
+    of ``path`` (e.g. docs/RELIABILITY.md); a file without the markers gets ``whole``. Atomic."""
+    from reports.files import atomic_write_text
+
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    marks = {k: (f"<!-- faults-{k}:begin -->", f"<!-- faults-{k}:end -->") for k in sections}
+    if not all(b in text and e in text for b, e in marks.values()):
+        atomic_write_text(path, whole)
+        return
+    for k, body in sections.items():
+        begin, end = marks[k]
+        a, b = text.index(begin), text.index(end) + len(end)
+        text = text[:a] + f"{begin}\n{body}\n{end}" + text[b:]
+    atomic_write_text(path, text)
+
+
 def _commit() -> str:
     try:
         return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -1005,9 +1025,10 @@ def main(argv=None) -> int:
     runner = Runner(work, args.numba_cache or str(work / "numba-cache"), args.grace)
     t0 = time.perf_counter()
     command = " ".join(["python -m bench.faults", *(argv if argv is not None else sys.argv[1:])])
-    md = [f"Measured by `{command}` (seed {args.seed}) on commit {_commit()}, "
-          f"{_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.1f}.", ""]
+    measured = (f"Measured by `{command}` (seed {args.seed}) on commit {_commit()}, "
+                f"{_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
+                f"load average {os.getloadavg()[0]:.1f} at the start.")
+    sections: dict[str, str] = {}
     figures: dict = {"command": command, "seed": args.seed}
     failed = False
     try:
@@ -1017,7 +1038,7 @@ def main(argv=None) -> int:
             for name in commands:
                 say(f"kill campaign: {name}, {args.kills} kills")
                 tallies.append(CAMPAIGNS[name](runner, args.kills, rng, work, quick=args.quick))
-            md += ["### kill -9 at random moments", "", kill_table(tallies), ""]
+            sections["kill"] = measured + "\n\n" + kill_table(tallies)
             figures["kills"] = [{k: (dict(v) if isinstance(v, Counter) else v) for k, v in t.__dict__.items()}
                                 for t in tallies]
             failed |= any(t.failed for t in tallies)
@@ -1035,19 +1056,17 @@ def main(argv=None) -> int:
                 outcome = run_case(ctx, case, work / "badinput")
                 say(f"  {'pass' if outcome.ok else 'FAIL'} {case.name}" + (f": {outcome.why}" if outcome.why else ""))
                 results.append((case, outcome))
-            md += ["### Bad inputs", "", badinput_table(results), ""]
+            sections["badinput"] = measured + "\n\n" + badinput_table(results)
             figures["badinput"] = [{"case": c.name, "what": c.what, **o.__dict__} for c, o in results]
             failed |= not all(o.ok for _, o in results)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
-    md.append(f"Total time {time.perf_counter() - t0:.0f} s.")
-    text = "\n".join(md) + "\n"
+    say(f"total time {time.perf_counter() - t0:.0f} s")
+    text = "\n\n".join(f"### {TITLES[k]}\n\n{v}" for k, v in sections.items()) + "\n"
     print(text)
     if args.write:
-        from reports.files import atomic_write_text
-
-        atomic_write_text(args.write, text)
+        write_sections(args.write, sections, text)
     if args.json:
         from reports.files import atomic_write_text
 

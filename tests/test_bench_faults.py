@@ -39,6 +39,20 @@ def test_judge_needs_a_named_refusal_without_traceback():
     assert not judge(run(2, "spela-hw train: error: bad value\n"), [r"limit[-_]train"]).ok
 
 
+def test_write_sections_replaces_only_the_measured_sections(tmp_path):
+    from bench.faults import write_sections
+
+    doc = tmp_path / "RELIABILITY.md"
+    doc.write_text("# R\n\nprose\n<!-- faults-kill:begin -->\n<<KILL TABLE>>\n<!-- faults-kill:end -->\n"
+                   "more\n<!-- faults-badinput:begin -->\nold\n<!-- faults-badinput:end -->\n")
+    write_sections(doc, {"kill": "| kills |"}, "whole")
+    text = doc.read_text()
+    assert "<<KILL TABLE>>" not in text and "| kills |" in text
+    assert "prose" in text and "more" in text and "\nold\n" in text
+    write_sections(tmp_path / "new.md", {"kill": "| kills |"}, "whole")
+    assert (tmp_path / "new.md").read_text() == "whole"
+
+
 @pytest.mark.slow
 def test_smoke_run_kills_train_once_and_checks_three_bad_inputs(tmp_path):
     md, js = tmp_path / "faults.md", tmp_path / "faults.json"
