@@ -223,8 +223,9 @@ class Tally:
     notes: list = field(default_factory=list)
     seconds: float = 0.0
 
-    def note(self, i: int, msg: str) -> None:
-        self.notes.append(f"{self.command} kill {i}: {msg}")
+    def note(self, msg: str) -> None:
+        """A finding about the current kill (numbered from 1)."""
+        self.notes.append(f"{self.command} kill {self.kills}: {msg}")
         say(f"  ! {msg}")
 
     @property
@@ -335,7 +336,7 @@ def train_campaign(runner: Runner, n: int, rng: random.Random, work: Path, quick
                 tally.landed[f"after epoch {read_model(out)[1]['epochs_done']}"] += 1
             except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is a finding
                 tally.lost += 1
-                tally.note(i, f"checkpoint unreadable after the kill: {exc}")
+                tally.note(f"checkpoint unreadable after the kill: {exc}")
         else:
             tally.landed["before the first checkpoint"] += 1
         again = runner.run([*train, "--out", out, "--resume"], d)
@@ -343,29 +344,29 @@ def train_campaign(runner: Runner, n: int, rng: random.Random, work: Path, quick
         strays = stray_files(d)
         tally.stray += len(strays)
         if strays:
-            tally.note(i, f"stray files {[p.name for p in strays]}")
+            tally.note(f"stray files {[p.name for p in strays]}")
         say(f"train kill {tally.kills}/{n} at {delay:.2f} s; resume exit {again.rc}")
         if again.rc != 0:
-            tally.note(i, f"resume exited {again.rc}: {again.last_line()}")
+            tally.note(f"resume exited {again.rc}: {again.last_line()}")
             return
         tally.resumed += 1
         try:
             model = load_model(out)
         except (SpelaError, OSError) as exc:
             tally.lost += 1
-            tally.note(i, f"resumed model does not load: {exc}")
+            tally.note(f"resumed model does not load: {exc}")
             return
         history = [h.get("epoch") for h in model.history_]
         if model.epochs_done_ < epochs:
             tally.lost += 1
-            tally.note(i, f"resumed model has {model.epochs_done_} of {epochs} epochs")
+            tally.note(f"resumed model has {model.epochs_done_} of {epochs} epochs")
         if len(history) != len(set(history)) or model.epochs_done_ > epochs:
             tally.duplicated += 1
-            tally.note(i, f"history epochs {history}")
+            tally.note(f"history epochs {history}")
         diffs = model_differences(out, ref)
         if diffs:
             tally.mismatches += 1
-            tally.note(i, "differs from the uninterrupted run: " + ", ".join(diffs))
+            tally.note("differs from the uninterrupted run: " + ", ".join(diffs))
 
     kill_loop(tally, n, one_kill)
     return tally
@@ -410,7 +411,7 @@ def sweep_campaign(runner: Runner, n: int, rng: random.Random, work: Path, quick
     reference = {r["point_id"]: _deterministic(r) for r in sweep_records(refs[1] / "results.jsonl")[0]}
     other = {r["point_id"]: _deterministic(r) for r in sweep_records(refs[2] / "results.jsonl")[0]}
     if other != reference:
-        tally.notes.append("sweep: the uninterrupted sweeps with 1 and 2 workers differ")
+        tally.notes.append("sweep reference: the uninterrupted sweeps with 1 and 2 workers differ")
         tally.mismatches += 1
 
     def one_kill(i: int) -> None:
@@ -425,19 +426,19 @@ def sweep_campaign(runner: Runner, n: int, rng: random.Random, work: Path, quick
         tally.kills += 1
         tally.orphans += run.orphans
         if run.orphans:
-            tally.note(i, f"{run.orphans} worker process(es) outlived the killed sweep ({w} workers)")
+            tally.note(f"{run.orphans} worker process(es) outlived the killed sweep ({w} workers)")
         done = len(sweep_records(out / "results.jsonl")[0])
-        tally.landed["no result yet" if not done else
-                     "all points written" if done >= len(reference) else "some points written"] += 1
+        tally.landed[f"{w} worker(s), " + ("no result yet" if not done else "all points written"
+                                            if done >= len(reference) else "some points written")] += 1
         again = runner.run([*variants[w], "--out", out, "--resume"], d)
         tally.orphans += again.orphans
         strays = stray_files(d)
         tally.stray += len(strays)
         if strays:
-            tally.note(i, f"stray files {[str(p.relative_to(d)) for p in strays]}")
+            tally.note(f"stray files {[str(p.relative_to(d)) for p in strays]}")
         say(f"sweep kill {tally.kills}/{n} ({w} workers) at {delay:.2f} s; resume exit {again.rc}")
         if again.rc != 0:
-            tally.note(i, f"resume exited {again.rc}: {again.last_line()}")
+            tally.note(f"resume exited {again.rc}: {again.last_line()}")
             return
         tally.resumed += 1
         records, corrupt = sweep_records(out / "results.jsonl")
@@ -447,14 +448,14 @@ def sweep_campaign(runner: Runner, n: int, rng: random.Random, work: Path, quick
         tally.lost += len(missing)
         tally.duplicated += extra
         if missing or extra:
-            tally.note(i, f"{len(missing)} point(s) missing, {extra} duplicate record(s) "
+            tally.note(f"{len(missing)} point(s) missing, {extra} duplicate record(s) "
                           f"({len(records)} records for {len(reference)} points)")
         latest = {r["point_id"]: _deterministic(r) for r in records}
         wrong = [pid for pid in latest if latest[pid] != reference.get(pid)]
         bad = len(wrong) + corrupt + (not html_complete(out / "report" / "index.html"))
         if bad:
             tally.mismatches += bad
-            tally.note(i, f"{len(wrong)} record(s) differ from the uninterrupted sweep, {corrupt} corrupt "
+            tally.note(f"{len(wrong)} record(s) differ from the uninterrupted sweep, {corrupt} corrupt "
                           f"line(s), report complete: {html_complete(out / 'report' / 'index.html')}")
 
     kill_loop(tally, n, one_kill)
@@ -488,30 +489,30 @@ def report_campaign(runner: Runner, n: int, rng: random.Random, work: Path, quic
         tally.kills += 1
         tally.orphans += run.orphans
         if run.orphans:
-            tally.note(i, f"{run.orphans} worker process(es) outlived the killed report")
+            tally.note(f"{run.orphans} worker process(es) outlived the killed report")
         staged = any(re.search(r"\.partial-\d+$", p.name) for p in parent.iterdir())
-        tally.landed[("over an old report, " if existed else "") +
-                     ("while writing the report" if staged else "before or after writing")] += 1
+        tally.landed[("over an old report" if existed else "no report yet")
+                     + (", staging folder present" if staged else "")] += 1
         if existed and not out.exists():
             tally.lost += 1
-            tally.note(i, "the previous report was gone after the kill")
+            tally.note("the previous report was gone after the kill")
         elif out.exists() and not html_complete(out / "index.html"):
             tally.lost += 1
-            tally.note(i, "a half-written report was in place after the kill")
+            tally.note("a half-written report was in place after the kill")
         again = runner.run(args, parent)
         tally.orphans += again.orphans
         strays = stray_files(parent)
         tally.stray += len(strays)
         if strays:
-            tally.note(i, f"stray files {[str(p.relative_to(parent)) for p in strays]}")
+            tally.note(f"stray files {[str(p.relative_to(parent)) for p in strays]}")
         say(f"report kill {tally.kills}/{n} at {delay:.2f} s; re-run exit {again.rc}")
         if again.rc != 0:
-            tally.note(i, f"re-run exited {again.rc}: {again.last_line()}")
+            tally.note(f"re-run exited {again.rc}: {again.last_line()}")
             return
         tally.resumed += 1
         if not html_complete(out / "index.html"):
             tally.lost += 1
-            tally.note(i, "index.html missing or incomplete after the re-run")
+            tally.note("index.html missing or incomplete after the re-run")
             return
         try:
             json.loads((out / "manifest.json").read_text())
@@ -520,7 +521,7 @@ def report_campaign(runner: Runner, n: int, rng: random.Random, work: Path, quic
             differ = [f"manifest/tables unreadable: {exc}"]
         if differ:
             tally.mismatches += 1
-            tally.note(i, f"differs from the uninterrupted report: {differ}")
+            tally.note(f"differs from the uninterrupted report: {differ}")
 
     kill_loop(tally, n, one_kill)
     return tally
