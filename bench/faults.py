@@ -592,9 +592,14 @@ UTF8 = r"utf-?8"
 
 
 def judge(run: Run, expect, forbid=()) -> Outcome:
-    """A rejection: non-zero exit, no traceback, every ``expect`` regex on stderr."""
+    """A rejection: non-zero exit, no traceback, every ``expect`` regex in the error message.
+
+    The message is stderr from its first "error" on (progress lines before it do not count).
+    """
     tb = TRACEBACK in run.stderr
-    named = all(re.search(p, run.stderr, re.I) for p in expect)
+    start = run.stderr.lower().find("error")
+    message = run.stderr[start:] if start >= 0 else run.stderr
+    named = all(re.search(p, message, re.I) for p in expect)
     why = []
     if run.timed_out:
         why.append("timed out")
@@ -605,7 +610,7 @@ def judge(run: Run, expect, forbid=()) -> Outcome:
     if tb:
         why.append("traceback: " + run.last_line())
     if not named:
-        missing = [p for p in expect if not re.search(p, run.stderr, re.I)]
+        missing = [p for p in expect if not re.search(p, message, re.I)]
         why.append(f"message lacks {missing}: {run.last_line()!r}")
     for p in forbid:
         if re.search(p, run.stderr, re.I):
@@ -817,8 +822,8 @@ def catalogue() -> list[Case]:
               "--limit-train", "1000", "--out", "{d}/m.npz"),
              (r"diverg|non-finite|not finite|nan|inf",), check=_model_loads("m.npz")),
         Case("train-out-no-npz", "--out mymodel, then evaluate and --resume it", custom=_out_without_npz),
-        Case("train-out-directory", "--out an existing directory", ("train", *TINY, "--out", "{d}"),
-             ("{d}",), forbid=(r"epoch 1/",)),
+        Case("train-out-directory", "--out m.npz, an existing directory", ("train", *TINY, "--out", "{d}/m.npz"),
+             ("{d}/m.npz",), setup=lambda d, fx: (d / "m.npz").mkdir(), forbid=(r"epoch 1/",)),
         Case("train-out-unwritable", "--out under a file (/dev/null/m.npz)",
              ("train", *TINY, "--out", "/dev/null/m.npz"), (re.escape("/dev/null"),), forbid=(r"epoch 1/",)),
         Case("train-stderr-closed", "stderr closed by the reader (2>&1 | head -1)", custom=_stderr_closed),
