@@ -134,7 +134,7 @@ def test_an_explicit_data_dir_is_used_or_refused(tmp_path, capsys, monkeypatch):
     (["train", "--jobs", "0"], "n_jobs: must be None, -1 (all cores) or a positive integer, got 0"),
     (["train", "--weight-bits", "0"], "weight_bits: must be an integer from 2 to 16, got 0"),
     (["train", "--weight-range", "0.5"], "weight-range: sets the range of fixed-point weights"),
-    (["train", "--seed", "-1"], "random_state: must be None or a non-negative integer, got -1"),
+    (["train", "--seed", "-1"], "seed: must be a non-negative integer, got -1"),
     (["train", "--batch-size", "1000000000"], "batch_size: 1000000000 is larger than the 100 training samples"),
     (["train", "--trials", "3"], "trials: applies to --protocol few-shot or one-epoch only"),
     (["train", "--test-fraction", "0.5"], "test-fraction: applies to --protocol few-shot"),

@@ -164,6 +164,8 @@ def _check_writable(out: Path) -> None:
 def run(args) -> int:
     if args.limit_train is not None and args.limit_train < 1:
         raise ConfigError("limit-train", f"must be a positive number of samples, got {args.limit_train}")
+    if args.seed is not None and args.seed < 0:
+        raise ConfigError("seed", f"must be a non-negative integer, got {args.seed}")
     if args.protocol != "standard":
         return _run_protocol(args)
     _refuse(args, ("test_fraction", "trials"), "applies to --protocol few-shot or one-epoch only")
