@@ -63,9 +63,9 @@ def add_model_options(p) -> None:
                                       "(else SPELA_HW_DATA, cache, system)")
     p.add_argument("--rule", choices=sorted(RULES), help="learning rule (default spela)")
     p.add_argument("--preset", choices=sorted(PRESETS), help="a measured recipe of the chosen --rule (spela: official-code, paper-v2; sigprop: sigprop-sgd, sigprop-adam)")
-    p.add_argument("--dims", type=parse_dims, help="layer widths from the input (default 784,1024,34 for spela: 34 output "
-                                                            "dimensions for the 10 class vectors; 784,1024,10 for "
-                                                            "backprop and sigprop)")
+    p.add_argument("--dims", type=parse_dims,
+                   help="layer widths from the input (default 784,1024,34 for spela: 34 output dimensions for "
+                        "the 10 class vectors; 784,1024,10 for backprop and sigprop)")
     p.add_argument("--weight-bits", type=int, help="fixed-point weights of this width (default float32)")
     p.add_argument("--weight-range", type=parse_ranges,
                    help="with --weight-bits: weights hold [-R, R) (default 0.25; a narrower range is a finer LSB); "
@@ -252,8 +252,7 @@ def readout_accuracy(clf, accs: list) -> list:
 
 def _readout_record(clf, record: dict) -> dict:
     """A history record without the accuracies of layers that have no trained read-out."""
-    hidden = {f"layer{k + 1}_accuracy" for k in range(clf.network_spec_.n_layers)} - \
-             {f"layer{k + 1}_accuracy" for k in clf.readout_layers_}
+    hidden = {f"layer{k + 1}_accuracy" for k in range(clf.network_spec_.n_layers) if k not in clf.readout_layers_}
     return {key: v for key, v in record.items() if key not in hidden}
 
 
