@@ -13,6 +13,7 @@ __all__ = [
     "SpelaError",
     "ConfigError",
     "DataError",
+    "DatasetNotFoundError",
     "CapacityError",
     "MappingError",
     "SaturationError",
@@ -48,6 +49,16 @@ class ConfigError(SpelaError, ValueError):
 
 class DataError(SpelaError, ValueError):
     """A data file or array is malformed (wrong magic, truncated, bad digest, NaN, wrong shape)."""
+
+
+class DatasetNotFoundError(DataError):
+    """A dataset's files are in none of the places searched. ``where`` lists the places and the
+    files; the message adds the Python API's remedies (a command line names its own options)."""
+
+    def __init__(self, name: str, where: str, remedy: str):
+        self.name = name
+        self.where = where
+        super().__init__(f"{where} {remedy}")
 
 
 class CapacityError(SpelaError):

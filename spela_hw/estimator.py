@@ -17,7 +17,7 @@ from .backends import BACKENDS, make_ops
 from .errors import ConfigError, DataError, DivergenceError
 from .network import init_network
 from .rules import init_rule_state, train_chunk, trainer_for
-from .rules.common import forward_all, new_counts, readout_predictions, uses_logit_readout
+from .rules.common import forward_all, new_counts, readout_layers, readout_predictions, uses_logit_readout
 from .specs import NetworkSpec, PrecisionSpec, Spela, Backprop
 
 __all__ = ["Classifier", "SpelaClassifier", "BackpropClassifier"]
@@ -368,6 +368,14 @@ class Classifier:
         """Accuracy at every layer's read-out (list, first layer first)."""
         X, y = check_xy(X, y, getattr(self, "n_features_in_", None))
         return [float(np.mean(p == y)) for p in self.predict_layers(X)]
+
+    @property
+    def readout_layers_(self) -> tuple[int, ...]:
+        """Layers (0-based) whose read-out the rule trains: all of them for SPELA and sigprop, the
+        output only for backprop. ``score_layers`` and ``history_`` still hold every layer's cosine
+        read-out; at a backprop hidden layer it is not a measure of the model."""
+        self._check_fitted()
+        return readout_layers(self.rule_, self.network_spec_.n_layers)
 
     def inference_counts(self, X, exit_layer=-1, readout="exit"):
         """Counts of inferring ``X`` up to ``exit_layer`` with a read-out at the exit (or every layer)."""

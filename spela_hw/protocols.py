@@ -72,7 +72,7 @@ def _evaluate(name, clf, x_tr, y_tr, x_te, y_te, extra):
     rec = {"rule": name, **extra, "n_train": len(y_tr), "n_test": len(y_te),
            "dims": list(clf.network_spec_.dims), "precision": clf.precision_.name,
            "accuracy": accs[-1], "train_seconds": seconds}
-    rec.update({f"layer{k + 1}_accuracy": a for k, a in enumerate(accs)})
+    rec.update({f"layer{k + 1}_accuracy": accs[k] for k in clf.readout_layers_})  # none at backprop's hidden layers
     return rec
 
 

@@ -88,6 +88,26 @@ def test_chunked_runs_equal_one_run(data):
         np.testing.assert_allclose(wa, wb, atol=1e-12)
 
 
+def test_progress_reports_the_chunks_and_the_samples_simulated(data):
+    """``progress`` hears every chunk and, through Brian2's report, the samples simulated
+    (the runtime target calls back into Python; the standalone binary prints the same to stderr)."""
+    X, y, Xt, yt = data
+    heard = []
+    SpikingSpela(SPEC, config=fast_config(code="regular")).fit(X[:4], y[:4], X_test=Xt[:2], y_test=yt[:2],
+                                                               chunk_samples=3, progress=heard.append)
+    assert heard.count("simulating 3 samples") == 2  # one run per chunk
+    assert any(m.startswith("simulated 3/3 samples") for m in heard)
+    assert any(m.startswith("chunk 1: samples 0-3 of 6") for m in heard)
+    assert any(m.startswith("chunk 2: samples 3-6 of 6") for m in heard)
+
+
+def test_the_standalone_progress_report_is_cpp_on_stderr():
+    from mappings.brian2.codegen import progress_report_code
+
+    code = progress_report_code(120.0)
+    assert "std::cerr" in code and "std::cout" not in code and "0.12" in code
+
+
 def _rate_and_spike_updates(dt_ms, x, label):
     """Weight change of one training sample: spiking rule vs the rate rule at the same weights."""
     cfg = fast_config(dt_ms=dt_ms, code="regular", eta=(0.002, 0.002))

@@ -37,6 +37,7 @@ __all__ = [
     "summing_synapse_code",
     "plastic_synapse_code",
     "static_synapse_code",
+    "progress_report_code",
 ]
 
 
@@ -238,3 +239,21 @@ def plastic_synapse_code(quantized: bool = False, driver: str = "timed") -> Syna
         model = "w : 1"
         on_pre = "v_post += w\nw = clip(w + eta_l_post*GATE*delta_post, -w_max, w_max)"
     return SynapseCode(model, _fill(on_pre, sig))
+
+
+def progress_report_code(sample_ms: float, what: str = "samples") -> str:
+    """Body of the standalone binary's ``report_progress(elapsed, completed, start, duration)``
+    (C++; Brian2 calls it every ``report_period`` of wall time): samples simulated so far and the
+    time left, on stderr (stdout may carry a command's JSON)."""
+    return f"""
+    const double _sample_s = {sample_ms / 1000.0!r};
+    const long _total = (long)(duration / _sample_s + 0.5);
+    const long _done = (long)(completed * _total);
+    if (completed == 0.0)
+        std::cerr << "spike: built; simulating " << _total << " {what}";
+    else
+        std::cerr << "spike: simulated " << _done << "/" << _total << " {what} in " << (long)elapsed << " s";
+    if (completed > 0.0 && completed < 1.0)
+        std::cerr << ", about " << (long)((1.0 - completed) / completed * elapsed + 0.5) << " s left";
+    std::cerr << std::endl << std::flush;
+    """

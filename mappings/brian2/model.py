@@ -170,13 +170,16 @@ class SpikingSpela:
 
     # -- running -------------------------------------------------------------------------------
     def fit(self, X, y, epochs: int = 1, X_test=None, y_test=None, shuffle_seed: int | None = 0,
-            curve_blocks: int = 10, loop: bool = False, chunk_samples: int | None = None) -> SpikingResult:
+            curve_blocks: int = 10, loop: bool = False, chunk_samples: int | None = None,
+            progress=None) -> SpikingResult:
         """Learn in spikes, then (in the same run) test with the gate closed.
 
         ``loop=True`` runs the straightforward one-``run()``-per-sample-phase loop instead of one
         run (runtime targets; for the benchmark). ``chunk_samples`` splits a long schedule into
         runs of that many samples (weights carried over) to bound the memory of the image table
-        (8 bytes per pixel per sample). Updates ``weights_``/``biases_``.
+        (8 bytes per pixel per sample). ``progress(text)``, when given, hears the build and the
+        samples simulated so far (see :func:`~mappings.brian2.network.run_schedule`). Updates
+        ``weights_``/``biases_``.
         """
         if chunk_samples is not None and (isinstance(chunk_samples, bool) or not isinstance(chunk_samples, int)
                                           or chunk_samples < 1):
@@ -188,14 +191,14 @@ class SpikingSpela:
                               self.config.plasticity.decay_samples)
         y_test = None if y_test is None else np.asarray(y_test).astype(np.int64)
         return self._run(sched, learn=True, y_test=y_test, y_train=sched.labels[sched.train],
-                         curve_blocks=curve_blocks, loop=loop, chunk_samples=chunk_samples)
+                         curve_blocks=curve_blocks, loop=loop, chunk_samples=chunk_samples, progress=progress)
 
-    def evaluate(self, X, y, loop: bool = False) -> SpikingResult:
+    def evaluate(self, X, y, loop: bool = False, progress=None) -> SpikingResult:
         """Inference only (static synapses, no normaliser): accuracy at every layer's read-out."""
         sched = make_schedule(None, None, X, y, 0, self.spec.dims[0], self.spec.n_classes)
-        return self._run(sched, learn=False, y_test=np.asarray(y).astype(np.int64), loop=loop)
+        return self._run(sched, learn=False, y_test=np.asarray(y).astype(np.int64), loop=loop, progress=progress)
 
-    def _run_chunked(self, plans, sched: Schedule, learn: bool, chunk: int):
+    def _run_chunked(self, plans, sched: Schedule, learn: bool, chunk: int, progress=None):
         """Consecutive runs of ``chunk`` samples each, weights carried over (bounded memory: the
         image table of one run holds one chunk). With ``reset_at_onset`` no other state crosses
         a sample boundary, so chunking changes nothing but the random streams (seed + chunk)."""
@@ -212,8 +215,11 @@ class SpikingSpela:
         try:
             for i, a in enumerate(range(0, sched.n_samples, chunk)):
                 raw = run_schedule(cfg, self.spec.dims[0], plans, sched.slice(a, a + chunk),
-                                   self.rule.loss, learn, seed_offset=i)
+                                   self.rule.loss, learn, seed_offset=i, progress=progress)
                 log.info("chunk %d: samples %d-%d, wall %.1f s", i, a, min(a + chunk, sched.n_samples), raw.wall_s)
+                if progress is not None:
+                    progress(f"chunk {i + 1}: samples {a}-{min(a + chunk, sched.n_samples)} of {sched.n_samples} "
+                             f"done ({raw.wall_s:.0f} s)")
                 plans = [LayerPlan(w, b, p.codes, p.eta, p.eta_b) for w, b, p in zip(raw.weights, raw.biases, plans)]
                 parts.append(raw)
         finally:
@@ -222,14 +228,15 @@ class SpikingSpela:
         return merge_runs(parts)
 
     def _run(self, sched: Schedule, learn: bool, y_test=None, y_train=None, curve_blocks: int = 10,
-             loop: bool = False, chunk_samples: int | None = None) -> SpikingResult:
+             loop: bool = False, chunk_samples: int | None = None, progress=None) -> SpikingResult:
         plans = self._plans()
         if loop:
             raw = run_per_sample_loop(self.config, self.spec.dims[0], plans, sched, self.rule.loss, learn)
         elif chunk_samples and sched.n_samples > chunk_samples:
-            raw = self._run_chunked(plans, sched, learn, chunk_samples)
+            raw = self._run_chunked(plans, sched, learn, chunk_samples, progress)
         else:
-            raw = run_schedule(self.config, self.spec.dims[0], plans, sched, self.rule.loss, learn)
+            raw = run_schedule(self.config, self.spec.dims[0], plans, sched, self.rule.loss, learn,
+                               progress=progress)
         if learn:
             self.weights_, self.biases_ = raw.weights, raw.biases
         n_tr = sched.n_train

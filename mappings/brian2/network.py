@@ -292,12 +292,41 @@ def _spike_totals(h) -> dict[str, dict[str, float]]:
     return out
 
 
+#: Wall time between two progress reports of a running simulation.
+PROGRESS_PERIOD_S = 10.0
+
+
+def _report(target: str, config: SpikingConfig, progress):
+    """Brian2's ``report`` argument that hands the simulation's progress to ``progress(text)``:
+    C++ code printing to stderr on the standalone device (the binary cannot call Python), a
+    Python function on the runtime targets; ``None`` without ``progress``."""
+    if progress is None:
+        return None
+    sample_s = config.encoding.sample_ms / 1000.0
+    if target == "cpp_standalone":
+        return codegen.progress_report_code(config.encoding.sample_ms)
+
+    def report(elapsed, completed, start, duration):
+        total = int(round(float(duration) / sample_s))
+        if completed == 0:
+            progress(f"simulating {total} samples")
+            return
+        left = f", about {(1 - completed) / completed * float(elapsed):.0f} s left" if completed < 1 else ""
+        progress(f"simulated {int(completed * total)}/{total} samples in {float(elapsed):.0f} s{left}")
+
+    return report
+
+
 def run_schedule(config: SpikingConfig, n_inputs: int, plans: list[LayerPlan], schedule: Schedule,
-                 loss: str = "log_2_minus_cos", learn: bool = True, seed_offset: int = 0) -> RawRun:
+                 loss: str = "log_2_minus_cos", learn: bool = True, seed_offset: int = 0,
+                 progress=None) -> RawRun:
     """Build the network and run the whole schedule as one Brian2 ``run()``.
 
     ``seed_offset`` shifts Brian2's random stream only (consecutive chunks of one schedule); the
     network's own seeded constants (regular-code phases) stay those of ``config.backend.seed``.
+    ``progress(text)``, when given, hears that the C++ project is being built and, every
+    ``PROGRESS_PERIOD_S`` of wall time, how many samples are simulated (the standalone binary
+    prints those lines to stderr itself).
     """
     import brian2 as b2
 
@@ -312,7 +341,11 @@ def run_schedule(config: SpikingConfig, n_inputs: int, plans: list[LayerPlan], s
         net = b2.Network(*objs)
         ns = _namespace(config, schedule, quant)
         duration = schedule.n_samples * config.encoding.sample_ms + dt  # one more step: last count
-        net.run(duration * b2.ms, namespace=ns)
+        if progress is not None and target == "cpp_standalone":
+            progress(f"building the C++ simulation of {schedule.n_samples} samples (code generation and g++, "
+                     f"about 30-90 s on 2 cores; nothing more is printed until it runs)")
+        net.run(duration * b2.ms, namespace=ns, report=_report(target, config, progress),
+                report_period=PROGRESS_PERIOD_S * b2.second)
         sim_s = getattr(dev, "_last_run_time", None) if dev is not None else None
         n = schedule.n_samples
         counts = [np.asarray(mon.count[:, 1:n + 1]).T.copy() for mon in h["mon"]]

@@ -14,7 +14,7 @@ import sys
 
 from pathlib import Path
 
-from spela_hw.errors import SpelaError
+from spela_hw.errors import DataError, DatasetNotFoundError, SpelaError
 from spela_hw.io import model_path
 
 # Order is the order of ``spela-hw --help``.
@@ -45,6 +45,18 @@ def model_file(text: str) -> Path:
     as ``train --out`` does (``mymodel`` -> ``mymodel.npz``)."""
     path = Path(text)
     return path if path.exists() else model_path(path)
+
+
+def load_data(name: str, data_dir=None):
+    """``spela_hw.load_dataset`` whose not-found error names the command line's remedies (the
+    library's names the Python API's ``data_dir=`` and ``download=True``)."""
+    from spela_hw import load_dataset
+
+    try:
+        return load_dataset(name, data_dir=data_dir)
+    except DatasetNotFoundError as exc:
+        raise DataError(f"{exc.where} Set SPELA_HW_DATA to a directory containing {exc.name}/, give --data-dir DIR, "
+                        f"or use --dataset mnist-bundled (shipped with the package).") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
-from reports.cli import model_file
-from spela_hw import load_dataset
+from reports.cli import load_data, model_file
+from reports.cli.cmd_train import readout_accuracy
 from spela_hw.io import load_model
 
 
@@ -21,9 +21,9 @@ def register(sub) -> None:
 
 def run(args) -> int:
     clf = load_model(args.model)
-    data = load_dataset(args.dataset, data_dir=args.data_dir)
+    data = load_data(args.dataset, data_dir=args.data_dir)
     x, y = data.features("test"), data.y_test
-    accs = clf.score_layers(x, y)
+    accs = readout_accuracy(clf, clf.score_layers(x, y))
     counts = clf.inference_counts(x, exit_layer=-1)
     per_sample = {k: float(v.sum()) for k, v in counts.per_sample().items()}
     if args.json:
@@ -35,7 +35,8 @@ def run(args) -> int:
         print(f"{args.model}: {clf.rule_.name} {'-'.join(map(str, clf.network_spec_.dims))} "
               f"{clf.precision_.name} on {data.name} ({len(y)} test samples)")
         for k, a in enumerate(accs):
-            print(f"  layer {k + 1} read-out accuracy: {a:.4f}")
+            if a is not None:  # no trained read-out at backprop's hidden layers
+                print(f"  layer {k + 1} read-out accuracy: {a:.4f}")
         print(f"  per inference: {per_sample['forward_macs']:.0f} MACs, "
               f"{per_sample['weight_reads']:.0f} weight reads, {per_sample['readout_macs']:.0f} read-out MACs")
     sys.stdout.flush()

@@ -2,8 +2,9 @@
 
 Examples::
 
-    spela-hw spike --dataset mnist --dims 784,400,10 --train-samples 10000 --test-samples 2000 --json
-    spela-hw spike --dataset mnist --from-model model.npz --test-samples 2000 --json
+    spela-hw spike                       # 784-100-10 learns the bundled MNIST subset, about 1 minute
+    spela-hw spike --dataset mnist --dims 784,400,10 --train-samples 60000 --test-samples 10000 --json
+    spela-hw spike --from-model model.npz --test-samples 2000 --json
 
 Without ``--from-model`` the network learns in spikes (one Brian2 run for training and test) and,
 with ``--compare-rate``, rate SPELA is trained on the same samples, shape, epochs and class codes.
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import time
@@ -26,11 +26,9 @@ import numpy as np
 from mappings.brian2 import (BackendConfig, EncodingConfig, NeuronConfig, PlasticityConfig,
                              QuantizationConfig, SpikingConfig, SpikingSpela, rate_spela_with_codes)
 from sim.spiking_energy import SPIKING_CONVENTIONS, price_spiking
-from reports.cli import model_file
-from spela_hw import NetworkSpec, Sgd, Spela, load_dataset
+from reports.cli import load_data, model_file, say
+from spela_hw import NetworkSpec, Sgd, Spela
 from spela_hw.errors import ConfigError
-
-log = logging.getLogger("spela-hw.spike")
 
 
 def _dims(text: str) -> tuple[int, ...]:
@@ -47,11 +45,13 @@ def register(sub) -> None:
     p = sub.add_parser("spike", help="SPELA as spiking plasticity in Brian2 (train or convert)",
                        description=__doc__.split("Examples::")[0].strip(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="mnist", help="mnist (default), fashion-mnist, kmnist, mnist-bundled")
+    p.add_argument("--dataset", default="mnist-bundled",
+                   help="mnist-bundled (shipped, default), mnist, fashion-mnist, kmnist")
     p.add_argument("--data-dir", help="directory holding the dataset files")
-    p.add_argument("--dims", type=_dims, default=(784, 400, 10), help="layer widths (default 784,400,10)")
-    p.add_argument("--train-samples", type=int, default=10000, help="training samples per epoch")
-    p.add_argument("--test-samples", type=int, default=2000, help="test samples")
+    p.add_argument("--dims", type=_dims, default=(784, 100, 10), help="layer widths (default 784,100,10)")
+    p.add_argument("--train-samples", type=int, default=8000,
+                   help="training samples per epoch (default 8000, all of mnist-bundled's)")
+    p.add_argument("--test-samples", type=int, default=2000, help="test samples (default 2000)")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--from-model", metavar="MODEL", type=model_file,
                    help="convert this saved spela_hw model instead of training (.npz may be left out)")
@@ -74,10 +74,11 @@ def register(sub) -> None:
     p.add_argument("--gate-stop-ms", type=float)
     p.add_argument("--lr-eff", type=float, default=2.0, help="rate-equivalent step of every layer")
     p.add_argument("--hidden-rate-hz", type=float, default=100.0)
-    p.add_argument("--schedule", default="inverse_epoch", choices=("inverse_epoch", "constant", "inverse_time"),
-                   help="learning-rate factor: 1/(1 + epoch), 1, or 1/(1 + s/decay) per training sample s")
-    p.add_argument("--decay-samples", type=float, default=10000.0,
-                   help="decay constant (samples) of --schedule inverse_time")
+    p.add_argument("--schedule", default="inverse_time", choices=("inverse_epoch", "constant", "inverse_time"),
+                   help="learning-rate factor: 1/(1 + epoch), 1, or 1/(1 + s/decay) per training sample s "
+                        "(default inverse_time)")
+    p.add_argument("--decay-samples", type=float, default=3000.0,
+                   help="decay constant (samples) of --schedule inverse_time (default 3000)")
     p.add_argument("--sign-policy", default="nonnegative", choices=("nonnegative", "on_off_differential"))
     p.add_argument("--class-codes", default="disjoint", choices=("disjoint", "sparse"))
     p.add_argument("--reset", default="subtract", choices=("subtract", "zero"))
@@ -125,7 +126,7 @@ def run(args) -> int:
         raise ConfigError("calibration-samples", "--from-model needs at least one calibration sample")
     if args.compare_rate:
         Sgd(args.rate_lr)  # refuse a bad --rate-lr before the spiking run, not after it
-    data = load_dataset(args.dataset, data_dir=args.data_dir)
+    data = load_data(args.dataset, data_dir=args.data_dir)
     X, y = data.x_train[:args.train_samples] / 255.0, np.asarray(data.y_train[:args.train_samples])
     Xt, yt = data.x_test[:args.test_samples] / 255.0, np.asarray(data.y_test[:args.test_samples])
     if args.dims[0] != X.shape[1]:
@@ -142,16 +143,17 @@ def run(args) -> int:
         rate_acc = clf.score_layers(Xt.astype(np.float32), yt)
         net = SpikingSpela.from_spela_hw(clf, data.x_train[:args.calibration_samples] / 255.0, cfg,
                                          percentile=args.percentile, signed=args.conversion == "signed")
-        log.info("converted %s; running %d test samples in spikes", args.from_model, len(Xt))
-        res = net.evaluate(Xt, yt)
+        say(f"converted {args.from_model}; running {len(Xt)} test samples in spikes")
+        res = net.evaluate(Xt, yt, progress=say)
         record.update(mode="conversion", model=os.path.basename(args.from_model), dims=list(clf.network_spec_.dims),
                       rate_accuracy=rate_acc, percentile=args.percentile, conversion=args.conversion)
     else:
         spec = NetworkSpec(args.dims, n_classes=int(max(y.max(), yt.max()) + 1))
         net = SpikingSpela(spec, Spela(), cfg, class_code_seed=args.seed)
-        log.info("training in spikes: %d samples x %d epochs, then %d test samples", len(X), args.epochs, len(Xt))
+        say(f"training {'-'.join(map(str, args.dims))} in spikes on {data.name}: {len(X)} samples x "
+            f"{args.epochs} epochs, then {len(Xt)} test samples")
         res = net.fit(X, y, epochs=args.epochs, X_test=Xt, y_test=yt, shuffle_seed=args.seed,
-                      chunk_samples=args.chunk_samples)
+                      chunk_samples=args.chunk_samples, progress=say)
         record.update(mode="spike_training", rate_equivalent_lr=net.rate_equivalent_lr(),
                       exported_rate_accuracy=net.to_spela_hw().score_layers(Xt.astype(np.float32), yt)
                       if args.sign_policy == "nonnegative" else None)

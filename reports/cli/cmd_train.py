@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from reports.cli import say
-from spela_hw import PrecisionSpec, load_dataset
+from reports.cli import load_data, say
+from spela_hw import PrecisionSpec
 from spela_hw.errors import ConfigError
 from spela_hw.estimator import Classifier
 from spela_hw.io import load_model, model_path, read_training_data
-from spela_hw.presets import PRESETS, preset_params
+from spela_hw.presets import PRESETS, default_params, preset_params
 from spela_hw.protocols import default_competitors, few_shot, one_epoch
 from spela_hw.specs import RULES, Sgd, spec_to_dict
 
@@ -63,7 +63,9 @@ def add_model_options(p) -> None:
                                       "(else SPELA_HW_DATA, cache, system)")
     p.add_argument("--rule", choices=sorted(RULES), help="learning rule (default spela)")
     p.add_argument("--preset", choices=sorted(PRESETS), help="a measured recipe of the chosen --rule (spela: official-code, paper-v2; sigprop: sigprop-sgd, sigprop-adam)")
-    p.add_argument("--dims", type=parse_dims, help="layer widths from the input, e.g. 784,1024,10")
+    p.add_argument("--dims", type=parse_dims,
+                   help="layer widths from the input (default 784,1024,34 for spela: 34 output dimensions for "
+                        "the 10 class vectors; 784,1024,10 for backprop and sigprop)")
     p.add_argument("--weight-bits", type=int, help="fixed-point weights of this width (default float32)")
     p.add_argument("--weight-range", type=parse_ranges,
                    help="with --weight-bits: weights hold [-R, R) (default 0.25; a narrower range is a finer LSB); "
@@ -106,7 +108,7 @@ def build_estimator(args, n_features: int, **overrides) -> Classifier:
     """An estimator from the CLI options (preset first, explicit options override it, then
     ``overrides``)."""
     rule_name = _opt(args, "rule")
-    params = preset_params(args.preset) if args.preset else {"layer_sizes": (1024, 10), "epochs": 3}
+    params = preset_params(args.preset) if args.preset else default_params(rule_name)
     if args.preset and params["rule"].name != rule_name:
         raise ConfigError("preset", f"{args.preset} is a {params['rule'].name} recipe; use --rule {params['rule'].name}")
     rule = params.pop("rule", None) or RULES[rule_name]()
@@ -177,7 +179,7 @@ def run(args) -> int:
             raise ConfigError("resume", f"no checkpoint at {out}; leave out --resume to start a new run")
         clf, trained_on = load_model(out), read_training_data(out)
     limit = args.limit_train if args.limit_train is not None else trained_on.get("limit_train")
-    data = load_dataset(args.dataset or trained_on.get("dataset") or DEFAULTS["dataset"], data_dir=args.data_dir)
+    data = load_data(args.dataset or trained_on.get("dataset") or DEFAULTS["dataset"], data_dir=args.data_dir)
     x_tr, y_tr = data.features("train")[:limit], data.y_train[:limit]
     x_te, y_te = data.features("test"), data.y_test
     training_data = {"dataset": data.name, "limit_train": limit}
@@ -185,8 +187,7 @@ def run(args) -> int:
 
     def checkpoint(model, record):
         model.save(out, training_data)
-        accs = " ".join(f"L{k + 1}={record[f'layer{k + 1}_accuracy']:.4f}"
-                        for k in range(model.network_spec_.n_layers))
+        accs = " ".join(f"L{k + 1}={record[f'layer{k + 1}_accuracy']:.4f}" for k in model.readout_layers_)
         say(f"epoch {record['epoch']}/{model.epochs} lr={record['lr']:.4g} "
             f"{record['train_seconds']:.1f}s test accuracy {accs}")
 
@@ -206,7 +207,7 @@ def run(args) -> int:
         if clf.epochs == 0:
             clf.save(out, training_data)
     seconds = time.perf_counter() - t0
-    accs = clf.score_layers(x_te, y_te)
+    accs = readout_accuracy(clf, clf.score_layers(x_te, y_te))
     say(f"saved {out}")
     if args.json:
         per_sample = {k: [float(v) for v in vals] for k, vals in clf.train_counts_.per_sample().items()}
@@ -221,7 +222,7 @@ def run(args) -> int:
             "samples": int(clf.train_counts_.samples),
             "train_seconds": round(seconds, 3),
             "model": str(out),
-            "history": clf.history_,
+            "history": [_readout_record(clf, r) for r in clf.history_],
             "train_counts_per_sample": per_sample,
             "config": {
                 "rule": spec_to_dict(clf.rule_),
@@ -242,6 +243,19 @@ def run(args) -> int:
         }
         print(json.dumps(result, default=_json_default))
     return 0
+
+
+def readout_accuracy(clf, accs: list) -> list:
+    """Per-layer accuracies with ``None`` where the rule trains no read-out (backprop's hidden
+    layers: a cosine read-out there is not a measure of the model)."""
+    keep = clf.readout_layers_
+    return [a if k in keep else None for k, a in enumerate(accs)]
+
+
+def _readout_record(clf, record: dict) -> dict:
+    """A history record without the accuracies of layers that have no trained read-out."""
+    hidden = {f"layer{k + 1}_accuracy" for k in range(clf.network_spec_.n_layers) if k not in clf.readout_layers_}
+    return {key: v for key, v in record.items() if key not in hidden}
 
 
 def _ranges(precision) -> str:
@@ -322,7 +336,7 @@ def _run_protocol(args) -> int:
     epochs = args.epochs if args.epochs is not None else (5 if args.protocol == "few-shot" else 1)
     trials = 5 if args.trials is None else args.trials
     seed = _opt(args, "seed")
-    data = load_dataset(_opt(args, "dataset"), data_dir=args.data_dir)
+    data = load_data(_opt(args, "dataset"), data_dir=args.data_dir)
     competitors = _competitors(args, data.x_train.shape[1], epochs)
     if args.protocol == "few-shot":
         fractions = tuple(args.test_fraction or (0.95, 0.99))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import DataError, DatasetNotFoundError
 from .registry import DatasetInfo, Layout, dataset_info
 
 __all__ = ["DATA_ENV_VAR", "SYSTEM_DATA_DIRS", "cache_dir", "candidate_dirs", "find_layout",
@@ -76,8 +76,8 @@ def find_dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> Pa
     Raises
     ------
     DataError
-        When no place holds the files; the message lists every place looked and the file names
-        expected.
+        When no place holds the files (:class:`~spela_hw.errors.DatasetNotFoundError`); the
+        message lists every place looked and the file names expected.
     """
     info = dataset_info(name)
     dirs = candidate_dirs(info.name, data_dir)
@@ -89,7 +89,6 @@ def find_dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> Pa
     if data_dir is not None:
         raise DataError(f"dataset {info.name!r} not found in data_dir {data_dir}. Looked in:\n{looked}\n"
                         f"for the files {wanted}.")
-    raise DataError(
-        f"dataset {info.name!r} not found. Looked in:\n{looked}\nfor the files {wanted}. "
-        f"Set {DATA_ENV_VAR} to a directory containing {info.name}/, pass data_dir=, "
-        f"or use download=True.")
+    raise DatasetNotFoundError(
+        info.name, f"dataset {info.name!r} not found. Looked in:\n{looked}\nfor the files {wanted}.",
+        f"Set {DATA_ENV_VAR} to a directory containing {info.name}/, pass data_dir=, or use download=True.")

@@ -8,7 +8,7 @@ from ..counts import Counts
 from ..errors import ConfigError
 
 __all__ = ["backward_error", "forward_all", "forward_layer", "read_params", "readout_predictions", "count_forward",
-           "new_counts", "uses_logit_readout"]
+           "new_counts", "readout_layers", "uses_logit_readout"]
 
 
 def new_counts(state, phase: str) -> Counts:
@@ -105,6 +105,15 @@ def uses_logit_readout(rule) -> bool:
     """True for rules whose last layer is read out by the argmax of its logits (backprop, and
     sigprop's output layer)."""
     return getattr(rule, "loss", None) == "softmax_ce" or getattr(rule, "inference", None) == "output_layer"
+
+
+def readout_layers(rule, n_layers: int) -> tuple[int, ...]:
+    """Layers (0-based) whose read-out the rule trains: every layer of a rule with a loss at every
+    layer (SPELA, sigprop); only the output of backprop, whose hidden layers learn no class
+    vectors, so a cosine read-out there measures nothing about the model."""
+    if getattr(rule, "loss", None) == "softmax_ce":
+        return (n_layers - 1,)
+    return tuple(range(n_layers))
 
 
 def forward_all(state, ops, x, normalize_inputs: bool, upto: int | None = None, counts=None,
