@@ -61,6 +61,7 @@ import numpy as np
 import pandas as pd
 
 from spela_hw.errors import ConfigError, naming_file
+from spela_hw.rules.common import readout_layers
 from spela_hw.specs import RULES
 
 from .config import _parse_int, load_toml, parse_bits, parse_dims, precision_label, weight_bits_of
@@ -306,7 +307,8 @@ def evaluate_group(group: dict) -> list[dict]:
     for p in group["points"]:
         t1 = time.perf_counter()
         point = {**tr, "preset": p["preset"], "budget": p["budget"]}
-        metrics = {"accuracy": acc[-1], "best_layer": int(np.argmax(acc)) + 1, "best_layer_accuracy": max(acc),
+        best = max(readout_layers(RULES[tr["rule"]](), len(acc)), key=acc.__getitem__)  # first of ties
+        metrics = {"accuracy": acc[-1], "best_layer": best + 1, "best_layer_accuracy": acc[best],
                    "layer_accuracy": acc, "trained_dims": list(dims), "fit_seconds": res["fit_seconds"],
                    "train_samples_used": res["train_samples"], "test_samples_used": res["test_samples"]}
         try:

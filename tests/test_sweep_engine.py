@@ -51,6 +51,8 @@ def test_sweep_on_an_in_process_dask_cluster_records_failures(tmp_path):
     assert res.failed == 0
     ok = [r for r in recs if r["status"] == "ok"]
     assert all(r["metrics"]["train_energy_pj"] > 0 and 0 <= r["metrics"]["accuracy"] <= 1 for r in ok)
+    # backprop's hidden layer has no trained read-out: its best layer is the output
+    assert {r["metrics"]["best_layer"] for r in ok if r["point"]["rule"] == "backprop"} == {2}
     df = results_frame(load_results(res.results_path))
     assert df["pareto"].sum() >= 1 and not df.loc[df["status"] != "ok", "pareto"].any()
     html = (tmp_path / "out" / "report" / "index.html").read_text()
