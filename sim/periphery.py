@@ -53,8 +53,17 @@ from .tomlfile import read_toml
 from .units import parse_quantity
 from .workload import Workload
 
-__all__ = ["ChipCoefficients", "PublishedRow", "ChipEstimate", "neurosim_table", "pipeline_duplication",
-           "chip_estimate", "calibrate", "compare_with_published", "TOLERANCE"]
+__all__ = [
+    "TOLERANCE",
+    "ChipCoefficients",
+    "ChipEstimate",
+    "PublishedRow",
+    "calibrate",
+    "chip_estimate",
+    "compare_with_published",
+    "neurosim_table",
+    "pipeline_duplication",
+]
 
 #: Relative tolerance the calibrated presets claim against the published Table VII numbers.
 TOLERANCE = 0.25
@@ -303,8 +312,8 @@ def calibrate(workload: Workload, hardware_of_row, rows: dict[str, PublishedRow]
     e_read, e_mac = split(s64, s32)
     t_read = (per_mvm[s32] - per_mvm[s64]) / (est[s32].stage_reads - est[s64].stage_reads)
     t_mvm = per_mvm[s64] - est[s64].stage_reads * t_read
-    out = {"sram-22nm": dict(read_energy_pj=e_read, mac_energy_fj=e_mac, read_time_ns=t_read,
-                             mvm_overhead_ns=t_mvm, periphery_area_um2=area(s64))}
+    out = {"sram-22nm": {"read_energy_pj": e_read, "mac_energy_fj": e_mac, "read_time_ns": t_read,
+                         "mvm_overhead_ns": t_mvm, "periphery_area_um2": area(s64)}}
     r64, r32 = row("rram", 22.0, 64), row("rram", 22.0, 32)
     out["rram-22nm"] = dict(zip(("read_energy_pj", "mac_energy_fj"), split(r64, r32)), read_time_ns=t_read,
                             mvm_overhead_ns=t_mvm, periphery_area_um2=area(r64))
@@ -312,9 +321,9 @@ def calibrate(workload: Workload, hardware_of_row, rows: dict[str, PublishedRow]
         n = row("sram", node, 64)
         k_e = energy[n] / (e_read * est[s64].conversions + e_mac * 1e-3 * est[s64].macs)
         k_t = per_mvm[n] / per_mvm[s64]
-        out[f"sram-{node:g}nm"] = dict(read_energy_pj=e_read * k_e, mac_energy_fj=e_mac * k_e,
-                                       read_time_ns=t_read * k_t, mvm_overhead_ns=t_mvm * k_t,
-                                       periphery_area_um2=area(n))
+        out[f"sram-{node:g}nm"] = {"read_energy_pj": e_read * k_e, "mac_energy_fj": e_mac * k_e,
+                                   "read_time_ns": t_read * k_t, "mvm_overhead_ns": t_mvm * k_t,
+                                   "periphery_area_um2": area(n)}
     return out
 
 

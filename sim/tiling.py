@@ -116,7 +116,8 @@ def tile_matrix(
     conversions = cycles * row_tiles * columns * phases
     slots = cycles * pe.columns_per_adc * phases
     # one slice's columns are driven per transposed read (not all C columns of the array)
-    phases_t = -(-(-(-min(columns, C) // slices)) // p)
+    slice_cols = -(-min(columns, C) // slices)
+    phases_t = -(-slice_cols // p)
     conversions_t = err_cycles * slices * n * col_tiles * phases_t
     # rows of one array share its ADCs in the transposed read: columns_per_adc rows per converter
     slots_t = err_cycles * slices * pe.columns_per_adc * phases_t

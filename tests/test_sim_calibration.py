@@ -5,10 +5,22 @@ import json
 import pytest
 
 from reports.cli import main
-from sim import design_point, hardware_from_dict, list_presets, load_preset, tile_workload
+from sim import (
+    design_point,
+    hardware_from_dict,
+    list_presets,
+    load_preset,
+    tile_workload,
+)
 from sim.ledger import BitWidths
-from sim.periphery import (TOLERANCE, calibrate, chip_estimate, compare_with_published, neurosim_table,
-                           pipeline_duplication)
+from sim.periphery import (
+    TOLERANCE,
+    calibrate,
+    chip_estimate,
+    compare_with_published,
+    neurosim_table,
+    pipeline_duplication,
+)
 from sim.tiling import tile_matrix
 from sim.workload import closed_form_counts, vgg8
 from spela_hw.errors import ConfigError
