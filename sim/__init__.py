@@ -18,6 +18,10 @@ Memory
     :func:`widest_weight_bits`.
 Arrays
     :func:`tile_workload` -> :class:`TilingResult` (``to_records()``, ``summary()``).
+Calibrated chip
+    :func:`chip_estimate` -> :class:`ChipEstimate` (area, image period, energy, TOPS, TOPS/W of a
+    preset with a ``[chip]`` section), :func:`compare_with_published`, :func:`neurosim_table`
+    (NeuroSim V1.4 Table VII and the coefficients calibrated on it).
 Energy and latency
     :func:`energy_breakdown` -> :class:`EnergyBreakdown` (``by_category()``, ``latency_ns``,
     ``to_records()``), :class:`ActionCosts` (``ActionCosts.uniform(1.0)`` for golden counts).
@@ -57,13 +61,15 @@ from .energy import (ActionCosts, EnergyAdvantage, EnergyBreakdown, EnergyInterv
                      lifetime_days)
 from .ledger import (ALGORITHMS, BitWidths, FitResult, MemoryBudget, MemoryLedger, largest_batch, memory_ledger,
                      widest_network, widest_weight_bits)
+from .periphery import ChipEstimate, chip_estimate, compare_with_published, neurosim_table
 from .presets import list_presets, load_preset, preset_dict, resolve_hardware
 from .tables import load_tables
 from .tiling import MatrixTiling, TilingResult, tile_matrix, tile_workload
 from .workload import LayerShape, Workload, closed_form_counts, conv_workload, vgg8
 
 __all__ = [
-    "ALGORITHMS", "ActionCosts", "BitWidths", "EnergyAdvantage", "EnergyInterval", "compare_energy",
+    "ALGORITHMS", "ActionCosts", "BitWidths", "ChipEstimate", "chip_estimate", "compare_with_published",
+    "neurosim_table", "EnergyAdvantage", "EnergyInterval", "compare_energy",
     "energy_interval", "BufferLevel", "Conventions", "ConverterConfig", "CrossbarConfig",
     "CrossbarDevice",
     "DesignPointResult", "DeviceConfig", "DramConfig", "EnergyBreakdown", "FitResult", "HardwareConfig",

@@ -11,6 +11,8 @@ A :class:`HardwareConfig` bundles
   columns per ADC, ADC rate;
 * :class:`BufferLevel` tuple: on-chip SRAM and flash/ROM levels with sizes and bank sizes;
 * :class:`DramConfig`: off-chip DRAM (or none);
+* :class:`ChipConfig`: the calibrated chip-level model (periphery, pipelining, area) a preset
+  reproduces a published table with (``None`` for uncalibrated presets; :mod:`sim.periphery`);
 * :class:`Conventions`: the named switches where published models disagree; every output prints
   them (:meth:`Conventions.describe`).
 
@@ -38,6 +40,7 @@ __all__ = [
     "BufferLevel",
     "DramConfig",
     "Conventions",
+    "ChipConfig",
     "HardwareConfig",
     "hardware_from_dict",
     "load_hardware_toml",
@@ -409,6 +412,38 @@ _DRAM = (
     _q("bandwidth", "bandwidth_bps", "bandwidth", 1.0, "B/s", 1.0, 2.0**50, required=False),
 )
 
+CHIP_MODELS = ("neurosim_v14",)
+
+
+@dataclass(frozen=True)
+class ChipConfig:
+    """Calibrated chip-level model (:mod:`sim.periphery`) and the published row it reproduces.
+
+    Attributes
+    ----------
+    model : {"neurosim_v14"}
+        Lumped NeuroSim V1.4-style periphery, pipelining and area model.
+    calibration : str
+        Coefficient set in ``sim/tables/neurosim_v14.toml`` (``"sram-22nm"``, ...).
+    published_row : str
+        Row of that table's ``[published]`` section the preset is checked against.
+    speedup_degree : int
+        NeuroSim's pipeline ``speedUpDegree`` (weight duplication of early layers).
+    """
+
+    model: str
+    calibration: str
+    published_row: str
+    speedup_degree: int = 8
+
+
+_CHIP = (
+    _c("model", CHIP_MODELS),
+    _s("calibration"),
+    _s("published_row"),
+    _i("speedup_degree", 1, 1024, required=False),
+)
+
 CONVENTION_CHOICES = {
     "adc_energy": ("p_over_fs", "mnsim_cycles"),
     "sram_law": ("size_law", "qkeras_poly"),
@@ -518,6 +553,7 @@ class HardwareConfig:
     buffers: tuple[BufferLevel, ...]
     dram: DramConfig = field(default_factory=DramConfig)
     conventions: Conventions = field(default_factory=Conventions)
+    chip: ChipConfig | None = None
 
     def __post_init__(self):
         if (self.crossbar is None) != (self.periphery is None):
@@ -531,6 +567,8 @@ class HardwareConfig:
             raise ConfigError("buffers", "needs at least one writable (sram) buffer level")
         if self.crossbar is not None and self.periphery.columns_per_adc > self.crossbar.cols:
             raise ConfigError("periphery.columns_per_adc", "cannot exceed crossbar.cols")
+        if self.chip is not None and self.crossbar is None:
+            raise ConfigError("chip", "the chip model needs a crossbar")
 
     @property
     def has_crossbar(self) -> bool:
@@ -562,11 +600,13 @@ class HardwareConfig:
             d["crossbar"] = _section_to_dict(self.crossbar, _CROSSBAR)
             d["device"] = _section_to_dict(self.crossbar.device, _DEVICE)
             d["periphery"] = _section_to_dict(self.periphery, _PERIPHERY)
+        if self.chip is not None:
+            d["chip"] = _section_to_dict(self.chip, _CHIP)
         return d
 
 
 _TOP_KEYS = {"format_version", "name", "description", "sources", "base", "technology", "crossbar",
-             "device", "periphery", "buffers", "dram", "conventions"}
+             "device", "periphery", "buffers", "dram", "conventions", "chip"}
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -625,8 +665,9 @@ def hardware_from_dict(d: dict, where: str = "hardware") -> HardwareConfig:
     buffers = tuple(_parse_section(BufferLevel, _BUFFER, b, f"buffers[{i}]") for i, b in enumerate(d["buffers"]))
     dram = _parse_section(DramConfig, _DRAM, d.get("dram", {"present": False}), "dram")
     conventions = _parse_section(Conventions, _CONVENTIONS, d.get("conventions", {}), "conventions")
+    chip = _parse_section(ChipConfig, _CHIP, d["chip"], "chip") if "chip" in d else None
     return HardwareConfig(d["name"], str(d.get("description", "")), tuple(sources), tech, crossbar,
-                          periphery, buffers, dram, conventions)
+                          periphery, buffers, dram, conventions, chip)
 
 
 def load_hardware_toml(path: str | Path) -> HardwareConfig:

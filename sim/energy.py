@@ -56,7 +56,7 @@ ACTIONS = (
     "digital_mac_forward", "digital_mac_error", "digital_mac_readout", "loss_mac", "loss_op",
     "update_mul", "update_accumulate", "sr_random", "write_pulse", "read_before_write",
     "weight_write_digital", "weight_read_digital", "act_read", "act_write", "cv_read",
-    "master_rmw", "dram_bit",
+    "master_rmw", "dram_bit", "array_mac",
 )
 
 
@@ -192,9 +192,35 @@ def action_costs(hardware: HardwareConfig, bits: BitWidths, tables: EnergyTables
         for a in ("cell_read", "input_driver", "dac", "adc_forward", "adc_error", "shift_add", "write_pulse",
                   "read_before_write"):
             c[a] = ActionCost(0.0, "published", "no crossbar")
+    c["array_mac"] = ActionCost(0.0, "published", "no calibrated chip model")
+    if hw.chip is not None:
+        _calibrated_chip_costs(c, hw)
     c["bias_activation"] = ActionCost(t.add_pj(bits.accumulator, fl) * f, "fit",
                                       f"bias add at {bits.accumulator} bits (activation select folded in) {scale_txt}")
     return ActionCosts(c, t.value("input_bit_activity"))
+
+
+def _calibrated_chip_costs(c: dict, hw: HardwareConfig) -> None:
+    """Replace the array and periphery prices by the preset's calibrated chip coefficients.
+
+    Every column conversion costs ``e_read`` (sense/ADC, precharge, word-line drive, mux,
+    shift-add: its input drivers, shift-add and, for the transposed read, its converter are
+    inside it), every array MAC ``e_mac`` (cells, buffers, interconnect, leakage: cell reads
+    are inside it). The error path reuses the forward coefficients: Table VII calibrates reads only.
+    """
+    from .periphery import neurosim_table
+
+    coeffs = neurosim_table()[1]
+    if hw.chip.calibration not in coeffs:
+        raise ConfigError("chip.calibration", f"unknown calibration {hw.chip.calibration!r}; known: {', '.join(sorted(coeffs))}")
+    k = coeffs[hw.chip.calibration]
+    src = f"calibrated on {k.source}"
+    for a in ("adc_forward", "adc_error"):
+        c[a] = ActionCost(k.read_energy_pj, "calibrated", f"per-read periphery e_read ({hw.chip.calibration}), {src}")
+    for a, inside in (("shift_add", "e_read"), ("input_driver", "e_read"), ("cell_read", "e_mac")):
+        c[a] = ActionCost(0.0, "calibrated", f"inside the calibrated {inside} ({hw.chip.calibration})")
+    c["array_mac"] = ActionCost(k.mac_energy_fj * 1e-3, "calibrated",
+                                f"per-MAC array, buffer, interconnect and leakage e_mac ({hw.chip.calibration}), {src}")
 
 
 @dataclass(frozen=True)
@@ -357,6 +383,8 @@ def energy_breakdown(
                 add("forward_mvm", "DAC", name, "dac", fwd_mvms * L.fan_in * t.col_tiles)
             add("adc_dac", "forward ADC", name, "adc_forward", fwd_mvms * t.conversions_per_mvm)
             add("forward_mvm", "shift-add", name, "shift_add", fwd_mvms * t.conversions_per_mvm)
+            add("forward_mvm", "array, buffers, interconnect, leakage (calibrated)", name, "array_mac",
+                (fwd_mvms + tgt_mvms) * mn if hw.chip is not None else 0)
             lat["forward"] += fwd_mvms * t.adc_slots_per_mvm / rate * 1e9
             if tgt_mvms:  # sigprop's target stream through the same arrays (in MVM equivalents)
                 add("forward_mvm", "target stream array read", name, "cell_read",
@@ -375,6 +403,8 @@ def energy_breakdown(
                     err_mvms * (bits.error if t.input_cycles > 1 else 1) * L.fan_in * t.columns * activity)
                 add("error_path", "error ADC", name, "adc_error", err_mvms * t.conversions_t_per_mvm)
                 add("error_path", "shift-add", name, "shift_add", err_mvms * t.conversions_t_per_mvm)
+                add("error_path", "array, buffers, interconnect, leakage (calibrated)", name, "array_mac",
+                    err_mvms * mn if hw.chip is not None else 0)
                 lat["error_path"] += err_mvms * t.adc_slots_t_per_mvm / rate * 1e9
             cells = t.slices * t.signed_factor
             if hw.crossbar.device.is_nonvolatile:

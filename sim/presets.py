@@ -2,6 +2,8 @@
 
 * ``rram-22nm``: RRAM crossbar training chip with NeuroSim V2.1 defaults;
 * ``sram-cim-22nm``: SRAM compute-in-memory edge chip after NeuroSim V1.4 Table VII;
+* ``neurosim-{sram,rram}-{22,5,1}nm-{32,64}r``: one per row of NeuroSim V1.4's Table VII, with a
+  ``[chip]`` section naming the calibrated chip model (:mod:`sim.periphery`) and the row;
 * ``mcu-256kb``: digital microcontroller with 256 KB SRAM and 1 MB flash (Lin et al. 2022).
 """
 

@@ -13,10 +13,22 @@ and ``s = 1`` (offset mapping, one reference column per array outside the ``C`` 
     conversions    = input cycles * ceil(n / R) * columns * read phases      per MVM
     ADC time slots = input cycles * columns_per_adc * read phases            per MVM (arrays in parallel)
 
-The transposed read of backprop's error path drives the ``m`` columns with the error
-(``b_e`` bits) and converts every row once per weight slice::
+The transposed read of backprop's error path drives the columns with the error (``b_e`` bits)
+and converts rows. The slices of one weight sit in adjacent columns of one array (NeuroSim's
+layout), and a row current cannot weight them by significance, so each slice is read on its
+own: the ``ceil(min(columns, C) / slices)`` columns of that slice in the array are driven (``p``
+at a time) and every row is converted, then shift-add combines the slices (NeuroSim V2's
+``shiftAddBPWeight`` over ``numCellPerSynapse``)::
 
-    conversions_T  = b_e * slices * n * ceil(columns / C) * ceil(min(m * s, C) / p)
+    phases_T       = ceil(ceil(min(columns, C) / slices) / p)
+    conversions_T  = b_e * slices * n * ceil(columns / C) * phases_T
+    ADC slots_T    = b_e * slices * columns_per_adc * phases_T
+
+Per array and input bit the forward read converts ``C`` columns and the transposed read
+``slices * R`` rows: with ``R = C`` the error path converts ``slices`` times (8x at 8 one-bit
+slices) as often as the forward path, each conversion summing ``C / slices`` products. That
+factor is the interleaved layout's, not a counting artefact; a slice-major layout (one
+significance per array) would remove it.
 
 A convolution (im2col) runs ``positions`` MVMs per sample on the same arrays (no weight
 duplication is modelled).
@@ -103,7 +115,9 @@ def tile_matrix(
     err_cycles = error_bits if pe.input_encoding == "bit_serial" else 1
     conversions = cycles * row_tiles * columns * phases
     slots = cycles * pe.columns_per_adc * phases
-    phases_t = -(-min(m * s, C) // p)
+    # one slice's columns are driven per transposed read (not all C columns of the array)
+    slice_cols = -(-min(columns, C) // slices)
+    phases_t = -(-slice_cols // p)
     conversions_t = err_cycles * slices * n * col_tiles * phases_t
     # rows of one array share its ADCs in the transposed read: columns_per_adc rows per converter
     slots_t = err_cycles * slices * pe.columns_per_adc * phases_t

@@ -79,8 +79,10 @@ def test_differential_partial_parallel_and_dac(rram):
     assert t.conversions_per_mvm == 8 * 7 * 8192 * 2 and t.adc_slots_per_mvm == 8 * 8 * 2
     t = tile_matrix("C1", 27, 128, sram, 8, 8)
     assert t.read_phases == 1  # 27 rows fit in one 64-row phase
-    # transposed read: 8 error bits * 8 slices * 784 rows * 64 column tiles * ceil(128/64)
-    assert tile_matrix("L1", 784, 1024, sram, 8, 8, 8).conversions_t_per_mvm == 8 * 8 * 784 * 64 * 2
+    # transposed read: 8 error bits * 8 slices * 784 rows * 64 column tiles * ceil(16/64): one
+    # slice's 16 columns of an array are driven per read, one phase (was ceil(128/64) = 2)
+    t = tile_matrix("L1", 784, 1024, sram, 8, 8, 8)
+    assert t.conversions_t_per_mvm == 8 * 8 * 784 * 64 * 1 and t.adc_slots_t_per_mvm == 8 * 8 * 8 * 1
     d = load_preset("rram-22nm").to_dict()
     d["periphery"].update(input_encoding="dac", dac_bits=7)
     from sim import hardware_from_dict

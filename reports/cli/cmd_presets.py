@@ -21,13 +21,24 @@ def _describe(hw) -> dict:
          "node_nm": hw.technology.node_nm, "vdd_v": hw.technology.vdd_v, "clock_hz": hw.technology.clock_hz,
          "crossbar": None, "buffers": [{"name": b.name, "kind": b.kind, "size_bytes": b.size_bytes}
                                        for b in hw.buffers],
-         "dram": hw.dram.present, "conventions": hw.conventions.describe()}
+         "dram": hw.dram.present, "conventions": hw.conventions.describe(), "calibrated_on": _calibrated_on(hw)}
     if hw.crossbar is not None:
         x, p = hw.crossbar, hw.periphery
         d["crossbar"] = {"rows": x.rows, "cols": x.cols, "cell_bits": x.cell_bits, "device": x.device.kind,
                          "adc_bits": p.adc_bits, "columns_per_adc": p.columns_per_adc,
                          "input_encoding": p.input_encoding}
     return d
+
+
+def _calibrated_on(hw) -> dict | None:
+    """The published row a calibrated preset reproduces, with its source."""
+    if hw.chip is None:
+        return None
+    from sim.periphery import neurosim_table
+
+    row = neurosim_table()[0].get(hw.chip.published_row)
+    return {"row": hw.chip.published_row, "calibration": hw.chip.calibration,
+            "source": row.source if row is not None else None}
 
 
 def run(args) -> int:
@@ -48,6 +59,9 @@ def run(args) -> int:
         print(f"{h.name}: {t.node_nm:g} nm, {t.vdd_v:g} V, {t.clock_hz / 1e6:g} MHz; {arch}; {mem}; "
               f"DRAM {'yes' if h.dram.present else 'no'}")
         print(f"  {h.description}")
+        cal = _calibrated_on(h)
+        if cal is not None:
+            print(f"  calibrated: chip totals within 25 % of {cal['row']} ({cal['source']})")
         for s in h.sources:
             print(f"  source: {s}")
         if args.name:

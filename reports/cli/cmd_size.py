@@ -244,12 +244,50 @@ def render_text(results: list) -> str:
     return "\n".join(lines)
 
 
+def chip_summary(args) -> dict | None:
+    """The calibrated chip model's inference totals (presets with a ``[chip]`` section), compared
+    with the published row they are calibrated on when the design point is that row's (VGG-8,
+    8-bit weights and activations)."""
+    hw = build_hardware(args.preset, args.hardware, args.set)
+    if hw.chip is None:
+        return None
+    from sim.periphery import chip_estimate, compare_with_published, neurosim_table
+
+    wl = _network(args)
+    est = chip_estimate(wl, hw, args.weight_bits, args.activation_bits)
+    out = {"calibration": hw.chip.calibration, "published_row": hw.chip.published_row, **est.to_dict()}
+    rows = neurosim_table()[0]
+    if wl.name == "vgg8" and args.weight_bits == args.activation_bits == 8 and hw.chip.published_row in rows:
+        row = rows[hw.chip.published_row]
+        out["comparison"] = compare_with_published(est, row)
+        out["source"] = row.source
+    return out
+
+
+def render_chip(chip: dict) -> str:
+    lines = ["", "", f"Calibrated chip model ({chip['calibration']}; inference, pipelined, weight copies per layer "
+                 f"{chip['duplication']}, {chip['arrays_duplicated']} arrays; bottleneck {chip['bottleneck']})"]
+    if "comparison" in chip:
+        rows = [[k, f"{v['ours']:.4g}", f"{v['published']:.4g}", f"{v['ratio']:.3f}",
+                 "yes" if v["within_tolerance"] else "NO"] for k, v in chip["comparison"].items()]
+        lines += _table(["metric", "ours", "published", "ratio", "within 25 %"], rows, right={1, 2, 3})
+        lines.append(f"published: {chip['source']}")
+    else:
+        lines.append(f"energy per image {chip['energy_uj']:.4g} uJ, {chip['tops']:.4g} TOPS, "
+                     f"{chip['tops_per_w']:.4g} TOPS/W, area {chip['area_mm2']:.4g} mm2 (no published row for this design point)")
+    return "\n".join(lines)
+
+
 def run(args) -> int:
     results = compute(args)
+    chip = chip_summary(args)
     if args.json:
-        print(json.dumps({"design_points": [r.to_dict() for r in results]}, default=_json_default))
+        doc = {"design_points": [r.to_dict() for r in results]}
+        if chip is not None:
+            doc["chip"] = chip
+        print(json.dumps(doc, default=_json_default))
     else:
-        print(render_text(results))
+        print(render_text(results) + (render_chip(chip) if chip is not None else ""))
     sys.stdout.flush()
     return 0
 
