@@ -212,7 +212,7 @@ class Tally:
     command: str
     kills: int = 0
     missed: int = 0          # the command ended before its kill moment (not counted as a kill)
-    resumed: int = 0         # resumes / re-runs that completed with exit 0
+    resumed: int = 0         # resumes / re-runs that completed with exit 0 (train re-runs without --resume when killed before its first checkpoint)
     lost: int = 0
     duplicated: int | None = 0
     orphans: int = 0
@@ -339,7 +339,8 @@ def train_campaign(runner: Runner, n: int, rng: random.Random, work: Path, quick
                 tally.note(f"checkpoint unreadable after the kill: {exc}")
         else:
             tally.landed["before the first checkpoint"] += 1
-        again = runner.run([*train, "--out", out, "--resume"], d)
+        # No checkpoint yet: --resume refuses (by design), so the user starts the run again.
+        again = runner.run([*train, "--out", out, *(["--resume"] if out.exists() else [])], d)
         tally.orphans += again.orphans
         strays = stray_files(d)
         tally.stray += len(strays)
