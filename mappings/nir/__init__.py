@@ -6,7 +6,7 @@
 >>> write_nir(graph, "model.nir")                                        # doctest: +SKIP
 
 The graph layout and what does not carry over are in :mod:`mappings.nir.export` and
-docs/spiking.md §13. Needs the optional ``nir`` package (``pip install 'spela-hw[nir]'``).
+docs/spiking.md §17. Needs the optional ``nir`` package (``pip install 'spela-hw[nir]'``).
 """
 
 from .export import EXITS, model_to_nir, network_to_nir, readout_matrices, require_nir, write_nir

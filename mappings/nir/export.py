@@ -18,7 +18,7 @@ SPELA predicts ``argmax_c cos(h, v_c)``. With unit ``v_c`` this is ``argmax_c v_
 ``1/|h|`` is common to every class. NIR has no node for a norm or a division, so the cosine's
 *value* (which the learning rule needs) is not in the graph; the prediction is.
 
-What NIR cannot hold is in the graph's ``metadata`` (and docs/spiking.md §13): the input code
+What NIR cannot hold is in the graph's ``metadata`` (and docs/spiking.md §17): the input code
 (rates ``rate_max_hz * pixel``, Poisson), the presentation window, the reset mode (NIR resets to
 ``v_reset``; the Brian2 neurons subtract the threshold by default), the refractory period, the
 time step the Brian2 run used, and the learning rule, which NIR does not describe at all.

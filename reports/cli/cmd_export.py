@@ -11,7 +11,7 @@ MODEL is a SPELA model written by ``spela-hw train``. It is converted to spikes 
 pairs with ``--conversion signed``) and written as a NIR graph: per layer an Affine node (weights,
 bias) and an IF node, then the read-out (a Linear node with the unit class vectors, an integrator
 counting its output). The input code, presentation window and reset mode are in the graph's
-metadata; the learning rule is not exported (NIR describes inference). See docs/spiking.md §13.
+metadata; the learning rule is not exported (NIR describes inference). See docs/spiking.md §17.
 """
 
 from __future__ import annotations
