@@ -133,7 +133,8 @@ def test_bad_input_gets_named_errors(small_model, data, tmp_path):
     ttfs = SpikingSpela(NetworkSpec((784, 20, 10)), Spela(), SpikingConfig(encoding=EncodingConfig(code="ttfs")))
     with pytest.raises(MappingError, match="ttfs|time-to-first-spike"):
         network_to_nir(ttfs)
-    tanh = SpelaClassifier((16, 10), activation="tanh", epochs=1, random_state=0).fit(X[:100].astype(np.float32), y[:100])
+    tanh = SpelaClassifier((16, 10), activation="tanh", epochs=1, random_state=0)
+    tanh.fit(X[:100].astype(np.float32), y[:100])
     with pytest.raises(MappingError, match="activation"):
         model_to_nir(tanh, X[:100])
 
