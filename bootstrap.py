@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-EXTRAS = "dev,brian2,dask"
+EXTRAS = "dev,brian2,dask,nir"
 
 
 def _version(python: str) -> tuple[int, int] | None:

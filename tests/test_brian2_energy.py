@@ -26,7 +26,9 @@ def test_golden_numbers():
     assert loihi.unpriced == ("normaliser_ops",)
     tn = price_spiking(counts, "truenorth_measured")
     assert tn.total_pj == pytest.approx(26000.0)
-    assert set(tn.unpriced) == {"plasticity_updates", "neuron_updates", "output_spikes", "normaliser_ops"}
+    assert tn.unpriced == ()  # TrueNorth's per-SOP figure includes neurons and spikes; it cannot learn
+    assert set(tn.included) == {"neuron_updates", "output_spikes"}
+    assert set(tn.unsupported) == {"plasticity_updates", "normaliser_ops"}
     acc = price_spiking({"synaptic_ops": 10.0, "plasticity_updates": 1.0}, "accumulate_45nm")
     assert acc.total_pj == pytest.approx(9.0 + 4.6)
     assert price_spiking({"synaptic_ops": 1.0}, "spinnaker_measured").total_pj == 8000.0

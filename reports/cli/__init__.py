@@ -18,7 +18,7 @@ from spela_hw.errors import DataError, DatasetNotFoundError, SpelaError
 from spela_hw.io import model_path
 
 # Order is the order of ``spela-hw --help``.
-COMMANDS = ("train", "evaluate", "size", "presets", "report", "sweep", "spike")
+COMMANDS = ("train", "evaluate", "size", "presets", "report", "sweep", "spike", "export")
 
 
 def silence(stream) -> None:
