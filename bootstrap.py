@@ -21,7 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-EXTRAS = "dev,brian2,dask,nir"
+# SPELA_HW_EXTRAS adds extras, e.g. "nir-sim" (a NIR-consuming simulator, ~0.7 GB) as CI does.
+EXTRAS = ",".join(filter(None, ["dev,brian2,dask,nir", os.environ.get("SPELA_HW_EXTRAS", "")]))
 
 
 def _version(python: str) -> tuple[int, int] | None:
