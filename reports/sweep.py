@@ -60,6 +60,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from spela_hw import jsonio
 from spela_hw.errors import ConfigError, naming_file
 from spela_hw.rules.common import readout_layers
 from spela_hw.specs import RULES
@@ -494,7 +495,7 @@ def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False
             stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
             os.replace(results_path, out / f"results.{stamp}.jsonl.bak")
             existing = {}
-        atomic_write_text(out / "sweep.json", json.dumps(config.to_dict(), indent=2) + "\n")
+        atomic_write_text(out / "sweep.json", jsonio.dumps(config.to_dict(), indent=2) + "\n")
         points = expand_points(config)
         done = {pid for pid, r in existing.items() if not (retry_failed and r.get("status") == "error")}
         todo = [p for p in points if p["point_id"] not in done]
