@@ -426,8 +426,8 @@ class Classifier:
 
     @classmethod
     def from_preset(cls, name: str, **overrides):
-        """An unfitted estimator with a named recipe (see :mod:`spela_hw.presets`)."""
-        from .presets import preset_params
+        """An unfitted estimator with a named recipe (see :mod:`spela_hw.recipes`)."""
+        from .recipes import preset_params
 
         return cls(**preset_params(name, **overrides))
 

@@ -411,7 +411,7 @@ def test_real_mnist_learns_in_float_and_8_bit(mnist):
 
 def test_the_sigprop_presets_learn_real_mnist(mnist):
     """The measured recipes (presets ``sigprop-sgd`` and ``sigprop-adam``) on 6,000 real images."""
-    from spela_hw.presets import preset_params
+    from spela_hw.recipes import preset_params
 
     assert isinstance(preset_params("sigprop-adam")["rule"].optimizer, Adam)
     params = preset_params("sigprop-sgd", epochs=1, random_state=0)

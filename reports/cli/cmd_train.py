@@ -16,7 +16,7 @@ from spela_hw import PrecisionSpec, jsonio
 from spela_hw.errors import ConfigError
 from spela_hw.estimator import Classifier
 from spela_hw.io import load_model, model_path, read_training_data
-from spela_hw.presets import PRESETS, default_params, preset_params
+from spela_hw.recipes import PRESETS, default_params, preset_params
 from spela_hw.protocols import default_competitors, few_shot, one_epoch
 from spela_hw.specs import RULES, Sgd, spec_to_dict
 
