@@ -386,7 +386,7 @@ def test_a_device_model_sees_every_layer_and_changes_nothing_when_ideal():
     dev = _IdealDevice()
     a = Classifier(**params, device=dev).fit(X, y)
     b = Classifier(**params).fit(X, y)
-    assert dev.calls == {"program": 2, "read": 2 * 4, "update": 2 * 4}
+    assert a.device_.calls == {"program": 2, "read": 2 * 4, "update": 2 * 4}
     for u, v in zip(a.state_.weights + a.state_.biases, b.state_.weights + b.state_.biases):
         np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-7)
 
