@@ -34,7 +34,8 @@ def register(sub) -> None:
                     "Dask cluster (--scheduler) or a local Dask cluster (--local-cluster N).")
     p.add_argument("config", metavar="SWEEP.toml", help="sweep description ([sweep] settings, [grid] axes)")
     p.add_argument("--out", help="results folder (overrides [sweep] out)")
-    p.add_argument("--resume", action="store_true", help="skip points that already have a result")
+    p.add_argument("--resume", action="store_true",
+                   help="skip points that already have a result (refused over results of another spela-hw version)")
     p.add_argument("--retry-failed", action="store_true", help="with --resume: run failed points again")
     p.add_argument("--overwrite", action="store_true",
                    help="start over (an existing results file is kept as results.<time>.jsonl.bak)")
