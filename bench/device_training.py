@@ -74,8 +74,8 @@ def run(args, adc: str | None, seed: int):
            "digital_accuracy": clf.score_layers(Xt, yt)}
     if device is not None:
         rec["converters"] = device.converters.describe() if device.converters else "ideal (exact products)"
-        rec["device_accuracy"] = device_accuracy(clf, Xt, yt, device)
-        life = device.lifetime(clf.train_counts_.samples, samples_per_day=args.samples_per_day)
+        rec["device_accuracy"] = device_accuracy(clf, Xt, yt, clf.device_)  # the trained copy
+        life = clf.device_.lifetime(clf.train_counts_.samples, samples_per_day=args.samples_per_day)
         rec["lifetime"] = {"max_writes_per_cell": life.max_writes_per_cell,
                            "mean_writes_per_cell": round(life.mean_writes_per_cell, 3),
                            "max_pulses_per_cell": life.max_pulses_per_cell,

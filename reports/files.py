@@ -23,6 +23,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from spela_hw import jsonio
 from spela_hw.errors import ConfigError
 
 __all__ = [
@@ -215,7 +216,7 @@ def append_json_line(path, record: dict) -> None:
     The line is written with a single ``write`` on a file opened with ``O_APPEND``, so concurrent
     writers never interleave within a line; the caller is the only writer in practice.
     """
-    line = (json.dumps(record, sort_keys=True, allow_nan=False, default=_json_default) + "\n").encode("utf-8")
+    line = (jsonio.dumps(record, sort_keys=True) + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         view = memoryview(line)
@@ -225,20 +226,6 @@ def append_json_line(path, record: dict) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _json_default(obj):
-    import numpy as np
-
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
 def repair_json_lines(path) -> int:

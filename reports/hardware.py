@@ -306,7 +306,8 @@ def budget_tables(dims, rules, bits_list, preset: str, budget: str | None, n_cla
     width of ``dims`` (all hidden layers equal) and the widest weight format that fit ``budget``
     at batch 1 (``sim`` solvers), and the largest batch whose whole step stays on chip.
     """
-    from sim import MemoryBudget, memory_ledger, resolve_hardware, widest_network, widest_weight_bits
+    from sim import (MemoryBudget, largest_batch, memory_ledger, resolve_hardware, widest_network,
+                     widest_weight_bits)
 
     hw = resolve_hardware(preset)
     mb = MemoryBudget.parse(budget) if budget else None
@@ -328,31 +329,14 @@ def budget_tables(dims, rules, bits_list, preset: str, budget: str | None, n_cla
                 batch_rows.append({**base, "batch_size": b, **{k: v[k] for k in BATCH_COLUMNS}})
             if mb is None:
                 continue
-
-            def on_chip_ok(b):
-                led = ledger(b)
-                return led.fits(mb).fits  # on chip only: spilling to DRAM does not count as fitting
-
             solver_rows.append({
                 **base, "network": "-".join(map(str, d)),
                 "widest_hidden": widest_network((d[0],) + (None,) * (len(d) - 2) + (d[-1],), mb, spec, bw, 1, hw,
                                                 n_classes=n_classes, max_width=1 << 16),
-                "largest_batch_on_chip": _largest(on_chip_ok, 1 << 12),
+                # ledger.fits's default: on chip only (a spill to DRAM fits only when the budget limits DRAM)
+                "largest_batch_on_chip": largest_batch(d, mb, spec, bw, hw, max_batch=1 << 12, n_classes=n_classes),
                 "widest_weight_bits": (widest_weight_bits(d, mb, spec, bw, 1, hw, n_classes=n_classes)
                                        if bits != "fp32" else None),
             })
     return {"memory_vs_batch": pd.DataFrame(batch_rows), "budget_solver": pd.DataFrame(solver_rows)}
 
-
-def _largest(ok, hi: int) -> int:
-    """Largest n in [1, hi] with ok(n) for a monotone predicate (0 if none)."""
-    if not ok(1):
-        return 0
-    lo = 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if ok(mid):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo

@@ -34,6 +34,7 @@ from typing import Callable
 
 import pandas as pd
 
+from spela_hw import jsonio
 from spela_hw.errors import ConfigError
 
 from . import figures as F
@@ -303,7 +304,7 @@ def _build_report(config: ReportConfig, out: Path, progress, argv) -> ReportResu
             "sections": {s.id: {"status": s.status, "reason": s.reason} for s in doc.sections},
             "tables": sorted(tables), "figures": sorted(f.name for f in figs), "failures": failures,
         }
-        atomic_write_text(staging / MANIFEST_NAME, json.dumps(manifest, indent=2, default=str) + "\n")
+        atomic_write_text(staging / MANIFEST_NAME, jsonio.dumps(manifest, indent=2) + "\n")
         _swap_in(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

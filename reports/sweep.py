@@ -32,7 +32,9 @@ and an estimated time are announced before the first run. Every point's result i
 sweep goes on. ``resume=True`` skips every point that already has a record, whatever its status
 (with ``retry_failed=True`` it reruns the failed ones, whose new record supersedes the old: readers
 take the latest record per point), so a killed sweep loses at most the groups that were running
-and never duplicates a point. Only one process writes a results file at a time
+and never duplicates a point. Every record names the spela-hw version that computed it
+(``spela_hw_version``); a resume over records of another version is refused rather than mixing
+them. Only one process writes a results file at a time
 (an exclusive lock on ``<out>/.lock``).
 
 Report. :func:`write_sweep_report` writes ``<out>/report/`` (HTML, Markdown, CSV, figures) with
@@ -60,6 +62,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from spela_hw import jsonio
 from spela_hw.errors import ConfigError, naming_file
 from spela_hw.rules.common import readout_layers
 from spela_hw.specs import RULES
@@ -76,6 +79,8 @@ log = logging.getLogger(__name__)
 
 RESULTS_NAME = "results.jsonl"
 FORMAT_VERSION = 1
+#: The record field naming the spela-hw version that computed the point.
+VERSION_KEY = "spela_hw_version"
 
 #: Keys that may be grid axes (lists under ``[grid]``) or single values under ``[sweep]``.
 AXES = ("dims", "bits", "presets", "rules", "seeds", "batch_size", "epochs")
@@ -283,7 +288,8 @@ def evaluate_group(group: dict) -> list[dict]:
 
     t0 = time.perf_counter()
     tr = group["train"]
-    base = {"format_version": FORMAT_VERSION, "pid": os.getpid(), "host": socket.gethostname()}
+    base = {"format_version": FORMAT_VERSION, VERSION_KEY: package_version(), "pid": os.getpid(),
+            "host": socket.gethostname()}
     records = []
     try:
         from .experiments import dataset_arrays
@@ -452,6 +458,30 @@ def load_results(path) -> dict[str, dict]:
     return _latest_per_point(read_json_lines(path))
 
 
+def package_version() -> str:
+    """The installed spela-hw version (the package's own when it runs from a source tree)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("spela-hw")
+    except metadata.PackageNotFoundError:
+        import spela_hw
+
+        return spela_hw.__version__
+
+
+def _check_same_version(existing: dict[str, dict], results_path: Path) -> None:
+    """Refuse to resume over records of another spela-hw version: one results file, one version."""
+    mine = package_version()
+    theirs = sorted({str(r.get(VERSION_KEY, "unrecorded")) for r in existing.values()} - {mine})
+    if theirs:
+        why = " ('unrecorded': written before records named their version)" if "unrecorded" in theirs else ""
+        raise ConfigError("resume", f"{results_path} holds results of spela-hw {', '.join(theirs)}{why} and this is "
+                                    f"spela-hw {mine}: resuming would mix results of two versions. Pass "
+                                    f"--overwrite to start over (the old file is kept as results.<time>.jsonl.bak) "
+                                    f"or give another --out")
+
+
 def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False, retry_failed: bool = False,
               scheduler=None, local_cluster: int | None = None, workers: int | None = None,
               progress: Callable[[str], None] | None = None, report: bool = True) -> SweepResult:
@@ -461,7 +491,8 @@ def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False
     ----------
     resume : bool
         Continue an earlier sweep in the same folder: skip every point that has a record, whatever
-        its status (ok, error, not applicable).
+        its status (ok, error, not applicable). Refused (:class:`ConfigError`) when the records come
+        from another spela-hw version.
     overwrite : bool
         Start over: an existing results file is renamed to ``results.<time>.jsonl.bak`` first.
     retry_failed : bool
@@ -494,7 +525,8 @@ def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False
             stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
             os.replace(results_path, out / f"results.{stamp}.jsonl.bak")
             existing = {}
-        atomic_write_text(out / "sweep.json", json.dumps(config.to_dict(), indent=2) + "\n")
+        _check_same_version(existing, results_path)
+        atomic_write_text(out / "sweep.json", jsonio.dumps(config.to_dict(), indent=2) + "\n")
         points = expand_points(config)
         done = {pid for pid, r in existing.items() if not (retry_failed and r.get("status") == "error")}
         todo = [p for p in points if p["point_id"] not in done]
@@ -512,7 +544,8 @@ def run_sweep(config: SweepConfig, resume: bool = False, overwrite: bool = False
 
         def on_result(group, records):
             if isinstance(records, dict):  # the runner's failure record for a whole group
-                records = [{"format_version": FORMAT_VERSION, "point_id": p["point_id"], "status": "error",
+                records = [{"format_version": FORMAT_VERSION, VERSION_KEY: package_version(),
+                            "point_id": p["point_id"], "status": "error",
                             "error": records.get("error"), "traceback": records.get("traceback"),
                             "point": {**group["train"], "preset": p["preset"], "budget": p["budget"]},
                             "metrics": {}, "seconds": None, "finished_at": _now()} for p in group["points"]]

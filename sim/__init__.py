@@ -54,7 +54,7 @@ False
 """
 
 from .config import (BufferLevel, Conventions, CrossbarConfig, DeviceConfig, DramConfig, HardwareConfig,
-                     PeripheryConfig, TechnologyConfig, hardware_from_dict, load_hardware_toml)
+                     PeripheryConfig, TechnologyConfig, hardware_from_dict)
 from .crossbar_device import ConverterConfig, CrossbarDevice, LifetimeResult
 from .design import DesignPointResult, compare_energy, design_point, energy_interval, resolve_bits
 from .energy import (ActionCosts, EnergyAdvantage, EnergyBreakdown, EnergyInterval, action_costs, energy_breakdown,
@@ -62,7 +62,7 @@ from .energy import (ActionCosts, EnergyAdvantage, EnergyBreakdown, EnergyInterv
 from .ledger import (ALGORITHMS, BitWidths, FitResult, MemoryBudget, MemoryLedger, largest_batch, memory_ledger,
                      widest_network, widest_weight_bits)
 from .periphery import ChipEstimate, chip_estimate, compare_with_published, neurosim_table
-from .presets import list_presets, load_preset, preset_dict, resolve_hardware
+from .presets import list_presets, load_hardware_toml, load_preset, preset_dict, resolve_hardware
 from .tables import load_tables
 from .tiling import MatrixTiling, TilingResult, tile_matrix, tile_workload
 from .workload import LayerShape, Workload, closed_form_counts, conv_workload, vgg8

@@ -16,20 +16,24 @@ A :class:`HardwareConfig` bundles
 * :class:`Conventions`: the named switches where published models disagree; every output prints
   them (:meth:`Conventions.describe`).
 
-Every quantity in a file carries its unit (``node = "22 nm"``). Unknown keys, missing units and
-out-of-range values raise :class:`~spela_hw.errors.ConfigError` naming the dotted field.
+Every quantity in a file carries its unit (``node = "22 nm"``). Each field's metadata holds its
+TOML key, its unit and its range, and every section checks itself on construction, so a
+description built in Python (``TechnologyConfig(node_nm=-5, vdd_v=0, clock_hz=0)``) is refused like
+one read from a file. Unknown keys, missing units and out-of-range values raise
+:class:`~spela_hw.errors.ConfigError` naming the dotted field (``technology.node``).
+
+A file that starts from a preset (``base = "rram-22nm"``) is resolved by :mod:`sim.presets`
+(:func:`sim.presets.load_hardware_toml`), which builds on this module and not the other way round.
 """
 
 from __future__ import annotations
 
-import copy
+import functools
 import math
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
+from dataclasses import MISSING, dataclass, field, fields, replace
 
-from spela_hw.errors import ConfigError, naming_file
+from spela_hw.errors import ConfigError
 
-from .tomlfile import read_toml
 from .units import parse_quantity
 
 __all__ = [
@@ -43,115 +47,141 @@ __all__ = [
     "ChipConfig",
     "HardwareConfig",
     "hardware_from_dict",
-    "load_hardware_toml",
     "CONVENTION_CHOICES",
 ]
 
-# -- a tiny schema engine: one row per TOML key -------------------------------------------------
-# ("q", dimension, attr_scale, out_unit, lo, hi): quantity with unit; attr = base * attr_scale
-# ("i", lo, hi): integer; ("f", lo, hi): dimensionless number; ("c", choices); ("s",); ("b",)
+# -- the schema lives in the fields' metadata ------------------------------------------------------
+# Each field of a section carries a _Spec: its TOML key, its kind and range, and for quantities the
+# unit its attribute holds. ``__post_init__`` checks every field against it (so a config built in
+# Python is validated like one read from a file) and the TOML reader and writer derive the keys,
+# the units and which keys are required from it.
 
 
 @dataclass(frozen=True)
-class _Key:
-    key: str
-    attr: str
+class _Spec:
+    """One field: TOML ``key`` (the attribute's name when ``None``) and ``kind``.
+
+    ``kind`` is ``("q", dimension, scale, unit, lo, hi)``: a quantity with a unit in the file,
+    held as ``base_si_value * scale`` in ``unit``; ``("i", lo, hi)``: an integer; ``("f", lo,
+    hi)``: a dimensionless number; ``("c", choices)``; ``("s",)``: a string; ``("b",)``: a
+    boolean. Ranges are inclusive. ``required``: the key must be in a file (default: when the
+    field has no default).
+    """
+
+    key: str | None
     kind: tuple
-    required: bool = True
+    required: bool | None = None
 
 
-def _q(key, attr, dim, scale, unit, lo=0.0, hi=math.inf, required=True):
-    return _Key(key, attr, ("q", dim, scale, unit, lo, hi), required)
+def _field(key, kind, required=None, **default):
+    return field(**default, metadata={"spec": _Spec(key, kind, required)})
 
 
-def _i(key, lo, hi, attr=None, required=True):
-    return _Key(key, attr or key, ("i", lo, hi), required)
+def _q(key, dim, scale, unit, lo=0.0, hi=math.inf, **default):
+    return _field(key, ("q", dim, scale, unit, lo, hi), **default)
 
 
-def _f(key, lo, hi, attr=None, required=True):
-    return _Key(key, attr or key, ("f", lo, hi), required)
+def _i(lo, hi, key=None, **default):
+    return _field(key, ("i", lo, hi), **default)
 
 
-def _c(key, choices, attr=None, required=True):
-    return _Key(key, attr or key, ("c", tuple(choices)), required)
+def _f(lo, hi, key=None, **default):
+    return _field(key, ("f", lo, hi), **default)
 
 
-def _s(key, attr=None, required=True):
-    return _Key(key, attr or key, ("s",), required)
+def _c(choices, key=None, **default):
+    return _field(key, ("c", tuple(choices)), **default)
 
 
-def _b(key, attr=None, required=True):
-    return _Key(key, attr or key, ("b",), required)
+def _s(key=None, **default):
+    return _field(key, ("s",), **default)
 
 
-def _parse_value(k: _Key, value, where: str):
-    kind = k.kind[0]
-    if kind == "q":
-        _, dim, scale, unit, lo, hi = k.kind
+def _b(key=None, required=None, **default):
+    return _field(key, ("b",), required, **default)
+
+
+@functools.cache
+def _schema(cls) -> tuple[tuple[str, str, _Spec, bool, object], ...]:
+    """``(attribute, TOML key, spec, required, default)`` of every field of ``cls`` with a spec."""
+    rows = []
+    for f in fields(cls):
+        spec = f.metadata.get("spec")
+        if spec is not None:
+            required = f.default is MISSING if spec.required is None else spec.required
+            rows.append((f.name, spec.key or f.name, spec, required, f.default))
+    return tuple(rows)
+
+
+def _validate(obj, section: str) -> None:
+    """Check every field of ``obj`` against its spec; the error names ``section.key``."""
+    for attr, key, spec, _, default in _schema(type(obj)):
+        value = getattr(obj, attr)
+        if value is None and default is None:
+            continue  # an optional value left out
+        problem = _check(spec.kind, value)
+        if problem:
+            got = f"got {value!r}" if key == attr else f"got {attr}={value!r}"  # the Python name too
+            raise ConfigError(f"{section}.{key}", f"{problem}, {got}")
+
+
+def _check(kind: tuple, value) -> str | None:
+    """What is wrong with ``value`` for ``kind`` (``None`` when it is valid)."""
+    tag = kind[0]
+    if tag in ("q", "f", "i"):
+        if isinstance(value, bool) or not isinstance(value, int if tag == "i" else (int, float)):
+            return "must be an integer" if tag == "i" else "must be a number"
+        if not math.isfinite(value):
+            return "must be finite"
+        lo, hi = kind[-2:]
+        unit = f" {kind[3]}" if tag == "q" else ""
+        if not lo <= value <= hi:
+            return f"must lie in [{lo:g}, {hi:g}]{unit}"
+        return None
+    if tag == "c":
+        return None if value in kind[1] else f"must be one of {kind[1]}"
+    if tag == "s":
+        return None if isinstance(value, str) else "must be a string"
+    if tag == "b":
+        return None if isinstance(value, bool) else "must be true or false"
+    raise AssertionError(tag)
+
+
+def _from_toml(kind: tuple, value, where: str):
+    """A file's value as the attribute holds it: quantities converted from their unit (range and
+    type are checked by the section's ``__post_init__``)."""
+    if kind[0] == "q":
+        _, dim, scale = kind[:3]
         # 12 significant digits: "90 nm" reads as 90.0, not 90.00000000000001
-        x = float(f"{parse_quantity(value, dim, where) * scale:.12g}")
-        if not lo <= x <= hi:
-            raise ConfigError(where, f"must lie in [{lo:g}, {hi:g}] {unit}, got {value!r}")
-        return x
-    if kind == "i":
-        _, lo, hi = k.kind
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(where, f"must be an integer, got {value!r}")
-        if not lo <= value <= hi:
-            raise ConfigError(where, f"must lie in [{lo}, {hi}], got {value}")
-        return value
-    if kind == "f":
-        _, lo, hi = k.kind
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(where, f"must be a finite number, got {value!r}")
-        if not lo <= value <= hi:
-            raise ConfigError(where, f"must lie in [{lo:g}, {hi:g}], got {value!r}")
+        return float(f"{parse_quantity(value, dim, where) * scale:.12g}")
+    if kind[0] == "f" and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if kind == "c":
-        if value not in k.kind[1]:
-            raise ConfigError(where, f"must be one of {k.kind[1]}, got {value!r}")
-        return value
-    if kind == "s":
-        if not isinstance(value, str):
-            raise ConfigError(where, f"must be a string, got {value!r}")
-        return value
-    if kind == "b":
-        if not isinstance(value, bool):
-            raise ConfigError(where, f"must be true or false, got {value!r}")
-        return value
-    raise AssertionError(kind)
+    return value
 
 
-def _format_value(k: _Key, x):
-    if k.kind[0] == "q":
-        _, dim, scale, unit, _, _ = k.kind
-        return f"{x:.12g} {unit}"
-    return x
-
-
-def _parse_section(cls, schema: tuple[_Key, ...], d, where: str, extra: dict | None = None):
+def _parse_section(cls, d, where: str, extra: dict | None = None):
     if not isinstance(d, dict):
         raise ConfigError(where, f"must be a table, got {type(d).__name__}")
-    known = {k.key for k in schema}
+    schema = _schema(cls)
+    known = {row[1] for row in schema}
     unknown = set(d) - known
     if unknown:
         raise ConfigError(f"{where}.{sorted(unknown)[0]}", f"unknown key (known: {', '.join(sorted(known))})")
     kwargs = dict(extra or {})
-    for k in schema:
-        if k.key in d:
-            kwargs[k.attr] = _parse_value(k, d[k.key], f"{where}.{k.key}")
-        elif k.required:
-            raise ConfigError(f"{where}.{k.key}", "missing")
+    for attr, key, spec, required, _ in schema:
+        if key in d:
+            kwargs[attr] = _from_toml(spec.kind, d[key], f"{where}.{key}")
+        elif required:
+            raise ConfigError(f"{where}.{key}", "missing")
     return cls(**kwargs)
 
 
-def _section_to_dict(obj, schema: tuple[_Key, ...]) -> dict:
+def _section_to_dict(obj) -> dict:
     out = {}
-    for k in schema:
-        v = getattr(obj, k.attr)
-        if v is None:
-            continue
-        out[k.key] = _format_value(k, v)
+    for attr, key, spec, _, _ in _schema(type(obj)):
+        v = getattr(obj, attr)
+        if v is not None:
+            out[key] = f"{v:.12g} {spec.kind[3]}" if spec.kind[0] == "q" else v
     return out
 
 
@@ -170,18 +200,13 @@ class TechnologyConfig:
         accelerator); sets the latency of digital work.
     """
 
-    node_nm: float
-    vdd_v: float
-    clock_hz: float
-    digital_macs_per_cycle: int = 1
+    node_nm: float = _q("node", "length", 1e9, "nm", 1.0, 250.0)
+    vdd_v: float = _q("vdd", "voltage", 1.0, "V", 0.3, 5.0)
+    clock_hz: float = _q("clock", "frequency", 1.0, "Hz", 1e3, 1e10)
+    digital_macs_per_cycle: int = _i(1, 1 << 20, default=1)
 
-
-_TECH = (
-    _q("node", "node_nm", "length", 1e9, "nm", 1.0, 250.0),
-    _q("vdd", "vdd_v", "voltage", 1.0, "V", 0.3, 5.0),
-    _q("clock", "clock_hz", "frequency", 1.0, "Hz", 1e3, 1e10),
-    _i("digital_macs_per_cycle", 1, 1 << 20, required=False),
-)
+    def __post_init__(self):
+        _validate(self, "technology")
 
 DEVICE_KINDS = ("rram", "pcm", "fefet", "mram", "sram")
 
@@ -197,27 +222,28 @@ class DeviceConfig:
     written digitally.
     """
 
-    kind: str
-    source: str
-    cell_area_f2: float
-    r_on_ohm: float | None = None
-    on_off_ratio: float | None = None
-    levels: int = 32
-    read_voltage_v: float = 0.5
-    read_pulse_s: float = 10e-9
-    write_voltage_v: float = 4.0
-    write_pulse_s: float = 50e-9
-    pulses_per_write: float = 1.0
-    write_phases: int = 2
-    endurance_cycles: float | None = None
-    nonlinearity_ltp: float = 0.0
-    nonlinearity_ltd: float = 0.0
-    d2d_sigma: float = 0.0
-    c2c_sigma: float = 0.0
-    stuck_at_hrs_rate: float = 0.0
-    stuck_at_lrs_rate: float = 0.0
+    kind: str = _c(DEVICE_KINDS)
+    source: str = _s()
+    cell_area_f2: float = _q("cell_area", "area_f2", 1.0, "F2", 1.0, 1e5)
+    r_on_ohm: float | None = _q("r_on", "resistance", 1.0, "ohm", 1.0, 1e10, default=None)
+    on_off_ratio: float | None = _f(1.0001, 1e9, default=None)
+    levels: int = _i(2, 1 << 16, default=32)
+    read_voltage_v: float = _q("read_voltage", "voltage", 1.0, "V", 0.0, 10.0, default=0.5)
+    read_pulse_s: float = _q("read_pulse", "time", 1.0, "s", 0.0, 1.0, default=10e-9)
+    write_voltage_v: float = _q("write_voltage", "voltage", 1.0, "V", 0.0, 20.0, default=4.0)
+    write_pulse_s: float = _q("write_pulse", "time", 1.0, "s", 0.0, 1.0, default=50e-9)
+    pulses_per_write: float = _f(0.0, 1e4, default=1.0)
+    write_phases: int = _i(1, 4, default=2)
+    endurance_cycles: float | None = _f(1.0, 1e20, default=None)
+    nonlinearity_ltp: float = _f(0.0, 1e6, default=0.0)
+    nonlinearity_ltd: float = _f(0.0, 1e6, default=0.0)
+    d2d_sigma: float = _f(0.0, 10.0, default=0.0)
+    c2c_sigma: float = _f(0.0, 10.0, default=0.0)
+    stuck_at_hrs_rate: float = _f(0.0, 1.0, default=0.0)
+    stuck_at_lrs_rate: float = _f(0.0, 1.0, default=0.0)
 
     def __post_init__(self):
+        _validate(self, "device")
         if self.kind != "sram" and (self.r_on_ohm is None or self.on_off_ratio is None):
             raise ConfigError("device.r_on" if self.r_on_ohm is None else "device.on_off_ratio",
                               f"required for a {self.kind} device")
@@ -247,29 +273,6 @@ class DeviceConfig:
         return self.write_voltage_v**2 * g * self.write_pulse_s * 1e12
 
 
-_DEVICE = (
-    _c("kind", DEVICE_KINDS),
-    _s("source"),
-    _q("cell_area", "cell_area_f2", "area_f2", 1.0, "F2", 1.0, 1e5),
-    _q("r_on", "r_on_ohm", "resistance", 1.0, "ohm", 1.0, 1e10, required=False),
-    _f("on_off_ratio", 1.0001, 1e9, required=False),
-    _i("levels", 2, 1 << 16, required=False),
-    _q("read_voltage", "read_voltage_v", "voltage", 1.0, "V", 0.0, 10.0, required=False),
-    _q("read_pulse", "read_pulse_s", "time", 1.0, "s", 0.0, 1.0, required=False),
-    _q("write_voltage", "write_voltage_v", "voltage", 1.0, "V", 0.0, 20.0, required=False),
-    _q("write_pulse", "write_pulse_s", "time", 1.0, "s", 0.0, 1.0, required=False),
-    _f("pulses_per_write", 0.0, 1e4, required=False),
-    _i("write_phases", 1, 4, required=False),
-    _f("endurance_cycles", 1.0, 1e20, required=False),
-    _f("nonlinearity_ltp", 0.0, 1e6, required=False),
-    _f("nonlinearity_ltd", 0.0, 1e6, required=False),
-    _f("d2d_sigma", 0.0, 10.0, required=False),
-    _f("c2c_sigma", 0.0, 10.0, required=False),
-    _f("stuck_at_hrs_rate", 0.0, 1.0, required=False),
-    _f("stuck_at_lrs_rate", 0.0, 1.0, required=False),
-)
-
-
 @dataclass(frozen=True)
 class CrossbarConfig:
     """Array geometry.
@@ -288,14 +291,15 @@ class CrossbarConfig:
         flagged.
     """
 
-    rows: int
-    cols: int
-    cell_bits: int
-    device: DeviceConfig
-    rows_read_at_once: int = 0
-    transposable: bool = True
+    rows: int = _i(2, 65536)
+    cols: int = _i(2, 65536)
+    cell_bits: int = _i(1, 8)
+    device: DeviceConfig  # no TOML key: the file's [device] section
+    rows_read_at_once: int = _i(0, 65536, default=0)
+    transposable: bool = _b(default=True)
 
     def __post_init__(self):
+        _validate(self, "crossbar")
         if self.rows_read_at_once > self.rows:
             raise ConfigError("crossbar.rows_read_at_once", f"must be at most rows = {self.rows}")
         if self.device.kind == "sram" and self.cell_bits != 1:
@@ -305,14 +309,6 @@ class CrossbarConfig:
     def parallel_rows(self) -> int:
         return self.rows if self.rows_read_at_once == 0 else self.rows_read_at_once
 
-
-_CROSSBAR = (
-    _i("rows", 2, 65536),
-    _i("cols", 2, 65536),
-    _i("cell_bits", 1, 8),
-    _i("rows_read_at_once", 0, 65536, required=False),
-    _b("transposable", required=False),
-)
 
 INPUT_ENCODINGS = ("bit_serial", "dac")
 
@@ -335,26 +331,18 @@ class PeripheryConfig:
         Conversions per second of one ADC.
     """
 
-    input_encoding: str
-    adc_bits: int
-    columns_per_adc: int
-    adc_rate_sps: float
-    adc_bits_error: int = 6
-    dac_bits: int = 0
+    input_encoding: str = _c(INPUT_ENCODINGS)
+    adc_bits: int = _i(1, 16)
+    columns_per_adc: int = _i(1, 65536)
+    adc_rate_sps: float = _q("adc_rate", "rate", 1.0, "S/s", 1e3, 1e12)
+    adc_bits_error: int = _i(1, 16, default=6)
+    dac_bits: int = _i(0, 16, default=0)
 
     def __post_init__(self):
+        _validate(self, "periphery")
         if self.input_encoding == "dac" and self.dac_bits < 1:
             raise ConfigError("periphery.dac_bits", "must be >= 1 with input_encoding = 'dac'")
 
-
-_PERIPHERY = (
-    _c("input_encoding", INPUT_ENCODINGS),
-    _i("adc_bits", 1, 16),
-    _i("columns_per_adc", 1, 65536),
-    _q("adc_rate", "adc_rate_sps", "rate", 1.0, "S/s", 1e3, 1e12),
-    _i("adc_bits_error", 1, 16, required=False),
-    _i("dac_bits", 0, 16, required=False),
-)
 
 BUFFER_KINDS = ("sram", "flash", "rom")
 
@@ -373,12 +361,13 @@ class BufferLevel:
         Size of the bank an access touches (the SRAM size law charges this, not the total).
     """
 
-    name: str
-    kind: str
-    size_bytes: float
-    bank_bytes: float
+    name: str = _s()
+    kind: str = _c(BUFFER_KINDS)
+    size_bytes: float = _q("size", "bytes", 1.0, "B", 1.0, 2.0**50)
+    bank_bytes: float = _q("bank", "bytes", 1.0, "B", 1.0, 2.0**50)
 
     def __post_init__(self):
+        _validate(self, f"buffers.{self.name}")
         if self.bank_bytes > self.size_bytes:
             raise ConfigError(f"buffers.{self.name}.bank", "bank larger than the buffer")
 
@@ -387,30 +376,18 @@ class BufferLevel:
         return self.kind == "sram"
 
 
-_BUFFER = (
-    _s("name"),
-    _c("kind", BUFFER_KINDS),
-    _q("size", "size_bytes", "bytes", 1.0, "B", 1.0, 2.0**50),
-    _q("bank", "bank_bytes", "bytes", 1.0, "B", 1.0, 2.0**50),
-)
-
-
 @dataclass(frozen=True)
 class DramConfig:
     """Off-chip DRAM; ``present = False`` for a device without one."""
 
-    present: bool = False
-    size_bytes: float = 0.0
-    energy_level: str = "low"
-    bandwidth_bps: float = 12.8 * 1024.0**3
+    present: bool = _b(required=True, default=False)  # a file says whether there is one
+    size_bytes: float = _q("size", "bytes", 1.0, "B", 0.0, 2.0**50, default=0.0)
+    energy_level: str = _c(("low", "high"), default="low")
+    bandwidth_bps: float = _q("bandwidth", "bandwidth", 1.0, "B/s", 1.0, 2.0**50, default=12.8 * 1024.0**3)
 
+    def __post_init__(self):
+        _validate(self, "dram")
 
-_DRAM = (
-    _b("present"),
-    _q("size", "size_bytes", "bytes", 1.0, "B", 0.0, 2.0**50, required=False),
-    _c("energy_level", ("low", "high"), required=False),
-    _q("bandwidth", "bandwidth_bps", "bandwidth", 1.0, "B/s", 1.0, 2.0**50, required=False),
-)
 
 CHIP_MODELS = ("neurosim_v14",)
 
@@ -431,18 +408,14 @@ class ChipConfig:
         NeuroSim's pipeline ``speedUpDegree`` (weight duplication of early layers).
     """
 
-    model: str
-    calibration: str
-    published_row: str
-    speedup_degree: int = 8
+    model: str = _c(CHIP_MODELS)
+    calibration: str = _s()
+    published_row: str = _s()
+    speedup_degree: int = _i(1, 1024, default=8)
 
+    def __post_init__(self):
+        _validate(self, "chip")
 
-_CHIP = (
-    _c("model", CHIP_MODELS),
-    _s("calibration"),
-    _s("published_row"),
-    _i("speedup_degree", 1, 1024, required=False),
-)
 
 CONVENTION_CHOICES = {
     "adc_energy": ("p_over_fs", "mnsim_cycles"),
@@ -496,28 +469,21 @@ class Conventions:
         per output position.
     """
 
-    adc_energy: str = "p_over_fs"
-    sram_law: str = "size_law"
-    sram_write_to_read: float = 1.0
-    scaling: str = "stillmaker_baas"
-    dram_scaling: bool = False
-    signed_weights: str = "offset"
-    class_vector_storage: str = "sram"
-    write_accounting: str = "dense"
-    spela_delta: str = "in_place"
-    batched_local_update: str = "from_rows"
-    bp_gradient: str = "fused"
-    conv_weight_reads: str = "once_per_sample"
+    adc_energy: str = _c(CONVENTION_CHOICES["adc_energy"], default="p_over_fs")
+    sram_law: str = _c(CONVENTION_CHOICES["sram_law"], default="size_law")
+    sram_write_to_read: float = _f(1e-6, 100.0, default=1.0)
+    scaling: str = _c(CONVENTION_CHOICES["scaling"], default="stillmaker_baas")
+    dram_scaling: bool = _b(default=False)
+    signed_weights: str = _c(CONVENTION_CHOICES["signed_weights"], default="offset")
+    class_vector_storage: str = _c(CONVENTION_CHOICES["class_vector_storage"], default="sram")
+    write_accounting: str = _c(CONVENTION_CHOICES["write_accounting"], default="dense")
+    spela_delta: str = _c(CONVENTION_CHOICES["spela_delta"], default="in_place")
+    batched_local_update: str = _c(CONVENTION_CHOICES["batched_local_update"], default="from_rows")
+    bp_gradient: str = _c(CONVENTION_CHOICES["bp_gradient"], default="fused")
+    conv_weight_reads: str = _c(CONVENTION_CHOICES["conv_weight_reads"], default="once_per_sample")
 
     def __post_init__(self):
-        for name, choices in CONVENTION_CHOICES.items():
-            if getattr(self, name) not in choices:
-                raise ConfigError(f"conventions.{name}", f"must be one of {choices}, got {getattr(self, name)!r}")
-        x = self.sram_write_to_read
-        if isinstance(x, bool) or not isinstance(x, (int, float)) or not 0 < x <= 100:
-            raise ConfigError("conventions.sram_write_to_read", f"must be a number in (0, 100], got {x!r}")
-        if not isinstance(self.dram_scaling, bool):
-            raise ConfigError("conventions.dram_scaling", "must be true or false")
+        _validate(self, "conventions")
 
     def describe(self) -> dict[str, str]:
         """Every switch and its value, as printed in every output."""
@@ -528,12 +494,6 @@ class Conventions:
         if unknown:
             raise ConfigError(f"conventions.{sorted(unknown)[0]}", "unknown convention")
         return replace(self, **changes)
-
-
-_CONVENTIONS = tuple(
-    [_c(name, choices, required=False) for name, choices in CONVENTION_CHOICES.items()]
-    + [_f("sram_write_to_read", 1e-6, 100.0, required=False), _b("dram_scaling", required=False)]
-)
 
 
 @dataclass(frozen=True)
@@ -592,16 +552,16 @@ class HardwareConfig:
         """TOML-form dict (quantities with units); ``hardware_from_dict(to_dict())`` round-trips."""
         d = {"format_version": 1, "name": self.name, "description": self.description,
              "sources": list(self.sources),
-             "technology": _section_to_dict(self.technology, _TECH),
-             "buffers": [_section_to_dict(b, _BUFFER) for b in self.buffers],
-             "dram": _section_to_dict(self.dram, _DRAM),
-             "conventions": _section_to_dict(self.conventions, _CONVENTIONS)}
+             "technology": _section_to_dict(self.technology),
+             "buffers": [_section_to_dict(b) for b in self.buffers],
+             "dram": _section_to_dict(self.dram),
+             "conventions": _section_to_dict(self.conventions)}
         if self.crossbar is not None:
-            d["crossbar"] = _section_to_dict(self.crossbar, _CROSSBAR)
-            d["device"] = _section_to_dict(self.crossbar.device, _DEVICE)
-            d["periphery"] = _section_to_dict(self.periphery, _PERIPHERY)
+            d["crossbar"] = _section_to_dict(self.crossbar)
+            d["device"] = _section_to_dict(self.crossbar.device)
+            d["periphery"] = _section_to_dict(self.periphery)
         if self.chip is not None:
-            d["chip"] = _section_to_dict(self.chip, _CHIP)
+            d["chip"] = _section_to_dict(self.chip)
         return d
 
 
@@ -609,21 +569,11 @@ _TOP_KEYS = {"format_version", "name", "description", "sources", "base", "techno
              "device", "periphery", "buffers", "dram", "conventions", "chip"}
 
 
-def _merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
-
-
 def hardware_from_dict(d: dict, where: str = "hardware") -> HardwareConfig:
-    """Build and validate a :class:`HardwareConfig` from its TOML-form dict.
+    """Build and validate a :class:`HardwareConfig` from its complete TOML-form dict.
 
-    A ``base = "<preset>"`` key starts from that preset and overrides what the dict gives
-    (tables merge key by key; ``buffers`` replaces the list).
+    A dict that starts from a preset (``base = "<preset>"``) is resolved first by
+    :func:`sim.presets.resolve_base` (:func:`sim.presets.load_hardware_toml` does it).
     """
     if not isinstance(d, dict):
         raise ConfigError(where, "must be a table")
@@ -631,12 +581,8 @@ def hardware_from_dict(d: dict, where: str = "hardware") -> HardwareConfig:
     if unknown:
         raise ConfigError(sorted(unknown)[0], f"unknown key (known: {', '.join(sorted(_TOP_KEYS))})")
     if "base" in d:
-        from .presets import preset_dict  # local import: presets imports this module
-
-        if not isinstance(d["base"], str):
-            raise ConfigError("base", f"must be a preset name, got {d['base']!r}")
-
-        d = _merge(preset_dict(d["base"]), {k: v for k, v in d.items() if k != "base"})
+        raise ConfigError("base", "a description that starts from a preset is resolved by "
+                                  "sim.presets.resolve_base (sim.load_hardware_toml reads such a file)")
     if d.get("format_version", 1) != 1:
         raise ConfigError("format_version", f"unsupported version {d.get('format_version')!r}")
     for key in ("name", "sources", "technology", "buffers"):
@@ -649,7 +595,7 @@ def hardware_from_dict(d: dict, where: str = "hardware") -> HardwareConfig:
     sources = d["sources"]
     if not isinstance(sources, list) or not all(isinstance(s, str) and s for s in sources):
         raise ConfigError("sources", "must be a list of non-empty strings")
-    tech = _parse_section(TechnologyConfig, _TECH, d["technology"], "technology")
+    tech = _parse_section(TechnologyConfig, d["technology"], "technology")
     has_xbar = "crossbar" in d
     for key in ("device", "periphery"):
         if (key in d) != has_xbar:
@@ -657,23 +603,14 @@ def hardware_from_dict(d: dict, where: str = "hardware") -> HardwareConfig:
                               "crossbar, device and periphery go together")
     crossbar = periphery = None
     if has_xbar:
-        device = _parse_section(DeviceConfig, _DEVICE, d["device"], "device")
-        crossbar = _parse_section(CrossbarConfig, _CROSSBAR, d["crossbar"], "crossbar", {"device": device})
-        periphery = _parse_section(PeripheryConfig, _PERIPHERY, d["periphery"], "periphery")
+        device = _parse_section(DeviceConfig, d["device"], "device")
+        crossbar = _parse_section(CrossbarConfig, d["crossbar"], "crossbar", {"device": device})
+        periphery = _parse_section(PeripheryConfig, d["periphery"], "periphery")
     if not isinstance(d["buffers"], list) or not d["buffers"]:
         raise ConfigError("buffers", "must be a non-empty list of [[buffers]] tables")
-    buffers = tuple(_parse_section(BufferLevel, _BUFFER, b, f"buffers[{i}]") for i, b in enumerate(d["buffers"]))
-    dram = _parse_section(DramConfig, _DRAM, d.get("dram", {"present": False}), "dram")
-    conventions = _parse_section(Conventions, _CONVENTIONS, d.get("conventions", {}), "conventions")
-    chip = _parse_section(ChipConfig, _CHIP, d["chip"], "chip") if "chip" in d else None
+    buffers = tuple(_parse_section(BufferLevel, b, f"buffers[{i}]") for i, b in enumerate(d["buffers"]))
+    dram = _parse_section(DramConfig, d.get("dram", {"present": False}), "dram")
+    conventions = _parse_section(Conventions, d.get("conventions", {}), "conventions")
+    chip = _parse_section(ChipConfig, d["chip"], "chip") if "chip" in d else None
     return HardwareConfig(d["name"], str(d.get("description", "")), tuple(sources), tech, crossbar,
                           periphery, buffers, dram, conventions, chip)
-
-
-def load_hardware_toml(path: str | Path) -> HardwareConfig:
-    """Read a user hardware file (TOML; may start from a preset with ``base = "..."``).
-
-    Every error is a :class:`ConfigError` naming the file and the field.
-    """
-    with naming_file(path):
-        return hardware_from_dict(read_toml(path, "hardware"))

@@ -95,7 +95,7 @@ import numpy as np
 
 from spela_hw._kernels import jit
 from spela_hw.errors import ConfigError
-from spela_hw.rng import stream_key
+from spela_hw.rng import SPLITMIX64_GAMMA, SPLITMIX64_M1, SPLITMIX64_M2, stream_key
 
 from .config import INPUT_ENCODINGS, DeviceConfig, HardwareConfig
 
@@ -138,17 +138,12 @@ def _ltd_inv(g, P, A, B):
     return P + A * math.log(x)
 
 
-_GAMMA = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-
-
 @jit
 def _uniform(key, index):
     """``spela_hw.rng.uniform01``: SplitMix64 of ``key + index`` -> [0, 1) with 53 bits."""
-    z = key + np.uint64(index) + _GAMMA
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
+    z = key + np.uint64(index) + SPLITMIX64_GAMMA
+    z = (z ^ (z >> np.uint64(30))) * SPLITMIX64_M1
+    z = (z ^ (z >> np.uint64(27))) * SPLITMIX64_M2
     z = z ^ (z >> np.uint64(31))
     return float(z >> np.uint64(11)) * 2.0**-53
 

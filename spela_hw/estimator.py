@@ -8,6 +8,7 @@ one set of counts and one file format.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 
@@ -71,7 +72,10 @@ class Classifier:
         Reshuffle every epoch (seeded); ``False`` keeps the data order.
     backend : {"numba", "reference"}
     device : DeviceModel or None
-        Functional device model called during training (float32 only).
+        Functional device model called during training (float32 only). Like every
+        hyper-parameter it is never changed: ``fit`` programs and trains a deep copy, the learned
+        attribute ``device_`` (read the device's state after training, its write counts or
+        lifetime, from there).
     random_state : int >= 0 or None
         Seeds initialisation, class vectors, shuffling and stochastic rounding.
     class_vector_seed : int or None
@@ -199,9 +203,11 @@ class Classifier:
         self.train_counts_ = new_counts(self.state_, "train")
         self.epochs_done_ = 0
         self.history_ = []
-        if self.device is not None:
+        # the user's device is a hyper-parameter: training changes a copy of its state only
+        self.device_ = copy.deepcopy(self.device)
+        if self.device_ is not None:
             for k in range(spec.n_layers):
-                w, b = self.device.program(k, self.state_.weights[k], self.state_.biases[k])
+                w, b = self.device_.program(k, self.state_.weights[k], self.state_.biases[k])
                 self.state_.weights[k][...] = w
                 self.state_.biases[k][...] = b
         return self
@@ -280,7 +286,7 @@ class Classifier:
             sel = order[c0:c0 + chunk]
             xq = ops.quantize_input(X[sel])
             yc = yi[sel]
-            train_chunk(state, ops, rule, xq, yc, lr, bs, self.train_counts_, device=self.device)
+            train_chunk(state, ops, rule, xq, yc, lr, bs, self.train_counts_, device=self.device_)
             if check_finite:
                 self._check_finite(lr, c0 + len(sel))
             if bar is not None:
@@ -426,8 +432,8 @@ class Classifier:
 
     @classmethod
     def from_preset(cls, name: str, **overrides):
-        """An unfitted estimator with a named recipe (see :mod:`spela_hw.presets`)."""
-        from .presets import preset_params
+        """An unfitted estimator with a named recipe (see :mod:`spela_hw.recipes`)."""
+        from .recipes import preset_params
 
         return cls(**preset_params(name, **overrides))
 

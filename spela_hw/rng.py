@@ -43,9 +43,10 @@ __all__ = ["splitmix64", "lowbias32", "stream_key", "random_bits", "uniform01", 
 SR_BITS = 16  # random bits the stochastic-rounding unit adds per synapse
 SR_LANES = 2  # synapses (neighbouring output neurons) fed by one 32-bit hash word
 
-_GAMMA = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
+# SplitMix64's constants (Steele, Lea & Flood 2014), shared with the jitted copies of the finaliser
+SPLITMIX64_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+SPLITMIX64_M1 = np.uint64(0xBF58476D1CE4E5B9)
+SPLITMIX64_M2 = np.uint64(0x94D049BB133111EB)
 _H1 = np.uint32(0x7FEB352D)
 _H2 = np.uint32(0x846CA68B)
 _MASK32 = np.uint64(0xFFFFFFFF)
@@ -54,9 +55,9 @@ _MASK32 = np.uint64(0xFFFFFFFF)
 def splitmix64(x: np.ndarray) -> np.ndarray:
     """The SplitMix64 finaliser applied elementwise to uint64 values (wrapping arithmetic)."""
     with np.errstate(over="ignore"):
-        z = np.asarray(x, dtype=np.uint64) + _GAMMA
-        z = (z ^ (z >> np.uint64(30))) * _M1
-        z = (z ^ (z >> np.uint64(27))) * _M2
+        z = np.asarray(x, dtype=np.uint64) + SPLITMIX64_GAMMA
+        z = (z ^ (z >> np.uint64(30))) * SPLITMIX64_M1
+        z = (z ^ (z >> np.uint64(27))) * SPLITMIX64_M2
         return z ^ (z >> np.uint64(31))
 
 

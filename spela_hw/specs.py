@@ -476,8 +476,3 @@ def rule_from_dict(d: dict):
         _check_table(OPTIMIZERS[kind], opt, "optimizer.", extra=("kind",))
         d["optimizer"] = OPTIMIZERS[kind](**{k: v for k, v in opt.items() if k != "kind"})
     return cls(**d)
-
-
-def with_changes(spec, **changes):
-    """A copy of a frozen spec with some fields changed (validated again)."""
-    return replace(spec, **changes)

@@ -318,6 +318,6 @@ def test_an_ideal_device_trains_like_no_device(opt):
     dev = _IdealDevice()
     with_dev = BackpropClassifier(**params, device=dev).fit(X, y)
     plain = BackpropClassifier(**params).fit(X, y)
-    assert dev.updates == 2 * 5
+    assert with_dev.device_.updates == 2 * 5
     for k in range(2):
         np.testing.assert_allclose(with_dev.state_.weights[k], plain.state_.weights[k], rtol=1e-5, atol=1e-6)

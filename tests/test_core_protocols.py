@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from spela_hw import ConfigError, Sgd, Spela, SpelaClassifier, load_dataset
-from spela_hw.presets import PRESETS, preset_params
+from spela_hw.recipes import PRESETS, preset_params
 from spela_hw.protocols import few_shot, few_shot_split, one_epoch
 
 

@@ -386,7 +386,7 @@ def test_a_device_model_sees_every_layer_and_changes_nothing_when_ideal():
     dev = _IdealDevice()
     a = Classifier(**params, device=dev).fit(X, y)
     b = Classifier(**params).fit(X, y)
-    assert dev.calls == {"program": 2, "read": 2 * 4, "update": 2 * 4}
+    assert a.device_.calls == {"program": 2, "read": 2 * 4, "update": 2 * 4}
     for u, v in zip(a.state_.weights + a.state_.biases, b.state_.weights + b.state_.biases):
         np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-7)
 
@@ -411,7 +411,7 @@ def test_real_mnist_learns_in_float_and_8_bit(mnist):
 
 def test_the_sigprop_presets_learn_real_mnist(mnist):
     """The measured recipes (presets ``sigprop-sgd`` and ``sigprop-adam``) on 6,000 real images."""
-    from spela_hw.presets import preset_params
+    from spela_hw.recipes import preset_params
 
     assert isinstance(preset_params("sigprop-adam")["rule"].optimizer, Adam)
     params = preset_params("sigprop-sgd", epochs=1, random_state=0)

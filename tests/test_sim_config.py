@@ -1,9 +1,17 @@
 """Hardware descriptions: presets cite sources; bad configs raise ConfigError naming the field."""
 
+import ast
+import dataclasses
+import math
+from pathlib import Path
+
 import pytest
 
+import sim.config as sim_config
 from sim import hardware_from_dict, list_presets, load_hardware_toml, load_preset, preset_dict
-from sim.config import Conventions
+from sim.config import (BufferLevel, ChipConfig, Conventions, CrossbarConfig, DeviceConfig, DramConfig,
+                        PeripheryConfig, TechnologyConfig)
+from sim.presets import resolve_base
 from sim.units import format_bytes, parse_quantity
 from spela_hw.errors import ConfigError
 
@@ -127,3 +135,48 @@ def test_conventions_are_named_and_validated():
     with pytest.raises(ConfigError) as e:
         c.with_changes(adc="x")
     assert e.value.field == "conventions.adc"
+
+
+@pytest.mark.parametrize("build,field", [
+    (lambda: TechnologyConfig(node_nm=-5, vdd_v=0, clock_hz=0), "technology.node"),
+    (lambda: TechnologyConfig(node_nm=22, vdd_v=0.8, clock_hz=0), "technology.clock"),
+    (lambda: TechnologyConfig(22, 0.8, 1e9, digital_macs_per_cycle=2.5), "technology.digital_macs_per_cycle"),
+    (lambda: DeviceConfig("rram", "x", 4.0, r_on_ohm=1e5, on_off_ratio=10, levels=1), "device.levels"),
+    (lambda: DeviceConfig("memristor", "x", 4.0), "device.kind"),
+    (lambda: DeviceConfig("rram", "x", 4.0, r_on_ohm=1e5, on_off_ratio=10, c2c_sigma=math.nan), "device.c2c_sigma"),
+    (lambda: CrossbarConfig(1, 128, 1, load_preset("rram-22nm").crossbar.device), "crossbar.rows"),
+    (lambda: PeripheryConfig("dac", 8, 8, 0.0, dac_bits=4), "periphery.adc_rate"),
+    (lambda: BufferLevel("sram", "sram", -1.0, 1.0), "buffers.sram.size"),
+    (lambda: DramConfig(present="yes"), "dram.present"),
+    (lambda: ChipConfig("neurosim_v14", 3, "row"), "chip.calibration"),
+    (lambda: Conventions(sram_write_to_read=0), "conventions.sram_write_to_read"),
+])
+def test_sections_refuse_bad_values_on_construction(build, field):
+    """Ranges live in the fields' metadata and are checked by ``__post_init__``, not only by the
+    TOML reader: a description built in Python is refused like a file, naming the field."""
+    with pytest.raises(ConfigError) as e:
+        build()
+    assert e.value.field == field
+
+
+def test_the_schema_is_the_fields_metadata():
+    tech = TechnologyConfig(node_nm=22, vdd_v=0.8, clock_hz=1e9)
+    assert tech.digital_macs_per_cycle == 1
+    node = next(f for f in dataclasses.fields(TechnologyConfig) if f.name == "node_nm")
+    assert node.metadata["spec"].key == "node" and node.metadata["spec"].kind[3] == "nm"
+    for name in list_presets():  # the reader and the writer derive keys and units from it
+        hw = load_preset(name)
+        assert hardware_from_dict(hw.to_dict()) == hw
+
+
+def test_presets_resolve_base_and_config_does_not_import_presets():
+    """``base =`` is resolved in sim.presets: sim.config no longer imports it (no cycle)."""
+    tree = ast.parse((Path(sim_config.__file__)).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "presets" not in imported and "sim.presets" not in imported
+    with pytest.raises(ConfigError) as e:
+        hardware_from_dict({"base": "rram-22nm", "name": "mine"})
+    assert e.value.field == "base" and "resolve_base" in str(e.value)
+    d = resolve_base({"base": "rram-22nm", "name": "mine", "periphery": {"adc_bits": 6}})
+    hw = hardware_from_dict(d)
+    assert hw.name == "mine" and hw.periphery.adc_bits == 6 and hw.periphery.columns_per_adc == 8

@@ -151,9 +151,27 @@ def test_spela_learns_on_the_device_and_accuracy_is_measured():
     acc_ideal, acc_dev = ideal.score(Xte, yte, layer=0), hw.score(Xte, yte, layer=0)
     assert acc_ideal > 0.95
     assert 0.6 < acc_dev <= 1.0  # well above chance (0.25) with faults, variation and 32 levels
-    assert dev.update_calls == 3 * 600 * 2  # every sample, every layer went through the device
-    life = dev.lifetime(samples_seen=hw.train_counts_.samples, samples_per_day=1000)
+    assert hw.device_.update_calls == 3 * 600 * 2  # every sample, every layer went through the device
+    life = hw.device_.lifetime(samples_seen=hw.train_counts_.samples, samples_per_day=1000)
     assert life.max_writes_per_cell > 0 and life.days is not None and life.days > 0
+
+
+def test_fit_trains_a_copy_of_the_device_and_leaves_the_hyper_parameter_alone():
+    """scikit-learn's contract: fit never changes a parameter. The device state (conductances,
+    write counts, its RNG) is learned state, ``device_``; so two fits from one device agree."""
+    import pickle
+
+    X, y = blobs(200, np.random.default_rng(1))
+    dev = CrossbarDevice("rram-22nm", weight_range=1.0, seed=0, d2d_sigma=0.2, c2c_sigma=0.2)
+    before = pickle.dumps(dev)
+    clf = SpelaClassifier((16, 4), rule=Spela(optimizer=Sgd(lr=0.2)), epochs=1, random_state=0, device=dev)
+    clf.fit(X, y)
+    assert clf.device is dev and pickle.dumps(dev) == before
+    assert dev.update_calls == 0 and dev.g == {}
+    assert clf.device_ is not dev and clf.device_.update_calls == 200 * 2
+    again = SpelaClassifier(**clf.get_params()).fit(X, y)
+    for u, v in zip(clf.state_.weights, again.state_.weights):
+        np.testing.assert_array_equal(u, v)
 
 
 # -- converters: the mvm hook (input levels, tile partial sums, ADC) ------------------------------
@@ -306,7 +324,7 @@ def test_a_device_without_mvm_still_trains_like_no_device():
     assert isinstance(dev, DeviceModel) and not isinstance(dev, MatVecDeviceModel)
     a = SpelaClassifier(**params, device=dev).fit(X, y)
     plain = SpelaClassifier(**params).fit(X, y)
-    assert dev.reads == 2 * 2 * 100
+    assert a.device_.reads == 2 * 2 * 100
     for u, v in zip(a.state_.weights, plain.state_.weights):
         np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6)
     assert a.score(X, y, layer=0) > 0.8  # chance is 0.25
@@ -321,7 +339,7 @@ def test_every_training_forward_pass_goes_through_mvm(cls):
     exact = _ScaledProductDevice(1.0)
     a = cls(**params, device=exact).fit(X, y)
     plain = cls(**params).fit(X, y)
-    assert exact.calls == 2 * 12  # both layers, every mini-batch (the fused chunk path is not taken)
+    assert a.device_.calls == 2 * 12  # both layers, every mini-batch (the fused chunk path is not taken)
     for u, v in zip(a.state_.weights, plain.state_.weights):
         np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-5)
     halved = cls(**params, device=_ScaledProductDevice(0.5)).fit(X, y)
@@ -349,7 +367,7 @@ def test_backprop_error_path_goes_through_the_transposed_read():
     dev = _NoErrorPathDevice(1.0)
     cut = BackpropClassifier(**params, device=dev).fit(X, y)
     start = BackpropClassifier(**{**params, "epochs": 0}).fit(X, y)
-    assert dev.calls == 6 * (2 + 1)  # per step: two forward products, one transposed
+    assert cut.device_.calls == 6 * (2 + 1)  # per step: two forward products, one transposed
     np.testing.assert_array_equal(cut.state_.weights[0], start.state_.weights[0])  # no error arrived
     assert not np.array_equal(cut.state_.weights[1], start.state_.weights[1])
 
@@ -370,7 +388,7 @@ def test_spela_learns_through_4_bit_adcs():
     for bits in (2, 4):
         dev = CrossbarDevice("rram-22nm", weight_range=1.0, seed=0, adc_bits=bits)
         clf = SpelaClassifier((32, 4), rule=rule, batch_size=10, epochs=3, random_state=0, device=dev).fit(Xtr, ytr)
-        h = forward_all(clf.state_, clf._ops, clf._ops.quantize_input(Xte), False, device=dev)[0]
+        h = forward_all(clf.state_, clf._ops, clf._ops.quantize_input(Xte), False, device=clf.device_)[0]
         accs[bits] = float(np.mean(readout_predictions(clf.state_, clf._ops, 0, h)[0] == yte))
     assert accs[4] > 0.9          # 4-bit ADCs: learns the blobs
     assert accs[4] > accs[2]      # 2-bit ADCs (3 levels): visibly worse

@@ -75,6 +75,28 @@ def test_existing_results_need_resume_or_overwrite_and_one_writer(tmp_path):
             run_sweep(cfg, workers=1, resume=True, report=False)
 
 
+def test_records_name_their_version_and_a_resume_never_mixes_versions(tmp_path, monkeypatch):
+    import reports.sweep as sw
+
+    cfg = _config(tmp_path, {"dims": [[784, 16, 10]], "bits": [8], "presets": ["mcu-256kb"], "rules": ["spela"]})
+    res = run_sweep(cfg, workers=1, report=False)
+    (rec,) = read_json_lines(res.results_path)
+    assert rec["spela_hw_version"] == sw.package_version()
+    monkeypatch.setattr(sw, "package_version", lambda: "99.0")  # an upgrade between the runs
+    with pytest.raises(ConfigError) as e:
+        run_sweep(cfg, workers=1, resume=True, report=False)
+    assert e.value.field == "resume"
+    assert f"spela-hw {rec['spela_hw_version']}" in str(e.value) and "spela-hw 99.0" in str(e.value)
+    assert "--overwrite" in str(e.value) and "--out" in str(e.value)
+    # records written before versions were recorded are from an unknown version: refused too
+    del rec["spela_hw_version"]
+    res.results_path.write_text(json.dumps(rec) + "\n")
+    with pytest.raises(ConfigError, match="unrecorded"):
+        run_sweep(cfg, workers=1, resume=True, report=False)
+    fresh = run_sweep(cfg, workers=1, overwrite=True, report=False)
+    assert fresh.ran == 1 and read_json_lines(res.results_path)[0]["spela_hw_version"] == "99.0"
+
+
 def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path):
     grid = {"dims": [[784, 16, 10], [784, 20, 10], [784, 24, 10]], "bits": [8, 4], "presets": ["mcu-256kb"],
             "rules": ["spela"], "seeds": [0, 1]}

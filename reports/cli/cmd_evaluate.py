@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 from reports.cli import load_data, model_file
 from reports.cli.cmd_train import readout_accuracy
+from spela_hw import jsonio
 from spela_hw.io import load_model
 
 
@@ -27,7 +27,7 @@ def run(args) -> int:
     counts = clf.inference_counts(x, exit_layer=-1)
     per_sample = {k: float(v.sum()) for k, v in counts.per_sample().items()}
     if args.json:
-        print(json.dumps({"model": str(args.model), "dataset": data.name, "rule": clf.rule_.name,
+        print(jsonio.dumps({"model": str(args.model), "dataset": data.name, "rule": clf.rule_.name,
                           "dims": list(clf.network_spec_.dims), "precision": clf.precision_.name,
                           "layer_accuracy": accs, "accuracy": accs[-1],
                           "inference_counts_per_sample": per_sample}))

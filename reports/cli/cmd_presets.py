@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 from sim import list_presets, load_preset
 from sim.units import format_bytes
+from spela_hw import jsonio
 
 
 def register(sub) -> None:
@@ -45,7 +45,7 @@ def run(args) -> int:
     names = [args.name] if args.name else list_presets()
     hws = [load_preset(n) for n in names]
     if args.json:
-        print(json.dumps({"presets": [(_describe(h) | ({"config": h.to_dict()} if args.name else {})) for h in hws]}))
+        print(jsonio.dumps({"presets": [(_describe(h) | ({"config": h.to_dict()} if args.name else {})) for h in hws]}))
         return 0
     for h in hws:
         t = h.technology

@@ -11,12 +11,12 @@ the report is still written and marked incomplete), 2 for a bad configuration or
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
 from reports.cli import say
 from reports.config import ReportConfig
+from spela_hw import jsonio
 
 # option -> ReportConfig field (all take the config's parser, so the CLI and TOML agree exactly)
 _OPTIONS = (
@@ -78,7 +78,7 @@ def run(args) -> int:
     argv = sys.argv[1:] if sys.argv and sys.argv[0].endswith("spela-hw") else None
     result = build_report(config, progress=progress, argv=argv)
     if args.json:
-        print(json.dumps({"out": str(result.out), "index_html": str(result.index_html),
+        print(jsonio.dumps({"out": str(result.out), "index_html": str(result.index_html),
                           "report_md": str(result.report_md), "sections": result.sections,
                           "complete": result.complete, "failures": result.failures, "seconds": result.seconds}))
     else:

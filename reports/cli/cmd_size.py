@@ -6,12 +6,12 @@ Example::
         --rule spela,backprop --batch-size 50 --budget 256KiB
 
 Plain aligned text by default (every table names the conventions in force); ``--json`` prints
-one JSON object with tidy records for scripts.
+one JSON object with tidy records for scripts (strict JSON: a value that was not computed, such
+as the energy of a rule the hardware model does not price, is ``null``; see :mod:`spela_hw.jsonio`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import tomllib
@@ -19,6 +19,7 @@ import tomllib
 from sim import (BitWidths, design_point, hardware_from_dict, load_hardware_toml, preset_dict, vgg8)
 from sim.energy import CATEGORIES
 from sim.units import BYTE_UNITS_HELP, format_bytes, format_si
+from spela_hw import jsonio
 from spela_hw.errors import ConfigError
 
 NETWORKS = {"vgg8": vgg8}
@@ -285,16 +286,8 @@ def run(args) -> int:
         doc = {"design_points": [r.to_dict() for r in results]}
         if chip is not None:
             doc["chip"] = chip
-        print(json.dumps(doc, default=_json_default))
+        print(jsonio.dumps(doc))
     else:
         print(render_text(results) + (render_chip(chip) if chip is not None else ""))
     sys.stdout.flush()
     return 0
-
-
-def _json_default(x):
-    if isinstance(x, float) and (math.isinf(x) or math.isnan(x)):
-        return None
-    if hasattr(x, "item"):
-        return x.item()
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")

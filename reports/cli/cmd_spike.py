@@ -16,7 +16,6 @@ named convention of ``sim.spiking_energy``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -27,7 +26,7 @@ from mappings.brian2 import (BackendConfig, EncodingConfig, NeuronConfig, Plasti
                              QuantizationConfig, SpikingConfig, SpikingSpela, rate_spela_with_codes)
 from sim.spiking_energy import SPIKING_CONVENTIONS, price_spiking
 from reports.cli import load_data, model_file, say
-from spela_hw import NetworkSpec, Sgd, Spela
+from spela_hw import NetworkSpec, Sgd, Spela, jsonio
 from spela_hw.errors import ConfigError
 
 
@@ -183,7 +182,7 @@ def run(args) -> int:
         timing={"target": res.target, "wall_s": time.perf_counter() - t0, "brian2_wall_s": res.wall_s,
                 "build_s": res.build_s, "sim_s": res.sim_s},
         config=res.info["config"], sign_policy=res.info["sign_policy"], class_codes=res.info["class_codes"])
-    text = json.dumps(record, indent=2, default=float)
+    text = jsonio.dumps(record, indent=2)
     if args.out:
         tmp = args.out + ".tmp"
         with open(tmp, "w") as f:

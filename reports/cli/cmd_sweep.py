@@ -11,10 +11,10 @@ a bad configuration.
 
 from __future__ import annotations
 
-import json
 import time
 
 from reports.cli import say
+from spela_hw import jsonio
 
 
 def register(sub) -> None:
@@ -34,7 +34,8 @@ def register(sub) -> None:
                     "Dask cluster (--scheduler) or a local Dask cluster (--local-cluster N).")
     p.add_argument("config", metavar="SWEEP.toml", help="sweep description ([sweep] settings, [grid] axes)")
     p.add_argument("--out", help="results folder (overrides [sweep] out)")
-    p.add_argument("--resume", action="store_true", help="skip points that already have a result")
+    p.add_argument("--resume", action="store_true",
+                   help="skip points that already have a result (refused over results of another spela-hw version)")
     p.add_argument("--retry-failed", action="store_true", help="with --resume: run failed points again")
     p.add_argument("--overwrite", action="store_true",
                    help="start over (an existing results file is kept as results.<time>.jsonl.bak)")
@@ -74,13 +75,13 @@ def run(args) -> int:
         if not (Path(config.out) / RESULTS_NAME).is_file():
             raise ConfigError("out", f"{Path(config.out) / RESULTS_NAME} does not exist: nothing to report")
         path = write_sweep_report(config, progress=progress)
-        print(json.dumps({"report": str(path)}) if args.json else path)
+        print(jsonio.dumps({"report": str(path)}) if args.json else path)
         return 0
     res = run_sweep(config, resume=args.resume, overwrite=args.overwrite, retry_failed=args.retry_failed,
                     scheduler=args.scheduler, local_cluster=args.local_cluster, workers=args.workers,
                     progress=progress, report=not args.no_report)
     if args.json:
-        print(json.dumps({"results": str(res.results_path), "report": str(res.report) if res.report else None,
+        print(jsonio.dumps({"results": str(res.results_path), "report": str(res.report) if res.report else None,
                           "points": res.n_points, "ran": res.ran, "failed": res.failed, "skipped": res.skipped,
                           "failures": res.failures, "seconds": res.seconds}))
     else:

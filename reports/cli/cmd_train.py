@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -13,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from reports.cli import load_data, say
-from spela_hw import PrecisionSpec
+from spela_hw import PrecisionSpec, jsonio
 from spela_hw.errors import ConfigError
 from spela_hw.estimator import Classifier
 from spela_hw.io import load_model, model_path, read_training_data
-from spela_hw.presets import PRESETS, default_params, preset_params
+from spela_hw.recipes import PRESETS, default_params, preset_params
 from spela_hw.protocols import default_competitors, few_shot, one_epoch
 from spela_hw.specs import RULES, Sgd, spec_to_dict
 
@@ -241,7 +240,7 @@ def run(args) -> int:
                 "bias_init": clf.bias_init,
             },
         }
-        print(json.dumps(result, default=_json_default))
+        print(jsonio.dumps(result))
     return 0
 
 
@@ -305,12 +304,6 @@ def _check_resume(args, clf, trained_on: dict, dataset: str, n_train: int, out: 
                           f"{clf.epochs_done_} epochs")
 
 
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
 def _competitors(args, n_features: int, epochs: int) -> dict:
     """What the protocol trains: the paper's pair (with --dims / --weight-bits / --backend applied
     to both), or with --rule (or --preset) that rule alone, built from every option as ``train`` does."""
@@ -348,6 +341,5 @@ def _run_protocol(args) -> int:
     for r in records:
         say(f"{r['protocol']} {r['rule']:9s} trial {r['trial']} n_train={r['n_train']} accuracy={r['accuracy']:.4f}")
     if args.json:
-        print(json.dumps({"protocol": args.protocol, "dataset": data.name, "records": records},
-                         default=_json_default))
+        print(jsonio.dumps({"protocol": args.protocol, "dataset": data.name, "records": records}))
     return 0

@@ -1,4 +1,9 @@
-"""The two published SPELA recipes as named estimator presets.
+"""Training recipes: the published SPELA and the measured sigprop recipes, as named estimator
+presets (``Classifier.from_preset``, ``spela-hw train --preset``).
+
+Not to be confused with the hardware presets of :mod:`sim.presets`.
+
+The two SPELA recipes:
 
 =================  ====================================  ======================================
 setting            ``official-code``                     ``paper-v2``
