@@ -17,11 +17,11 @@ metadata; the learning rule is not exported (NIR describes inference). See docs/
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 from reports.cli import load_data, model_file, say
 from spela_hw.errors import ConfigError
+from spela_hw.jsonio import dumps
 
 FORMATS = ("nir",)
 
@@ -79,7 +79,7 @@ def run(args) -> int:
                "conversion": args.conversion, "nodes": {k: type(v).__name__ for k, v in graph.nodes.items()},
                "edges": [list(e) for e in graph.edges]}
     if args.json:
-        print(json.dumps(summary))
+        print(dumps(summary))
     else:
         say(f"wrote {out}: {len(graph.nodes)} nodes, {len(graph.edges)} edges "
             f"({'-'.join(map(str, summary['dims']))}, {args.conversion} conversion, "
