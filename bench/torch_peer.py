@@ -61,7 +61,17 @@ def run_peer(cases: list[dict], arrays_npz: str, timeout_s: float = 3600) -> tup
     probe = "import sys, torch; print(sys.version.split()[0], torch.__version__)"
     ver = subprocess.run([exe, "-c", probe],
                          capture_output=True, text=True).stdout.split()
-    return rows, f"PyTorch peer: torch {ver[1]} (CPU) on Python {ver[0]}, run by `{exe}`"
+    return rows, f"PyTorch peer: torch {ver[1]} (CPU) on Python {ver[0]}, run by `{_shown(exe, root)}`"
+
+
+def _shown(exe: str, root: str) -> str:
+    """``exe`` as the results may print it: relative to the repository, else its name only
+    (no machine paths in committed files)."""
+    path = Path(exe)
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return path.name
 
 
 # ----------------------------------------------------------------------------------------------
