@@ -184,14 +184,21 @@ nav.toc a { color: var(--info); text-decoration: none; }
 .note.ok { border-color: var(--ok); background: var(--okbg); }
 .note.warn { border-color: var(--warn); background: var(--warnbg); }
 .note.bad { border-color: var(--bad); background: var(--badbg); }
-.scroll { overflow-x: auto; max-width: 100%; margin: 6px 0 4px; }
+.scroll { overflow-x: auto; max-width: 100%; margin: 6px 0 4px;
+          /* a shadow at an edge that has more columns behind it (shows only while there is more to scroll) */
+          background: linear-gradient(to right, #fff 30%, rgba(255,255,255,0)),
+                      linear-gradient(to right, rgba(255,255,255,0), #fff 70%) 100% 0,
+                      radial-gradient(farthest-side at 0 50%, rgba(0,0,0,.18), rgba(0,0,0,0)),
+                      radial-gradient(farthest-side at 100% 50%, rgba(0,0,0,.18), rgba(0,0,0,0)) 100% 0;
+          background-repeat: no-repeat; background-size: 40px 100%, 40px 100%, 14px 100%, 14px 100%;
+          background-attachment: local, local, scroll, scroll; }
 .lead { border: 1px solid var(--line); border-radius: 6px; padding: 4px 16px 8px; margin: 12px 0 16px; }
 .lead h2 { border-top: none; margin: 8px 0 4px; padding-top: 0; }
 table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 10px; text-align: right; white-space: nowrap; }
 th { background: var(--panel); position: sticky; top: 0; }
 td.text, th.text { text-align: left; }
-td.wrap, th.wrap { white-space: normal; min-width: 14em; max-width: 520px; }
+td.wrap, th.wrap { white-space: normal; min-width: 9em; max-width: 520px; }
 caption { caption-side: bottom; text-align: left; color: var(--muted); font-size: 12px; padding-top: 4px; }
 figure { margin: 14px 0 22px; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; }
@@ -212,7 +219,7 @@ def _is_text_column(df: pd.DataFrame, col) -> bool:
 
 #: Text columns with values longer than this wrap (within a width limit); shorter ones stay on one line,
 #: so that names such as presets do not break over three lines in a narrow column.
-WRAP_CHARS = 40
+WRAP_CHARS = 24
 
 
 def _html_table(table: Table) -> str:

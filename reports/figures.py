@@ -80,7 +80,7 @@ def _new(nrows=1, ncols=1, w=7.5, h=3.6, **kw):
 def _spread_caption(n: int, what: str, spread: str) -> str:
     """Caption sentence for a spread: only when it comes from >= 2 runs (``n`` runs per point)."""
     if n >= 2:
-        return f"Points: mean over {n} {what}; {spread[0].lower()}{spread[1:]} over {n} {what}."
+        return f"Mean over {n} {what}; {spread[0].lower()}{spread[1:]} over {n} {what}."
     return f"One {what[:-1]} per point: no spread shown."
 
 

@@ -48,7 +48,7 @@ from .files import (atomic_write_bytes, atomic_write_text, exclusive_lock, fsync
                     write_table)
 from .hardware import budget_bytes, budget_tables, size_runs, sources_tables
 from .runner import default_workers, run_tasks
-from .spiking import price_spike_counts, spiking_available
+from .spiking import build_cache_dir, price_spike_counts, spiking_available
 
 __all__ = ["build_report", "ReportResult", "plan_tasks", "MANIFEST_NAME"]
 
@@ -523,26 +523,26 @@ def _verdict_section(config: ReportConfig, ok_train: list[dict], hw, n_classes: 
         except Exception as exc:  # noqa: BLE001 - the verdict keeps accuracy and memory, says why
             s.notes.append(Note("warn", f"energy not priced for the verdict: {type(exc).__name__}: {exc}"))
     seed_e = first["spela"]["task"]["seed"] if "spela" in first else config.seeds[0]
-    sources = {
-        "accuracy": f"{seeds_text} x {config.epochs} epoch(s) per rule, {n_test:,} test samples "
-                    "(tables/final_accuracy.csv)",
-        "memory": "sim ledger of one training step (tables/memory_ledger.csv; docs/hardware.md \u00a79)",
-        "energy": f"sim: counts of the seed-{seed_e} runs x energy per action (tables/energy_items.csv)",
-    }
-    v = T.verdict_table(acc, hw.summary, energy, preset, prec, sources)
+    sources = {"accuracy": "runs: tables/final_accuracy.csv", "memory": "sim ledger: tables/memory_ledger.csv",
+               "energy": "sim energy: tables/energy_items.csv"}
+    best = T.best_spela_exit(runs, prec)
+    best_exit = (best, T.output_accuracy_by_seed(runs, prec, spela_layer=best)) if best else None
+    v = T.verdict_table(acc, hw.summary, energy, preset, prec, sources, best_exit)
     s.paragraphs.append(
-        T.verdict_sentence(v) + f" Like for like: both rules train the same {_shape(config.dims)} network, so "
-        "weights, multiply-accumulates and weight memory are identical and every difference is the learning "
-        "rule's (backprop's softmax needs one output per class, so SPELA gets that output width too, not the "
-        "wider one of the SPELA paper; a wider SPELA alone: --rules spela --dims 784,256,34).")
+        T.verdict_sentence(v) + f" Like for like: both rules train the same {_shape(config.dims)} network "
+        "(backprop's softmax needs one output per class, so SPELA gets that width too, not the SPELA paper's "
+        "wider output), so weights, multiply-accumulates and weight memory are identical and every difference "
+        "is the learning rule's.")
     if len(v):
-        s.tables.append(Table("verdict", "SPELA minus backprop at this design point", v,
-                              "Accuracy: mean \u00b1 std over " + seeds_text + " per rule; the difference is the "
-                              "mean \u00b1 std of the per-seed differences" + ("" if n_seeds >= 2 else
-                                                                             " (one seed: no spread)")
-                              + ". Energies in brackets and after the semicolon: the interval over the placeholder "
-                              "range" + (f" ({basis})" if basis else "") + ".",
-                              T.COLUMNS["verdict"], display=T.verdict_display(v)))
+        s.tables.append(Table(
+            "verdict", "SPELA minus backprop at this design point", v,
+            f"Accuracy: test accuracy after {config.epochs} epoch(s) on {n_test:,} test samples, mean \u00b1 std over "
+            + seeds_text + " per rule; the difference is the mean \u00b1 std of the per-seed differences"
+            + ("" if n_seeds >= 2 else " (one seed: no spread)") + ". Memory: one training step, all levels in "
+            "the total (accounting: docs/hardware.md \u00a79). Energy: the counts of the seed-"
+            f"{seed_e} runs x energy per action on {preset}; in brackets and after \"range\", the interval over "
+            "the placeholder numbers" + (f" ({basis})" if basis else "") + ".",
+            T.COLUMNS["verdict"], display=T.verdict_display(v)))
     s.notes += _placeholder_notes(config, hw, preset, prec)
     return s
 
@@ -657,7 +657,7 @@ def _data_scarce_section(config, results, ok_train) -> Section:
         "a single epoch. We test both claims on our own runs with the same network and precision for "
         "both rules. Few-shot: train and test are merged and re-split at random with the given fraction "
         f"held out (split seed = seed x 1000 + trial, as spela_hw.protocols.few_shot), trained for "
-        f"{config.few_shot_epochs} epochs at {precision_label(config.bits[0])}; accuracy at each rule's "
+        f"{config.few_shot_epochs} epoch(s) at {precision_label(config.bits[0])}; accuracy at each rule's "
         "output on the held-out part.")
     if ok_fs:
         fs, fs_raw = T.few_shot(ok_fs)
@@ -840,6 +840,12 @@ def _spiking_section(config, results, spike_reason, hw) -> Section:
         "costs in spikes, not a tuned result. Energy per sample uses published per-event figures of "
         "neuromorphic chips; the conventions differ in what they include and are not comparable with "
         "each other or with the crossbar numbers above.")
+    if r.get("build_s") is not None:
+        s.paragraphs.append(
+            f"Time: {r['seconds']:.0f} s in all, of which {r['build_s']:.0f} s to generate and compile the C++ "
+            + ("project (kept in the build cache, so the next report recompiles only what changed; "
+               f"{build_cache_dir()})." if r.get("build_cached") else "project (built from scratch in a temporary "
+                                                                     "folder: the build cache was unavailable)."))
     acc, counts = T.spiking_tables(r)
     s.tables.append(Table("spiking_accuracy", "Accuracy of the spike read-out", acc, "", T.COLUMNS["spiking_accuracy"]))
     s.tables.append(Table("spiking_counts", "Events per sample", counts, "", T.COLUMNS["spiking_counts"]))

@@ -18,7 +18,7 @@ from .document import Note, format_energy
 __all__ = ["COLUMNS", "learning_curves", "final_accuracy", "accuracy_vs_bits", "saturations", "few_shot",
            "few_shot_verdicts", "one_epoch", "published_reference", "energy_by_component", "hw_summary",
            "energy_verdicts", "final_output_accuracy", "spiking_tables", "runs_table", "output_accuracy_by_seed", "short_notes",
-           "verdict_table", "verdict_display", "verdict_sentence", "seeds_phrase"]
+           "verdict_table", "verdict_display", "verdict_sentence", "seeds_phrase", "best_spela_exit"]
 
 _RULE = {"rule": "learning rule (spela, backprop, ...)"}
 _PREC = {"precision": "weight precision: fp32 (float32) or intN (N-bit fixed-point weights)",
@@ -421,13 +421,27 @@ def seeds_phrase(n: int, what: str = "seeds") -> str:
     return f"one {what[:-1]}" if n == 1 else f"{n} {what}"
 
 
-def output_accuracy_by_seed(runs: list[dict], precision: str) -> pd.DataFrame:
-    """Final test accuracy at each rule's output, one row per (rule, seed), at one precision."""
+def output_accuracy_by_seed(runs: list[dict], precision: str, spela_layer: int | None = None) -> pd.DataFrame:
+    """Final test accuracy at each rule's output, one row per (rule, seed), at one precision;
+    with ``spela_layer``, SPELA (whose every layer is an exit) is read out at that layer instead."""
     df = _final_rows(runs)
     if df.empty:
         return pd.DataFrame(columns=["rule", "seed", "accuracy"])
-    df = df[(df["exit"] == "output") & (df["precision"] == precision)]
-    return df[["rule", "seed", "accuracy"]].reset_index(drop=True)
+    df = df[df["precision"] == precision]
+    at = (df["exit"] == "output") if spela_layer is None else \
+        ((df["rule"] == "spela") & (df["layer"] == spela_layer)) | ((df["rule"] != "spela") & (df["exit"] == "output"))
+    return df.loc[at, ["rule", "seed", "accuracy"]].reset_index(drop=True)
+
+
+def best_spela_exit(runs: list[dict], precision: str) -> int | None:
+    """SPELA's layer with the best mean final accuracy at ``precision``, when it is not the output."""
+    df = _final_rows(runs)
+    df = df[(df["rule"] == "spela") & (df["precision"] == precision)] if len(df) else df
+    if df.empty:
+        return None
+    means = df.groupby("layer")["accuracy"].mean()
+    best = int(means.idxmax())
+    return None if best == int(df["layer"].max()) else best
 
 
 def _std(x) -> float:
@@ -448,7 +462,7 @@ def _accuracy_row(acc: pd.DataFrame) -> dict:
 
 
 def verdict_table(acc: pd.DataFrame, summary: pd.DataFrame, energy: dict, preset: str, precision: str,
-                  sources: dict) -> pd.DataFrame:
+                  sources: dict, best_exit: tuple | None = None) -> pd.DataFrame:
     """SPELA minus backprop at one design point: accuracy, training memory, energy.
 
     Parameters
@@ -464,6 +478,9 @@ def verdict_table(acc: pd.DataFrame, summary: pd.DataFrame, energy: dict, preset
         The design point.
     sources : dict
         Provenance text per quantity: ``accuracy``, ``memory``, ``energy``.
+    best_exit : (int, DataFrame), optional
+        SPELA's best earlier exit layer and :func:`output_accuracy_by_seed` with SPELA read out
+        there (backprop at its output): one more accuracy row.
 
     Returns
     -------
@@ -472,13 +489,16 @@ def verdict_table(acc: pd.DataFrame, summary: pd.DataFrame, energy: dict, preset
     """
     rows = []
     if {"spela", "backprop"} <= set(acc["rule"]):
-        rows.append({"quantity": "test accuracy at the output", **_accuracy_row(acc), "confidence": "measured",
+        rows.append({"quantity": "accuracy at the output", **_accuracy_row(acc), "confidence": "measured",
                      "source": sources["accuracy"]})
+    if best_exit is not None and {"spela", "backprop"} <= set(best_exit[1]["rule"]):
+        rows.append({"quantity": f"accuracy, SPELA exit at layer {best_exit[0]}",
+                     **_accuracy_row(best_exit[1]), "confidence": "measured", "source": sources["accuracy"]})
     pt = summary[(summary["preset"] == preset) & (summary["precision"] == precision)] if len(summary) else summary
     pt = pt.set_index("rule") if len(pt) else pt
     if len(pt) and {"spela", "backprop"} <= set(pt.index):
         for quantity, col in (("training memory on chip", "train_on_chip_bytes"),
-                              ("training memory in total (on chip + DRAM)", "train_peak_bytes")):
+                              ("training memory, total", "train_peak_bytes")):
             s_, b_ = float(pt.loc["spela", col]) / 1024, float(pt.loc["backprop", col]) / 1024
             rows.append({"quantity": quantity, "unit": "KiB", "spela": s_, "backprop": b_, "difference": s_ - b_,
                          "confidence": "modelled", "source": sources["memory"]})
@@ -511,6 +531,14 @@ def _amount(x: float, unit: str) -> str:
     return f"{x:,.1f} {unit}"
 
 
+def _range(lo: float, hi: float, unit: str, signed: bool = False) -> str:
+    """``"458 to 549 nJ"``: the unit once when both ends share it."""
+    fmt = _signed if signed else _amount
+    a, b = fmt(lo, unit), fmt(hi, unit)
+    ua, ub = a.rsplit(" ", 1), b.rsplit(" ", 1)
+    return f"{ua[0]} to {b}" if len(ua) == 2 and len(ub) == 2 and ua[1] == ub[1] else f"{a} to {b}"
+
+
 def verdict_display(v: pd.DataFrame) -> pd.DataFrame:
     """The verdict table as the page shows it: values with units, spreads and intervals in words."""
     rows = []
@@ -524,7 +552,7 @@ def verdict_display(v: pd.DataFrame) -> pd.DataFrame:
             text = _amount(m, unit)
             lo, hi = r[f"{rule}_low"], r[f"{rule}_high"]
             if np.isfinite(lo) and np.isfinite(hi) and not math.isclose(lo, hi, rel_tol=1e-6, abs_tol=1e-9):
-                text += f" ({_amount(lo, unit)} to {_amount(hi, unit)})"
+                text += f" ({_range(lo, hi, unit)})"
             return text
 
         d, sd = r["difference"], r["difference_std"]
@@ -534,10 +562,10 @@ def verdict_display(v: pd.DataFrame) -> pd.DataFrame:
         else:
             diff = _signed(d, unit)
             if r["backprop"]:
-                diff += f" ({_signed(100 * d / r['backprop'], '%')})"
+                diff += f" ({100 * d / r['backprop']:+.1f} %)".replace("-", "\u2212")
             lo, hi = r["difference_low"], r["difference_high"]
             if np.isfinite(lo) and np.isfinite(hi) and not math.isclose(lo, hi, rel_tol=1e-6, abs_tol=1e-9):
-                diff += f"; range {_signed(lo, unit)} to {_signed(hi, unit)}"
+                diff += f"; range {_range(lo, hi, unit, signed=True)}"
         rows.append({"quantity": r["quantity"], "SPELA": value("spela"), "backprop": value("backprop"),
                      "SPELA − backprop": diff, "confidence": r["confidence"], "source": r["source"]})
     return pd.DataFrame(rows, columns=["quantity", "SPELA", "backprop", "SPELA − backprop", "confidence",
@@ -547,19 +575,20 @@ def verdict_display(v: pd.DataFrame) -> pd.DataFrame:
 def verdict_sentence(v: pd.DataFrame) -> str:
     """One sentence: which rule this design point should learn with, from the verdict table.
 
-    An accuracy difference counts when it exceeds twice the std over seeds of the per-seed
-    difference (with one seed it always counts, and the sentence says so); a saving is
-    substantial from 20 % on (training memory on chip, or training energy over the whole
-    placeholder range).
+    An accuracy difference counts when it exceeds twice its standard error over seeds (std of
+    the per-seed differences / sqrt(seeds)); with one seed it always counts, and the sentence
+    says so. A saving is substantial from 20 % on (training memory on chip, or training energy
+    over the whole placeholder range). A row for SPELA read out at an earlier layer, when there is
+    one, is named too (every SPELA layer is an exit).
     """
     rows = v.set_index("quantity")
-    acc = rows.loc["test accuracy at the output"] if "test accuracy at the output" in rows.index else None
+    acc = rows.loc["accuracy at the output"] if "accuracy at the output" in rows.index else None
     mem = rows.loc["training memory on chip"] if "training memory on chip" in rows.index else None
     en = rows.loc["energy per training sample"] if "energy per training sample" in rows.index else None
     if acc is None or mem is None:
         return "No verdict: a rule's runs or its hardware pricing are missing (see the notes)."
-    d, sd = acc["difference"], acc["difference_std"]
-    clear = not np.isfinite(sd) or abs(d) > 2 * sd
+    d, sd, n = acc["difference"], acc["difference_std"], acc["n_seeds"]
+    clear = not np.isfinite(sd) or abs(d) > 2 * sd / math.sqrt(n)
     acc_sign = 0 if not clear or abs(d) < 0.005 else (1 if d > 0 else -1)
     mem_rel = mem["difference"] / mem["backprop"] if mem["backprop"] else 0.0
     e_lo = e_hi = math.nan
@@ -568,10 +597,19 @@ def verdict_sentence(v: pd.DataFrame) -> str:
         e_hi = (en["difference_high"] if np.isfinite(en["difference_high"]) else en["difference"]) / en["backprop"]
     cheaper = mem_rel < 0 or (np.isfinite(e_hi) and e_hi < 0)
     saves_much = mem_rel <= -0.2 or (np.isfinite(e_hi) and e_hi <= -0.2)
-    acc_text = ("the same accuracy within the seed spread" if acc_sign == 0 else
-                f"{abs(d):.2f} points {'more' if d > 0 else 'less'} accuracy")
+    def points(diff, std):
+        return f"{diff:+.2f}" + (f" \u00b1 {std:.2f}" if np.isfinite(std) else "") + " points"
+
+    if acc_sign == 0:
+        acc_text = f"At the output SPELA shows no clear accuracy difference ({points(d, sd)} over {int(n)} seeds)"
+    else:
+        acc_text = f"At the output SPELA is {points(d, sd)} {'more' if d > 0 else 'less'} accurate"
     if not np.isfinite(sd):
         acc_text += " (one seed: no spread to judge by)"
+    exits = [q for q in rows.index if q.startswith("accuracy, SPELA exit at layer")]
+    if exits:
+        e = rows.loc[exits[0]]
+        acc_text += f"; read out at layer {exits[0].rsplit(' ', 1)[-1]} (an earlier exit), {points(e['difference'], e['difference_std'])}"
     cost = f"{100 * mem_rel:+.1f} % training memory on chip"
     if np.isfinite(e_lo):
         cost += (f" and {100 * e_lo:+.1f} % training energy" if abs(e_hi - e_lo) < 1e-9 else
@@ -586,4 +624,4 @@ def verdict_sentence(v: pd.DataFrame) -> str:
         choice = "a trade-off (SPELA saves substantially but loses accuracy)"
     else:
         choice = "learn with backprop"
-    return f"Verdict for this design point: {choice}. SPELA gives {acc_text}, for {cost} compared with backprop."
+    return f"Verdict for this design point: {choice}. {acc_text}. SPELA needs {cost} compared with backprop."

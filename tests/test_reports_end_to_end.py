@@ -218,7 +218,7 @@ def test_html_opens_in_headless_chromium_without_console_errors(report, tmp_path
     v = seen.values
     assert 0 < v["verdict_p"] < v["verdict_table"] <= 768, v
     assert v["columns"] == ["quantity", "SPELA", "backprop", "SPELA \u2212 backprop", "confidence", "source"]
-    assert v["first_row"].startswith("test accuracy at the output") and "\u00b1" in v["first_row"]
+    assert v["first_row"].startswith("accuracy at the output") and "\u00b1" in v["first_row"]
     assert v["page_overflow"] <= 0 and v["widest_box"] <= v["main_right"] + 1, v
     assert v["tallest_row"] < 150, v  # no row stretched by a long note (citations wrap to a few lines)
     shot = matplotlib.image.imread(io.BytesIO(seen.screenshot_png), format="png")
@@ -236,22 +236,28 @@ def test_verdict_compares_like_for_like_from_the_runs(report):
     res, _ = report
     v = pd.read_csv(res.out / "tables" / "verdict.csv").set_index("quantity")
     assert list(v.reset_index().columns) == list(COLUMNS["verdict"])
-    assert list(v.index) == ["test accuracy at the output", "training memory on chip",
-                             "training memory in total (on chip + DRAM)", "energy per training sample",
-                             "energy per inference"]
-    assert list(v["confidence"]) == ["measured", "modelled", "modelled", "placeholder-dependent",
-                                     "placeholder-dependent"]
+    exits = [q for q in v.index if q.startswith("accuracy, SPELA exit at layer ")]
+    assert [q for q in v.index if q not in exits] == [
+        "accuracy at the output", "training memory on chip", "training memory, total",
+        "energy per training sample", "energy per inference"]
+    assert list(v.drop(index=exits)["confidence"]) == ["measured", "modelled", "modelled",
+                                                       "placeholder-dependent", "placeholder-dependent"]
     assert v["source"].str.contains("tables/").all()  # every number says where it comes from
     # accuracy at the design point (the first fixed-point precision, int8), from the runs themselves
     fa = pd.read_csv(res.out / "tables" / "final_accuracy.csv")
     out8 = fa[(fa["precision"] == "int8") & (fa["exit"] == "output")].set_index("rule")
-    acc = v.loc["test accuracy at the output"]
+    acc = v.loc["accuracy at the output"]
     assert acc["n_seeds"] == 3 and (out8["n_seeds"] == 3).all()
     assert acc["spela"] == pytest.approx(100 * out8.loc["spela", "accuracy_mean"])
     assert acc["backprop"] == pytest.approx(100 * out8.loc["backprop", "accuracy_mean"])
     assert acc["difference"] == pytest.approx(acc["spela"] - acc["backprop"])
     assert acc["spela_std"] == pytest.approx(100 * out8.loc["spela", "accuracy_std"])
     assert np.isfinite(acc["difference_std"])
+    for q in exits:  # SPELA's best earlier exit, when it beats its output, against backprop's output
+        layer = int(q.rsplit(" ", 1)[-1])
+        at = fa[(fa["precision"] == "int8") & (fa["rule"] == "spela") & (fa["layer"] == layer)]
+        assert v.loc[q, "spela"] == pytest.approx(100 * at["accuracy_mean"].iloc[0])
+        assert v.loc[q, "backprop"] == pytest.approx(acc["backprop"])
     # memory from the ledger of the same design point, in KiB
     summ = pd.read_csv(res.out / "tables" / "energy_summary.csv")
     pt = summ[(summ["preset"] == "sram-cim-22nm") & (summ["precision"] == "int8")].set_index("rule")

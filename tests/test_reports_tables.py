@@ -165,7 +165,7 @@ def test_verdict_table_is_spela_minus_backprop_with_seed_statistics():
     v = verdict_table(acc, summary, energy, "p", "int8", SOURCES)
     assert list(v.columns) == list(COLUMNS["verdict"])
     v = v.set_index("quantity")
-    a = v.loc["test accuracy at the output"]
+    a = v.loc["accuracy at the output"]
     assert a["spela"] == pytest.approx(92.0) and a["backprop"] == pytest.approx(96.0)
     assert a["difference"] == pytest.approx(92.0 - 96.0)  # SPELA mean minus backprop mean
     assert a["spela_std"] == pytest.approx(2.0) and a["backprop_std"] == pytest.approx(1.0)
@@ -173,7 +173,7 @@ def test_verdict_table_is_spela_minus_backprop_with_seed_statistics():
     assert a["n_seeds"] == 3 and a["confidence"] == "measured" and a["source"] == SOURCES["accuracy"]
     m = v.loc["training memory on chip"]
     assert (m["spela"], m["backprop"], m["difference"]) == (2.0, 4.0, -2.0)  # KiB
-    assert v.loc["training memory in total (on chip + DRAM)", "difference"] == -2.0
+    assert v.loc["training memory, total", "difference"] == -2.0
     e = v.loc["energy per training sample"]
     assert (e["spela_low"], e["spela"], e["spela_high"]) == (80.0, 100.0, 150.0)
     assert (e["difference_low"], e["difference"], e["difference_high"]) == (-150.0, -100.0, -70.0)
@@ -181,11 +181,12 @@ def test_verdict_table_is_spela_minus_backprop_with_seed_statistics():
     assert "energy per inference" not in v.index  # not priced: left out, not invented
     shown = verdict_display(v.reset_index()).set_index("quantity")
     assert list(shown.columns) == ["SPELA", "backprop", "SPELA \u2212 backprop", "confidence", "source"]
-    assert shown.loc["test accuracy at the output", "SPELA"] == "92.00 \u00b1 2.00 %"
-    assert shown.loc["test accuracy at the output", "SPELA \u2212 backprop"] == "\u22124.00 \u00b1 1.00 points"
-    assert shown.loc["energy per training sample", "SPELA"] == "100 pJ (80 pJ to 150 pJ)"
+    assert shown.loc["accuracy at the output", "SPELA"] == "92.00 \u00b1 2.00 %"
+    assert shown.loc["accuracy at the output", "SPELA \u2212 backprop"] == "\u22124.00 \u00b1 1.00 points"
+    assert shown.loc["energy per training sample", "SPELA"] == "100 pJ (80 to 150 pJ)"
     assert shown.loc["energy per training sample", "SPELA \u2212 backprop"] == \
-        "\u2212100 pJ (\u221250.00 %); range \u2212150 pJ to \u221270 pJ"
+        "\u2212100 pJ (\u221250.0 %); range \u2212150 to \u221270 pJ"
+    assert shown.loc["training memory on chip", "SPELA \u2212 backprop"] == "\u22122.0 KiB (\u221250.0 %)"
     # 4 +- 1 points less accurate, 50 % less memory and energy over the whole range: a trade-off
     assert "trade-off" in verdict_sentence(v.reset_index())
 
@@ -195,9 +196,9 @@ def test_verdict_with_one_seed_shows_no_spread():
 
     acc, summary, energy = _verdict_inputs([0.90], [0.95])
     v = verdict_table(acc, summary, energy, "p", "int8", SOURCES)
-    a = v.set_index("quantity").loc["test accuracy at the output"]
+    a = v.set_index("quantity").loc["accuracy at the output"]
     assert a["n_seeds"] == 1 and np.isnan(a["spela_std"]) and np.isnan(a["difference_std"])
-    shown = verdict_display(v).set_index("quantity").loc["test accuracy at the output"]
+    shown = verdict_display(v).set_index("quantity").loc["accuracy at the output"]
     assert shown["SPELA"] == "90.00 % (one seed)" and shown["SPELA \u2212 backprop"] == "\u22125.00 points (one seed)"
     assert "one seed: no spread to judge by" in verdict_sentence(v)
 
@@ -261,3 +262,35 @@ def test_heartbeat_says_what_runs_and_what_is_left():
         time.sleep(0.3)
     assert lines and lines[0].startswith("1 of 3 runs done; running: spike spela 784-10-10 (5 samples) "
                                          "(Brian2 C++ build, then the spiking run); 1 waiting")
+
+
+def test_brian2_build_cache_is_one_folder_per_shape_and_never_shared(tmp_path, monkeypatch):
+    from reports.spiking import _cached_build_dir, build_cache_dir
+
+    monkeypatch.setenv("SPELA_HW_CACHE", str(tmp_path / "cache"))
+    assert build_cache_dir() == tmp_path / "cache" / "brian2"
+    with _cached_build_dir({"dims": [784, 100, 10]}) as first:
+        assert first is not None and first.startswith(str(tmp_path / "cache" / "brian2"))
+        with _cached_build_dir({"dims": [784, 100, 10]}) as busy:
+            assert busy is None  # in use by another run: that one builds in a temporary folder
+        with _cached_build_dir({"dims": [784, 50, 10]}) as other:
+            assert other is not None and other != first
+    with _cached_build_dir({"dims": [784, 100, 10]}) as again:
+        assert again == first  # the next report reuses the compiled project
+
+
+def test_verdict_names_spelas_better_earlier_exit():
+    from reports.tables import best_spela_exit, output_accuracy_by_seed, verdict_sentence, verdict_table
+
+    runs = [_run("spela", 8, s, [[0.91, 0.80 + s / 100]]) for s in range(3)]
+    runs += [_run("backprop", 8, s, [[0.5, 0.95]]) for s in range(3)]
+    assert best_spela_exit(runs, "int8") == 1
+    at1 = output_accuracy_by_seed(runs, "int8", spela_layer=1)
+    assert sorted(at1.loc[at1["rule"] == "spela", "accuracy"]) == [0.91] * 3
+    assert list(at1.loc[at1["rule"] == "backprop", "accuracy"]) == [0.95] * 3  # backprop: always its output
+    acc, summary, energy = _verdict_inputs([0.80, 0.81, 0.82], [0.95] * 3)
+    v = verdict_table(acc, summary, energy, "p", "int8", SOURCES, best_exit=(1, at1))
+    row = v.set_index("quantity").loc["accuracy, SPELA exit at layer 1"]
+    assert row["difference"] == pytest.approx(-4.0) and row["difference_std"] == pytest.approx(0.0)
+    assert "read out at layer 1 (an earlier exit), -4.00 ± 0.00 points" in verdict_sentence(v)
+    assert best_spela_exit([_run("spela", 8, 0, [[0.5, 0.9]])], "int8") is None  # the output is best
