@@ -603,7 +603,7 @@ def verdict_sentence(v: pd.DataFrame) -> str:
     if acc_sign == 0:
         acc_text = f"At the output SPELA shows no clear accuracy difference ({points(d, sd)} over {int(n)} seeds)"
     else:
-        acc_text = f"At the output SPELA is {points(d, sd)} {'more' if d > 0 else 'less'} accurate"
+        acc_text = f"At the output SPELA is {points(abs(d), sd)[1:]} {'more' if d > 0 else 'less'} accurate"
     if not np.isfinite(sd):
         acc_text += " (one seed: no spread to judge by)"
     exits = [q for q in rows.index if q.startswith("accuracy, SPELA exit at layer")]
