@@ -199,6 +199,7 @@ th, td { border-bottom: 1px solid var(--line); padding: 4px 10px; text-align: ri
 th { background: var(--panel); position: sticky; top: 0; }
 td.text, th.text { text-align: left; }
 td.wrap, th.wrap { white-space: normal; min-width: 9em; max-width: 520px; }
+td.long, th.long { min-width: 22em; }
 caption { caption-side: bottom; text-align: left; color: var(--muted); font-size: 12px; padding-top: 4px; }
 figure { margin: 14px 0 22px; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; }
@@ -218,14 +219,18 @@ def _is_text_column(df: pd.DataFrame, col) -> bool:
 
 
 #: Text columns with values longer than this wrap (within a width limit); shorter ones stay on one line,
-#: so that names such as presets do not break over three lines in a narrow column.
+#: so that names such as presets do not break over three lines in a narrow column. Columns with values
+#: longer than LONG_CHARS keep a wider minimum, so that a table of long notes scrolls sideways in its
+#: box instead of squeezing every note into a tall, narrow cell.
 WRAP_CHARS = 24
+LONG_CHARS = 80
 
 
 def _html_table(table: Table) -> str:
     cols, rows, n, text = _display_rows(table)
     longest = [max((len(r[i]) for r in rows), default=0) for i in range(len(cols))]
-    klass = [("text wrap" if w > WRAP_CHARS else "text") if t else "num" for t, w in zip(text, longest)]
+    klass = [("text wrap long" if w > LONG_CHARS else "text wrap" if w > WRAP_CHARS else "text") if t else "num"
+             for t, w in zip(text, longest)]
     out = [f'<div class="scroll"><table id="table-{html.escape(table.name)}">']
     cap = table.caption
     if n > len(rows):

@@ -400,12 +400,12 @@ def _assemble(config, results, hw, n_classes, n_train_all, n_test_all, spike_rea
     lead = _verdict_section(config, ok_train, hw, n_classes)
     for t in lead.tables:
         tables[t.name] = t.df
+    crossover = _crossover_section(config, progress)  # right after the verdict: where the verdict turns
+    if crossover is not None:
+        add(crossover)
     add(_accuracy_section(config, ok_train, train, main_precs))
     add(_bits_section(config, ok_train))
     add(_data_scarce_section(config, results, ok_train))
-    crossover = _crossover_section(config, progress)
-    if crossover is not None:
-        add(crossover)
     add(_memory_section(config, hw, main_precs, n_classes))
     add(_energy_section(config, hw, main_precs))
     add(_crossbar_section(config, hw))
@@ -473,7 +473,7 @@ def _energy_interval(spela_point, backprop_point, phase: str) -> tuple[dict, str
         return ({"spela": (adv.rule.low_pj, adv.rule.nominal_pj, adv.rule.high_pj),
                  "backprop": (adv.baseline.low_pj, adv.baseline.nominal_pj, adv.baseline.high_pj),
                  "difference": (adv.difference_low_pj, adv.difference_nominal_pj, adv.difference_high_pj)},
-                "every placeholder at the low and high end of its range (sim/tables/placeholders.toml), the same "
+                "every placeholder at the low and high end of its range in sim/tables/placeholders.toml, the same "
                 "value pricing both rules")
     items = {}
     for rule, point in (("spela", spela_point), ("backprop", backprop_point)):
