@@ -1,5 +1,9 @@
 """``spela-hw report``: train SPELA and backprop, price them on hardware, write a report folder.
 
+The page opens with the verdict for one design point (the first preset, the first fixed-point
+precision, the configured batch): SPELA minus backprop on the same network shape, in accuracy
+over the seeds, training memory and energy, each number with its confidence and source.
+
 :func:`build_report` runs the experiments of a :class:`~reports.config.ReportConfig` (in parallel
 over local processes), prices them with ``sim`` and writes::
 
