@@ -54,6 +54,8 @@ class BrowserCheck:
     width, height : int
         CSS size of the whole page.
     title : str
+    values : dict
+        Results of the ``expressions`` given to :func:`open_in_browser` (JSON values), by name.
     """
 
     errors: list = field(default_factory=list)
@@ -62,6 +64,7 @@ class BrowserCheck:
     width: int = 0
     height: int = 0
     title: str = ""
+    values: dict = field(default_factory=dict)
 
 
 class _Pipe:
@@ -147,8 +150,14 @@ def _args_text(args: list) -> str:
 
 
 def open_in_browser(path, width: int = 1280, height: int = 900, settle_s: float = 0.5,
-                    timeout: float = 60.0, binary: str | None = None) -> BrowserCheck:
+                    timeout: float = 60.0, binary: str | None = None,
+                    expressions: dict | None = None) -> BrowserCheck:
     """Load ``path`` (a local HTML file) in headless Chromium and report what happened.
+
+    ``expressions`` (name -> JavaScript expression) are evaluated in the loaded page, before the
+    screenshot, with the window at ``width`` x ``height`` (what a reader sees first); their JSON
+    values come back in :attr:`BrowserCheck.values`, e.g. the position of an element on the
+    first screen: ``{"bottom": "document.querySelector('#verdict').getBoundingClientRect().bottom"}``.
 
     Raises :class:`~spela_hw.errors.SpelaError` when no Chromium binary is found or it fails.
     """
@@ -189,6 +198,11 @@ def open_in_browser(path, width: int = 1280, height: int = 900, settle_s: float 
         if pipe.wait_event("Page.loadEventFired", timeout) is None:
             raise SpelaError(f"{url} did not finish loading within {timeout} s")
         pipe.drain(settle_s)
+        for name, expr in (expressions or {}).items():
+            res = pipe.call("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session)
+            if "exceptionDetails" in res:
+                raise SpelaError(f"chromium: evaluating {name}: {res['exceptionDetails'].get('text', 'error')}")
+            result.values[name] = res.get("result", {}).get("value")
         metrics = pipe.call("Page.getLayoutMetrics", session=session)
         size = metrics.get("cssContentSize") or metrics.get("contentSize")
         result.width, result.height = int(size["width"]), int(size["height"])

@@ -186,7 +186,10 @@ class ReportConfig:
     dataset : str
         A name known to :func:`spela_hw.load_dataset` (default: the bundled real MNIST split).
     dims : tuple of int
-        Layer widths from the input to the output, e.g. ``(784, 256, 10)``.
+        Layer widths from the input to the output, e.g. ``(784, 256, 10)``. Every rule trains
+        this same shape (like for like); with backprop among the rules the output width must
+        equal the number of classes (softmax), so a wider SPELA output (``784,256,34``) is a
+        SPELA-only setting (``rules = ["spela"]``).
     bits : tuple
         Weight precisions trained and sized: ``"fp32"`` and/or bit widths. Learning curves are
         drawn for the first two; accuracy-vs-bits uses them all.
@@ -197,7 +200,8 @@ class ReportConfig:
     epochs : int
         Training epochs of every main run.
     seeds : tuple of int
-        One run per seed; tables show mean and spread when there are several.
+        One run per seed; tables show mean and spread when there are several (the default three
+        give the verdict a standard deviation).
     batch_size : int
         1 is the per-sample edge mode.
     train_samples, test_samples : int or None
@@ -230,12 +234,12 @@ class ReportConfig:
     """
 
     dataset: str = "mnist-bundled"
-    dims: tuple = (784, 256, 34)
+    dims: tuple = (784, 256, 10)
     bits: tuple = ("fp32", 8, 6, 4)
     rules: tuple = ("spela", "backprop")
     presets: tuple = (DEFAULT_PRESET,)
     epochs: int = 3
-    seeds: tuple = (0,)
+    seeds: tuple = (0, 1, 2)
     batch_size: int = 1
     train_samples: int | None = None
     test_samples: int | None = None

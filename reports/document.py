@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["Figure", "Table", "Note", "Section", "Document", "render_html", "render_markdown",
-           "format_value"]
+           "format_value", "format_energy", "energy_unit"]
 
 STATUSES = ("ok", "unavailable", "not run")
 NOTE_KINDS = ("info", "ok", "warn", "bad")
@@ -46,6 +46,7 @@ class Table:
     columns: dict = field(default_factory=dict)
     show: bool = True  # False: written as CSV only (too long for the page)
     max_rows: int = 60
+    display: pd.DataFrame | None = None  # what the page shows, when it differs from the CSV (``df``)
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Section:
     notes: list = field(default_factory=list)
     tables: list = field(default_factory=list)
     figures: list = field(default_factory=list)
+    lead_tables: tuple = ()  # names of tables shown right after the paragraphs, without a heading
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -86,6 +88,7 @@ class Document:
     subtitle: str
     sections: list
     summary: list = field(default_factory=list)  # list of Note shown at the top
+    lead: Section | None = None  # shown before the table of contents: the first screen
 
 
 # -- value formatting ----------------------------------------------------------------------------
@@ -114,13 +117,46 @@ def format_value(v) -> str:
     return str(v)
 
 
-def _display_rows(table: Table) -> tuple[list[str], list[list[str]], int]:
-    df = table.df
+def energy_unit(max_pj: float) -> tuple[float, str]:
+    """``(pJ per unit, unit)`` for an axis whose largest energy is ``max_pj``: nJ below 1 uJ, else uJ,
+    else mJ (the figures' counterpart of :func:`format_energy`)."""
+    for scale, unit in ((1e9, "mJ"), (1e6, "\u00b5J"), (1e3, "nJ")):
+        if abs(max_pj) >= scale:
+            return scale, unit
+    return 1.0, "pJ"
+
+
+def format_energy(pj) -> str:
+    """An energy given in pJ, in engineering units: ``501933.1`` -> ``"502 nJ"`` (empty for NaN)."""
+    from sim.units import format_si
+
+    if pj is None or (isinstance(pj, (float, np.floating)) and math.isnan(pj)):
+        return ""
+    return format_si(float(pj) * 1e-12, "J")
+
+
+def _display_frame(table: Table) -> tuple[pd.DataFrame, set]:
+    """The frame the page shows (``display`` if given, else ``df``) with energies (``*_pj`` columns)
+    in engineering units under their name without ``_pj``; and the names of those columns."""
+    df = table.display if table.display is not None else table.df
+    energy = [c for c in df.columns if str(c).endswith("_pj") and pd.api.types.is_numeric_dtype(df[c])]
+    if not energy:
+        return df, set()
+    out = df.copy()
+    for c in energy:
+        out[c] = df[c].map(format_energy)
+    return out.rename(columns={c: str(c)[:-3] for c in energy}), {str(c)[:-3] for c in energy}
+
+
+def _display_rows(table: Table) -> tuple[list[str], list[list[str]], int, list[bool]]:
+    df, energies = _display_frame(table)
     cols = [str(c) for c in df.columns]
     n = len(df)
     shown = df.head(table.max_rows)
     rows = [[format_value(v) for v in row] for row in shown.itertuples(index=False, name=None)]
-    return cols, rows, n
+    # energies formatted with their unit are still numbers: right-aligned like the others
+    text = [_is_text_column(df, c) and str(c) not in energies for c in df.columns]
+    return cols, rows, n, text
 
 
 # -- HTML ------------------------------------------------------------------------------------------
@@ -148,11 +184,22 @@ nav.toc a { color: var(--info); text-decoration: none; }
 .note.ok { border-color: var(--ok); background: var(--okbg); }
 .note.warn { border-color: var(--warn); background: var(--warnbg); }
 .note.bad { border-color: var(--bad); background: var(--badbg); }
-.scroll { overflow-x: auto; margin: 6px 0 4px; }
+.scroll { overflow-x: auto; max-width: 100%; margin: 6px 0 4px;
+          /* a shadow at an edge that has more columns behind it (shows only while there is more to scroll) */
+          background: linear-gradient(to right, #fff 30%, rgba(255,255,255,0)),
+                      linear-gradient(to right, rgba(255,255,255,0), #fff 70%) 100% 0,
+                      radial-gradient(farthest-side at 0 50%, rgba(0,0,0,.18), rgba(0,0,0,0)),
+                      radial-gradient(farthest-side at 100% 50%, rgba(0,0,0,.18), rgba(0,0,0,0)) 100% 0;
+          background-repeat: no-repeat; background-size: 40px 100%, 40px 100%, 14px 100%, 14px 100%;
+          background-attachment: local, local, scroll, scroll; }
+.lead { border: 1px solid var(--line); border-radius: 6px; padding: 4px 16px 8px; margin: 12px 0 16px; }
+.lead h2 { border-top: none; margin: 8px 0 4px; padding-top: 0; }
 table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 10px; text-align: right; white-space: nowrap; }
 th { background: var(--panel); position: sticky; top: 0; }
-td.text, th.text { text-align: left; white-space: normal; max-width: 520px; }
+td.text, th.text { text-align: left; }
+td.wrap, th.wrap { white-space: normal; min-width: 9em; max-width: 520px; }
+td.long, th.long { min-width: 22em; }
 caption { caption-side: bottom; text-align: left; color: var(--muted); font-size: 12px; padding-top: 4px; }
 figure { margin: 14px 0 22px; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; }
@@ -171,10 +218,20 @@ def _is_text_column(df: pd.DataFrame, col) -> bool:
     return not (pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt))
 
 
+#: Text columns with values longer than this wrap (within a width limit); shorter ones stay on one line,
+#: so that names such as presets do not break over three lines in a narrow column. Columns with values
+#: longer than LONG_CHARS keep a wider minimum, so that a table of long notes scrolls sideways in its
+#: box instead of squeezing every note into a tall, narrow cell.
+WRAP_CHARS = 24
+LONG_CHARS = 80
+
+
 def _html_table(table: Table) -> str:
-    cols, rows, n = _display_rows(table)
-    text = [_is_text_column(table.df, c) for c in table.df.columns]
-    out = ['<div class="scroll"><table>']
+    cols, rows, n, text = _display_rows(table)
+    longest = [max((len(r[i]) for r in rows), default=0) for i in range(len(cols))]
+    klass = [("text wrap long" if w > LONG_CHARS else "text wrap" if w > WRAP_CHARS else "text") if t else "num"
+             for t, w in zip(text, longest)]
+    out = [f'<div class="scroll"><table id="table-{html.escape(table.name)}">']
     cap = table.caption
     if n > len(rows):
         cap = (cap + " " if cap else "") + f"First {len(rows)} of {n} rows; all rows in tables/{table.name}.csv."
@@ -182,16 +239,20 @@ def _html_table(table: Table) -> str:
         cap = (cap + " " if cap else "") + f"Data: tables/{table.name}.csv."
     out.append(f"<caption>{html.escape(cap)}</caption>")
     out.append("<thead><tr>" + "".join(
-        f'<th class="{"text" if t else "num"}" scope="col">{html.escape(c)}</th>' for c, t in zip(cols, text))
+        f'<th class="{k}" scope="col">{html.escape(c)}</th>' for c, k in zip(cols, klass))
         + "</tr></thead><tbody>")
     for row in rows:
-        out.append("<tr>" + "".join(
-            f'<td class="{"text" if t else "num"}">{html.escape(v)}</td>' for v, t in zip(row, text)) + "</tr>")
+        out.append("<tr>" + "".join(f'<td class="{k}">{html.escape(v)}</td>' for v, k in zip(row, klass)) + "</tr>")
     out.append("</tbody></table></div>")
     if table.columns:
-        out.append("<details><summary>Columns</summary><dl>")
+        label = "Columns" if table.display is None else f"Columns of tables/{table.name}.csv"
+        out.append(f"<details><summary>{html.escape(label)}</summary><dl>")
+        shown = set(cols)
         for k, v in table.columns.items():
-            out.append(f"<dt>{html.escape(str(k))}</dt><dd>{html.escape(str(v))}</dd>")
+            name = str(k)
+            if name not in shown and name.endswith("_pj") and name[:-3] in shown:
+                name, v = name[:-3], f"{v}; shown in engineering units, the CSV column {k} holds pJ"
+            out.append(f"<dt>{html.escape(name)}</dt><dd>{html.escape(str(v))}</dd>")
         out.append("</dl></details>")
     return "\n".join(out)
 
@@ -208,6 +269,30 @@ def _html_note(note: Note) -> str:
     return f'<div class="note {note.kind}">{html.escape(note.text)}</div>'
 
 
+def _html_section_body(s: Section, badge: str = "") -> list[str]:
+    parts = [f"<h2>{html.escape(s.title)}{badge}</h2>"]
+    if s.status != "ok":
+        label = "section unavailable" if s.status == "unavailable" else "not run"
+        parts.append(_html_note(Note("warn", f"{label}: {s.reason}")))
+    for p in s.paragraphs:
+        parts.append(f"<p>{html.escape(p)}</p>")
+    for t in s.tables:  # the lead's table sits right under its paragraph, before the notes
+        if t.show and t.name in s.lead_tables:
+            parts.append(_html_table(t))
+    parts += [_html_note(n) for n in s.notes]
+    for f in s.figures:
+        parts.append(_html_figure(f))
+    for t in s.tables:
+        if t.show and t.name not in s.lead_tables:
+            parts.append(f"<h3>{html.escape(t.title)}</h3>")
+            parts.append(_html_table(t))
+    hidden = [t for t in s.tables if not t.show]
+    if hidden:
+        parts.append("<p>" + html.escape("Also written: " + ", ".join(
+            f"tables/{t.name}.csv ({t.title})" for t in hidden)) + "</p>")
+    return parts
+
+
 def render_html(doc: Document) -> str:
     """The whole report as one self-contained HTML page."""
     parts = [
@@ -220,6 +305,10 @@ def render_html(doc: Document) -> str:
         f'<p class="sub">{html.escape(doc.subtitle)}</p>',
     ]
     parts += [_html_note(n) for n in doc.summary]
+    if doc.lead is not None:
+        parts.append(f'<section id="{html.escape(doc.lead.id)}" class="lead">')
+        parts += _html_section_body(doc.lead)
+        parts.append("</section>")
     parts.append('<nav class="toc"><b>Contents</b><ol>')
     for s in doc.sections:
         flag = "" if s.status == "ok" else f" ({s.status})"
@@ -228,23 +317,8 @@ def render_html(doc: Document) -> str:
     for s in doc.sections:
         badge = "" if s.status == "ok" else \
             f'<span class="status {s.status.replace(" ", "-")}">{html.escape(s.status)}</span>'
-        parts.append(f'<section id="{html.escape(s.id)}"><h2>{html.escape(s.title)}{badge}</h2>')
-        if s.status != "ok":
-            label = "section unavailable" if s.status == "unavailable" else "not run"
-            parts.append(_html_note(Note("warn", f"{label}: {s.reason}")))
-        for p in s.paragraphs:
-            parts.append(f"<p>{html.escape(p)}</p>")
-        parts += [_html_note(n) for n in s.notes]
-        for f in s.figures:
-            parts.append(_html_figure(f))
-        for t in s.tables:
-            if t.show:
-                parts.append(f"<h3>{html.escape(t.title)}</h3>")
-                parts.append(_html_table(t))
-        hidden = [t for t in s.tables if not t.show]
-        if hidden:
-            parts.append("<p>" + html.escape("Also written: " + ", ".join(
-                f"tables/{t.name}.csv ({t.title})" for t in hidden)) + "</p>")
+        parts.append(f'<section id="{html.escape(s.id)}">')
+        parts += _html_section_body(s, badge)
         parts.append("</section>")
     parts.append("<footer>Generated by spela-hw. Every number is recomputed by the command in the "
                  "Reproduce section; tables are in tables/, figures in figures/.</footer>")
@@ -259,7 +333,7 @@ def _md_escape(s: str) -> str:
 
 
 def _md_table(table: Table) -> str:
-    cols, rows, n = _display_rows(table)
+    cols, rows, n, _ = _display_rows(table)
     lines = ["| " + " | ".join(_md_escape(c) for c in cols) + " |",
              "|" + "|".join("---" for _ in cols) + "|"]
     lines += ["| " + " | ".join(_md_escape(v) for v in row) + " |" for row in rows]
@@ -277,25 +351,37 @@ def render_markdown(doc: Document) -> str:
     out = [f"# {doc.title}", "", f"_{doc.subtitle}_", ""]
     for n in doc.summary:
         out += [f"> **{n.kind}:** {n.text}", ""]
+    if doc.lead is not None:
+        out += _md_section(doc.lead)
     out += ["## Contents", ""]
     for i, s in enumerate(doc.sections, 1):
         flag = "" if s.status == "ok" else f" ({s.status})"
         out.append(f"{i}. [{s.title}](#{s.id}){flag}")
     out.append("")
     for s in doc.sections:
-        out += [f'<a id="{s.id}"></a>', "", f"## {s.title}", ""]
-        if s.status != "ok":
-            label = "section unavailable" if s.status == "unavailable" else "not run"
-            out += [f"> **{label}:** {s.reason}", ""]
-        for p in s.paragraphs:
-            out += [p, ""]
-        for n in s.notes:
-            out += [f"> **{n.kind}:** {n.text}", ""]
-        for f in s.figures:
-            out += [f"![{f.title}](figures/{f.name}.png)", "", f"*{f.title}.* {f.caption}", ""]
-        for t in s.tables:
-            if t.show:
-                out += [f"### {t.title}", "", _md_table(t), ""]
-            else:
-                out += [f"- {t.title}: `tables/{t.name}.csv`", ""]
+        out += _md_section(s)
     return "\n".join(out) + "\n"
+
+
+def _md_section(s: Section) -> list[str]:
+    out = [f'<a id="{s.id}"></a>', "", f"## {s.title}", ""]
+    if s.status != "ok":
+        label = "section unavailable" if s.status == "unavailable" else "not run"
+        out += [f"> **{label}:** {s.reason}", ""]
+    for p in s.paragraphs:
+        out += [p, ""]
+    for t in s.tables:
+        if t.show and t.name in s.lead_tables:
+            out += [_md_table(t), ""]
+    for n in s.notes:
+        out += [f"> **{n.kind}:** {n.text}", ""]
+    for f in s.figures:
+        out += [f"![{f.title}](figures/{f.name}.png)", "", f"*{f.title}.* {f.caption}", ""]
+    for t in s.tables:
+        if t.name in s.lead_tables:
+            continue
+        if t.show:
+            out += [f"### {t.title}", "", _md_table(t), ""]
+        else:
+            out += [f"- {t.title}: `tables/{t.name}.csv`", ""]
+    return out

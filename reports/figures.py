@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .document import Figure  # noqa: E402
+from .document import Figure, energy_unit  # noqa: E402
 
 __all__ = [
     "render_figure",
@@ -77,11 +77,20 @@ def _new(nrows=1, ncols=1, w=7.5, h=3.6, **kw):
     return fig, axes
 
 
+def _spread_caption(n: int, what: str, spread: str) -> str:
+    """Caption sentence for a spread: only when it comes from >= 2 runs (``n`` runs per point)."""
+    if n >= 2:
+        return f"Mean over {n} {what}; {spread[0].lower()}{spread[1:]} over {n} {what}."
+    return f"One {what[:-1]} per point: no spread shown."
+
+
 def learning_curves_figure(curves: pd.DataFrame, precisions: list[str]) -> Figure:
     """Test accuracy per epoch: SPELA at every layer's read-out vs backprop's output.
 
-    ``curves`` columns: rule, precision, seed, epoch, layer, exit, accuracy.
+    ``curves`` columns: rule, precision, seed, epoch, layer, exit, accuracy. With two or more
+    seeds a band shows their min-max; with one, no band (and the caption says so).
     """
+    n_seeds = int(curves.groupby(["rule", "precision"])["seed"].nunique().min()) if len(curves) else 0
     precisions = [p for p in precisions if p in set(curves["precision"])]
     n = max(len(precisions), 1)
     fig, axes = _new(1, n, w=min(3.9 * n, 11.5), h=3.4, sharey=True)
@@ -101,7 +110,7 @@ def learning_curves_figure(curves: pd.DataFrame, precisions: list[str]) -> Figur
                 alpha = 1.0 if last else 0.35 + 0.5 * i / max(len(layers) - 1, 1)
                 ax.plot(m.index, m.values * 100, marker="o", ms=3.5, lw=1.8 if last else 1.3,
                         color=color, alpha=alpha, ls="-" if rule == "spela" else "--", label=label)
-                if len(r["seed"].unique()) > 1:
+                if n_seeds >= 2:
                     ax.fill_between(m.index, lo.values * 100, hi.values * 100, color=color, alpha=0.12)
         ax.set_title(prec)
         ax.set_xlabel("epoch")
@@ -112,7 +121,8 @@ def learning_curves_figure(curves: pd.DataFrame, precisions: list[str]) -> Figur
     fig.tight_layout()
     return render_figure(fig, "learning_curves", "Accuracy per epoch",
                          "Test accuracy after every epoch; SPELA is read out at every layer (each layer "
-                         "is an exit), backprop at its output. Shaded: min-max over seeds.")
+                         "is an exit), backprop at its output. "
+                         + _spread_caption(n_seeds, "seeds", "Shaded: min-max"))
 
 
 def accuracy_vs_bits_figure(acc: pd.DataFrame) -> Figure:
@@ -120,6 +130,7 @@ def accuracy_vs_bits_figure(acc: pd.DataFrame) -> Figure:
     accuracy_mean, accuracy_std."""
     fig, axes = _new(1, 1, w=6.2, h=3.5)
     ax = axes[0][0]
+    n_seeds = int(acc["n_seeds"].min()) if "n_seeds" in acc and len(acc) else 1
     order = sorted(acc["weight_bits"].unique(), reverse=True)
     xs = {b: i for i, b in enumerate(order)}
     labels = {b: ("fp32" if b == 32 else f"{b}-bit") for b in order}
@@ -132,7 +143,8 @@ def accuracy_vs_bits_figure(acc: pd.DataFrame) -> Figure:
             g = r[r["layer"] == layer].sort_values("weight_bits", ascending=False)
             last = layer == max(r["layer"])
             ax.errorbar([xs[b] for b in g["weight_bits"]], g["accuracy_mean"] * 100,
-                        yerr=g["accuracy_std"].fillna(0) * 100, marker="o", ms=4, capsize=3,
+                        yerr=g["accuracy_std"].fillna(0) * 100 if n_seeds >= 2 else None, marker="o", ms=4,
+                        capsize=3,
                         color=rule_color(rule), alpha=1.0 if last else 0.45,
                         ls="-" if rule == "spela" else "--",
                         label=f"{rule} layer {layer}" + (" (output)" if last else ""))
@@ -143,7 +155,8 @@ def accuracy_vs_bits_figure(acc: pd.DataFrame) -> Figure:
     fig.tight_layout()
     return render_figure(fig, "accuracy_vs_bits", "Accuracy against weight bits",
                          "Final test accuracy at each weight precision (fixed point: 16-bit activations, "
-                         "stochastic rounding of updates). Error bars: std over seeds.")
+                         "stochastic rounding of updates). "
+                         + _spread_caption(n_seeds, "seeds", "Error bars: std"))
 
 
 def few_shot_figure(fs: pd.DataFrame) -> Figure:
@@ -151,26 +164,32 @@ def few_shot_figure(fs: pd.DataFrame) -> Figure:
     test_fraction, n_train, accuracy_mean, accuracy_std."""
     fig, axes = _new(1, 1, w=6.0, h=3.4)
     ax = axes[0][0]
+    n_trials = int(fs["n_trials"].min()) if "n_trials" in fs and len(fs) else 1
     fracs = sorted(fs["test_fraction"].unique())
     rules = list(fs["rule"].unique())
     width = 0.8 / max(len(rules), 1)
     for j, rule in enumerate(rules):
         r = fs[fs["rule"] == rule].set_index("test_fraction").reindex(fracs)
         x = np.arange(len(fracs)) + (j - (len(rules) - 1) / 2) * width
-        ax.bar(x, r["accuracy_mean"] * 100, width * 0.92, yerr=r["accuracy_std"].fillna(0) * 100,
-               capsize=3, color=rule_color(rule), label=rule)
-        for xi, v in zip(x, r["accuracy_mean"]):
-            if np.isfinite(v):
-                ax.text(xi, v * 100 + 1, f"{v * 100:.1f}", ha="center", va="bottom", fontsize=8)
+        err = r["accuracy_std"].fillna(0) * 100 if n_trials >= 2 else None
+        ax.bar(x, r["accuracy_mean"] * 100, width * 0.92, yerr=err, capsize=3, color=rule_color(rule), label=rule)
+        # the value sits at the foot of the bar, clear of the error bar around its top (above a low bar)
+        sd = r["accuracy_std"].fillna(0).to_numpy() if n_trials >= 2 else np.zeros(len(x))
+        for xi, v, e in zip(x, r["accuracy_mean"], sd):
+            if not np.isfinite(v):
+                continue
+            inside = (v - e) * 100 > 9
+            ax.text(xi, 1.5 if inside else (v + e) * 100 + 1.5, f"{v * 100:.1f}", ha="center", va="bottom",
+                    fontsize=8, color="white" if inside else "black", fontweight="bold" if inside else "normal")
     ntr = fs.groupby("test_fraction")["n_train"].first().reindex(fracs)
     ax.set_xticks(range(len(fracs)), [f"{f:.2f} held out\n({n} train)" for f, n in zip(fracs, ntr)])
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 105)
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=max(len(rules), 1))
     fig.tight_layout()
     return render_figure(fig, "few_shot", "Few-shot comparison",
                          "Train and test merged and re-split with a large held-out fraction; accuracy at "
-                         "each rule's output. Error bars: std over trials.")
+                         "each rule's output. " + _spread_caption(n_trials, "trials", "Error bars: std"))
 
 
 def memory_figure(mem: pd.DataFrame, budget_bytes: float | None, title_suffix: str = "") -> Figure:
@@ -234,6 +253,7 @@ def energy_figure(en: pd.DataFrame, title_suffix: str = "") -> Figure:
     phases = [p for p in ("train", "infer") if p in set(en["phase"])]
     fig, axes = _new(1, len(phases), w=min(4.6 * len(phases), 11.5), h=3.8)
     comps = list(dict.fromkeys(en.sort_values("energy_pj", ascending=False)["component"]))
+    scale, unit = energy_unit(en.groupby(["phase", "precision", "rule"])["energy_pj"].sum().max() if len(en) else 0)
     colors = {c: _CLASS_COLORS[i % len(_CLASS_COLORS)] for i, c in enumerate(comps)}
     for ax, phase in zip(axes[0], phases):
         sub = en[en["phase"] == phase]
@@ -241,14 +261,14 @@ def energy_figure(en: pd.DataFrame, title_suffix: str = "") -> Figure:
         bottom = np.zeros(len(keys))
         for c in comps:
             vals = np.array([sub[(sub["precision"] == p) & (sub["rule"] == r) & (sub["component"] == c)]
-                             ["energy_pj"].sum() / 1e6 for p, r in keys])
+                             ["energy_pj"].sum() / scale for p, r in keys])
             if not vals.any():
                 continue
             ax.bar(range(len(keys)), vals, 0.7, bottom=bottom, color=colors[c], label=c)
             bottom += vals
         ax.set_xticks(range(len(keys)), [f"{r}\n{p}" for p, r in keys], fontsize=8)
         ax.set_title("per training sample" if phase == "train" else "per inference")
-        ax.set_ylabel("energy (uJ)")
+        ax.set_ylabel(f"energy ({unit})")
     handles, labels = [], []
     for ax in axes[0]:
         for h, l in zip(*ax.get_legend_handles_labels()):
@@ -299,26 +319,28 @@ def early_exit_figure(exits: pd.DataFrame, policy: pd.DataFrame, reference: pd.D
     """
     fig, axes = _new(1, 1, w=7.6, h=4.0)
     ax = axes[0][0]
+    scale, unit = energy_unit(max([exits["energy_pj"].max()] + ([reference["energy_pj"].max()]
+                                                                if reference is not None and len(reference) else [])))
     precs = list(dict.fromkeys(exits["precision"]))
     pcolor = {p: _CLASS_COLORS[j % len(_CLASS_COLORS)] for j, p in enumerate(precs)}
     for p in precs:
         c = pcolor[p]
         e = exits[exits["precision"] == p].sort_values("exit_layer")
-        ax.plot(e["energy_pj"] / 1e6, e["accuracy"] * 100, marker="s", color=c, lw=1.6,
+        ax.plot(e["energy_pj"] / scale, e["accuracy"] * 100, marker="s", color=c, lw=1.6,
                 label=f"spela {p}: exit at layer k")
         for _, row in e.iterrows():
-            ax.annotate(f"L{int(row['exit_layer'])}", (row["energy_pj"] / 1e6, row["accuracy"] * 100),
+            ax.annotate(f"L{int(row['exit_layer'])}", (row["energy_pj"] / scale, row["accuracy"] * 100),
                         textcoords="offset points", xytext=(5, -3), fontsize=8, color=c)
         if policy is not None and len(policy):
             q = policy[policy["precision"] == p].sort_values("energy_pj")
-            ax.plot(q["energy_pj"] / 1e6, q["accuracy"] * 100, marker="^", ms=4, ls=":", color=c, alpha=0.9,
+            ax.plot(q["energy_pj"] / scale, q["accuracy"] * 100, marker="^", ms=4, ls=":", color=c, alpha=0.9,
                     label=f"spela {p}: confidence exit")
     if reference is not None and len(reference):
         for _, row in reference.iterrows():
-            ax.scatter([row["energy_pj"] / 1e6], [row["accuracy"] * 100], marker="*", s=110,
+            ax.scatter([row["energy_pj"] / scale], [row["accuracy"] * 100], marker="*", s=110,
                        color=pcolor.get(row["precision"], "#333333"), edgecolors="black", linewidths=0.6,
                        zorder=5, label=f"{row['rule']} {row['precision']} (output)")
-    ax.set_xlabel("energy per inference (uJ)")
+    ax.set_xlabel(f"energy per inference ({unit})")
     ax.set_ylabel("test accuracy (%)")
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()

@@ -1,5 +1,9 @@
 """``spela-hw report``: train SPELA and backprop, price them on hardware, write a report folder.
 
+The page opens with the verdict for one design point (the first preset, the first fixed-point
+precision, the configured batch): SPELA minus backprop on the same network shape, in accuracy
+over the seeds, training memory and energy, each number with its confidence and source.
+
 :func:`build_report` runs the experiments of a :class:`~reports.config.ReportConfig` (in parallel
 over local processes), prices them with ``sim`` and writes::
 
@@ -22,11 +26,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import glob
+import importlib.machinery
 import json
 import logging
 import os
 import platform
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,17 +42,18 @@ import pandas as pd
 
 from spela_hw import jsonio
 from spela_hw.errors import ConfigError
+from spela_hw.specs import RULES
 
 from . import figures as F
 from . import tables as T
-from .config import ReportConfig, precision_label
+from .config import ReportConfig, precision_for, precision_label
 from .document import Document, Note, Section, Table, render_html, render_markdown
 from .experiments import run_task, task_label
 from .files import (atomic_write_bytes, atomic_write_text, exclusive_lock, fsync_dir, pid_alive, remove_stale_dirs,
                     write_table)
-from .hardware import budget_bytes, budget_tables, dims_for_rule, size_runs, sources_tables
+from .hardware import budget_bytes, budget_tables, size_runs, sources_tables
 from .runner import default_workers, run_tasks
-from .spiking import price_spike_counts, spiking_available
+from .spiking import build_cache_dir, price_spike_counts, spiking_available
 
 __all__ = ["build_report", "ReportResult", "plan_tasks", "MANIFEST_NAME"]
 
@@ -94,11 +101,28 @@ def _check_against_data(config: ReportConfig) -> tuple[int, int, int, int]:
     if config.dims[0] != n_features:
         raise ConfigError("dims", f"the input width {config.dims[0]} does not match the {n_features} "
                                   f"features of {config.dataset}")
+    softmax = [r for r in config.rules if getattr(RULES[r], "loss", None) == "softmax_ce"]
+    if softmax and config.dims[-1] != n_classes:
+        # Like for like: every rule trains the configured shape, and a softmax needs one output per class.
+        raise ConfigError("dims", f"{', '.join(softmax)} needs one output per class ({n_classes} for "
+                                  f"{config.dataset}), so the comparison would not be like for like with "
+                                  f"{config.dims[-1]} outputs; use {_shape(config.dims[:-1] + (n_classes,))}, or "
+                                  f"rules = [\"spela\"] for a SPELA-only report of this shape")
     return n_features, n_classes, n_train, n_test
 
 
+def _shape(dims) -> str:
+    return "-".join(map(str, dims))
+
+
 def plan_tasks(config: ReportConfig, n_classes: int, spike_target: str | None = None) -> list[dict]:
-    """Every experiment of the report as a task dict, most expensive first."""
+    """Every experiment of the report as a task dict, in the order the workers take them.
+
+    The spiking run comes first: Brian2's C++ build is the longest single step and runs beside
+    everything else. Then one training run per kernel family (rule x float or fixed point), the
+    family with the longest numba compilation first: with an empty numba cache, workers that
+    start two runs of the same family at once would both compile its kernels.
+    """
     common = {"dataset": config.dataset, "batch_size": config.batch_size}
     tasks = []
     if spike_target:
@@ -109,19 +133,32 @@ def plan_tasks(config: ReportConfig, n_classes: int, spike_target: str | None = 
         for rule in config.rules:
             for seed in config.seeds:
                 tasks.append({"kind": "train", **common, "rule": rule, "bits": bits, "seed": seed,
-                              "dims": list(dims_for_rule(rule, config.dims, n_classes)),
-                              "epochs": config.epochs, "train_samples": config.train_samples,
+                              "dims": list(config.dims), "epochs": config.epochs, "train_samples": config.train_samples,
                               "test_samples": config.test_samples, "energy_samples": config.energy_samples,
                               "exit_thresholds": list(config.exit_thresholds)})
+    tasks[len(tasks) - len(config.bits) * len(config.rules) * len(config.seeds):] = \
+        _compile_leaders_first(tasks[len(tasks) - len(config.bits) * len(config.rules) * len(config.seeds):])
     for frac in config.few_shot_test_fractions:
         for rule in config.rules:
             for trial in range(config.few_shot_trials):
                 tasks.append({"kind": "few_shot", **common, "rule": rule, "bits": config.bits[0],
                               "seed": config.seeds[0], "trial": trial, "test_fraction": frac,
-                              "dims": list(dims_for_rule(rule, config.dims, n_classes)),
-                              "epochs": config.few_shot_epochs,
+                              "dims": list(config.dims), "epochs": config.few_shot_epochs,
                               "max_test_samples": config.test_samples or 2000})
     return tasks
+
+
+def _compile_leaders_first(train_tasks: list[dict]) -> list[dict]:
+    """The first run of each kernel family, SPELA fixed point (the longest compilation) first,
+    then the others in their order."""
+    def family(t):
+        return (t["rule"] != "spela", t["bits"] == "fp32")  # sorts SPELA before others, fixed before float
+
+    leaders = {}
+    for t in train_tasks:
+        leaders.setdefault(family(t), t)
+    first = [leaders[k] for k in sorted(leaders)]
+    return first + [t for t in train_tasks if all(t is not f for f in first)]
 
 
 # -- the output folder ---------------------------------------------------------------------------------
@@ -175,6 +212,37 @@ def _swap_in(staging: Path, out: Path) -> None:
     fsync_dir(out.parent)  # the renames themselves must survive a power cut
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+class _heartbeat:
+    """While the runs go on, say every ``every_s`` seconds how many are done and what is running.
+
+    The pool takes tasks in plan order, so the first ``workers`` unfinished tasks are the ones
+    running (a spiking run spends its first minute or so in Brian2's C++ build, which says so).
+    """
+
+    def __init__(self, say, tasks, done: set, workers: int, every_s: float = 10.0):
+        self.say, self.tasks, self.done, self.workers, self.every_s = say, tasks, done, workers, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="report-heartbeat", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        while not self._stop.wait(self.every_s):
+            left = [t for t in self.tasks if id(t) not in self.done]
+            if not left:
+                return
+            running = [task_label(t) + (" (Brian2 C++ build, then the spiking run)" if t["kind"] == "spike" else "")
+                       for t in left[:self.workers]]
+            self.say(f"{len(self.tasks) - len(left)} of {len(self.tasks)} runs done; running: "
+                     f"{'; '.join(running)}; {len(left) - len(running)} waiting")
 
 
 # -- environment -------------------------------------------------------------------------------------
@@ -234,11 +302,9 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] | None = 
 def _build_report(config: ReportConfig, out: Path, progress, argv) -> ReportResult:
     say = progress or (lambda msg: log.info("%s", msg))
     t_start = time.perf_counter()
+    say(f"checking the configuration and loading {config.dataset}")
     _check_out(out)
     n_features, n_classes, n_train_all, n_test_all = _check_against_data(config)
-    if "backprop" in config.rules and config.dims[-1] != n_classes:
-        say(f"note: backprop uses {'-'.join(map(str, dims_for_rule('backprop', config.dims, n_classes)))} "
-            f"(one output per class); SPELA uses {'-'.join(map(str, config.dims))}")
     if config.budget:
         budget_bytes(config.budget)  # validates
     for preset in config.presets:
@@ -263,13 +329,16 @@ def _build_report(config: ReportConfig, out: Path, progress, argv) -> ReportResu
         f"precisions {', '.join(precision_label(b) for b in config.bits)}, epochs {config.epochs}, "
         f"seeds {list(config.seeds)}")
     results: list[dict] = []
+    done: set[int] = set()
 
     def on_result(task, res):
         results.append(res)
+        done.add(id(task))
         status = "failed: " + res["error"] if res.get("error") else f"{res.get('seconds', float('nan')):.1f} s"
-        say(f"[{len(results):>3}/{len(tasks)}] {task_label(task)}: {status}")
+        say(f"{len(results)} of {len(tasks)} runs done: {task_label(task)}: {status}")
 
-    run_tasks(run_task, tasks, on_result, workers=workers)
+    with _heartbeat(say, tasks, done, min(workers, len(tasks))):
+        run_tasks(run_task, tasks, on_result, workers=workers)
     t_runs = time.perf_counter() - t_start
 
     say("pricing on hardware presets and drawing figures")
@@ -283,7 +352,7 @@ def _build_report(config: ReportConfig, out: Path, progress, argv) -> ReportResu
     (staging / "figures").mkdir()
     try:
         doc, tables, figs = _assemble(config, results, hw, n_classes, n_train_all, n_test_all, spike_reason,
-                                      argv, t_runs)
+                                      argv, t_runs, say)
         for name, df in tables.items():
             write_table(df, staging / "tables", name)
         for fig in figs:
@@ -316,11 +385,11 @@ def _build_report(config: ReportConfig, out: Path, progress, argv) -> ReportResu
 
 # -- assembling sections ------------------------------------------------------------------------------
 
-def _assemble(config, results, hw, n_classes, n_train_all, n_test_all, spike_reason, argv, t_runs):
+def _assemble(config, results, hw, n_classes, n_train_all, n_test_all, spike_reason, argv, t_runs, progress=None):
     tables: dict[str, pd.DataFrame] = {}
     figs = []
     sections = []
-    train = [r for r in results if r["task"]["kind"] == "train"]
+    train = sorted((r for r in results if r["task"]["kind"] == "train"), key=lambda r: r["task"]["seed"])
     ok_train = [r for r in train if not r.get("error")]
     main_bits = list(config.bits[:2])
     main_precs = [precision_label(b) for b in main_bits]
@@ -333,6 +402,12 @@ def _assemble(config, results, hw, n_classes, n_train_all, n_test_all, spike_rea
         figs.extend(section.figures)
 
     failures = [r for r in results if r.get("error")]
+    lead = _verdict_section(config, ok_train, hw, n_classes)
+    for t in lead.tables:
+        tables[t.name] = t.df
+    crossover = _crossover_section(config, progress)  # right after the verdict: where the verdict turns
+    if crossover is not None:
+        add(crossover)
     add(_accuracy_section(config, ok_train, train, main_precs))
     add(_bits_section(config, ok_train))
     add(_data_scarce_section(config, results, ok_train))
@@ -344,7 +419,7 @@ def _assemble(config, results, hw, n_classes, n_train_all, n_test_all, spike_rea
     add(_sources_section(config))
     add(_reproduce_section(config, argv, results, hw, t_runs, failures))
 
-    summary = _headline(config, tables, hw, main_precs)
+    summary = []
     if failures or hw.errors:  # say so first: numbers from a partial set of runs must not pass as complete
         summary.insert(0, Note("bad", f"Incomplete report: {len(failures)} of {len(results)} run(s) failed"
                                       + (f" and {len(hw.errors)} could not be priced" if hw.errors else "")
@@ -355,8 +430,167 @@ def _assemble(config, results, hw, n_classes, n_train_all, n_test_all, spike_rea
                 f"{'-'.join(map(str, config.dims))}; rules {', '.join(config.rules)}; "
                 f"{config.epochs} epoch(s), batch {config.batch_size}; hardware "
                 f"{', '.join(config.presets)}; generated {_dt.date.today().isoformat()}")
-    doc = Document("SPELA vs backprop: accuracy, memory and energy on the edge", subtitle, sections, summary)
+    doc = Document("SPELA vs backprop: accuracy, memory and energy on the edge", subtitle, sections, summary, lead)
     return doc, tables, figs
+
+
+# -- the verdict: the first screen ----------------------------------------------------------------
+
+#: Until ``sim`` prices placeholders over ranges of their own (``sim.compare_energy``), every
+#: placeholder action is varied independently between these multiples of its value (an
+#: assumption the report states).
+PLACEHOLDER_FACTORS = (0.5, 2.0)
+
+
+def _design_bits(config: ReportConfig):
+    """The precision of the verdict: the first fixed-point one configured (edge hardware stores
+    fixed-point weights; float32 cannot sit in crossbar cells), else the first one."""
+    return next((b for b in config.bits if b != "fp32"), config.bits[0])
+
+
+def _design_point(run: dict, preset: str, batch_size: int, n_classes: int):
+    """``sim.design_point`` of one training run, priced from the counts it executed."""
+    from sim import design_point
+    from spela_hw import Counts
+
+    from .hardware import _bit_widths
+
+    task = run["task"]
+    dims = tuple(task["dims"])
+    last = str(len(dims) - 2)
+    return design_point(dims, preset, RULES[task["rule"]](), bits=_bit_widths(task["bits"]), batch_size=batch_size,
+                        counts=Counts.from_dict(run["train_counts"]),
+                        infer_counts=Counts.from_dict(run["infer_counts"][last]["exit"]), n_classes=n_classes)
+
+
+def _energy_interval(spela_point, backprop_point, phase: str) -> tuple[dict, str]:
+    """Energy per sample of both rules and of SPELA minus backprop as ``(low, nominal, high)`` pJ.
+
+    Uses ``sim.compare_energy`` (every placeholder at the ends of its own range, the same value
+    pricing both rules: they run on one chip) when ``sim`` has it; otherwise every placeholder
+    action of the line items is varied independently by :data:`PLACEHOLDER_FACTORS`. Returns the
+    three intervals (keys ``spela``, ``backprop``, ``difference``) and how they were bounded.
+    """
+    import sim
+
+    if hasattr(sim, "compare_energy"):
+        adv = sim.compare_energy(spela_point, backprop_point, phase)
+        return ({"spela": (adv.rule.low_pj, adv.rule.nominal_pj, adv.rule.high_pj),
+                 "backprop": (adv.baseline.low_pj, adv.baseline.nominal_pj, adv.baseline.high_pj),
+                 "difference": (adv.difference_low_pj, adv.difference_nominal_pj, adv.difference_high_pj)},
+                "every placeholder at the low and high end of its range in sim/tables/placeholders.toml, the same "
+                "value pricing both rules")
+    items = {}
+    for rule, point in (("spela", spela_point), ("backprop", backprop_point)):
+        e = point.energy_train if phase == "train" else point.energy_infer
+        items[rule] = pd.DataFrame(e.to_records())[["action", "kind", "energy_pj"]]
+    neg = items["backprop"].assign(energy_pj=-items["backprop"]["energy_pj"])
+    lo, hi = PLACEHOLDER_FACTORS
+    return ({"spela": _factor_interval(items["spela"]), "backprop": _factor_interval(items["backprop"]),
+             "difference": _factor_interval(pd.concat([items["spela"], neg]))},
+            f"every placeholder action varied independently from {lo:g}x to {hi:g}x its value (an assumption: "
+            "no published range yet), the same value pricing both rules")
+
+
+def _factor_interval(items: pd.DataFrame) -> tuple[float, float, float]:
+    """``(low, nominal, high)`` of line items (action, kind, energy_pj; possibly negated) with each
+    placeholder action's items, summed, scaled by :data:`PLACEHOLDER_FACTORS`."""
+    nominal = float(items["energy_pj"].sum())
+    ph = items[items["kind"] == "placeholder"].groupby("action")["energy_pj"].sum()
+    lo_f, hi_f = PLACEHOLDER_FACTORS
+    return (nominal + float(sum(min(c * lo_f, c * hi_f) - c for c in ph)), nominal,
+            nominal + float(sum(max(c * lo_f, c * hi_f) - c for c in ph)))
+
+
+def _verdict_section(config: ReportConfig, ok_train: list[dict], hw, n_classes: int) -> Section:
+    preset, bits = config.presets[0], _design_bits(config)
+    prec = precision_label(bits)
+    s = Section("verdict", f"Verdict: SPELA or backprop on {preset}, {prec} weights, batch {config.batch_size}",
+                lead_tables=("verdict",))
+    if not {"spela", "backprop"} <= set(config.rules):
+        return Section.unavailable(s.id, s.title, "the verdict compares SPELA with backprop: configure both rules")
+    runs = [r for r in ok_train if r["task"]["bits"] == bits]
+    acc = T.output_accuracy_by_seed(runs, prec)
+    n_seeds = int(acc.groupby("rule")["seed"].nunique().min()) if len(acc) else 0
+    n_test = runs[0]["test_samples"] if runs else 0
+    seeds_text = T.seeds_phrase(n_seeds)
+    # Energy from the lowest seed of each rule (the counts differ across seeds only in data-dependent events).
+    first = {}
+    for r in sorted(runs, key=lambda r: r["task"]["seed"]):
+        first.setdefault(r["task"]["rule"], r)
+    energy, basis = {}, ""
+    if {"spela", "backprop"} <= set(first):
+        try:
+            points = {rule: _design_point(first[rule], preset, config.batch_size, n_classes)
+                      for rule in ("spela", "backprop")}
+            for phase in ("train", "infer"):
+                energy[phase], basis = _energy_interval(points["spela"], points["backprop"], phase)
+        except Exception as exc:  # noqa: BLE001 - the verdict keeps accuracy and memory, says why
+            s.notes.append(Note("warn", f"energy not priced for the verdict: {type(exc).__name__}: {exc}"))
+    seed_e = first["spela"]["task"]["seed"] if "spela" in first else config.seeds[0]
+    sources = {"accuracy": "runs: tables/final_accuracy.csv", "memory": "sim ledger: tables/memory_ledger.csv",
+               "energy": "sim energy: tables/energy_items.csv"}
+    best = T.best_spela_exit(runs, prec)
+    best_exit = (best, T.output_accuracy_by_seed(runs, prec, spela_layer=best)) if best else None
+    v = T.verdict_table(acc, hw.summary, energy, preset, prec, sources, best_exit)
+    s.paragraphs.append(
+        T.verdict_sentence(v) + f" Like for like: both rules train the same {_shape(config.dims)} network "
+        "(backprop's softmax needs one output per class, so SPELA gets that width too, not the SPELA paper's "
+        "wider output), so weights, multiply-accumulates and weight memory are identical and every difference "
+        "is the learning rule's.")
+    if len(v):
+        s.tables.append(Table(
+            "verdict", "SPELA minus backprop at this design point", v,
+            f"Accuracy: test accuracy after {config.epochs} epoch(s) on {n_test:,} test samples, mean \u00b1 std over "
+            + seeds_text + " per rule; the difference is the mean \u00b1 std of the per-seed differences"
+            + ("" if n_seeds >= 2 else " (one seed: no spread)") + ". Memory: one training step, all levels in "
+            "the total (accounting: docs/hardware.md \u00a79). Energy: the counts of the seed-"
+            f"{seed_e} runs x energy per action on {preset}; in brackets and after \"range\", the interval over "
+            "the placeholder numbers" + (f" ({basis})" if basis else "") + ".",
+            T.COLUMNS["verdict"], display=T.verdict_display(v)))
+    s.notes += _placeholder_notes(config, hw, preset, prec)
+    return s
+
+
+def _placeholder_notes(config, hw, preset: str, prec: str) -> list[Note]:
+    """The warning that belongs next to every energy number: what rests on placeholders, and how
+    much of the energy is ADC conversions (published numbers, paid alike by both rules)."""
+    if hw.energy.empty:
+        return []
+    e = hw.energy[(hw.energy["preset"] == preset) & (hw.energy["precision"] == prec)]
+    placeholders = sorted(set(e.loc[e["kind"] == "placeholder", "action"]))
+    if not placeholders:
+        return []
+    shares = []
+    for phase, label in (("train", "training"), ("infer", "inference")):
+        per_rule = []
+        for rule in config.rules:
+            g = e[(e["phase"] == phase) & (e["rule"] == rule)]
+            total = g["energy_pj"].sum()
+            if total > 0:
+                adc = g.loc[g["action"].str.startswith("adc"), "energy_pj"].sum()
+                per_rule.append(f"{100 * adc / total:.0f} % ({rule})")
+        if per_rule:
+            shares.append(f"{' and '.join(per_rule)} of {label} energy")
+    text = (f"Energies are placeholder-dependent: {len(placeholders)} hardware actions on {preset} are priced "
+            f"with placeholder numbers, not published ones ({', '.join(placeholders)}); the verdict gives "
+            "energies as intervals over their range. ADC conversions (published numbers) make up "
+            + "; ".join(shares) + ". Every number with its source: Conventions and sources.")
+    return [Note("warn", text)]
+
+
+def _crossover_section(config: ReportConfig, progress) -> Section | None:
+    """"Where SPELA pays off": the crossover section of :mod:`reports.crossover`, when it is there."""
+    # look in this package's own folder only (an editable install elsewhere must not stand in for it)
+    if importlib.machinery.PathFinder.find_spec("reports.crossover", [str(Path(__file__).parent)]) is None:
+        return None
+    from . import crossover
+
+    try:
+        return crossover.crossover_section(config, progress=progress)
+    except Exception as exc:  # noqa: BLE001 - the rest of the report stands without it
+        log.debug("crossover section failed", exc_info=True)
+        return Section.unavailable("crossover", "Where SPELA pays off", f"{type(exc).__name__}: {exc}")
 
 
 def _accuracy_section(config, ok_train, train, main_precs) -> Section:
@@ -371,8 +605,10 @@ def _accuracy_section(config, ok_train, train, main_precs) -> Section:
         "the class whose vector has the largest cosine with the layer's output. Backprop is read out at "
         "its softmax output. Accuracy is measured on the test split after every epoch.")
     s.figures.append(F.learning_curves_figure(curves, main_precs))
+    n_seeds = int(final["n_seeds"].min()) if len(final) else 0
     s.tables.append(Table("final_accuracy", "Final test accuracy per read-out", final,
-                          "Mean, std, min and max over seeds (std empty with one seed).",
+                          (f"Mean, std, min and max over {n_seeds} seeds." if n_seeds >= 2 else
+                           "One seed: the mean is that run's accuracy and there is no std."),
                           T.COLUMNS["final_accuracy"]))
     s.tables.append(Table("learning_curves", "Accuracy per epoch", curves, "", T.COLUMNS["learning_curves"],
                           show=False))
@@ -387,22 +623,34 @@ def _bits_section(config, ok_train) -> Section:
     if not ok_train:
         return Section.unavailable(s.id, s.title, "no training run finished")
     acc = T.accuracy_vs_bits(ok_train)
-    s.paragraphs.append(
-        "Each precision is a separate bit-true training run: fixed-point weights of the given width "
-        "(range +-1), 16-bit activations, 32-bit accumulators, 8-bit class vectors, and a 24-bit update "
-        "term rounded stochastically onto the weight grid (seeded). fp32 is float32 throughout.")
+    s.paragraphs.append(_precision_text(config))
     if len(set(acc["weight_bits"])) > 1:
         s.figures.append(F.accuracy_vs_bits_figure(acc))
     else:
         s.notes.append(Note("info", "only one precision was trained; add more with --bits fp32,8,6,4"))
+    # the same numbers as the accuracy section's table, sorted by precision: written, not shown twice
     s.tables.append(Table("accuracy_vs_bits", "Final accuracy by weight precision", acc, "",
-                          T.COLUMNS["accuracy_vs_bits"]))
+                          T.COLUMNS["accuracy_vs_bits"], show=False))
     sat = T.saturations(ok_train)
     if len(sat):
         s.tables.append(Table("saturations", "Fixed-point saturation events", sat,
                               "Values clipped by a fixed-point format per training sample (all layers).",
                               T.COLUMNS["saturations"]))
     return s
+
+
+def _precision_text(config: ReportConfig) -> str:
+    """What each fixed-point precision means, read from the formats the runs used."""
+    fixed = [b for b in config.bits if b != "fp32"]
+    if not fixed:
+        return "Every run is float32 throughout."
+    p = precision_for(fixed[0])
+    w, a, acc, cv, u = p.weight, p.activation, p.accumulator, p.class_vector, p.update
+    return (f"Each precision is a separate bit-true training run: fixed-point weights of the given width "
+            f"(range \u00b1{w.max_value + w.lsb:g}, spela_hw.PrecisionSpec.fixed), {a.bits}-bit activations "
+            f"(range \u00b1{a.max_value + a.lsb:g}), {acc.bits}-bit accumulators, {cv.bits}-bit class vectors, and a "
+            f"{u.bits}-bit update term rounded onto the weight grid ({u.rounding} rounding, seeded). fp32 is float32 "
+            "throughout.")
 
 
 def _data_scarce_section(config, results, ok_train) -> Section:
@@ -414,13 +662,15 @@ def _data_scarce_section(config, results, ok_train) -> Section:
         "a single epoch. We test both claims on our own runs with the same network and precision for "
         "both rules. Few-shot: train and test are merged and re-split at random with the given fraction "
         f"held out (split seed = seed x 1000 + trial, as spela_hw.protocols.few_shot), trained for "
-        f"{config.few_shot_epochs} epochs at {precision_label(config.bits[0])}; accuracy at each rule's "
+        f"{config.few_shot_epochs} epoch(s) at {precision_label(config.bits[0])}; accuracy at each rule's "
         "output on the held-out part.")
     if ok_fs:
         fs, fs_raw = T.few_shot(ok_fs)
         s.figures.append(F.few_shot_figure(fs))
-        s.tables.append(Table("few_shot", "Few-shot accuracy", fs, "Mean and std over trials.",
-                              T.COLUMNS["few_shot"]))
+        n_trials = int(fs["n_trials"].min()) if len(fs) else 0
+        s.tables.append(Table("few_shot", "Few-shot accuracy", fs,
+                              f"Mean and std over {n_trials} trials." if n_trials >= 2 else
+                              "One trial: no std.", T.COLUMNS["few_shot"]))
         s.tables.append(Table("few_shot_runs", "Few-shot runs", fs_raw, "", T.COLUMNS["few_shot_runs"],
                               show=False))
         s.notes += T.few_shot_verdicts(fs)
@@ -506,8 +756,10 @@ def _energy_section(config, hw, main_precs) -> Section:
     fig_data = comp[(comp["preset"] == preset) & comp["precision"].isin(fig_precs)]
     if len(fig_data):
         s.figures.append(F.energy_figure(fig_data, f" ({preset})"))
-    s.tables.append(Table("energy_summary", "Energy, latency and memory per design point", T.hw_summary(hw.summary),
-                          "Per sample; training at the configured batch size.", T.COLUMNS["energy_summary"]))
+    summary = T.hw_summary(hw.summary)
+    s.tables.append(Table("energy_summary", "Energy, latency and memory per design point", summary,
+                          "Per sample; training at the configured batch size.", T.COLUMNS["energy_summary"],
+                          display=T.short_notes(summary)))
     s.tables.append(Table("energy_by_component", "Energy by component", comp, "", T.COLUMNS["energy_by_component"],
                           show=False))
     s.tables.append(Table("energy_items", "Energy line items", hw.energy, "", T.COLUMNS["energy_items"], show=False))
@@ -593,6 +845,12 @@ def _spiking_section(config, results, spike_reason, hw) -> Section:
         "costs in spikes, not a tuned result. Energy per sample uses published per-event figures of "
         "neuromorphic chips; the conventions differ in what they include and are not comparable with "
         "each other or with the crossbar numbers above.")
+    if r.get("build_s") is not None:
+        s.paragraphs.append(
+            f"Time: {r['seconds']:.0f} s in all, of which {r['build_s']:.0f} s to generate and compile the C++ "
+            + ("project (kept in the build cache, so the next report recompiles only what changed; "
+               f"{build_cache_dir()})." if r.get("build_cached") else "project (built from scratch in a temporary "
+                                                                     "folder: the build cache was unavailable)."))
     acc, counts = T.spiking_tables(r)
     s.tables.append(Table("spiking_accuracy", "Accuracy of the spike read-out", acc, "", T.COLUMNS["spiking_accuracy"]))
     s.tables.append(Table("spiking_counts", "Events per sample", counts, "", T.COLUMNS["spiking_counts"]))
@@ -667,34 +925,3 @@ def _reproduce_section(config, argv, results, hw, t_runs, failures) -> Section:
         s.notes.append(Note("warn", f"not sized: {e['preset']} {e['rule']} {e['precision']} ({e['what']}): "
                                     f"{e['error']}"))
     return s
-
-
-def _headline(config, tables, hw, main_precs) -> list[Note]:
-    notes = []
-    final = tables.get("final_accuracy")
-    if final is not None and len(final):
-        out_rows = final[final["exit"] == "output"]
-        for prec in main_precs:
-            sub = out_rows[out_rows["precision"] == prec]
-            if len(sub) >= 1:
-                parts = [f"{r['rule']} {100 * r['accuracy_mean']:.2f}%" for _, r in sub.iterrows()]
-                best = final[(final["precision"] == prec) & (final["rule"] == "spela")]
-                extra = ""
-                if len(best) > 1:
-                    b = best.loc[best["accuracy_mean"].idxmax()]
-                    if b["exit"] != "output":
-                        extra = f" (SPELA's best exit: layer {int(b['layer'])}, {100 * b['accuracy_mean']:.2f}%)"
-                notes.append(Note("info", f"Test accuracy at the output after {config.epochs} epoch(s), {prec}: "
-                                          + ", ".join(parts) + extra))
-    v = hw.verdicts
-    if len(v):
-        preset = config.presets[0]
-        sub = v[(v["preset"] == preset) & (v["phase"] == "train") & v["precision"].isin(main_precs)]
-        for _, r in sub.iterrows():
-            kind = "ok" if r["verdict"] == "fits" else ("warn" if r["fits"] else "bad")
-            notes.append(Note(kind if r["fits"] is not None else "info",
-                              f"Training memory on {preset}, {r['rule']} {r['precision']}: "
-                              f"{r['on_chip_bytes'] / 1024:,.1f} KiB on chip, {r['verdict']}"
-                              + (f" (budget {config.budget})" if config.budget else "")))
-    notes += T.energy_verdicts(hw.summary, config.presets[0])
-    return notes

@@ -1,16 +1,25 @@
 """The report's spiking experiment: a small SPELA network trained in spikes with Brian2.
 
 Runs only when :mod:`mappings.brian2` imports (Brian2 installed); otherwise the report shows a
-visible "not run" note with the reason. Spike counts are priced with
+visible "not run" note with the reason. With the ``cpp_standalone`` target the C++ project is
+kept in a cache folder (:func:`build_cache_dir`), so the next report recompiles only what changed
+instead of building from scratch (about a minute of compiler time). Spike counts are priced with
 :func:`sim.spiking_energy.price_spiking` under every published per-event convention, which the
 report names next to each number (they are not comparable with each other).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import json
 import logging
+import os
+import platform
+from pathlib import Path
 
-__all__ = ["spiking_available", "spike_task", "price_spike_counts"]
+__all__ = ["spiking_available", "spike_task", "price_spike_counts", "build_cache_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +45,42 @@ def spiking_available(mode: str = "auto") -> tuple[str | None, str]:
                   "take minutes; run with --spiking on to use it anyway")
 
 
+def build_cache_dir() -> Path:
+    """Where reports keep Brian2's compiled projects: ``$SPELA_HW_CACHE/brian2`` (default
+    ``$XDG_CACHE_HOME/spela-hw`` or ``~/.cache/spela-hw``)."""
+    root = os.environ.get("SPELA_HW_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "spela-hw"
+    return Path(root) / "brian2"
+
+
+@contextlib.contextmanager
+def _cached_build_dir(task: dict):
+    """A project folder for this network shape and Brian2 version that no other run is using
+    (``None``: use a temporary one). Held under a lock for the whole run: two reports at once
+    must not write one project; the second builds in a temporary folder instead."""
+    from importlib import metadata
+
+    try:
+        key = json.dumps({"dims": list(task["dims"]), "encoding": task.get("encoding"), "dt_ms": task.get("dt_ms"),
+                          "brian2": metadata.version("brian2"), "python": platform.python_version()}, sort_keys=True)
+        folder = build_cache_dir() / hashlib.sha256(key.encode()).hexdigest()[:16]
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    except (OSError, metadata.PackageNotFoundError) as exc:  # no writable cache: build from scratch
+        log.info("no Brian2 build cache (%s): building in a temporary folder", exc)
+        yield None
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("the Brian2 build cache %s is in use: building in a temporary folder", folder)
+            yield None
+            return
+        yield str(folder)
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def spike_task(task: dict) -> dict:
     """Train SPELA in spikes on the first ``train_samples`` and test on ``test_samples``.
 
@@ -53,11 +98,14 @@ def spike_task(task: dict) -> dict:
 
     # Optional overrides (tests use short presentation windows on the runtime target).
     encoding = EncodingConfig(**task["encoding"]) if task.get("encoding") else EncodingConfig()
-    backend = BackendConfig(target=task.get("target", "numpy"), seed=int(task["seed"]),
-                            **({"dt_ms": float(task["dt_ms"])} if task.get("dt_ms") else {}))
-    config = SpikingConfig(encoding=encoding, backend=backend)
-    net = SpikingSpela(spec, Spela(), config, class_code_seed=int(task["seed"]))
-    res = net.fit(Xtr, ytr, epochs=int(task.get("epochs", 1)), X_test=Xte, y_test=yte)
+    target = task.get("target", "numpy")
+    with (_cached_build_dir(task) if target == "cpp_standalone" and task.get("reuse_build", True)
+          else contextlib.nullcontext(None)) as build_dir:
+        backend = BackendConfig(target=target, seed=int(task["seed"]), build_dir=build_dir,
+                                **({"dt_ms": float(task["dt_ms"])} if task.get("dt_ms") else {}))
+        config = SpikingConfig(encoding=encoding, backend=backend)
+        net = SpikingSpela(spec, Spela(), config, class_code_seed=int(task["seed"]))
+        res = net.fit(Xtr, ytr, epochs=int(task.get("epochs", 1)), X_test=Xte, y_test=yte)
     counts = {phase: {"samples": c["samples"], "total": c["total"],
                       "layers": [{k: v for k, v in row.items()} for row in c["layers"]]}
               for phase, c in res.counts.items()}
@@ -71,6 +119,7 @@ def spike_task(task: dict) -> dict:
         "build_s": None if res.build_s is None else float(res.build_s),
         "sim_s": None if res.sim_s is None else float(res.sim_s),
         "n_train": int(len(Xtr)),
+        "build_cached": build_dir is not None,
         "n_test": int(len(Xte)),
         "info": {k: v for k, v in res.info.items() if k in ("sign_policy", "class_codes", "loss", "eta", "dims")},
     }

@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 
 from .config import precision_label, weight_bits_of
-from .document import Note
+from .document import Note, format_energy
 
 __all__ = ["COLUMNS", "learning_curves", "final_accuracy", "accuracy_vs_bits", "saturations", "few_shot",
            "few_shot_verdicts", "one_epoch", "published_reference", "energy_by_component", "hw_summary",
-           "energy_verdicts", "final_output_accuracy", "spiking_tables", "runs_table"]
+           "energy_verdicts", "final_output_accuracy", "spiking_tables", "runs_table", "output_accuracy_by_seed", "short_notes",
+           "verdict_table", "verdict_display", "verdict_sentence", "seeds_phrase", "best_spela_exit"]
 
 _RULE = {"rule": "learning rule (spela, backprop, ...)"}
 _PREC = {"precision": "weight precision: fp32 (float32) or intN (N-bit fixed-point weights)",
@@ -25,6 +26,22 @@ _PREC = {"precision": "weight precision: fp32 (float32) or intN (N-bit fixed-poi
 _HW = {"preset": "hardware preset (sim)"}
 
 COLUMNS: dict[str, dict[str, str]] = {
+    "verdict": {"quantity": "what is compared, at the design point", "unit": "unit of the value columns",
+                "spela": "SPELA: mean over seeds (accuracy) or the modelled value",
+                "spela_std": "sample std over seeds (empty: one seed, or not a measured quantity)",
+                "spela_low": "low end of the interval over the placeholder range (energies)",
+                "spela_high": "high end of that interval",
+                "backprop": "backprop, as for SPELA", "backprop_std": "std over seeds",
+                "backprop_low": "low end of the interval", "backprop_high": "high end of the interval",
+                "difference": "SPELA minus backprop (accuracy: mean of the per-seed differences)",
+                "difference_std": "std over seeds of the per-seed difference (empty: one seed)",
+                "difference_low": "low end of the difference over the placeholder range (same value of "
+                                  "each placeholder for both rules)",
+                "difference_high": "high end of that range",
+                "n_seeds": "seeds run per rule (accuracy)",
+                "confidence": "measured (runs on data), modelled (sim from published or fitted numbers) or "
+                              "placeholder-dependent (part of the value rests on placeholder numbers)",
+                "source": "where the number comes from"},
     "learning_curves": {**_RULE, **_PREC, "seed": "random_state of the run", "epoch": "epochs completed",
                         "layer": "read-out layer (1 = first hidden layer; backprop: output only)",
                         "exit": "'output' for the last layer, else 'hidden'",
@@ -325,8 +342,17 @@ def hw_summary(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[cols] if len(summary) else pd.DataFrame(columns=list(COLUMNS["energy_summary"]))
 
 
+def short_notes(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` for the page: a long ``note`` (why a point is not priced) becomes a pointer to the
+    section's notes, which give it in full, so that rows stay one line high."""
+    if "note" not in df or not len(df):
+        return df
+    return df.assign(note=df["note"].map(lambda n: "not priced: see the notes above" if isinstance(n, str) and n
+                                         else ""))
+
+
 def energy_verdicts(summary: pd.DataFrame, preset: str) -> list[Note]:
-    """Headline energy ratios SPELA vs backprop on the main preset, per precision."""
+    """Energy ratios SPELA vs backprop on the main preset, per precision."""
     notes = []
     if summary.empty or not {"spela", "backprop"} <= set(summary["rule"]):
         return notes
@@ -339,10 +365,12 @@ def energy_verdicts(summary: pd.DataFrame, preset: str) -> list[Note]:
         ei_s, ei_b = a.loc["spela", "infer_energy_pj"], a.loc["backprop", "infer_energy_pj"]
         if not (np.isfinite(et_s) and np.isfinite(et_b)):
             continue
-        notes.append(Note("info", f"Energy on {preset}, {prec}: per training sample SPELA {et_s / 1e6:.3g} uJ vs "
-                                  f"backprop {et_b / 1e6:.3g} uJ ({et_s / et_b:.2f}x); per inference "
-                                  f"{ei_s / 1e6:.3g} uJ vs {ei_b / 1e6:.3g} uJ (networks differ only in the "
-                                  "output width)"))
+        same = a.loc["spela", "network"] == a.loc["backprop", "network"] if "network" in a else False
+        notes.append(Note("info", f"Energy on {preset}, {prec}: per training sample SPELA {format_energy(et_s)} vs "
+                                  f"backprop {format_energy(et_b)} ({et_s / et_b:.2f}x); per inference "
+                                  f"{format_energy(ei_s)} vs {format_energy(ei_b)}"
+                                  + (f" (both {a.loc['spela', 'network']})" if same else
+                                     f" (SPELA {a.loc['spela', 'network']}, backprop {a.loc['backprop', 'network']})")))
     return notes
 
 
@@ -394,3 +422,216 @@ def ordered(df: pd.DataFrame, rules=(), presets=()) -> pd.DataFrame:
     k = pd.concat(keys, axis=1, keys=range(len(keys)))
     order = k.sort_values(list(range(len(keys))), kind="mergesort").index
     return df.loc[order].reset_index(drop=True)
+
+
+# -- the verdict -----------------------------------------------------------------------------------
+
+def seeds_phrase(n: int, what: str = "seeds") -> str:
+    """``"one seed"`` or ``"3 seeds"``: captions say how many runs a spread comes from."""
+    return f"one {what[:-1]}" if n == 1 else f"{n} {what}"
+
+
+def output_accuracy_by_seed(runs: list[dict], precision: str, spela_layer: int | None = None) -> pd.DataFrame:
+    """Final test accuracy at each rule's output, one row per (rule, seed), at one precision;
+    with ``spela_layer``, SPELA (whose every layer is an exit) is read out at that layer instead."""
+    df = _final_rows(runs)
+    if df.empty:
+        return pd.DataFrame(columns=["rule", "seed", "accuracy"])
+    df = df[df["precision"] == precision]
+    at = (df["exit"] == "output") if spela_layer is None else \
+        ((df["rule"] == "spela") & (df["layer"] == spela_layer)) | ((df["rule"] != "spela") & (df["exit"] == "output"))
+    return df.loc[at, ["rule", "seed", "accuracy"]].reset_index(drop=True)
+
+
+def best_spela_exit(runs: list[dict], precision: str) -> int | None:
+    """SPELA's layer with the best mean final accuracy at ``precision``, when it is not the output."""
+    df = _final_rows(runs)
+    df = df[(df["rule"] == "spela") & (df["precision"] == precision)] if len(df) else df
+    if df.empty:
+        return None
+    means = df.groupby("layer")["accuracy"].mean()
+    best = int(means.idxmax())
+    return None if best == int(df["layer"].max()) else best
+
+
+def _std(x) -> float:
+    x = np.asarray(x, float)
+    return float(np.std(x, ddof=1)) if len(x) >= 2 else math.nan
+
+
+def _accuracy_row(acc: pd.DataFrame) -> dict:
+    """Accuracy in percent: per-rule mean and std over seeds; the difference is the mean and std of
+    the per-seed differences (seeds run by both rules), so its mean is SPELA's mean minus backprop's."""
+    a = {r: acc[acc["rule"] == r].set_index("seed")["accuracy"] * 100 for r in ("spela", "backprop")}
+    paired = a["spela"].index.intersection(a["backprop"].index)
+    d = a["spela"].loc[paired] - a["backprop"].loc[paired]
+    return {"unit": "%", "spela": float(a["spela"].mean()), "spela_std": _std(a["spela"]),
+            "backprop": float(a["backprop"].mean()), "backprop_std": _std(a["backprop"]),
+            "difference": float(d.mean()) if len(d) else math.nan, "difference_std": _std(d),
+            "n_seeds": int(min(len(a["spela"]), len(a["backprop"])))}
+
+
+def verdict_table(acc: pd.DataFrame, summary: pd.DataFrame, energy: dict, preset: str, precision: str,
+                  sources: dict, best_exit: tuple | None = None) -> pd.DataFrame:
+    """SPELA minus backprop at one design point: accuracy, training memory, energy.
+
+    Parameters
+    ----------
+    acc : DataFrame
+        :func:`output_accuracy_by_seed` (rule, seed, accuracy as a fraction).
+    summary : DataFrame
+        ``HardwareTables.summary`` (training memory on chip and in total).
+    energy : dict
+        Per phase (``"train"``, ``"infer"``): ``{"spela": (low, nominal, high), "backprop": ...,
+        "difference": ...}`` in pJ per sample over the placeholder range (a missing phase is left out).
+    preset, precision : str
+        The design point.
+    sources : dict
+        Provenance text per quantity: ``accuracy``, ``memory``, ``energy``.
+    best_exit : (int, DataFrame), optional
+        SPELA's best earlier exit layer and :func:`output_accuracy_by_seed` with SPELA read out
+        there (backprop at its output): one more accuracy row.
+
+    Returns
+    -------
+    DataFrame
+        Columns of ``COLUMNS["verdict"]``, one row per quantity that could be computed.
+    """
+    rows = []
+    if {"spela", "backprop"} <= set(acc["rule"]):
+        rows.append({"quantity": "accuracy at the output", **_accuracy_row(acc), "confidence": "measured",
+                     "source": sources["accuracy"]})
+    if best_exit is not None and {"spela", "backprop"} <= set(best_exit[1]["rule"]):
+        rows.append({"quantity": f"accuracy, SPELA exit at layer {best_exit[0]}",
+                     **_accuracy_row(best_exit[1]), "confidence": "measured", "source": sources["accuracy"]})
+    pt = summary[(summary["preset"] == preset) & (summary["precision"] == precision)] if len(summary) else summary
+    pt = pt.set_index("rule") if len(pt) else pt
+    if len(pt) and {"spela", "backprop"} <= set(pt.index):
+        for quantity, col in (("training memory on chip", "train_on_chip_bytes"),
+                              ("training memory, total", "train_peak_bytes")):
+            s_, b_ = float(pt.loc["spela", col]) / 1024, float(pt.loc["backprop", col]) / 1024
+            rows.append({"quantity": quantity, "unit": "KiB", "spela": s_, "backprop": b_, "difference": s_ - b_,
+                         "confidence": "modelled", "source": sources["memory"]})
+    for quantity, phase in (("energy per training sample", "train"), ("energy per inference", "infer")):
+        if phase not in energy:
+            continue
+        e = energy[phase]
+        row = {"quantity": quantity, "unit": "pJ", "source": sources["energy"]}
+        for key in ("spela", "backprop", "difference"):
+            row[f"{key}_low"], row[key], row[f"{key}_high"] = e[key]
+        ranged = any(e[k][0] < e[k][2] for k in ("spela", "backprop"))
+        row["confidence"] = "placeholder-dependent" if ranged else "modelled"
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=list(COLUMNS["verdict"]))
+    for c in out.columns:
+        if c not in ("quantity", "unit", "confidence", "source", "n_seeds"):
+            out[c] = out[c].astype(float)
+    return out
+
+
+def _signed(x: float, unit: str) -> str:
+    return ("+" if x > 0 else "−" if x < 0 else "") + _amount(abs(x), unit)
+
+
+def _amount(x: float, unit: str) -> str:
+    if unit == "pJ":
+        return format_energy(x)
+    if unit in ("%", "points"):
+        return f"{x:.2f} {unit}"
+    return f"{x:,.1f} {unit}"
+
+
+def _range(lo: float, hi: float, unit: str, signed: bool = False) -> str:
+    """``"458 to 549 nJ"``: the unit once when both ends share it."""
+    fmt = _signed if signed else _amount
+    a, b = fmt(lo, unit), fmt(hi, unit)
+    ua, ub = a.rsplit(" ", 1), b.rsplit(" ", 1)
+    return f"{ua[0]} to {b}" if len(ua) == 2 and len(ub) == 2 and ua[1] == ub[1] else f"{a} to {b}"
+
+
+def verdict_display(v: pd.DataFrame) -> pd.DataFrame:
+    """The verdict table as the page shows it: values with units, spreads and intervals in words."""
+    rows = []
+    for _, r in v.iterrows():
+        unit = r["unit"]
+
+        def value(rule):
+            m, sd = r[rule], r[f"{rule}_std"]
+            if unit == "%":
+                return f"{m:.2f} ± {sd:.2f} %" if np.isfinite(sd) else f"{m:.2f} % (one seed)"
+            text = _amount(m, unit)
+            lo, hi = r[f"{rule}_low"], r[f"{rule}_high"]
+            if np.isfinite(lo) and np.isfinite(hi) and not math.isclose(lo, hi, rel_tol=1e-6, abs_tol=1e-9):
+                text += f" ({_range(lo, hi, unit)})"
+            return text
+
+        d, sd = r["difference"], r["difference_std"]
+        if unit == "%":
+            sign = "+" if d > 0 else "\u2212" if d < 0 else ""
+            diff = f"{sign}{abs(d):.2f} " + (f"\u00b1 {sd:.2f} points" if np.isfinite(sd) else "points (one seed)")
+        else:
+            diff = _signed(d, unit)
+            if r["backprop"]:
+                diff += f" ({100 * d / r['backprop']:+.1f} %)".replace("-", "\u2212")
+            lo, hi = r["difference_low"], r["difference_high"]
+            if np.isfinite(lo) and np.isfinite(hi) and not math.isclose(lo, hi, rel_tol=1e-6, abs_tol=1e-9):
+                diff += f"; range {_range(lo, hi, unit, signed=True)}"
+        rows.append({"quantity": r["quantity"], "SPELA": value("spela"), "backprop": value("backprop"),
+                     "SPELA − backprop": diff, "confidence": r["confidence"], "source": r["source"]})
+    return pd.DataFrame(rows, columns=["quantity", "SPELA", "backprop", "SPELA − backprop", "confidence",
+                                       "source"])
+
+
+def verdict_sentence(v: pd.DataFrame) -> str:
+    """One sentence: which rule this design point should learn with, from the verdict table.
+
+    An accuracy difference counts when it exceeds twice its standard error over seeds (std of
+    the per-seed differences / sqrt(seeds)); with one seed it always counts, and the sentence
+    says so. A saving is substantial from 20 % on (training memory on chip, or training energy
+    over the whole placeholder range). A row for SPELA read out at an earlier layer, when there is
+    one, is named too (every SPELA layer is an exit).
+    """
+    rows = v.set_index("quantity")
+    acc = rows.loc["accuracy at the output"] if "accuracy at the output" in rows.index else None
+    mem = rows.loc["training memory on chip"] if "training memory on chip" in rows.index else None
+    en = rows.loc["energy per training sample"] if "energy per training sample" in rows.index else None
+    if acc is None or mem is None:
+        return "No verdict: a rule's runs or its hardware pricing are missing (see the notes)."
+    d, sd, n = acc["difference"], acc["difference_std"], acc["n_seeds"]
+    clear = not np.isfinite(sd) or abs(d) > 2 * sd / math.sqrt(n)
+    acc_sign = 0 if not clear or abs(d) < 0.005 else (1 if d > 0 else -1)
+    mem_rel = mem["difference"] / mem["backprop"] if mem["backprop"] else 0.0
+    e_lo = e_hi = math.nan
+    if en is not None and en["backprop"]:
+        e_lo = (en["difference_low"] if np.isfinite(en["difference_low"]) else en["difference"]) / en["backprop"]
+        e_hi = (en["difference_high"] if np.isfinite(en["difference_high"]) else en["difference"]) / en["backprop"]
+    cheaper = mem_rel < 0 or (np.isfinite(e_hi) and e_hi < 0)
+    saves_much = mem_rel <= -0.2 or (np.isfinite(e_hi) and e_hi <= -0.2)
+    def points(diff, std):
+        return f"{diff:+.2f}" + (f" \u00b1 {std:.2f}" if np.isfinite(std) else "") + " points"
+
+    if acc_sign == 0:
+        acc_text = f"At the output SPELA shows no clear accuracy difference ({points(d, sd)} over {int(n)} seeds)"
+    else:
+        acc_text = f"At the output SPELA is {points(abs(d), sd)[1:]} {'more' if d > 0 else 'less'} accurate"
+    if not np.isfinite(sd):
+        acc_text += " (one seed: no spread to judge by)"
+    exits = [q for q in rows.index if q.startswith("accuracy, SPELA exit at layer")]
+    if exits:
+        e = rows.loc[exits[0]]
+        acc_text += f"; read out at layer {exits[0].rsplit(' ', 1)[-1]} (an earlier exit), {points(e['difference'], e['difference_std'])}"
+    cost = f"{100 * mem_rel:+.1f} % training memory on chip"
+    if np.isfinite(e_lo):
+        cost += (f" and {100 * e_lo:+.1f} % training energy" if abs(e_hi - e_lo) < 1e-9 else
+                 f" and {100 * e_lo:+.1f} % to {100 * e_hi:+.1f} % training energy")
+    if acc_sign >= 0 and cheaper:
+        choice = "learn with SPELA"
+    elif acc_sign > 0:
+        choice = "a trade-off (SPELA is more accurate but costs no less)"
+    elif acc_sign == 0:
+        choice = "learn with backprop (SPELA saves nothing here)"
+    elif saves_much:
+        choice = "a trade-off (SPELA saves substantially but loses accuracy)"
+    else:
+        choice = "learn with backprop"
+    return f"Verdict for this design point: {choice}. {acc_text}. SPELA needs {cost} compared with backprop."

@@ -6,6 +6,7 @@ import io
 import json
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import matplotlib.image
 import numpy as np
@@ -17,14 +18,16 @@ from reports.cli import main
 from reports.config import ReportConfig
 from reports.document import render_html
 from reports.hardware import HardwareTables
-from reports.report import _crossbar_section, build_report
+from reports.report import _check_against_data, _crossbar_section, _precision_text, build_report
 from reports.tables import COLUMNS
+from spela_hw import PrecisionSpec
 from spela_hw.errors import ConfigError
 
 TINY = dict(dims=(784, 24, 16, 10), bits=("fp32", 8, 4), rules=("spela", "backprop"),
             presets=("sram-cim-22nm", "mcu-256kb"), epochs=2, train_samples=300, test_samples=120,
             few_shot_test_fractions=(0.99,), few_shot_epochs=1, few_shot_trials=1, energy_samples=30,
-            exit_thresholds=(0.1, 0.5), spiking="off", workers=2)
+            exit_thresholds=(0.1, 0.5), spiking="off", workers=2)  # seeds: the default three
+REPO = Path(__file__).resolve().parents[1]
 
 FIGURES = ("learning_curves", "accuracy_vs_bits", "few_shot", "memory_ledger", "energy", "crossbars", "early_exit")
 SHOWN_TABLES = ("final_accuracy", "accuracy_vs_bits", "few_shot", "one_epoch", "memory_verdicts", "energy_summary",
@@ -89,6 +92,8 @@ def test_every_file_is_written(report):
     assert manifest["generator"] == "spela-hw report" and manifest["failures"] == []
     assert manifest["versions"]["numpy"] != "not installed"
     assert any("train spela int8" in line for line in lines)  # progress lines name the runs
+    assert lines[0].startswith("checking the configuration")  # said before the data is loaded
+    assert any(re.match(r"\d+ of \d+ runs done", line) for line in lines)
     # The configuration written next to the report reproduces the report's settings.
     assert ReportConfig.from_toml(out / "config.toml") == ReportConfig(**TINY, out=str(out))
 
@@ -115,8 +120,13 @@ def test_html_is_self_contained_and_well_formed(report):
     c.close()
     assert c.errors == [] and c.stack == []
     assert c.tags.get("script", 0) == 0 and c.tags.get("link", 0) == 0
-    assert c.tags["section"] == 10
-    assert len(c.imgs) == len(FIGURES)
+    # the verdict (before the contents) and the numbered sections (with "Where SPELA pays off" when
+    # reports.crossover is there: its own tests check it)
+    sections = json.loads((res.out / "manifest.json").read_text())["sections"]
+    crossover = "crossover" in sections
+    assert c.tags["section"] == 1 + len(sections) and len(sections) == 10 + crossover
+    assert page.index('id="verdict"') < page.index('class="toc"')
+    assert len(c.imgs) == len(FIGURES) + crossover
     for img in c.imgs:
         prefix = "data:image/svg+xml;base64,"
         assert img["src"].startswith(prefix)
@@ -133,13 +143,18 @@ def test_html_is_self_contained_and_well_formed(report):
 
 def test_tables_have_the_documented_columns(report):
     res, _ = report
+    documented = dict(COLUMNS)
+    if (res.out / "tables" / "crossover_data.csv").exists():  # documented by its own module (and tests)
+        from reports.crossover import COLUMNS as CROSSOVER_COLUMNS
+
+        documented.update(CROSSOVER_COLUMNS)
     for path in sorted((res.out / "tables").glob("*.csv")):
         name = path.stem
         if name in ("memory_ledger_main", "memory_vs_batch_main"):
             name = name.removesuffix("_main")
         df = pd.read_csv(path)
-        assert name in COLUMNS, f"{path.name} is not documented"
-        doc = list(COLUMNS[name])
+        assert name in documented, f"{path.name} is not documented"
+        doc = list(documented[name])
         cols = list(df.columns)
         if name == "memory_ledger" and path.stem == "memory_ledger_main":
             doc.remove("preset")
@@ -191,10 +206,30 @@ def test_html_opens_in_headless_chromium_without_console_errors(report, tmp_path
     if find_chromium() is None:
         pytest.fail("Chromium is needed for this test: apt-get install -y chromium chromium-driver")
     res, _ = report
-    seen = open_in_browser(res.index_html)
+    # A laptop screen: 1366 x 768. The verdict (paragraph and table, with its columns) is on the first
+    # screen, and no table is wider than the page (wide ones scroll inside their own box).
+    first = {
+        "verdict_p": "document.querySelector('#verdict p').getBoundingClientRect().bottom",
+        "verdict_table": "document.querySelector('#table-verdict').getBoundingClientRect().bottom",
+        "columns": "Array.from(document.querySelectorAll('#table-verdict th')).map(t => t.textContent)",
+        "first_row": "document.querySelector('#table-verdict tbody tr').innerText",
+        "page_overflow": "document.documentElement.scrollWidth - window.innerWidth",
+        "widest_box": "Math.max(...Array.from(document.querySelectorAll('div.scroll')).map("
+                      "d => d.getBoundingClientRect().right))",
+        "main_right": "document.querySelector('main').getBoundingClientRect().right",
+        "tallest_row": "Math.max(...Array.from(document.querySelectorAll('tbody tr')).map("
+                       "r => r.getBoundingClientRect().height))",
+    }
+    seen = open_in_browser(res.index_html, width=1366, height=768, expressions=first)
     assert seen.errors == []
     assert seen.title.startswith("SPELA vs backprop")
     assert seen.height > 3000 and 1000 <= seen.width <= 1400
+    v = seen.values
+    assert 0 < v["verdict_p"] < v["verdict_table"] <= 768, v
+    assert v["columns"] == ["quantity", "SPELA", "backprop", "SPELA \u2212 backprop", "confidence", "source"]
+    assert v["first_row"].startswith("accuracy at the output") and "\u00b1" in v["first_row"]
+    assert v["page_overflow"] <= 0 and v["widest_box"] <= v["main_right"] + 1, v
+    assert v["tallest_row"] < 150, v  # no row stretched by a long note (citations wrap to a few lines)
     shot = matplotlib.image.imread(io.BytesIO(seen.screenshot_png), format="png")
     assert shot.shape[0] == min(seen.height, 16000) and len(seen.screenshot_png) > 100_000
     assert float(np.std(shot[..., :3])) > 0.05
@@ -203,3 +238,98 @@ def test_html_opens_in_headless_chromium_without_console_errors(report, tmp_path
     bad.write_text('<html><body><img src="missing.png"><script>console.error("boom")</script></body></html>')
     errors = open_in_browser(bad).errors
     assert any("boom" in e for e in errors) and any("missing.png" in e for e in errors)
+
+
+def test_verdict_compares_like_for_like_from_the_runs(report):
+    """The verdict's numbers are the runs' numbers: SPELA minus backprop, same shape, 3 seeds."""
+    res, _ = report
+    v = pd.read_csv(res.out / "tables" / "verdict.csv").set_index("quantity")
+    assert list(v.reset_index().columns) == list(COLUMNS["verdict"])
+    exits = [q for q in v.index if q.startswith("accuracy, SPELA exit at layer ")]
+    assert [q for q in v.index if q not in exits] == [
+        "accuracy at the output", "training memory on chip", "training memory, total",
+        "energy per training sample", "energy per inference"]
+    assert list(v.drop(index=exits)["confidence"]) == ["measured", "modelled", "modelled",
+                                                       "placeholder-dependent", "placeholder-dependent"]
+    assert v["source"].str.contains("tables/").all()  # every number says where it comes from
+    # accuracy at the design point (the first fixed-point precision, int8), from the runs themselves
+    fa = pd.read_csv(res.out / "tables" / "final_accuracy.csv")
+    out8 = fa[(fa["precision"] == "int8") & (fa["exit"] == "output")].set_index("rule")
+    acc = v.loc["accuracy at the output"]
+    assert acc["n_seeds"] == 3 and (out8["n_seeds"] == 3).all()
+    assert acc["spela"] == pytest.approx(100 * out8.loc["spela", "accuracy_mean"])
+    assert acc["backprop"] == pytest.approx(100 * out8.loc["backprop", "accuracy_mean"])
+    assert acc["difference"] == pytest.approx(acc["spela"] - acc["backprop"])
+    assert acc["spela_std"] == pytest.approx(100 * out8.loc["spela", "accuracy_std"])
+    assert np.isfinite(acc["difference_std"])
+    for q in exits:  # SPELA's best earlier exit, when it beats its output, against backprop's output
+        layer = int(q.rsplit(" ", 1)[-1])
+        at = fa[(fa["precision"] == "int8") & (fa["rule"] == "spela") & (fa["layer"] == layer)]
+        assert v.loc[q, "spela"] == pytest.approx(100 * at["accuracy_mean"].iloc[0])
+        assert v.loc[q, "backprop"] == pytest.approx(acc["backprop"])
+    # memory from the ledger of the same design point, in KiB
+    summ = pd.read_csv(res.out / "tables" / "energy_summary.csv")
+    pt = summ[(summ["preset"] == "sram-cim-22nm") & (summ["precision"] == "int8")].set_index("rule")
+    mem = v.loc["training memory on chip"]
+    assert mem["spela"] == pytest.approx(pt.loc["spela", "train_on_chip_bytes"] / 1024)
+    assert mem["difference"] == pytest.approx(mem["spela"] - mem["backprop"])
+    # like for like: one network shape for both rules at every design point
+    assert set(summ["network"]) == {"784-24-16-10"}
+    # energies: an interval around the nominal value, and the difference is SPELA minus backprop
+    for q in ("energy per training sample", "energy per inference"):
+        e = v.loc[q]
+        for k in ("spela", "backprop", "difference"):
+            assert e[f"{k}_low"] <= e[k] + 1e-6 and e[k] <= e[f"{k}_high"] + 1e-6
+        assert e["difference"] == pytest.approx(e["spela"] - e["backprop"])
+    assert v.loc["energy per training sample", "spela"] == pytest.approx(pt.loc["spela", "train_energy_pj"], rel=1e-6)
+    # the page shows the same table with units, the verdict sentence and the placeholder warning beside it
+    page = res.index_html.read_text()
+    lead = page[page.index('id="verdict"'):page.index('class="toc"')]
+    assert "Verdict for this design point:" in lead and "same 784-24-16-10 network" in lead
+    for col in ("quantity", "SPELA", "backprop", "SPELA \u2212 backprop", "confidence", "source"):
+        assert f'scope="col">{col}</th>' in lead
+    assert "\u00b1" in lead and " nJ" in lead and "placeholder-dependent" in lead
+    assert "Energies are placeholder-dependent" in lead and "ADC conversions" in lead
+
+
+def test_statistics_name_the_seeds_they_come_from(report, tmp_path):
+    """Captions speak of a spread only when >= 2 seeds ran; one seed says so and shows none."""
+    res, _ = report
+    def prose(text):  # captions and paragraphs, without the column documentation
+        return re.sub(r"<details>.*?</details>", "", text, flags=re.S)
+
+    page = prose(res.index_html.read_text()) + res.report_md.read_text()
+    assert "over seeds" not in page  # every spread names how many runs it comes from...
+    assert set(re.findall(r"over (\w+) seeds", page)) == {"3"}  # ...and those ran
+    one = build_report(ReportConfig(**{**TINY, "bits": (8,), "seeds": (0,), "presets": ("sram-cim-22nm",),
+                                       "epochs": 1, "train_samples": 100, "few_shot_trials": 1,
+                                       "out": str(tmp_path / "one")}))
+    text = prose(one.index_html.read_text())
+    assert not re.search(r"over \w+ seeds|over seeds|Shaded|Error bars: std over", text)
+    assert "One seed" in text and "(one seed)" in text
+    v = pd.read_csv(one.out / "tables" / "verdict.csv")
+    assert v["spela_std"].isna().all() and v["difference_std"].isna().all() and v["n_seeds"].iloc[0] == 1
+    fa = pd.read_csv(one.out / "tables" / "final_accuracy.csv")
+    assert fa["accuracy_std"].isna().all()
+
+
+def test_text_is_current_and_stays_inside_the_repository(report):
+    res, _ = report
+    page = res.index_html.read_text()
+    w = PrecisionSpec.fixed(8).weight
+    assert f"range \u00b1{w.max_value + w.lsb:g}," in _precision_text(ReportConfig(**TINY))
+    assert "(range \u00b10.25," in page and "+-1" not in page and "\u00b11)" not in page
+    assert "../" not in page and "shared/DESIGN" not in page and "reference/" not in page
+    cited = set(re.findall(r"docs/[\w.-]+\.md", page + res.report_md.read_text()))
+    assert cited and all((REPO / c).is_file() for c in cited), cited
+    # energies in engineering units, never long pJ numbers; the accuracy table is shown once
+    assert not re.search(r"\d{5,} ?pJ|\d{1,3}(,\d{3})+(\.\d*)? ?pJ", page)
+    assert page.count("<h3>Final test accuracy per read-out</h3>") == 1
+    assert "<h3>Final accuracy by weight precision</h3>" not in page
+
+
+def test_like_for_like_shapes_are_required_with_backprop():
+    with pytest.raises(ConfigError) as e:
+        _check_against_data(ReportConfig(dims=(784, 24, 34)))
+    assert e.value.field == "dims" and "like for like" in str(e.value) and "784-24-10" in str(e.value)
+    assert _check_against_data(ReportConfig(dims=(784, 24, 34), rules=("spela",)))[1] == 10

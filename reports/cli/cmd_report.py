@@ -21,7 +21,8 @@ from spela_hw import jsonio
 # option -> ReportConfig field (all take the config's parser, so the CLI and TOML agree exactly)
 _OPTIONS = (
     ("--dataset", "dataset", "dataset name: mnist-bundled (shipped, default), mnist, fashion-mnist, kmnist"),
-    ("--dims", "dims", "layer widths from the input, e.g. 784,256,34 (backprop ends in one unit per class)"),
+    ("--dims", "dims", "layer widths from the input, e.g. 784,256,10, trained by every rule (like for like: "
+                       "with backprop the output width is the number of classes)"),
     ("--bits", "bits", "weight precisions, e.g. fp32,8,6,4"),
     ("--rules", "rules", "learning rules, e.g. spela,backprop"),
     ("--presets", "presets", "hardware presets, the first is the main one (spela-hw presets lists them)"),
@@ -67,13 +68,15 @@ def config_from_args(args) -> ReportConfig:
 
 
 def run(args) -> int:
-    from reports.report import build_report
-
-    config = config_from_args(args)
     t0 = time.perf_counter()
 
     def progress(msg: str) -> None:
         say(f"[report {time.perf_counter() - t0:6.1f} s] {msg}")
+
+    progress("starting: importing the report machinery")  # the first line comes before the slow imports
+    from reports.report import build_report
+
+    config = config_from_args(args)
 
     argv = sys.argv[1:] if sys.argv and sys.argv[0].endswith("spela-hw") else None
     result = build_report(config, progress=progress, argv=argv)
