@@ -109,9 +109,11 @@ def test_atomic_files_and_json_lines(tmp_path):
     append_json_line(log, {"point_id": "d"})
     assert [r["point_id"] for r in read_json_lines(log)] == ["a", "b", "d"]
     assert json.loads(log.read_text().splitlines()[0])["n"] == 3
-    with pytest.raises(ValueError):
-        append_json_line(log, {"x": float("nan")})  # JSON has no NaN: refused, nothing written
-    assert len(log.read_text().splitlines()) == 3
+    append_json_line(log, {"point_id": "e", "x": float("nan")})  # JSON has no NaN: "not computed" is null
+    assert read_json_lines(log)[-1] == {"point_id": "e", "x": None}
+    with pytest.raises(TypeError):
+        append_json_line(log, {"x": object()})  # not JSON: refused, nothing written
+    assert len(log.read_text().splitlines()) == 4
     os.remove(log)
     assert read_json_lines(log) == [] and repair_json_lines(log) == 0
 
