@@ -139,7 +139,7 @@ def test_codegen_does_not_import_brian2_and_network_is_the_only_brian2_user():
             names = []
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:  # not ``..brian2``
                 names = [node.module]
             if any(n.split(".")[0] == "brian2" for n in names):
                 users.append(path.name)
