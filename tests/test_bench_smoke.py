@@ -60,3 +60,18 @@ def test_write_section_creates_and_replaces(tmp_path):
     write_section(path, f"{BEGIN}\ntwo\n{END}")
     text = path.read_text()
     assert "two" in text and "one" not in text and "later text" in text
+
+
+def test_command_timer_times_a_command_and_refuses_a_failed_one(tmp_path):
+    """bench.commands (user-facing wall times) measures real runs and never a failed one."""
+    import os
+
+    import pytest
+
+    from bench.commands import run_timed
+
+    r = run_timed(["train", "--dims", "784,16,10", "--epochs", "1", "--limit-train", "100", "--jobs", "1",
+                   "--out", str(tmp_path / "m.npz")], dict(os.environ), tmp_path)
+    assert r["wall_s"] > 0 and r["cpu_s"] > 0 and 0 < r["first_line_s"] <= r["wall_s"]
+    with pytest.raises(SystemExit, match="exited 2"):
+        run_timed(["train", "--epochs", "-1"], dict(os.environ), tmp_path)
