@@ -28,8 +28,12 @@ from pathlib import Path
 
 
 def _spela_hw() -> list[str]:
-    exe = shutil.which("spela-hw")
-    return [exe] if exe else [sys.executable, "-m", "reports.cli"]
+    """The ``spela-hw`` script of this interpreter's environment (as a user runs it), else PATH's."""
+    beside = Path(sys.executable).with_name("spela-hw")
+    exe = str(beside) if beside.exists() else shutil.which("spela-hw")
+    if exe is None:
+        raise SystemExit("spela-hw is not installed in this environment (python3 bootstrap.py run sets it up)")
+    return [exe]
 
 
 def run_timed(args: list[str], env: dict, cwd: Path) -> dict:
