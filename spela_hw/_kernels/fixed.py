@@ -41,10 +41,11 @@ def sr_key32(key):
 
 
 @jit
-def sr_offset(key, word, half, shift):
-    """The SR unit's offset: half ``half`` (16 bits) of lowbias32(k32 + word), moved to ``shift``
-    bits (same as :func:`spela_hw.rng.sr_offsets`)."""
-    z = lowbias32(np.uint64(sr_key32(key)) + np.uint64(word))
+def sr_offset(key, word, half, shift, srmask):
+    """The SR unit's offset: half ``half`` (16 bits) of lowbias32(k32 + word) AND ``srmask`` (the
+    word's kept random bits, :func:`spela_hw.rng.sr_mask32`), moved to ``shift`` bits (same as
+    :func:`spela_hw.rng.sr_offsets`)."""
+    z = np.uint32(lowbias32(np.uint64(sr_key32(key)) + np.uint64(word)) & np.uint32(srmask))
     r16 = np.int64((z >> np.uint32(16 * half)) & np.uint32(0xFFFF))
     if shift >= 16:
         return r16 << np.int64(shift - 16)
