@@ -20,20 +20,24 @@ Stochastic-rounding unit (SR unit)
     weight of a constant input ``j = n`` (word ``n P + i // 2``, half ``i % 2``). The words of
     one input are contiguous and, read as little-endian 16-bit numbers, are the offsets of
     outputs ``0, 1, 2, ...`` in order (a kernel hashes a row of words and reads them as
-    ``uint16``). Of each half only the top ``sr_bits`` bits are kept (``r16`` = the half ``AND``
-    :func:`sr_mask16`; a kernel masks the whole word, :func:`sr_mask32`, when it hashes it).
+    ``uint16``). Of each half the unit keeps the top ``b = sr_bits`` bits and sets the bit below
+    them: ``r16 = (half & sr_mask16(b)) | (0x8000 >> b)`` (:func:`sr_mask16`,
+    :func:`sr_half16`; a kernel does it to the whole word, :func:`sr_mask32`, when it hashes it;
+    for ``b = 16`` the set bit falls outside the lane: the full 16-bit half, as always).
     Rounding a sum ``S`` down by ``shift`` bits first truncates ``S`` to ``16`` bits below the
     result's LSB (floor), then adds ``r16`` and drops those 16 bits:
     ``((S >> (shift - 16)) + r16) >> 16``, which equals ``(S + (r16 << (shift - 16))) >> shift``;
-    for ``shift < 16``, ``(S + (r16 >> (16 - shift))) >> shift``. As the low ``16 - sr_bits``
-    bits of ``r16`` are 0, this is exactly what a unit of ``sr_bits`` random bits does: truncate
-    ``S`` to ``sr_bits`` bits below the LSB and add ``sr_bits`` random bits
-    (``((S >> (shift - b)) + (r16 >> (16 - b))) >> b`` for ``b = sr_bits <= shift``; with
-    ``shift < sr_bits`` the ``shift`` top bits are used and nothing is truncated). For a
-    uniformly random key every half is uniform on ``[0, 2**16)`` (the hash is a bijection), so
-    the result is the truncated value rounded without bias: the unit's bias is the truncation,
-    at most ``2**-sr_bits`` of an LSB towards minus infinity per update (``2**-(sr_bits + 1)``
-    on average over uniformly spread sums).
+    for ``shift < 16``, ``(S + (r16 >> (16 - shift))) >> shift``. What a unit of ``b`` random
+    bits computes: ``S`` rounded to the nearest multiple of ``2**-b`` LSB (the set bit is its
+    half), then rounded up with probability equal to the ``b`` fraction bits compared with ``b``
+    random bits. The random offsets sit at the midpoints ``(k + 1/2) 2**-b`` of ``[0, 1)`` LSB,
+    so an increment's expected value is its value within ``2**-(b + 1)`` LSB, and that error
+    has no sign of its own: a comparator of the ``b`` truncated bits alone (offsets ``k 2**-b``)
+    loses ``2**-(b + 1)`` LSB per update on average, always downwards, which in per-sample
+    training drags every weight to the bottom of its range at 6 random bits or fewer
+    (bench/RESULTS.md). With ``shift <= b`` the top ``shift`` random bits round ``S`` exactly.
+    For a uniformly random key every half is uniform on ``[0, 2**16)`` (the hash is a
+    bijection), so the kept bits are uniform.
     Word indices wrap modulo ``2**32`` (layers of more than ``2**33`` synapses would reuse words);
     with a 32-bit key, two steps share a key with probability ``2**-32`` (and the words of two
     steps may overlap shifted), which leaves each synapse's offsets uniform and unbiased.
@@ -46,7 +50,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["splitmix64", "lowbias32", "stream_key", "random_bits", "uniform01", "SR_BITS",
-           "SR_LANES", "sr_mask16", "sr_mask32", "sr_key32", "sr_words_per_input", "sr_offsets", "sr_weight_offsets",
+           "SR_LANES", "sr_mask16", "sr_half16", "sr_mask32", "sr_key32", "sr_words_per_input", "sr_offsets", "sr_weight_offsets",
            "sr_bias_offsets"]
 
 SR_BITS = 16  # random bits of one lane (a 16-bit half word): the most the SR unit can use
@@ -113,8 +117,16 @@ def sr_mask16(sr_bits: int) -> int:
     return (0xFFFF << (SR_BITS - sr_bits)) & 0xFFFF
 
 
+def sr_half16(sr_bits: int) -> int:
+    """The bit below the kept ``sr_bits`` of a lane, ``0x8000 >> sr_bits`` (0 for 16): set, it
+    puts the unit's offsets at the midpoints of its ``2**sr_bits`` steps."""
+    sr_mask16(sr_bits)  # validates
+    return 0x8000 >> sr_bits
+
+
 def sr_mask32(sr_bits: int) -> int:
-    """:func:`sr_mask16` in both halves of a 32-bit word (what a kernel ANDs a hash word with)."""
+    """:func:`sr_mask16` in both halves of a 32-bit word (what a kernel ANDs a hash word with;
+    the kernel derives :func:`sr_half16`'s bits from it as ``~mask & ~(~mask >> 1)``)."""
     m = sr_mask16(sr_bits)
     return m | (m << 16)
 
@@ -124,12 +136,14 @@ def sr_offsets(key: int, word: np.ndarray, half: np.ndarray, shift: int,
     """The SR unit's rounding offsets ``r`` in ``[0, 2**shift)`` (``(S + r) >> shift`` rounds).
 
     ``r16`` is half ``half`` (16 bits) of ``lowbias32((sr_key32(key) + word) mod 2**32)`` with
-    only its top ``sr_bits`` bits kept; ``r = r16 << (shift - 16)`` (``shift >= 16``) or
-    ``r16 >> (16 - shift)``; int64, ``1 <= shift <= 62``.
+    its top ``sr_bits`` bits kept and the bit below them set (:func:`sr_half16`);
+    ``r = r16 << (shift - 16)`` (``shift >= 16``) or ``r16 >> (16 - shift)``; int64,
+    ``1 <= shift <= 62``.
     """
     w = (np.uint64(sr_key32(key)) + np.asarray(word, dtype=np.uint64)) & _MASK32
     z = lowbias32(w.astype(np.uint32)).astype(np.uint64)
     r16 = (z >> (np.uint64(SR_BITS) * np.asarray(half, dtype=np.uint64))) & np.uint64(sr_mask16(sr_bits))
+    r16 = r16 | np.uint64(sr_half16(sr_bits))
     r16 = r16.astype(np.int64)
     if shift >= SR_BITS:
         return r16 << np.int64(shift - SR_BITS)

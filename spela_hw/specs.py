@@ -121,8 +121,8 @@ class PrecisionSpec:
     layers. :meth:`for_layer` resolves the formats of one layer.
 
     ``sr_bits`` is the stochastic-rounding unit's number of random bits per synapse (1..16):
-    an increment is truncated to ``sr_bits`` bits below the weight LSB and rounded up with
-    probability equal to those bits read as a fraction (see :mod:`spela_hw.rng`); the same
+    an increment is rounded to the nearest ``sr_bits`` bits below the weight LSB and then up
+    with probability equal to those bits read as a fraction (see :mod:`spela_hw.rng`); the same
     number prices the unit in ``sim`` (``BitWidths.from_precision``). It needs
     ``update.rounding == "stochastic"`` unless it is the default. Optimisers with state (Adam,
     momentum) keep their float32 step's own 24 random bits (:mod:`spela_hw.rules.optim`) and

@@ -20,7 +20,7 @@ from spela_hw._kernels import fixed as kfixed
 from spela_hw._kernels import fused as kfused
 from spela_hw.errors import ConfigError, ModelFileError
 from spela_hw.io import load_model, save_model
-from spela_hw.rng import SR_BITS, lowbias32, sr_mask32, sr_offsets, sr_weight_offsets
+from spela_hw.rng import SR_BITS, lowbias32, sr_half16, sr_key32, sr_mask32, sr_offsets
 from spela_hw.specs import DEFAULT_SR_BITS, Adam, Spela
 
 KEY = 0x0123_4567_89AB_CDEF
@@ -35,22 +35,25 @@ def _data(n=60, n_in=20, seed=0):
 
 @pytest.mark.parametrize("b", [1, 2, 4, 7, 8, 12, 16])
 @pytest.mark.parametrize("shift", [28, 16, 9, 3])
-def test_b_random_bits_truncate_the_sum_to_b_bits_then_add_b_random_bits(b, shift):
+def test_b_random_bits_round_the_sum_to_b_bits_then_add_b_random_bits(b, shift):
     """(S + r) >> shift with the unit's offsets is what an SR unit of ``b`` random bits does: the
-    sum truncated to ``b`` bits below the LSB plus ``b`` random bits (the top ``b`` of the 16-bit
-    half); with fewer discarded bits than ``b`` the top ``shift`` random bits and no truncation."""
+    sum rounded to the nearest ``b`` bits below the LSB (half up) plus ``b`` random bits (the top
+    ``b`` of the 16-bit half); with fewer discarded bits than ``b`` the top ``shift`` random bits
+    and nothing rounded first. 16 bits: the unit as it always was."""
     rng = np.random.default_rng(b * 100 + shift)
     S = rng.integers(-2**40, 2**40, 3000)
     words, halves = np.arange(3000), np.arange(3000) % 2
     r = sr_offsets(KEY, words, halves, shift, b)
     r16 = sr_offsets(KEY, words, halves, 16)  # the full 16-bit halves
-    if b <= shift:
-        want = ((S >> (shift - b)) + (r16 >> (16 - b))) >> b
+    if b < shift:
+        want = (((S + (1 << (shift - b - 1))) >> (shift - b)) + (r16 >> (16 - b))) >> b
     else:
         want = (S + (r16 >> (16 - shift))) >> shift
     np.testing.assert_array_equal((S + r) >> shift, want)
-    if b == SR_BITS:  # the default is the unit as it always was
-        np.testing.assert_array_equal(r, sr_offsets(KEY, words, halves, shift))
+    if b == SR_BITS:  # the default is the unit as it always was: the full 16-bit halves
+        z = lowbias32(((sr_key32(KEY) + words) % 2**32).astype(np.uint32)).astype(np.int64)
+        full = (z >> (16 * halves)) & 0xFFFF
+        np.testing.assert_array_equal(r, full << (shift - 16) if shift >= 16 else full >> (16 - shift))
 
 
 @pytest.mark.parametrize("b", [1, 3, 8, 16])
@@ -58,23 +61,27 @@ def test_the_kernels_draw_the_reference_bits_of_every_width(b):
     z = np.zeros(64, np.uint32)
     kfused._sr_words(z, 64, np.uint64(0xFFFFFFF0), 5, np.uint32(sr_mask32(b)))
     want = lowbias32(((0xFFFFFFF0 + 5 * np.arange(64)) % 2**32).astype(np.uint32)) & np.uint32(sr_mask32(b))
-    np.testing.assert_array_equal(z, want)
+    np.testing.assert_array_equal(z, want | np.uint32(sr_half16(b) * 0x10001))
     for w, h, shift in ((5, 0, 28), (2**32 + 5, 1, 28), (77, 1, 5), (77, 0, 16)):
         assert kfixed.sr_offset(np.uint64(KEY), np.uint64(w), h, shift, np.uint32(sr_mask32(b))) == \
             sr_offsets(KEY, np.array([w]), np.array([h]), shift, b)[0]
 
 
-def test_fewer_bits_round_the_truncated_sum_without_further_bias():
-    """Mean over many synapses: floor(S / 2**(shift - b)) / 2**b, i.e. the truncation's bias
-    (up to 2**-b LSB, towards minus infinity) and nothing else."""
-    shift, n = 20, 200_000
-    r = sr_offsets(KEY, np.arange(n), np.arange(n) % 2, shift, 2)
-    for frac in (0.1, 0.3, -0.3, 0.7):
+def test_fewer_bits_are_unbiased_up_to_half_a_step_of_either_sign():
+    """Mean over many synapses: the sum rounded to the nearest 2**-b LSB, within 2**-(b + 1) LSB
+    of the exact value on either side (a comparator of truncated bits would lose 2**-(b + 1) on
+    average, always downwards)."""
+    shift, n, b = 20, 200_000, 2
+    r = sr_offsets(KEY, np.arange(n), np.arange(n) % 2, shift, b)
+    errors = []
+    for frac in (0.1, 0.2, 0.3, 0.45, -0.3, -0.1, 0.7, 0.93):
         s = int(frac * 2**shift)
         mean = ((s + r) >> shift).mean()
-        want = np.floor(s / 2**(shift - 2)) / 4
+        want = np.floor(s / 2**(shift - b) + 0.5) / 2**b
         assert abs(mean - want) < 5 * np.sqrt(0.25 / n), (frac, mean, want)
-        assert want <= s / 2**shift < want + 0.25
+        assert abs(want - s / 2**shift) <= 2**-(b + 1)
+        errors.append(want - s / 2**shift)
+    assert min(errors) < 0 < max(errors)
 
 
 # -- the parameter -----------------------------------------------------------------------------

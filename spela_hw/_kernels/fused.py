@@ -146,9 +146,10 @@ def update_nnz(ps, i0, i1, xs, n):
 
 @jit
 def _sr_words(z32, nw, base, stride, srmask):
-    """z32[g] = lowbias32(base + g * stride) (mod 2**32) AND ``srmask``, g < nw: the SR unit's
-    words with only the random bits it uses (:func:`spela_hw.rng.sr_mask32`: the top ``sr_bits``
-    of each half; one AND here, so that the rounding loops are the same for every ``sr_bits``).
+    """z32[g] = lowbias32(base + g * stride) (mod 2**32), g < nw, as the SR unit rounds with it:
+    the random bits it keeps (``srmask``, :func:`spela_hw.rng.sr_mask32`: the top ``sr_bits`` of
+    each half) and the bit below them set (:func:`spela_hw._kernels.fixed.sr_word`); an AND and
+    an OR here, so that the rounding loops are the same for every ``sr_bits``.
     An input's words are contiguous (``stride`` 1), one output's words along its inputs are
     ``P`` apart. ``z32.view(np.uint16)[i]`` is then half ``i % 2`` of word ``i // 2``: the offset
     of output ``i`` of an input-major row. A separate loop: the compiler vectorises it alone (8
@@ -156,8 +157,10 @@ def _sr_words(z32, nw, base, stride, srmask):
     c = np.uint32(base)
     st = np.uint32(stride)
     mk = np.uint32(srmask)
+    inv = np.uint32(~mk)
+    hb = np.uint32(inv & np.uint32(~np.uint32(inv >> np.uint32(1))))
     for g in range(nw):  # a 32-bit counter: ``base + g * stride`` would be formed in 64 bits
-        z32[g] = np.uint32(lowbias32(c) & mk)
+        z32[g] = np.uint32((lowbias32(c) & mk) | hb)
         c = np.uint32(c + st)
 
 

@@ -22,8 +22,9 @@ update (per mini-batch)
     random bits per synapse, ``PrecisionSpec.sr_bits``, from one 32-bit ``lowbias32`` word per
     two neighbouring output neurons: ``(S + r) >> shift`` with ``r`` from
     :func:`spela_hw.rng.sr_weight_offsets` and :func:`spela_hw.rng.sr_bias_offsets`, i.e. ``S``
-    truncated to ``sr_bits`` bits below the weight LSB plus ``sr_bits`` random bits, the top
-    bits of a 16-bit half-word); then ``W += dW`` saturated to the weight format.
+    rounded to ``sr_bits`` bits below the weight LSB plus ``sr_bits`` random bits, the top bits
+    of a 16-bit half-word with the bit below them set); then ``W += dW`` saturated to the
+    weight format.
     A zero input or a zero post-synaptic term never changes a weight, even stochastically.
 read-out
     ``scores_c = sum_i V_ci h_i`` (int64); argmax with the lowest index winning ties.

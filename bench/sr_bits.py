@@ -1,0 +1,164 @@
+"""Accuracy and energy of the stochastic-rounding unit against its random bits per synapse
+(``PrecisionSpec.sr_bits``; issue 18, bench/RESULTS.md "The stochastic-rounding unit's width").
+
+    SPELA_HW_DATA=../shared/data python -m bench.sr_bits run --epochs 1
+    SPELA_HW_DATA=../shared/data python -m bench.sr_bits run --epochs 5 --sr-bits 2,4,8,16
+    python -m bench.sr_bits table
+
+``run`` trains the ``paper-v2`` recipe (784-1000-34, per sample, SGD 0.01, -cos, input norm at
+every layer) in fixed point for every combination of dataset, weight bits, SR bits and seed,
+and appends one JSON line per epoch (test accuracy at every layer) to ``RUNS/records.jsonl``.
+Each run is checkpointed to ``RUNS/<name>.npz`` after every epoch, so a later ``--epochs 5``
+continues the 1-epoch runs (epoch 1 of a 5-epoch run is the 1-epoch run, bit for bit) and an
+interrupted grid resumes. ``--workers 2`` runs two configurations at a time (one kernel thread
+each). ``table`` prints the Markdown table of RESULTS.md: mean +- standard deviation over the
+seeds of the output layer's and layer 1's accuracy, and the SR unit's energy per training
+sample from ``sim`` (what ``spela-hw size --dims 784,1000,34 --classes 10 --rule spela
+--sr-bits B`` reports as ``sr_random``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+DIMS = (784, 1000, 34)
+PRESET = "paper-v2"
+HARDWARE = "rram-22nm"  # spela-hw size's default preset
+
+
+def _ints(text: str) -> list[int]:
+    return [int(t) for t in text.split(",")]
+
+
+def run_name(dataset: str, weight_bits: int, sr_bits: int, seed: int) -> str:
+    return f"{dataset}-w{weight_bits}-sr{sr_bits}-s{seed}"
+
+
+def _done(records: Path) -> set[tuple[str, int]]:
+    """(run name, epoch) pairs already recorded."""
+    if not records.exists():
+        return set()
+    out = set()
+    for line in records.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            out.add((r["name"], r["epoch"]))
+    return out
+
+
+def train_one(dataset: str, weight_bits: int, sr_bits: int, seed: int, epochs: int, runs: str) -> list[dict]:
+    """Train (or continue) one configuration up to ``epochs``; returns the new epoch records."""
+    from spela_hw import PrecisionSpec, SpelaClassifier, load_dataset
+    from spela_hw.io import load_model
+
+    name = run_name(dataset, weight_bits, sr_bits, seed)
+    ckpt = Path(runs) / f"{name}.npz"
+    d = load_dataset(dataset)
+    X, Xt = d.features("train"), d.features("test")
+    if ckpt.exists():
+        clf = load_model(ckpt)
+        clf.epochs = epochs
+        clf.n_jobs = 1
+    else:
+        clf = SpelaClassifier.from_preset(PRESET, epochs=epochs, random_state=seed, n_jobs=1,
+                                          precision=PrecisionSpec.fixed(weight_bits, sr_bits=sr_bits))
+    new = []
+
+    def record(model, r):
+        model.save(ckpt)
+        new.append({"name": name, "dataset": dataset, "weight_bits": weight_bits, "sr_bits": sr_bits,
+                    "seed": seed, "epoch": r["epoch"], "train_seconds": r["train_seconds"],
+                    "layer1_accuracy": r["layer1_accuracy"], "output_accuracy": r[f"layer{len(DIMS) - 1}_accuracy"]})
+
+    if ckpt.exists():
+        clf.continue_fit(X, d.y_train, eval_set=(Xt, d.y_test), callback=record)
+    else:
+        clf.fit(X, d.y_train, eval_set=(Xt, d.y_test), callback=record)
+    return new
+
+
+def run(args) -> None:
+    runs = Path(args.runs)
+    runs.mkdir(parents=True, exist_ok=True)
+    records = runs / "records.jsonl"
+    done = _done(records)
+    todo = [c for c in itertools.product(args.datasets.split(","), _ints(args.weight_bits),
+                                         _ints(args.sr_bits), _ints(args.seeds))
+            if (run_name(*c), args.epochs) not in done]
+    print(f"{len(todo)} runs to {args.epochs} epoch(s); load {os.getloadavg()[0]:.1f}", flush=True)
+    t0 = time.time()
+    with ProcessPoolExecutor(args.workers) as pool, records.open("a") as out:
+        futures = [pool.submit(train_one, *c, args.epochs, str(runs)) for c in todo]
+        for f in futures:
+            for r in f.result():
+                out.write(json.dumps(r) + "\n")
+                out.flush()
+                print(f"{r['name']} epoch {r['epoch']}: out {r['output_accuracy']:.4f} "
+                      f"layer1 {r['layer1_accuracy']:.4f} ({time.time() - t0:.0f} s)", flush=True)
+
+
+def sr_energy(weight_bits: int, sr_bits: int) -> tuple[float, float]:
+    """(SR unit's pJ per training sample, total pJ per training sample) of 784-1000-34 SPELA at
+    batch 1 on ``HARDWARE``, priced from the trainer's own PrecisionSpec."""
+    from sim import BitWidths, Workload, design_point
+    from spela_hw import PrecisionSpec
+
+    bits = BitWidths.from_precision(PrecisionSpec.fixed(weight_bits, sr_bits=sr_bits))
+    r = design_point(Workload.dense(DIMS, 10), HARDWARE, "spela", bits, 1)
+    e = r.energy_train
+    return sum(i.energy_pj for i in e.items if i.action == "sr_random"), e.total_pj
+
+
+def table(args) -> str:
+    recs = [json.loads(x) for x in (Path(args.runs) / "records.jsonl").read_text().splitlines() if x.strip()]
+    lines = ["| dataset | weights | epochs | SR bits | output acc. % | layer-1 acc. % | seeds "
+             "| SR unit pJ/sample | share of training energy |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    keys = sorted({(r["dataset"], r["weight_bits"], r["epoch"]) for r in recs},
+                  key=lambda k: (k[0], -k[1], k[2]))
+    energy = {}
+    for ds, wb, ep in keys:
+        for sb in sorted({r["sr_bits"] for r in recs if (r["dataset"], r["weight_bits"], r["epoch"]) == (ds, wb, ep)}):
+            sel = [r for r in recs if (r["dataset"], r["weight_bits"], r["epoch"], r["sr_bits"]) == (ds, wb, ep, sb)]
+            out = 100 * np.array([r["output_accuracy"] for r in sel])
+            l1 = 100 * np.array([r["layer1_accuracy"] for r in sel])
+            if (wb, sb) not in energy:
+                energy[(wb, sb)] = sr_energy(wb, sb)
+            sr_pj, total_pj = energy[(wb, sb)]
+            seeds = ",".join(str(r["seed"]) for r in sorted(sel, key=lambda r: r["seed"]))
+            lines.append(f"| {ds} | {wb} | {ep} | {sb} | {out.mean():.2f} ± {out.std(ddof=1) if len(sel) > 1 else 0:.2f} "
+                         f"| {l1.mean():.2f} ± {l1.std(ddof=1) if len(sel) > 1 else 0:.2f} | {seeds} "
+                         f"| {sr_pj / 1e3:.1f} n | {100 * sr_pj / total_pj:.2f} % |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.sr_bits", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train the grid (resumable)")
+    r.add_argument("--epochs", type=int, default=1)
+    r.add_argument("--datasets", default="mnist,fashion-mnist")
+    r.add_argument("--weight-bits", default="8,6")
+    r.add_argument("--sr-bits", default="2,4,6,8,12,16")
+    r.add_argument("--seeds", default="0,1,2")
+    r.add_argument("--workers", type=int, default=2)
+    t = sub.add_parser("table", help="print the Markdown table of the recorded runs")
+    for q in (r, t):
+        q.add_argument("--runs", default="sr_bits_runs", help="directory of checkpoints and records.jsonl")
+    args = p.parse_args(argv)
+    if args.cmd == "run":
+        run(args)
+    else:
+        print(table(args))
+
+
+if __name__ == "__main__":
+    main()
