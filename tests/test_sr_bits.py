@@ -8,7 +8,6 @@ The kernels' bit-exactness for every width is drawn by the hypothesis tests of
 """
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -93,9 +92,9 @@ def test_sr_bits_is_validated_on_construction():
         with pytest.raises(ConfigError) as e:
             PrecisionSpec.fixed(8, sr_bits=bad)
         assert e.value.field == "sr_bits"
-    for no_sr_unit in (dict(update_rounding="nearest"), dict(update_rounding="truncate")):
+    for rounding in ("nearest", "truncate"):
         with pytest.raises(ConfigError, match="stochastic") as e:
-            PrecisionSpec.fixed(8, sr_bits=8, **no_sr_unit)
+            PrecisionSpec.fixed(8, sr_bits=8, update_rounding=rounding)
         assert e.value.field == "sr_bits"
     with pytest.raises(ConfigError, match="float32"):
         PrecisionSpec(sr_bits=8)
