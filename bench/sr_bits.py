@@ -131,7 +131,8 @@ def table(args) -> str:
     lines = [("| dataset | weights | epochs | SR bits | output acc. % | layer-1 acc. % | seeds "
               "| SR unit energy per sample | share of training energy |"),
              "|---|---|---|---|---|---|---|---|---|"]
-    keys = sorted({(r["dataset"], r["weight_bits"], r["epoch"]) for r in recs},
+    shown = set(_ints(args.epochs))
+    keys = sorted({(r["dataset"], r["weight_bits"], r["epoch"]) for r in recs if r["epoch"] in shown},
                   key=lambda k: (k[0], -k[1], k[2]))
     energy = {}
     for ds, wb, ep in keys:
@@ -208,6 +209,7 @@ def main(argv=None) -> None:
     r.add_argument("--seeds", default="0,1,2")
     r.add_argument("--workers", type=int, default=2)
     t = sub.add_parser("table", help="print the Markdown table of the recorded runs")
+    t.add_argument("--epochs", default="1,5", help="epochs whose accuracy is shown")
     s = sub.add_parser("speed", help="time 8-bit per-sample training against float32 per SR width")
     s.add_argument("--samples", type=int, default=20000)
     s.add_argument("--reps", type=int, default=3)
