@@ -36,7 +36,9 @@ Fixed point: exactly the pipeline documented in :mod:`spela_hw.backends.referenc
 formulas, same float64 loss-unit expressions, the same stochastic-rounding unit of
 :mod:`spela_hw.rng`: one 32-bit ``lowbias32(k32 + j ceil(m / 2) + i // 2)`` per two neighbouring
 outputs, 16-bit half ``i % 2`` each, which an input-major row draws as half as many contiguous
-words and reads as ``uint16`` in output order): bit-exact. A batch of one rounds in 32-bit lanes
+words and reads as ``uint16`` in output order; ``PrecisionSpec.sr_bits`` is applied to each word
+as it is hashed, :func:`_sr_words`, so the rounding loops are the same for every width):
+bit-exact. A batch of one rounds in 32-bit lanes
 when the formats allow (:func:`_fx_apply_p32` when ``|p x| < 2**30``, else
 :func:`_fx_apply_px32`, where the product is split so that no 64-bit multiply or shift is
 needed) and adds the increments to narrow weights in 16-bit lanes (:func:`_fx_apply_p16`).
