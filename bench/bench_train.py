@@ -252,10 +252,10 @@ def measure_hash_rate() -> float:
     from spela_hw._kernels.fused import _sr_words
 
     zb = np.empty(1 << 16, np.uint32)
-    _sr_words(zb, len(zb), np.uint64(12345), 1)
+    _sr_words(zb, len(zb), np.uint64(12345), 1, np.uint32(0xFFFFFFFF))
     t0 = time.perf_counter()
     for r in range(200):
-        _sr_words(zb, len(zb), np.uint64(r), 1)
+        _sr_words(zb, len(zb), np.uint64(r), 1, np.uint32(0xFFFFFFFF))
     return 200 * len(zb) / (time.perf_counter() - t0)
 
 

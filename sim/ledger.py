@@ -28,8 +28,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 
 from spela_hw.errors import ConfigError
-from spela_hw.rng import SR_BITS
-from spela_hw.specs import PrecisionSpec
+from spela_hw.specs import DEFAULT_SR_BITS, PrecisionSpec
 
 from .config import Conventions, HardwareConfig
 from .units import format_bytes, parse_quantity
@@ -83,7 +82,8 @@ class BitWidths:
     optimizer_state : int
         Width of momentum / Adam moments (float32 in ``spela_hw``).
     sr_random_bits : int
-        Random bits consumed per stochastically rounded weight update (0 = no stochastic rounding).
+        Random bits consumed per stochastically rounded weight update (0 = no stochastic rounding);
+        ``PrecisionSpec.sr_bits`` of the trainer (default the same).
     is_float : bool
         Arithmetic is floating point (Horowitz fp costs; no crossbar).
     """
@@ -98,7 +98,7 @@ class BitWidths:
     master: int = 0
     gradient: int = 32
     optimizer_state: int = 32
-    sr_random_bits: int = 8
+    sr_random_bits: int = DEFAULT_SR_BITS
     is_float: bool = False
 
     def __post_init__(self):
@@ -124,7 +124,7 @@ class BitWidths:
             base = dict(weight=precision.weight.bits, activation=precision.activation.bits,
                         accumulator=precision.accumulator.bits, update=precision.update.bits,
                         class_vector=precision.class_vector.bits,
-                        sr_random_bits=SR_BITS if precision.update.rounding == "stochastic" else 0)
+                        sr_random_bits=precision.sr_bits if precision.update.rounding == "stochastic" else 0)
         base.update(overrides)
         return cls(**base)
 

@@ -19,7 +19,8 @@ from .errors import ConfigError, DataError, DivergenceError
 from .network import init_network
 from .rules import init_rule_state, train_chunk, trainer_for
 from .rules.common import forward_all, new_counts, readout_layers, readout_predictions, uses_logit_readout
-from .specs import NetworkSpec, PrecisionSpec, Spela, Backprop
+from .rules.optim import is_stateful
+from .specs import DEFAULT_SR_BITS, NetworkSpec, PrecisionSpec, Spela, Backprop
 
 __all__ = ["Classifier", "SpelaClassifier", "BackpropClassifier"]
 
@@ -159,6 +160,10 @@ class Classifier:
                            slope=self.slope, init=self.init, bias_init=self.bias_init)
         rule = self._resolved_rule()
         trainer_for(rule)
+        if precision.sr_bits != DEFAULT_SR_BITS and is_stateful(rule.optimizer):
+            raise ConfigError("precision.sr_bits", f"sets the SR unit of plain SGD updates, got {precision.sr_bits} "
+                                                   f"with an optimiser with state (Adam, SGD with momentum), whose "
+                                                   f"steps round with 24 random bits: use the default {DEFAULT_SR_BITS}")
         if getattr(rule, "loss", None) == "softmax_ce" and sizes[-1] != n_classes:
             raise ConfigError("layer_sizes", f"backprop's last layer must have one unit per class ({n_classes})")
         return spec, precision, rule

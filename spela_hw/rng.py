@@ -8,23 +8,36 @@ resume from ``(seed, step)`` alone. Keys and :func:`random_bits` / :func:`unifor
 optimisers with state, :mod:`spela_hw.rules.optim`) use the 64-bit ``splitmix64`` finaliser.
 
 Stochastic-rounding unit (SR unit)
-    A hardware SR unit has a limited number of random bits. Ours adds ``SR_BITS = 16`` random
-    bits per synapse, and one 32-bit hash word feeds ``SR_LANES = 2`` neighbouring *output*
-    neurons of one input. The hash is ``lowbias32`` (``x ^= x >> 16; x *= 0x7feb352d;
-    x ^= x >> 15; x *= 0x846ca68b; x ^= x >> 16``, a bijection of 32-bit words with good
-    avalanche; 32-bit multiplies vectorise with AVX2, splitmix64's 64-bit ones do not). With the
-    layer's 32-bit key ``k32 = (key ^ (key >> 32)) mod 2**32``, ``m`` outputs, fan-in ``n`` and
-    ``P = ceil(m / 2)`` words per input, the weight ``(i, j)`` reads half ``i % 2`` (bits
-    ``16 (i % 2) .. 16 (i % 2) + 15``) of ``lowbias32((k32 + j P + i // 2) mod 2**32)``; the bias
-    ``i`` reads the same as a weight of a constant input ``j = n`` (word ``n P + i // 2``, half
-    ``i % 2``). The words of one input are contiguous and, read as little-endian 16-bit numbers,
-    are the offsets of outputs ``0, 1, 2, ...`` in order (a kernel hashes a row of words and
-    reads them as ``uint16``). Rounding a sum ``S`` down by ``shift`` bits first truncates ``S``
-    to ``16`` bits below the result's LSB (floor), then adds the 16-bit half ``r16`` and drops
-    those 16 bits: ``((S >> (shift - 16)) + r16) >> 16``, which equals
-    ``(S + (r16 << (shift - 16))) >> shift``; for ``shift < 16``, ``(S + (r16 >> (16 - shift)))
-    >> shift``. For a uniformly random key every ``r16`` is uniform on ``[0, 2**16)`` (the hash
-    is a bijection), so the result is unbiased up to ``2**-16`` of an LSB (the truncation).
+    A hardware SR unit has a limited number of random bits: ``sr_bits`` per synapse
+    (:attr:`spela_hw.specs.PrecisionSpec.sr_bits`, 1 to ``SR_BITS = 16``). One 32-bit hash word
+    feeds ``SR_LANES = 2`` neighbouring *output* neurons of one input, a 16-bit half each. The
+    hash is ``lowbias32`` (``x ^= x >> 16; x *= 0x7feb352d; x ^= x >> 15; x *= 0x846ca68b;
+    x ^= x >> 16``, a bijection of 32-bit words with good avalanche; 32-bit multiplies vectorise
+    with AVX2, splitmix64's 64-bit ones do not). With the layer's 32-bit key
+    ``k32 = (key ^ (key >> 32)) mod 2**32``, ``m`` outputs, fan-in ``n`` and ``P = ceil(m / 2)``
+    words per input, the weight ``(i, j)`` reads half ``i % 2`` (bits ``16 (i % 2) .. 16 (i % 2)
+    + 15``) of ``lowbias32((k32 + j P + i // 2) mod 2**32)``; the bias ``i`` reads the same as a
+    weight of a constant input ``j = n`` (word ``n P + i // 2``, half ``i % 2``). The words of
+    one input are contiguous and, read as little-endian 16-bit numbers, are the offsets of
+    outputs ``0, 1, 2, ...`` in order (a kernel hashes a row of words and reads them as
+    ``uint16``). Of each half the unit keeps the top ``b = sr_bits`` bits and sets the bit below
+    them: ``r16 = (half & sr_mask16(b)) | (0x8000 >> b)`` (:func:`sr_mask16`,
+    :func:`sr_half16`; a kernel does it to the whole word, :func:`sr_mask32`, when it hashes it;
+    for ``b = 16`` the set bit falls outside the lane: the full 16-bit half, as always).
+    Rounding a sum ``S`` down by ``shift`` bits first truncates ``S`` to ``16`` bits below the
+    result's LSB (floor), then adds ``r16`` and drops those 16 bits:
+    ``((S >> (shift - 16)) + r16) >> 16``, which equals ``(S + (r16 << (shift - 16))) >> shift``;
+    for ``shift < 16``, ``(S + (r16 >> (16 - shift))) >> shift``. What a unit of ``b`` random
+    bits computes: ``S`` rounded to the nearest multiple of ``2**-b`` LSB (the set bit is its
+    half), then rounded up with probability equal to the ``b`` fraction bits compared with ``b``
+    random bits. The random offsets sit at the midpoints ``(k + 1/2) 2**-b`` of ``[0, 1)`` LSB,
+    so an increment's expected value is its value within ``2**-(b + 1)`` LSB, and that error
+    has no sign of its own: a comparator of the ``b`` truncated bits alone (offsets ``k 2**-b``)
+    loses ``2**-(b + 1)`` LSB per update on average, always downwards, which in per-sample
+    training drags every weight to the bottom of its range at 6 random bits or fewer
+    (bench/RESULTS.md). With ``shift <= b`` the top ``shift`` random bits round ``S`` exactly.
+    For a uniformly random key every half is uniform on ``[0, 2**16)`` (the hash is a
+    bijection), so the kept bits are uniform.
     Word indices wrap modulo ``2**32`` (layers of more than ``2**33`` synapses would reuse words);
     with a 32-bit key, two steps share a key with probability ``2**-32`` (and the words of two
     steps may overlap shifted), which leaves each synapse's offsets uniform and unbiased.
@@ -37,10 +50,10 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["splitmix64", "lowbias32", "stream_key", "random_bits", "uniform01", "SR_BITS",
-           "SR_LANES", "sr_key32", "sr_words_per_input", "sr_offsets", "sr_weight_offsets",
+           "SR_LANES", "sr_mask16", "sr_half16", "sr_mask32", "sr_key32", "sr_words_per_input", "sr_offsets", "sr_weight_offsets",
            "sr_bias_offsets"]
 
-SR_BITS = 16  # random bits the stochastic-rounding unit adds per synapse
+SR_BITS = 16  # random bits of one lane (a 16-bit half word): the most the SR unit can use
 SR_LANES = 2  # synapses (neighbouring output neurons) fed by one 32-bit hash word
 
 # SplitMix64's constants (Steele, Lea & Flood 2014), shared with the jitted copies of the finaliser
@@ -98,16 +111,40 @@ def sr_key32(key: int) -> int:
     return (key ^ (key >> 32)) & 0xFFFFFFFF
 
 
-def sr_offsets(key: int, word: np.ndarray, half: np.ndarray, shift: int) -> np.ndarray:
+def sr_mask16(sr_bits: int) -> int:
+    """The 16-bit mask that keeps the top ``sr_bits`` bits of a lane (``1 <= sr_bits <= 16``)."""
+    if not 1 <= sr_bits <= SR_BITS:
+        raise ValueError(f"sr_bits must lie in 1..{SR_BITS}, got {sr_bits}")
+    return (0xFFFF << (SR_BITS - sr_bits)) & 0xFFFF
+
+
+def sr_half16(sr_bits: int) -> int:
+    """The bit below the kept ``sr_bits`` of a lane, ``0x8000 >> sr_bits`` (0 for 16): set, it
+    puts the unit's offsets at the midpoints of its ``2**sr_bits`` steps."""
+    sr_mask16(sr_bits)  # validates
+    return 0x8000 >> sr_bits
+
+
+def sr_mask32(sr_bits: int) -> int:
+    """:func:`sr_mask16` in both halves of a 32-bit word (what a kernel ANDs a hash word with;
+    the kernel derives :func:`sr_half16`'s bits from it as ``~mask & ~(~mask >> 1)``)."""
+    m = sr_mask16(sr_bits)
+    return m | (m << 16)
+
+
+def sr_offsets(key: int, word: np.ndarray, half: np.ndarray, shift: int,
+               sr_bits: int = SR_BITS) -> np.ndarray:
     """The SR unit's rounding offsets ``r`` in ``[0, 2**shift)`` (``(S + r) >> shift`` rounds).
 
-    ``r16`` is half ``half`` (16 bits) of ``lowbias32((sr_key32(key) + word) mod 2**32)``;
+    ``r16`` is half ``half`` (16 bits) of ``lowbias32((sr_key32(key) + word) mod 2**32)`` with
+    its top ``sr_bits`` bits kept and the bit below them set (:func:`sr_half16`);
     ``r = r16 << (shift - 16)`` (``shift >= 16``) or ``r16 >> (16 - shift)``; int64,
     ``1 <= shift <= 62``.
     """
     w = (np.uint64(sr_key32(key)) + np.asarray(word, dtype=np.uint64)) & _MASK32
     z = lowbias32(w.astype(np.uint32)).astype(np.uint64)
-    r16 = (z >> (np.uint64(SR_BITS) * np.asarray(half, dtype=np.uint64))) & np.uint64(0xFFFF)
+    r16 = (z >> (np.uint64(SR_BITS) * np.asarray(half, dtype=np.uint64))) & np.uint64(sr_mask16(sr_bits))
+    r16 = r16 | np.uint64(sr_half16(sr_bits))
     r16 = r16.astype(np.int64)
     if shift >= SR_BITS:
         return r16 << np.int64(shift - SR_BITS)
@@ -119,17 +156,17 @@ def sr_words_per_input(m: int) -> int:
     return -(-m // SR_LANES)
 
 
-def sr_weight_offsets(key: int, m: int, n: int, shift: int) -> np.ndarray:
+def sr_weight_offsets(key: int, m: int, n: int, shift: int, sr_bits: int = SR_BITS) -> np.ndarray:
     """``(m, n)`` offsets of the weights of a layer with ``m`` outputs and fan-in ``n``."""
     i = np.arange(m, dtype=np.uint64)[:, None]
     j = np.arange(n, dtype=np.uint64)[None, :]
     P = np.uint64(sr_words_per_input(m))
     return sr_offsets(key, j * P + i // np.uint64(SR_LANES),
-                      np.broadcast_to(i % np.uint64(SR_LANES), (m, n)), shift)
+                      np.broadcast_to(i % np.uint64(SR_LANES), (m, n)), shift, sr_bits)
 
 
-def sr_bias_offsets(key: int, m: int, n: int, shift: int) -> np.ndarray:
+def sr_bias_offsets(key: int, m: int, n: int, shift: int, sr_bits: int = SR_BITS) -> np.ndarray:
     """``(m,)`` offsets of the biases of the same layer (the words of a constant input ``n``)."""
     i = np.arange(m, dtype=np.uint64)
     base = np.uint64(n) * np.uint64(sr_words_per_input(m))
-    return sr_offsets(key, base + i // np.uint64(SR_LANES), i % np.uint64(SR_LANES), shift)
+    return sr_offsets(key, base + i // np.uint64(SR_LANES), i % np.uint64(SR_LANES), shift, sr_bits)

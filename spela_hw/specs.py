@@ -29,6 +29,11 @@ __all__ = [
 ]
 
 ACTIVATIONS = ("leaky_relu", "tanh", "identity")
+#: Random bits per synapse of the stochastic-rounding unit when a precision does not say
+#: (``PrecisionSpec.sr_bits``; model files without the field were trained with 16).
+DEFAULT_SR_BITS = 16
+#: The SR unit's range of random bits: one 16-bit half of a 32-bit hash word per synapse.
+SR_BITS_RANGE = (1, 16)
 INITS = ("he_uniform", "he_normal")
 BIAS_INITS = ("uniform_fan_in", "zeros")
 
@@ -114,6 +119,14 @@ class PrecisionSpec:
     ``weight_exponents[k]`` fewer fractional bits (range and LSB times ``2**e``), and its
     accumulator likewise, so that every layer has the same word width. Empty: one format for all
     layers. :meth:`for_layer` resolves the formats of one layer.
+
+    ``sr_bits`` is the stochastic-rounding unit's number of random bits per synapse (1..16):
+    an increment is rounded to the nearest ``sr_bits`` bits below the weight LSB and then up
+    with probability equal to those bits read as a fraction (see :mod:`spela_hw.rng`); the same
+    number prices the unit in ``sim`` (``BitWidths.from_precision``). It needs
+    ``update.rounding == "stochastic"`` unless it is the default. Optimisers with state (Adam,
+    momentum) keep their float32 step's own 24 random bits (:mod:`spela_hw.rules.optim`) and
+    refuse another ``sr_bits``.
     """
 
     weight: FixedPointFormat | None = None
@@ -122,6 +135,7 @@ class PrecisionSpec:
     class_vector: FixedPointFormat | None = None
     update: FixedPointFormat | None = None
     weight_exponents: tuple[int, ...] = ()
+    sr_bits: int = DEFAULT_SR_BITS
 
     FORMATS = ("weight", "activation", "accumulator", "class_vector", "update")
 
@@ -147,6 +161,13 @@ class PrecisionSpec:
             raise ConfigError("weight_exponents", "apply to fixed-point weights only (float32 has none)")
         if any(abs(e) > 16 for e in exps):
             raise ConfigError("weight_exponents", f"must lie in -16..16, got {exps}")
+        lo, hi = SR_BITS_RANGE
+        if isinstance(self.sr_bits, bool) or not isinstance(self.sr_bits, int) or not lo <= self.sr_bits <= hi:
+            raise ConfigError("sr_bits", f"must be an integer from {lo} to {hi}, got {self.sr_bits!r}")
+        if self.sr_bits != DEFAULT_SR_BITS and not (self.is_fixed and self.update.rounding == "stochastic"):
+            raise ConfigError("sr_bits", f"sets the stochastic-rounding unit: it needs fixed point with "
+                                         f"update.rounding = 'stochastic', got {self.sr_bits} with "
+                                         f"{'float32' if not self.is_fixed else repr(self.update.rounding)}")
 
     def for_layer(self, k: int) -> "PrecisionSpec":
         """The precision of layer ``k`` alone: its weight and accumulator formats resolved."""
@@ -177,6 +198,7 @@ class PrecisionSpec:
         update_bits: int = 24,
         update_rounding: str = "stochastic",
         overflow: str = "saturate",
+        sr_bits: int = DEFAULT_SR_BITS,
     ) -> "PrecisionSpec":
         """A fixed-point precision from widths and real ranges (the usual way to make one).
 
@@ -197,7 +219,7 @@ class PrecisionSpec:
         vectors use 8 bits scaled to their entries (about 1/sqrt(width)); the update term (the
         post-synaptic ``lr * delta``) carries ``update_bits`` with ``update_bits - 8`` more
         fractional bits than a weight, so per-sample updates far below one weight LSB survive
-        until the final (stochastic) rounding.
+        until the final (stochastic) rounding, which draws ``sr_bits`` random bits per synapse.
         """
         if isinstance(weight_bits, bool) or not isinstance(weight_bits, int) or not 2 <= weight_bits <= 16:
             raise ConfigError("weight_bits", f"must be an integer from 2 to 16, got {weight_bits!r}")
@@ -218,12 +240,14 @@ class PrecisionSpec:
         u = FixedPointFormat(update_bits, finest + update_bits - 8, rounding=update_rounding,
                              overflow=overflow)
         return cls(weight=w, activation=a, accumulator=acc, class_vector=cv, update=u,
-                   weight_exponents=exps)
+                   weight_exponents=exps, sr_bits=sr_bits)
 
     def to_dict(self) -> dict:
         d = {n: (getattr(self, n).to_dict() if self.is_fixed else None) for n in self.FORMATS}
         if self.weight_exponents:
             d["weight_exponents"] = list(self.weight_exponents)
+        if self.is_fixed:
+            d["sr_bits"] = int(self.sr_bits)
         return d
 
     @classmethod
@@ -232,14 +256,16 @@ class PrecisionSpec:
         exps = d.get("weight_exponents") or ()
         if not isinstance(exps, (list, tuple)):
             raise ConfigError("weight_exponents", f"must be a list of integers, got {exps!r}")
+        # files written before the SR unit had a width were trained with 16 random bits
+        sr_bits = d.get("sr_bits", DEFAULT_SR_BITS)
         formats = {}
         for k, v in d.items():
-            if k != "weight_exponents":
+            if k not in ("weight_exponents", "sr_bits"):
                 try:
                     formats[k] = FixedPointFormat.from_dict(v) if v is not None else None
                 except ConfigError as exc:
                     raise ConfigError(f"{k}.{exc.field}", exc.message) from None
-        return cls(**formats, weight_exponents=tuple(exps))
+        return cls(**formats, weight_exponents=tuple(exps), sr_bits=sr_bits)
 
 
 @dataclass(frozen=True)

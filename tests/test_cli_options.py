@@ -72,6 +72,7 @@ def test_resume_without_a_checkpoint_is_an_error(tmp_path, capsys):
     (["--rule", "backprop"], "backprop", "spela"),
     (["--weight-bits", "8"], "8", "float32"),
     (["--weight-range", "0.5"], "0.5", "float32"),
+    (["--sr-bits", "8"], "8", "float32"),
     (["--lr", "0.2"], "0.2", "0.05"),
     (["--batch-size", "4"], "4", "1"),
     (["--seed", "4"], "4", "3"),

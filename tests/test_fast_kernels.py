@@ -4,6 +4,8 @@ and the weight layout never change a result."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -35,6 +37,17 @@ PRECISIONS = {
     "w8-a32-u32": PrecisionSpec.fixed(8, activation_bits=32, update_bits=32),
     "w3-tiny-range": PrecisionSpec.fixed(3, weight_range=0.25, activation_range=1.0),  # saturates
 }
+
+
+#: The SR unit's widths the kernel tests draw (None: the precision's own, 16 by default).
+SR_WIDTHS = st.sampled_from([None, 1, 3, 8, 12])
+
+
+def _with_sr_bits(p, sr_bits):
+    """``p`` with ``sr_bits`` random bits per synapse when it rounds stochastically."""
+    if sr_bits is None or not p.is_fixed or p.update.rounding != "stochastic":
+        return p
+    return replace(p, sr_bits=sr_bits)
 
 
 def _usable_rule(rule, p):
@@ -95,10 +108,11 @@ RULES = st.tuples(st.sampled_from(["log_2_minus_cos", "neg_cos"]),
 @given(prec=st.sampled_from(sorted(PRECISIONS)), rule=RULES,
        dims=st.sampled_from([(9, 5, 4), (12, 70, 6), (16, 66, 65, 4), (7, 4)]),
        n=st.integers(1, 11), bs=st.sampled_from([1, 1, 3, 50]), narrow=st.sampled_from([1, 64]),
-       seed=st.integers(0, 2**16), lr=st.sampled_from([0.05, 0.7, 5.0]))
-def test_fused_equals_reference(prec, rule, dims, n, bs, narrow, seed, lr):
-    """Bit for bit in fixed point (float within tolerance), same counts, any layout and batch."""
-    p = PRECISIONS[prec]
+       seed=st.integers(0, 2**16), lr=st.sampled_from([0.05, 0.7, 5.0]), sr_bits=SR_WIDTHS)
+def test_fused_equals_reference(prec, rule, dims, n, bs, narrow, seed, lr, sr_bits):
+    """Bit for bit in fixed point (float within tolerance), same counts, any layout, batch and
+    width of the SR unit."""
+    p = _with_sr_bits(PRECISIONS[prec], sr_bits)
     rule = _usable_rule(rule, p)
     x, y = _data(dims[0], n, 4, seed)
     ref = _train("reference", p, dims, x, y, rule, bs, lr, fused=False, seed=seed)
@@ -109,12 +123,12 @@ def test_fused_equals_reference(prec, rule, dims, n, bs, narrow, seed, lr):
 @settings(**SETTINGS)
 @given(prec=st.sampled_from(["fp32", "w8", "w6-trunc-wrap"]), bs=st.sampled_from([1, 4]),
        seed=st.integers(0, 2**16), dims=st.sampled_from([(10, 300, 260, 3), (10, 300, 7, 3)]),
-       narrow=st.sampled_from([1, 64]))
-def test_threads_never_change_results(prec, bs, seed, dims, narrow):
+       narrow=st.sampled_from([1, 64]), sr_bits=SR_WIDTHS)
+def test_threads_never_change_results(prec, bs, seed, dims, narrow, sr_bits):
     """Two threads, each owning part of every layer, give exactly the one-thread result, float
     included; narrow layers too, input-major (narrow=1: odd widths split on a rounding word) or
     output-major."""
-    p = PRECISIONS[prec]
+    p = _with_sr_bits(PRECISIONS[prec], sr_bits)
     x, y = _data(dims[0], 7, 3, seed)
     rule = ("log_2_minus_cos", "leaky_relu", "off")
     kw = dict(fused=True, narrow=narrow, seed=seed)
@@ -173,10 +187,10 @@ def test_batched_forward_equals_reference(prec, act, shape, nb, threads, seed):
 
 @settings(**SETTINGS)
 @given(prec=st.sampled_from(sorted(PRECISIONS)), shape=st.sampled_from([(100, 30), (10, 50)]),
-       nb=st.sampled_from([1, 3, 20]), seed=st.integers(0, 2**16))
-def test_row_major_update_equals_reference(prec, shape, nb, seed):
+       nb=st.sampled_from([1, 3, 20]), seed=st.integers(0, 2**16), sr_bits=SR_WIDTHS)
+def test_row_major_update_equals_reference(prec, shape, nb, seed, sr_bits):
     """ops.update (the per-step path of every rule) on row-major weights."""
-    p_ = PRECISIONS[prec]
+    p_ = _with_sr_bits(PRECISIONS[prec], sr_bits)
     m, n = shape
     spec = NetworkSpec((n, m))
     ref, fast = make_ops("reference", p_, spec), make_ops("numba", p_, spec)
@@ -226,11 +240,11 @@ def test_sr_unit_draws_one_word_per_two_outputs():
     x = np.array([0, 1, 2, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 123456789], np.uint64)
     np.testing.assert_array_equal([kfixed.lowbias32(v) for v in x], lowbias32(x.astype(np.uint32)))
     z = np.zeros(100, np.uint32)
-    kfused._sr_words(z, 100, np.uint64(0xFFFFFFF0), 3)
+    kfused._sr_words(z, 100, np.uint64(0xFFFFFFF0), 3, np.uint32(0xFFFFFFFF))
     np.testing.assert_array_equal(z, lowbias32(((0xFFFFFFF0 + 3 * np.arange(100)) % 2**32)
                                                .astype(np.uint32)))
     for w, h, shift in ((5, 0, 28), (2**32 + 5, 1, 28), (77, 1, 5), (77, 0, 16)):
-        assert kfixed.sr_offset(np.uint64(key), np.uint64(w), h, shift) == \
+        assert kfixed.sr_offset(np.uint64(key), np.uint64(w), h, shift, np.uint32(0xFFFFFFFF)) == \
             sr_offsets(key, np.array([w]), np.array([h]), shift)[0]
 
 

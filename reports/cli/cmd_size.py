@@ -21,6 +21,7 @@ from sim.energy import CATEGORIES
 from sim.units import BYTE_UNITS_HELP, format_bytes, format_si
 from spela_hw import jsonio
 from spela_hw.errors import ConfigError
+from spela_hw.specs import DEFAULT_SR_BITS, SR_BITS_RANGE
 
 NETWORKS = {"vgg8": vgg8}
 
@@ -47,7 +48,9 @@ def register(sub) -> None:
     p.add_argument("--class-vector-bits", type=int, default=8)
     p.add_argument("--master-bits", type=int, default=0, help="master/accumulator copy width (0 = none)")
     p.add_argument("--gradient-bits", type=int, default=32)
-    p.add_argument("--sr-bits", type=int, default=8, help="random bits per stochastic rounding (0 = none)")
+    p.add_argument("--sr-bits", type=int, default=DEFAULT_SR_BITS,
+                   help=f"random bits per synapse of the stochastic-rounding unit, as train --sr-bits "
+                        f"(default {DEFAULT_SR_BITS}; 0 = no stochastic rounding)")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--budget", help="memory budget: a bare size limits SRAM (256KiB; weights held in crossbar "
                                     "cells do not count against it); per level: sram=256KiB,crossbar=1MiB,"
@@ -111,6 +114,10 @@ def _check_numbers(args, n_layers: int) -> None:
         raise ConfigError("exit-layer", f"must be a layer from 1 to {n_layers} (1-based), got {args.exit_layer}")
     if not 0.0 < args.samples_per_day < math.inf:
         raise ConfigError("samples-per-day", f"must be a positive finite number, got {args.samples_per_day}")
+    lo, hi = SR_BITS_RANGE  # the trainer's SR unit (train --sr-bits), or none
+    if args.sr_bits != 0 and not lo <= args.sr_bits <= hi:
+        raise ConfigError("sr-bits", f"must be 0 (no stochastic rounding) or from {lo} to {hi} as "
+                                     f"train --sr-bits, got {args.sr_bits}")
 
 
 def compute(args) -> list:

@@ -18,7 +18,7 @@ from spela_hw.estimator import Classifier
 from spela_hw.io import load_model, model_path, read_training_data
 from spela_hw.recipes import PRESETS, default_params, preset_params
 from spela_hw.protocols import default_competitors, few_shot, one_epoch
-from spela_hw.specs import RULES, Sgd, spec_to_dict
+from spela_hw.specs import DEFAULT_SR_BITS, RULES, SR_BITS_RANGE, Sgd, spec_to_dict
 
 log = logging.getLogger("spela-hw.train")
 
@@ -70,6 +70,10 @@ def add_model_options(p) -> None:
                    help="with --weight-bits: weights hold [-R, R) (default 0.25; a narrower range is a finer LSB); "
                         "R1,R2,... gives each layer its own range, e.g. 0.25,2 for long runs whose output "
                         "weights grow")
+    p.add_argument("--sr-bits", type=int,
+                   help=f"with --weight-bits: random bits per synapse of the stochastic-rounding unit, "
+                        f"{SR_BITS_RANGE[0]}..{SR_BITS_RANGE[1]} (default {DEFAULT_SR_BITS}; size --sr-bits "
+                        f"prices the same unit)")
     p.add_argument("--batch-size", type=int, help="1 = per-sample edge mode (default 1; preset's own)")
     p.add_argument("--epochs", type=int, help="epochs (default 3; preset's own; with --resume: the total to reach)")
     p.add_argument("--lr", type=float, help="learning rate (constant unless the preset has a schedule)")
@@ -89,12 +93,20 @@ def _with_lr(rule, lr):
 
 
 def _precision(args):
-    """The PrecisionSpec of --weight-bits / --weight-range (None: float32)."""
+    """The PrecisionSpec of --weight-bits / --weight-range / --sr-bits (None: float32)."""
     if args.weight_bits is None:
         if args.weight_range is not None:
             raise ConfigError("weight-range", "sets the range of fixed-point weights: give --weight-bits too")
+        if args.sr_bits is not None:
+            raise ConfigError("sr-bits", "sets the stochastic rounding of fixed-point weights: give --weight-bits too")
         return None
-    return PrecisionSpec.fixed(args.weight_bits, _opt(args, "weight_range"))
+    try:
+        return PrecisionSpec.fixed(args.weight_bits, _opt(args, "weight_range"),
+                                   sr_bits=DEFAULT_SR_BITS if args.sr_bits is None else args.sr_bits)
+    except ConfigError as exc:
+        if exc.field == "sr_bits":
+            raise ConfigError("sr-bits", exc.message) from None
+        raise
 
 
 def _layer_sizes(args, n_features: int):
@@ -274,6 +286,7 @@ def _check_resume(args, clf, trained_on: dict, dataset: str, n_train: int, out: 
         "rule": (args.rule, clf.rule_.name),
         "dims": (args.dims and ",".join(map(str, args.dims)), ",".join(map(str, clf.network_spec_.dims))),
         "weight-bits": (args.weight_bits, weight.bits if weight is not None else "float32"),
+        "sr-bits": (args.sr_bits, precision.sr_bits if weight is not None else "float32"),
         "lr": (args.lr, clf.rule_.optimizer.lr),
         "batch-size": (args.batch_size, clf.batch_size),
         "seed": (args.seed, clf.random_state),
@@ -310,7 +323,8 @@ def _competitors(args, n_features: int, epochs: int) -> dict:
     if args.rule is None and args.preset is None:
         _refuse(args, ("lr", "batch_size"), "the default pair uses each rule's own recipe: give --rule "
                                            "to train one rule with it")
-        shared = {"precision": _precision(args)} if (args.weight_bits, args.weight_range) != (None, None) else {}
+        shared = {"precision": _precision(args)} if (args.weight_bits, args.weight_range, args.sr_bits) \
+            != (None, None, None) else {}
         if args.dims is not None:
             shared["layer_sizes"] = _layer_sizes(args, n_features)
         if args.backend is not None:

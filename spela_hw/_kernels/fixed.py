@@ -41,10 +41,20 @@ def sr_key32(key):
 
 
 @jit
-def sr_offset(key, word, half, shift):
-    """The SR unit's offset: half ``half`` (16 bits) of lowbias32(k32 + word), moved to ``shift``
-    bits (same as :func:`spela_hw.rng.sr_offsets`)."""
-    z = lowbias32(np.uint64(sr_key32(key)) + np.uint64(word))
+def sr_word(z, srmask):
+    """The SR unit's word as it rounds: the random bits it keeps (``srmask``,
+    :func:`spela_hw.rng.sr_mask32`) and in each half the bit below them set
+    (:func:`spela_hw.rng.sr_half16`: ``~mask & ~(~mask >> 1)``, 0 when all 16 bits are kept)."""
+    mk = np.uint32(srmask)
+    inv = np.uint32(~mk)
+    return np.uint32((np.uint32(z) & mk) | np.uint32(inv & np.uint32(~np.uint32(inv >> np.uint32(1)))))
+
+
+@jit
+def sr_offset(key, word, half, shift, srmask):
+    """The SR unit's offset: half ``half`` (16 bits) of :func:`sr_word` of lowbias32(k32 + word),
+    moved to ``shift`` bits (same as :func:`spela_hw.rng.sr_offsets`)."""
+    z = sr_word(lowbias32(np.uint64(sr_key32(key)) + np.uint64(word)), srmask)
     r16 = np.int64((z >> np.uint32(16 * half)) & np.uint32(0xFFFF))
     if shift >= 16:
         return r16 << np.int64(shift - 16)

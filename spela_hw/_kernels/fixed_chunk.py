@@ -57,6 +57,7 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
             f_a, shift_acc, sh_w, sh_b, mode = ip[0], ip[1], ip[2], ip[3], ip[4]
             act_code, loss_code, slope_q, act_min = ip[5], ip[6], ip[7], ip[8]
             normalize, kflush, fast, fast32 = ip[9], ip[10], ip[11] != 0, ip[12] != 0
+            srmask = np.uint32(ip[13])
             lo, hi, wrap = lo_k[k], hi_k[k], wrap_k[k]
             n = dims[k]
             m = dims[k + 1]
@@ -84,7 +85,7 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
                     if c1 > c0:
                         _fx_block_im(c0, c1, n, m, block_view(wk, n, c0, c1), b, has_prev,
                                      pbuf[k], pnb[k], ptr[k, pq], idx[k, pq], val[k, pq], key,
-                                     sh_w, sh_b, mode, lo, hi, wrap, nb, ptr[k, par], idx[k, par],
+                                     srmask, sh_w, sh_b, mode, lo, hi, wrap, nb, ptr[k, par], idx[k, par],
                                      val[k, par], f_a, shift_acc, act_code, slope_q, lut, act_min,
                                      kflush, fast, fast32, acc, acc32, srow, zbuf, phl, a_buf,
                                      h_buf, bcnt[0])
@@ -93,7 +94,7 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
                     counters[k, C_FWD_NNZ] += nnz_of(xin, nb, n)
                 if i1 > i0:
                     _fx_block_om(i0, i1, n, m, wk.reshape(m, n), b, has_prev, pbuf[k], pnb[k],
-                                 xbuf[k, pq], key, sh_w, sh_b, mode, lo, hi, wrap, nb, xin, f_a,
+                                 xbuf[k, pq], key, srmask, sh_w, sh_b, mode, lo, hi, wrap, nb, xin, f_a,
                                  shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
                                  srow, zbuf, zrow, a_buf, h_buf, bcnt[0])
             counters[k, C_WRITES] += bcnt[0, _B_WRITES]
@@ -127,9 +128,10 @@ def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
     stochastic-rounding key of step ``t``, layer ``k``.
     ``fparams = (lr, slope, gate_h2, pow2_au, pow2_a)``; row ``k`` of ``iparams`` holds layer
     ``k``'s ``(f_a, shift_acc, shift_w, shift_b, mode, act_code, loss_code, slope_q, act_min,
-    normalize, kflush, fast, fast32)`` (``fast``: update sums cannot wrap int64, see
+    normalize, kflush, fast, fast32, srmask)`` (``fast``: update sums cannot wrap int64, see
     :func:`~spela_hw._kernels.fused._fx_apply`; ``fast32``: a single contribution rounds in int32
-    lanes, see :func:`~spela_hw._kernels.fused._fx_apply_px32`) and row ``k`` of
+    lanes, see :func:`~spela_hw._kernels.fused._fx_apply_px32`; ``srmask``: the SR unit's kept
+    random bits of a hash word, :func:`spela_hw.rng.sr_mask32`) and row ``k`` of
     ``lo``/``hi``/``wrap`` its limits (layers may have their own weight and accumulator binary
     points). ``xbuf`` (L, 2, B, nmax: layer inputs by step parity), ``pbuf`` (L, B, nmax: pending
     post-synaptic terms) and ``val`` (L, 2, B * nmax: sparse input values) give the shapes and

@@ -36,7 +36,9 @@ Fixed point: exactly the pipeline documented in :mod:`spela_hw.backends.referenc
 formulas, same float64 loss-unit expressions, the same stochastic-rounding unit of
 :mod:`spela_hw.rng`: one 32-bit ``lowbias32(k32 + j ceil(m / 2) + i // 2)`` per two neighbouring
 outputs, 16-bit half ``i % 2`` each, which an input-major row draws as half as many contiguous
-words and reads as ``uint16`` in output order): bit-exact. A batch of one rounds in 32-bit lanes
+words and reads as ``uint16`` in output order; ``PrecisionSpec.sr_bits`` is applied to each word
+as it is hashed, :func:`_sr_words`, so the rounding loops are the same for every width):
+bit-exact. A batch of one rounds in 32-bit lanes
 when the formats allow (:func:`_fx_apply_p32` when ``|p x| < 2**30``, else
 :func:`_fx_apply_px32`, where the product is split so that no 64-bit multiply or shift is
 needed) and adds the increments to narrow weights in 16-bit lanes (:func:`_fx_apply_p16`).
@@ -145,15 +147,22 @@ def update_nnz(ps, i0, i1, xs, n):
 
 
 @jit
-def _sr_words(z32, nw, base, stride):
-    """z32[g] = lowbias32(base + g * stride) (mod 2**32), g < nw: the SR unit's words. An input's
-    words are contiguous (``stride`` 1), one output's words along its inputs are ``P`` apart.
-    ``z32.view(np.uint16)[i]`` is then half ``i % 2`` of word ``i // 2``: the offset of output
-    ``i`` of an input-major row. A separate loop: the compiler vectorises it alone (8 lanes)."""
+def _sr_words(z32, nw, base, stride, srmask):
+    """z32[g] = lowbias32(base + g * stride) (mod 2**32), g < nw, as the SR unit rounds with it:
+    the random bits it keeps (``srmask``, :func:`spela_hw.rng.sr_mask32`: the top ``sr_bits`` of
+    each half) and the bit below them set (:func:`spela_hw._kernels.fixed.sr_word`); an AND and
+    an OR here, so that the rounding loops are the same for every ``sr_bits``.
+    An input's words are contiguous (``stride`` 1), one output's words along its inputs are
+    ``P`` apart. ``z32.view(np.uint16)[i]`` is then half ``i % 2`` of word ``i // 2``: the offset
+    of output ``i`` of an input-major row. A separate loop: the compiler vectorises it alone (8
+    lanes)."""
     c = np.uint32(base)
     st = np.uint32(stride)
+    mk = np.uint32(srmask)
+    inv = np.uint32(~mk)
+    hb = np.uint32(inv & np.uint32(~np.uint32(inv >> np.uint32(1))))
     for g in range(nw):  # a 32-bit counter: ``base + g * stride`` would be formed in 64 bits
-        z32[g] = lowbias32(c)
+        z32[g] = np.uint32((lowbias32(c) & mk) | hb)
         c = np.uint32(c + st)
 
 
@@ -365,7 +374,7 @@ def _fx_apply_xp32(row, ph, pl, xs, r16, w, e, lo, hi, cnt):
 
 
 @jit
-def _fx_bias(bb, sb, i0, w, m, n, key, sh_b, mode, lo, hi, wrap, cnt):
+def _fx_bias(bb, sb, i0, w, m, n, key, srmask, sh_b, mode, lo, hi, wrap, cnt):
     """Bias update of outputs i0..i0+w from the exact sums ``sb`` (the SR unit's words of a
     constant input ``n``: ``n ceil(m / 2) + i // 2``, half ``i % 2``)."""
     sat1 = np.zeros(4, np.int64)
@@ -376,7 +385,7 @@ def _fx_bias(bb, sb, i0, w, m, n, key, sh_b, mode, lo, hi, wrap, cnt):
             continue
         r = np.int64(0)
         if mode == 1:
-            r = sr_offset(key, np.uint64(base + (i0 + i) // 2), (i0 + i) % 2, sh_b)
+            r = sr_offset(key, np.uint64(base + (i0 + i) // 2), (i0 + i) % 2, sh_b, srmask)
         d = shift_round(s, sh_b, mode, r)
         if d != 0:
             cnt[_B_WRITES] += 1
@@ -385,15 +394,15 @@ def _fx_bias(bb, sb, i0, w, m, n, key, sh_b, mode, lo, hi, wrap, cnt):
 
 
 @jit
-def _fx_bias_block(bb, sb, i0, w, m, n, key, sh_b, mode, lo, hi, wrap, zb, cnt):
+def _fx_bias_block(bb, sb, i0, w, m, n, key, srmask, sh_b, mode, lo, hi, wrap, zb, cnt):
     """:func:`_fx_bias` for a block of ``w`` outputs starting at an even output: the SR unit's
     words of the block drawn in one vector loop into ``zb`` (uint32 scratch of ``ceil(w / 2)``
     words)."""
     if mode != 1:
-        _fx_bias(bb, sb, i0, w, m, n, key, sh_b, mode, lo, hi, wrap, cnt)
+        _fx_bias(bb, sb, i0, w, m, n, key, srmask, sh_b, mode, lo, hi, wrap, cnt)
         return
     nw = (w + 1) // 2
-    _sr_words(zb, nw, np.uint64(sr_key32(key)) + np.uint64((m + 1) // 2 * n + i0 // 2), 1)
+    _sr_words(zb, nw, np.uint64(sr_key32(key)) + np.uint64((m + 1) // 2 * n + i0 // 2), 1, srmask)
     r16 = zb[:nw].view(np.uint16)
     # the weights' rounding loop (a zero sum gives a zero increment there too); vectorised when
     # no sum can reach 2**61 (then |S + r| < 2**62)
@@ -495,7 +504,7 @@ def _active_rows(n, has_prev, pptr, cptr, rows):
 
 
 @jit
-def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
+def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key, srmask,
                  sh_w, sh_b, mode, lo, hi, wrap, cnb, cptr, cidx, cval,
                  f_a, shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
                  acc, acc32, srow, zbuf, phl, a_out, h_out, cnt):
@@ -523,7 +532,7 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
             ps = pp[s, i0:i1]
             for i in range(w):
                 sr[i] += ps[i]
-        _fx_bias_block(bb, sr, i0, w, m, n, key, sh_b, mode, lo_w, hi_w, wrap_w, zb, cnt)
+        _fx_bias_block(bb, sr, i0, w, m, n, key, srmask, sh_b, mode, lo_w, hi_w, wrap_w, zb, cnt)
         if mode != 1:
             _sr_const_fill(r16, w, mode)
         if fast32:
@@ -565,7 +574,7 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
         c1 = cptr[j + 1]
         row = wt[j]
         if q1 > q0 and mode == 1:
-            _sr_words(zb, nw, ukey + np.uint64(j) * P, 1)
+            _sr_words(zb, nw, ukey + np.uint64(j) * P, 1, srmask)
         if q1 == q0 + 1:
             s = pidx[q0]
             if fast32 and pmax * abs(np.int64(pval[q0])) < (np.int64(1) << np.int64(30)):
@@ -622,7 +631,7 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key,
 
 
 @jit
-def _fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, sh_w, sh_b, mode, lo, hi, wrap,
+def _fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, srmask, sh_w, sh_b, mode, lo, hi, wrap,
                  cnb, xc, f_a, shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
                  srow, zbuf, zrow, a_out, h_out, cnt):
     """Output-major block of rows [i0, i1) of ``W`` (m, n): pending update, then forward pass.
@@ -666,7 +675,7 @@ def _fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, sh_w, sh_b, mod
                 if mode == 1:
                     if i // 2 != group:
                         group = i // 2
-                        _sr_words(z32, n, k32 + np.uint64(group), P)
+                        _sr_words(z32, n, k32 + np.uint64(group), P, srmask)
                     _sr_half_extract(r16, z32, n, i % 2)
                 if single:
                     e = sh_w - 16
@@ -674,7 +683,7 @@ def _fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, sh_w, sh_b, mod
                                    lo_w, hi_w, cnt)
                 else:
                     _fx_apply(row, sr, r16, n, sh_w, mode, lo_w, hi_w, wrap_w, fast, cnt)
-            _fx_bias(b[i:i + 1], sb, i, 1, m, n, key, sh_b, mode, lo_w, hi_w, wrap_w, cnt)
+            _fx_bias(b[i:i + 1], sb, i, 1, m, n, key, srmask, sh_b, mode, lo_w, hi_w, wrap_w, cnt)
         for s in range(cnb):
             xs = xc[s]
             v = np.int64(0)
@@ -1070,8 +1079,8 @@ def _forward_fixed_sub(wt, b, x, s0, s1, m, f_a, shift_acc, lo, hi, wrap, act_co
     phl = np.zeros((2, 1, m), np.int32)
     pp = np.zeros((1, m), np.int32)
     cnt = np.zeros(4, np.int64)
-    _fx_block_im(0, m, n, m, wt, b, False, pp, 0, ptr, zp, val[:1], np.uint64(0), 1, 1, 0, lo, hi,
-                 wrap, nb, ptr, idx, val, f_a, shift_acc, act_code, slope_q, lut, act_min, kflush,
+    _fx_block_im(0, m, n, m, wt, b, False, pp, 0, ptr, zp, val[:1], np.uint64(0), np.uint32(0), 1,
+                 1, 0, lo, hi, wrap, nb, ptr, idx, val, f_a, shift_acc, act_code, slope_q, lut, act_min, kflush,
                  True, False, acc, acc32, srow, zbuf, phl, a_out[s0:s1], h_out[s0:s1], cnt)
     sat[0] += cnt[_B_SAT_ACC]
     sat[1] += cnt[_B_SAT_ACT]
@@ -1177,7 +1186,7 @@ def _csc_span(x, nb, c0, c1):
 
 
 @jit
-def update_rows_fixed(w, b, p, x, key, sh_w, sh_b, mode, lo, hi, wrap, fast, sat):
+def update_rows_fixed(w, b, p, x, key, srmask, sh_w, sh_b, mode, lo, hi, wrap, fast, sat):
     """``W += round(p^T x)``, ``b += round(sum p)`` on row-major ``W`` (m, n); returns writes.
 
     Rows are streamed over the span of non-zero inputs with the vectorised rounding of
@@ -1239,10 +1248,10 @@ def update_rows_fixed(w, b, p, x, key, sh_w, sh_b, mode, lo, hi, wrap, fast, sat
                     if mode == 1:
                         if i // 2 != group:
                             group = i // 2
-                            _sr_words(zrow, span, k32 + np.uint64(group), P)
+                            _sr_words(zrow, span, k32 + np.uint64(group), P, srmask)
                         _sr_half_extract(r16, zrow, span, i % 2)
                     _fx_apply(w[i, c0:c1], sr, r16, span, sh_w, mode, lo, hi, wrap, fast, cnt)
-                _fx_bias(b[i:i + 1], sb, i, 1, m, n, key, sh_b, mode, lo, hi, wrap, cnt)
+                _fx_bias(b[i:i + 1], sb, i, 1, m, n, key, srmask, sh_b, mode, lo, hi, wrap, cnt)
         sat[3] += cnt[_B_SAT_W]
         return cnt[_B_WRITES]
     for i in range(m):
@@ -1265,10 +1274,10 @@ def update_rows_fixed(w, b, p, x, key, sh_w, sh_b, mode, lo, hi, wrap, fast, sat
             if mode == 1:
                 if i // 2 != group:
                     group = i // 2
-                    _sr_words(zrow, span, k32 + np.uint64(group), P)
+                    _sr_words(zrow, span, k32 + np.uint64(group), P, srmask)
                 _sr_half_extract(r16, zrow, span, i % 2)
             _fx_apply(w[i, c0:c1], sr, r16, span, sh_w, mode, lo, hi, wrap, fast, cnt)
-        _fx_bias(b[i:i + 1], sb, i, 1, m, n, key, sh_b, mode, lo, hi, wrap, cnt)
+        _fx_bias(b[i:i + 1], sb, i, 1, m, n, key, srmask, sh_b, mode, lo, hi, wrap, cnt)
     sat[3] += cnt[_B_SAT_W]
     return cnt[_B_WRITES]
 

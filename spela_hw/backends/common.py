@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import ConfigError, SaturationError
 from ..fixedpoint import OVERFLOW_CODE, ROUNDING_CODE, dequantize, quantize
+from ..rng import sr_mask32
 from ..specs import NetworkSpec, PrecisionSpec
 
 # Index of each format in the saturation-count vector the primitives return.
@@ -69,6 +70,8 @@ class OpsBase:
         self.shift_w = u.frac_bits + a.frac_bits - w.frac_bits  # update x input -> weight LSB
         self.shift_b = u.frac_bits - w.frac_bits  # update -> bias (weight) LSB
         self.rounding = ROUNDING_CODE[u.rounding]
+        self.sr_bits = precision.sr_bits  # random bits per synapse of the SR unit
+        self.sr_mask32 = np.uint32(sr_mask32(precision.sr_bits))  # kept bits of a hash word
         if u.rounding == "stochastic":
             for name, sh in (("update.frac_bits", self.shift_w), ("update.frac_bits (bias)", self.shift_b)):
                 if not 1 <= sh <= 62:

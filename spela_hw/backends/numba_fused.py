@@ -284,7 +284,7 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
         keys = stream_keys(state.rounding_seed, L, state.update_step, n_steps)
         xmax = max(abs(int(ops.lo[SAT_ACTIVATION])), abs(int(ops.hi[SAT_ACTIVATION])))
         fparams = np.array([lr, ops.slope, ops.gate_h2, ops.pow2_au, ops.pow2_a], np.float64)
-        iparams = np.empty((L, 13), np.int64)  # one row per layer (own weight binary point)
+        iparams = np.empty((L, 14), np.int64)  # one row per layer (own weight binary point)
         for k in range(L):
             lk = ops.layer(k)
             wmax = max(abs(int(lk.lo[SAT_WEIGHT])), abs(int(lk.hi[SAT_WEIGHT])))
@@ -292,7 +292,7 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
             kflush = (2**31 - 1) // (wmax * xmax) if wmax * xmax <= 2**31 - 1 else 0
             iparams[k] = (ops.f_a, lk.shift_acc, lk.shift_w, lk.shift_b, ops.rounding, act, loss,
                           ops.slope_q, ops.precision.activation.min_int, int(normalize), kflush,
-                          int(update_is_fast(lk, B)), int(update_is_fast32(lk)))
+                          int(update_is_fast(lk, B)), int(update_is_fast32(lk)), int(lk.sr_mask32))
         lo = np.stack([ops.layer(k).lo for k in range(L)])
         hi = np.stack([ops.layer(k).hi for k in range(L)])
         wrap = np.stack([ops.layer(k).wrap for k in range(L)])

@@ -131,8 +131,8 @@ class NumbaOps(OpsBase):
             return int(kfu.update_rows_float(w, b, _c(p, np.float32), _c(x, np.float32))), sat
         k = SAT_WEIGHT
         p, x = _c(p, np.int64), _c(x, np.int64)
-        writes = kfu.update_rows_fixed(w, b, p, x, np.uint64(key), self.shift_w, self.shift_b,
-                                       self.rounding, self.lo[k], self.hi[k], self.wrap[k],
+        writes = kfu.update_rows_fixed(w, b, p, x, np.uint64(key), self.sr_mask32, self.shift_w,
+                                       self.shift_b, self.rounding, self.lo[k], self.hi[k], self.wrap[k],
                                        update_is_fast(self, p.shape[0], p, x), sat)
         return int(writes), sat
 

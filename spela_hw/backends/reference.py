@@ -18,11 +18,13 @@ SPELA loss unit (per sample; float64 scalars, exactly rounded IEEE operations on
 update (per mini-batch)
     ``S_ij = sum_n p_ni x_nj`` exactly; ``dW_ij = round(S_ij >> (f_u + f_a - f_w))`` and
     ``db_i = round(sum_n p_ni >> (f_u - f_w))`` with the update format's rounding: nearest (half
-    up), truncate (floor) or stochastic by the SR unit of :mod:`spela_hw.rng` (16 random bits
-    per synapse, one 32-bit ``lowbias32`` word per two neighbouring output neurons:
-    ``(S + r) >> shift`` with ``r`` from :func:`spela_hw.rng.sr_weight_offsets` and
-    :func:`spela_hw.rng.sr_bias_offsets`, i.e. ``S`` truncated to 16 bits below the weight LSB
-    plus a 16-bit random half-word); then ``W += dW`` saturated to the weight format.
+    up), truncate (floor) or stochastic by the SR unit of :mod:`spela_hw.rng` (``sr_bits``
+    random bits per synapse, ``PrecisionSpec.sr_bits``, from one 32-bit ``lowbias32`` word per
+    two neighbouring output neurons: ``(S + r) >> shift`` with ``r`` from
+    :func:`spela_hw.rng.sr_weight_offsets` and :func:`spela_hw.rng.sr_bias_offsets`, i.e. ``S``
+    rounded to ``sr_bits`` bits below the weight LSB plus ``sr_bits`` random bits, the top bits
+    of a 16-bit half-word with the bit below them set); then ``W += dW`` saturated to the
+    weight format.
     A zero input or a zero post-synaptic term never changes a weight, even stochastically.
 read-out
     ``scores_c = sum_i V_ci h_i`` (int64); argmax with the lowest index winning ties.
@@ -189,8 +191,8 @@ class ReferenceOps(OpsBase):
         Sb = P.sum(axis=0)
         rw = rb = None
         if mode == "stochastic":
-            rw = sr_weight_offsets(key, m, n, self.shift_w)
-            rb = sr_bias_offsets(key, m, n, self.shift_b)
+            rw = sr_weight_offsets(key, m, n, self.shift_w, self.sr_bits)
+            rb = sr_bias_offsets(key, m, n, self.shift_b, self.sr_bits)
         dw = shift_round(S, self.shift_w, mode, rw)
         db = shift_round(Sb, self.shift_b, mode, rb)
         w[...] = self._sat(w.astype(np.int64) + dw, SAT_WEIGHT, sat)
