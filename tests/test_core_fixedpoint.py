@@ -80,13 +80,6 @@ def test_uniform_and_keys_are_reproducible_and_distinct():
     assert 0 <= a.min() and a.max() < 1 and abs(a.mean() - 0.5) < 0.05
 
 
-@settings(deadline=None, max_examples=60)
-@given(key=st.integers(0, 2**64 - 1), index=st.integers(0, 2**40), shift=st.integers(1, 62))
-def test_kernel_random_bits_equal_reference(key, index, shift):
-    ref = random_bits(key, np.array([index], dtype=np.uint64), shift)[0]
-    assert kfx.random_bits(np.uint64(key), np.uint64(index), shift) == ref
-
-
 @settings(deadline=None, max_examples=80)
 @given(v=st.integers(-(2**40), 2**40), shift=st.integers(-8, 30), mode=st.sampled_from([0, 1, 2]),
        rseed=st.integers(0, 2**30))

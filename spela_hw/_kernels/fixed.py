@@ -6,20 +6,6 @@ import numpy as np
 
 from . import jit
 
-_GAMMA = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-
-
-@jit
-def random_bits(key, index, shift):
-    """splitmix64(key + index) >> (64 - shift): same as :func:`spela_hw.rng.random_bits`."""
-    z = np.uint64(key) + np.uint64(index) + _GAMMA
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    z = z ^ (z >> np.uint64(31))
-    return np.int64(z >> np.uint64(64 - shift))
-
 
 @jit
 def lowbias32(x):
