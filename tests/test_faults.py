@@ -168,7 +168,7 @@ def test_report_with_failed_runs_exits_1_lists_them_and_is_marked_incomplete(tmp
 
     monkeypatch.setattr(report_mod, "run_task", flaky)  # workers=1 runs the tasks in this process
     out = tmp_path / "rep"
-    args = ["report", "--dims", "784,16,10", "--bits", "8", "--rules", "spela,backprop", "--presets", "mcu-256kb",
+    args = ["report", "--dims", "784,16,10", "--bits", "8", "--rules", "spela,backprop", "--presets", "mcu-256kb", "--seeds", "0",
             "--epochs", "1", "--train-samples", "100", "--test-samples", "50", "--few-shot-trials", "0",
             "--energy-samples", "10", "--spiking", "off", "--workers", "1", "--out", str(out)]
     assert main(args) == 1
