@@ -84,7 +84,7 @@ seeds = [0]
 SWEEP_FIELDS = ("accuracy", "layer_accuracy", "train_energy_pj", "infer_energy_pj",
                 "train_on_chip_bytes", "train_peak_bytes", "infer_peak_bytes", "arrays")
 REPORT_TOML = """\
-dims = [784, 32, 34]
+dims = [784, 32, 10]
 bits = ["fp32", 8]
 rules = ["spela", "backprop"]
 epochs = 1
