@@ -60,7 +60,7 @@ def ensure_venv() -> Path:
     stamp = VENV / ".bootstrap-stamp"
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + EXTRAS.encode()).hexdigest()
     if not stamp.exists() or stamp.read_text() != digest:
-        print("[bootstrap] installing spela-hw and its dependencies", file=sys.stderr)
+        print("[bootstrap] installing spela-hw and its dependencies (about a minute the first time)", file=sys.stderr)
         pip = [str(py), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
         subprocess.run(pip + ["--upgrade", "pip"], check=True)
         subprocess.run(pip + ["-e", f"{ROOT}[{EXTRAS}]"], check=True)
