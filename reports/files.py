@@ -17,7 +17,6 @@ import glob
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from spela_hw import jsonio
 from spela_hw.errors import ConfigError
+from spela_hw.tempfiles import fsync_dir, pid_alive, remove_stale_temporaries, temporary_prefix
 
 __all__ = [
     "atomic_write_bytes",
@@ -48,7 +48,7 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temporary file + fsync + ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
         with os.fdopen(fd, "wb") as fh:
@@ -64,33 +64,6 @@ def atomic_write_bytes(path, data: bytes) -> Path:
             pass
         raise
     return path
-
-
-def fsync_dir(path) -> None:
-    """Flush a directory's entries (a rename or a new file in it) to disk; a no-op where unsupported."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some file systems cannot fsync a directory
-        pass
-    finally:
-        os.close(fd)
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process with this id exists on this machine."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 @contextmanager
@@ -132,31 +105,6 @@ def exclusive_lock(lock_path, what: str, target, field: str = "out"):
         yield
     finally:
         os.close(fd)
-
-
-_TMP_PID = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
-
-
-def remove_stale_temporaries(folder) -> int:
-    """Remove the temporary files of :func:`atomic_write_bytes` whose writer is dead, in ``folder`` and below.
-
-    Returns the number removed. A live writer's temporary file is never touched.
-    """
-    folder = Path(folder)
-    removed = 0
-    if not folder.is_dir():
-        return 0
-    for tmp in folder.rglob(".*.tmp"):
-        m = _TMP_PID.match(tmp.name)
-        if m and tmp.is_file() and not pid_alive(int(m.group(1))):
-            try:
-                tmp.unlink()
-                removed += 1
-            except FileNotFoundError:
-                pass
-    if removed:
-        log.warning("%s: removed %d temporary file(s) left by a killed run", folder, removed)
-    return removed
 
 
 def remove_stale_dirs(folder, prefix: str) -> int:

@@ -35,6 +35,7 @@ from .errors import ConfigError, DivergenceError, ModelFileError, SpelaError
 from .rules import restore_rule_state, rule_state_arrays
 from .rules.optim import optimizer_state_arrays, restore_optimizer_state
 from .specs import ACTIVATIONS, BIAS_INITS, INITS, PrecisionSpec, rule_from_dict, spec_to_dict
+from .tempfiles import fsync_dir, remove_stale_temporaries, temporary_prefix
 
 __all__ = ["save_model", "load_model", "model_path", "read_training_data", "FORMAT", "VERSION"]
 
@@ -98,7 +99,8 @@ def save_model(clf, path, training_data: dict | None = None) -> Path:
     arrays.update(rule_state_arrays(clf.rule_, st))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        remove_stale_temporaries(path.parent, path.name, recursive=False)  # left by a killed save
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=".tmp")
     except OSError as exc:
         raise _unwritable(path, exc) from None
     try:
@@ -108,6 +110,7 @@ def save_model(clf, path, training_data: dict | None = None) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise _unwritable(path, exc) from None

@@ -349,3 +349,21 @@ def test_the_portable_watchdog_alone_ends_an_orphaned_worker():
     finally:
         if not _gone(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_model_save_removes_the_temporary_a_killed_save_left(tmp_path):
+    """``train`` killed inside a checkpoint write leaves ``.m.npz.<pid>.<random>.tmp``; the next save
+    removes it (its writer is dead) and never a live writer's."""
+    import numpy as np
+
+    from spela_hw import SpelaClassifier
+
+    X = np.random.default_rng(0).random((20, 6)).astype(np.float32)
+    clf = SpelaClassifier((4, 3), random_state=0).fit(X, np.arange(20) % 3)
+    stale, live = tmp_path / f".m.npz.{_dead_pid()}.k1ll3d_.tmp", tmp_path / f".m.npz.{os.getppid()}.w0rk1ng.tmp"
+    other = tmp_path / f".other.npz.{_dead_pid()}.abc.tmp"
+    for p in (stale, live, other):
+        p.write_bytes(b"partial")
+    clf.save(tmp_path / "m.npz")
+    assert not stale.exists() and live.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.npz", live.name, other.name])
