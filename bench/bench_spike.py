@@ -12,6 +12,10 @@ default 100 + 20 ms windows at dt = 0.5 ms:
   each sample (numpy, and Cython warm when a compiler is present: its compile is excluded).
 
 Run ``python -m bench.bench_spike`` (``--quick`` for a short run).
+
+``--table`` instead measures learning in spikes (784-H-10, the ``spela-hw spike`` learning-rate
+schedule) for several time steps, presentation windows and OpenMP thread counts, side by side in
+one process: test accuracy at every read-out and simulated samples per second (binary alone).
 """
 
 from __future__ import annotations
@@ -86,6 +90,57 @@ def run(quick: bool, n_one: int | None = None, n_numpy: int | None = None, n_loo
     return rows
 
 
+#: name -> (dt_ms, present_ms, rest_ms, gate_start_ms, openmp_threads); the gate closes with the
+#: presentation. "before" is the setting of the first Brian2 measurements (bench/RESULTS.md).
+TABLE_SETTINGS = {
+    "before": (0.5, 100.0, 20.0, 20.0, 0),
+    "omp2": (0.5, 100.0, 20.0, 20.0, 2),
+    "dt1_omp2": (1.0, 100.0, 20.0, 20.0, 2),
+    "dt1_50ms_omp2": (1.0, 50.0, 10.0, 10.0, 2),
+    "dt1_40ms_omp2": (1.0, 40.0, 10.0, 10.0, 2),
+    "dt1": (1.0, 100.0, 20.0, 20.0, 0),
+    "dt1_50ms": (1.0, 50.0, 10.0, 10.0, 0),
+    "dt1_40ms": (1.0, 40.0, 10.0, 10.0, 0),
+    "dt1_50ms_rest0": (1.0, 50.0, 0.0, 10.0, 0),
+    "50ms": (0.5, 50.0, 10.0, 10.0, 0),
+}
+
+
+def table(hidden: int = 400, n_train: int = 8000, n_test: int = 2000, seeds=(0,),
+          settings: list[str] | None = None) -> list[dict]:
+    """One record per (setting, seed): accuracy at every read-out and samples per second."""
+
+    from mappings.brian2 import (BackendConfig, EncodingConfig, PlasticityConfig, SpikingConfig,
+                                 SpikingSpela)
+    from spela_hw import NetworkSpec, Spela, load_dataset
+
+    logging.getLogger("brian2").setLevel(logging.ERROR)
+    ds = load_dataset("mnist-bundled")
+    X, y = ds.x_train[:n_train] / 255.0, ds.y_train[:n_train]
+    Xt, yt = ds.x_test[:n_test] / 255.0, ds.y_test[:n_test]
+    rows = []
+    for name in settings or list(TABLE_SETTINGS):
+        dt, present, rest, gate_start, threads = TABLE_SETTINGS[name]
+        for seed in seeds:
+            cfg = SpikingConfig(
+                encoding=EncodingConfig(present_ms=present, rest_ms=rest, gate_start_ms=gate_start,
+                                        gate_stop_ms=present),
+                plasticity=PlasticityConfig(schedule="inverse_time", decay_samples=3000.0),
+                backend=BackendConfig(target="cpp_standalone", dt_ms=dt, seed=seed, openmp_threads=threads))
+            net = SpikingSpela(NetworkSpec((784, hidden, 10)), Spela(), cfg, class_code_seed=seed)
+            t0 = time.perf_counter()
+            res = net.fit(X, y, X_test=Xt, y_test=yt, shuffle_seed=seed)
+            n = n_train + n_test
+            rows.append({"bench": "spike_table", "setting": name, "seed": seed, "network": f"784-{hidden}-10",
+                         **dict(zip(("dt_ms", "present_ms", "rest_ms", "gate_start_ms", "openmp_threads"),
+                                    TABLE_SETTINGS[name])),
+                         "samples": n, "accuracy": list(res.layer_accuracy), "wall_s": time.perf_counter() - t0,
+                         "build_s": res.build_s, "sim_s": res.sim_s,
+                         "samples_per_s": n / res.sim_s if res.sim_s else None})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
@@ -93,7 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--numpy-samples", type=int, help="samples of the numpy one-run case")
     p.add_argument("--loop-samples", type=int, help="samples of each per-sample loop case")
     p.add_argument("--hidden", type=int, default=100, help="hidden width (784-H-10)")
+    p.add_argument("--table", action="store_true", help="dt / presentation / threads against accuracy")
+    p.add_argument("--train-samples", type=int, default=8000, help="--table: training samples")
+    p.add_argument("--test-samples", type=int, default=2000, help="--table: test samples")
+    p.add_argument("--seeds", default="0", help="--table: comma-separated seeds")
+    p.add_argument("--settings", help=f"--table: comma-separated subset of {', '.join(TABLE_SETTINGS)}")
     args = p.parse_args(argv)
+    if args.table:
+        table(args.hidden, args.train_samples, args.test_samples, [int(s) for s in args.seeds.split(",")],
+              args.settings.split(",") if args.settings else None)
+        return 0
     for row in run(args.quick, args.one_run_samples, args.numpy_samples, args.loop_samples, args.hidden):
         print(json.dumps(row))
     return 0

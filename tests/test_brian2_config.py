@@ -171,3 +171,11 @@ def test_config_round_trips_to_json():
     d = SpikingConfig().to_dict()
     assert json.loads(json.dumps(d)) == d
     assert d["encoding"]["rate_max_hz"] == 250.0
+
+
+def test_spike_defaults_to_a_one_ms_step_and_keeps_the_old_one_reachable():
+    """dt = 1 ms: 1.22x the samples/s of 0.5 ms at the same accuracy (bench/RESULTS.md, issue 19)."""
+    from reports.cli import build_parser
+
+    assert build_parser().parse_args(["spike"]).dt_ms == 1.0
+    assert build_parser().parse_args(["spike", "--dt-ms", "0.5"]).dt_ms == 0.5

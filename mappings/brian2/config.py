@@ -228,9 +228,10 @@ class BackendConfig:
 
     ``target``: ``auto`` picks ``cpp_standalone`` when a C++ compiler is on the PATH and the
     runtime ``numpy`` target otherwise. ``build_dir``: the standalone project directory (``None``:
-    a temporary directory removed after the run; give one to keep the compiled project, and give
-    every parallel worker its own). ``openmp_threads``: 0 (the default) builds without OpenMP; on
-    small machines OpenMP made the binary about 40x slower (docs/spiking.md §7.4).
+    the persistent folder of the network's shape, see :mod:`mappings.brian2.buildcache`, with
+    ``build_cache``; a temporary directory removed after the run without it; give one to keep the
+    compiled project, and give every parallel worker its own). ``openmp_threads``: 0 (the
+    default) builds without OpenMP (docs/spiking.md §7.4).
     """
 
     target: str = "auto"
@@ -238,6 +239,7 @@ class BackendConfig:
     seed: int = 0
     build_dir: str | None = None
     openmp_threads: int = 0
+    build_cache: bool = True
 
     def __post_init__(self):
         _choice("backend.target", self.target, TARGETS)
@@ -249,6 +251,8 @@ class BackendConfig:
         if isinstance(self.openmp_threads, bool) or not isinstance(self.openmp_threads, int) \
                 or self.openmp_threads < 0:
             raise ConfigError("backend.openmp_threads", "must be an integer >= 0")
+        if not isinstance(self.build_cache, bool):
+            raise ConfigError("backend.build_cache", f"must be a bool, got {self.build_cache!r}")
 
 
 @dataclass(frozen=True)

@@ -207,7 +207,8 @@ class SpikingSpela:
 
         cfg = self.config
         tmp = None
-        if cfg.backend.build_dir is None and resolve_target(cfg.backend.target) == "cpp_standalone":
+        if cfg.backend.build_dir is None and not cfg.backend.build_cache \
+                and resolve_target(cfg.backend.target) == "cpp_standalone":
             # one project directory for every chunk: unchanged sources are not recompiled
             tmp = tempfile.mkdtemp(prefix="spela_brian2_chunks_")
             cfg = replace(cfg, backend=replace(cfg.backend, build_dir=tmp))

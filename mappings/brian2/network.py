@@ -18,6 +18,7 @@ the inputs, then ``run()`` for each phase of each sample), kept for the benchmar
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import shutil
@@ -30,6 +31,7 @@ import numpy as np
 from spela_hw.errors import MappingError
 
 from . import codegen
+from .buildcache import cached_build_dir
 from .config import SpikingConfig
 from .schedule import Schedule
 
@@ -109,8 +111,12 @@ def merge_runs(parts: list[RawRun]) -> RawRun:
 
 
 @contextlib.contextmanager
-def _device(target: str, config: SpikingConfig):
-    """Activate the requested Brian2 target for one build; always restore the runtime device."""
+def _device(target: str, config: SpikingConfig, cache_key: dict | None = None):
+    """Activate the requested Brian2 target for one build; always restore the runtime device.
+
+    The standalone project goes to ``config.backend.build_dir`` if given, else (with
+    ``backend.build_cache`` and a ``cache_key``) to the persistent folder of that key, else to a
+    temporary folder."""
     import brian2 as b2
 
     if target != "cpp_standalone":
@@ -121,21 +127,27 @@ def _device(target: str, config: SpikingConfig):
         finally:
             b2.prefs.codegen.target = old
         return
-    build_dir = config.backend.build_dir
-    tmp = None
-    if build_dir is None:
-        tmp = build_dir = tempfile.mkdtemp(prefix="spela_brian2_")
-    b2.set_device("cpp_standalone", directory=build_dir, build_on_run=True, with_output=False)
-    b2.prefs.devices.cpp_standalone.openmp_threads = config.backend.openmp_threads
-    try:
-        yield b2.get_device()
-    finally:
-        b2.get_device().reinit()
-        from brian2.devices.device import reset_device
+    # Brian2 suffixes the names of code objects while earlier ones are alive (_1, _2, ...),
+    # which changes the generated code of a second build in one process: free them first
+    gc.collect()
+    use_cache = config.backend.build_dir is None and config.backend.build_cache and cache_key is not None
+    with (cached_build_dir(dict(cache_key, openmp_threads=config.backend.openmp_threads)) if use_cache
+          else contextlib.nullcontext(None)) as cached:
+        build_dir = config.backend.build_dir or cached
+        tmp = None
+        if build_dir is None:
+            tmp = build_dir = tempfile.mkdtemp(prefix="spela_brian2_")
+        b2.set_device("cpp_standalone", directory=build_dir, build_on_run=True, with_output=False)
+        b2.prefs.devices.cpp_standalone.openmp_threads = config.backend.openmp_threads
+        try:
+            yield b2.get_device()
+        finally:
+            b2.get_device().reinit()
+            from brian2.devices.device import reset_device
 
-        reset_device("runtime")
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+            reset_device("runtime")
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _namespace(config: SpikingConfig, schedule: Schedule | None, quant_consts: dict) -> dict:
@@ -159,11 +171,13 @@ def _namespace(config: SpikingConfig, schedule: Schedule | None, quant_consts: d
         env, gate = schedule.envelope_rows(enc, dt)
         slot = schedule.slot_ms(enc, dt) * b2.ms
         per_sample = enc.sample_ms * b2.ms
-        ns["img"] = b2.TimedArray(schedule.images, dt=per_sample)
-        ns["label"] = b2.TimedArray(schedule.labels.astype(np.float64), dt=per_sample)
-        ns["is_train"] = b2.TimedArray(schedule.train.astype(np.float64), dt=per_sample)
-        ns["env"] = b2.TimedArray(env, dt=slot)
-        ns["gate"] = b2.TimedArray(gate, dt=slot)
+        # fixed names: Brian2 numbers unnamed TimedArrays per process, which would change the
+        # generated code (and force a rebuild) at every run of one process
+        ns["img"] = b2.TimedArray(schedule.images, dt=per_sample, name="ta_img")
+        ns["label"] = b2.TimedArray(schedule.labels.astype(np.float64), dt=per_sample, name="ta_label")
+        ns["is_train"] = b2.TimedArray(schedule.train.astype(np.float64), dt=per_sample, name="ta_is_train")
+        ns["env"] = b2.TimedArray(env, dt=slot, name="ta_env")
+        ns["gate"] = b2.TimedArray(gate, dt=slot, name="ta_gate")
     return ns
 
 
@@ -334,7 +348,9 @@ def run_schedule(config: SpikingConfig, n_inputs: int, plans: list[LayerPlan], s
     dt = config.backend.dt_ms
     quant = _quant_constants(config) if learn else {}
     t0 = time.perf_counter()
-    with _device(target, config) as dev:
+    shape = {"inputs": n_inputs, "layers": [p.n_neurons for p in plans], "learn": learn,
+             "code": config.encoding.code, "sign_policy": config.plasticity.sign_policy}
+    with _device(target, config, cache_key=shape) as dev:
         b2.defaultclock.dt = dt * b2.ms
         b2.seed(config.backend.seed + seed_offset)
         objs, h = _build(config, n_inputs, plans, loss, learn, schedule.n_samples, "timed", quant)

@@ -63,8 +63,11 @@ def register(sub) -> None:
                    help="also train rate SPELA on the same samples, shape, epochs and class codes")
     p.add_argument("--rate-lr", type=float, default=0.3, help="learning rate of the rate comparison")
     p.add_argument("--target", default="auto", choices=("auto", "numpy", "cython", "cpp_standalone"))
-    p.add_argument("--build-dir", help="keep the standalone project here (default: a temporary directory)")
-    p.add_argument("--dt-ms", type=float, default=0.5)
+    p.add_argument("--build-dir", help="keep the standalone project here (default: the build cache of this "
+                                       "network shape, $SPELA_HW_CACHE/brian2 or ~/.cache/spela-hw/brian2)")
+    p.add_argument("--dt-ms", type=float, default=1.0,
+                   help="time step (default 1 ms; 0.5 ms was the default before issue 19: same accuracy, "
+                        "slower, bench/RESULTS.md)")
     p.add_argument("--code", default="poisson", choices=("poisson", "regular", "ttfs"))
     p.add_argument("--rate-max-hz", type=float, default=250.0)
     p.add_argument("--present-ms", type=float, default=100.0)
