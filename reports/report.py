@@ -53,7 +53,7 @@ from .files import (atomic_write_bytes, atomic_write_text, exclusive_lock, fsync
                     write_table)
 from .hardware import budget_bytes, budget_tables, size_runs, sources_tables
 from .runner import default_workers, run_tasks
-from .spiking import build_cache_dir, price_spike_counts, spiking_available
+from .spiking import price_spike_counts, spiking_available
 
 __all__ = ["build_report", "ReportResult", "plan_tasks", "MANIFEST_NAME"]
 
@@ -848,9 +848,9 @@ def _spiking_section(config, results, spike_reason, hw) -> Section:
     if r.get("build_s") is not None:
         s.paragraphs.append(
             f"Time: {r['seconds']:.0f} s in all, of which {r['build_s']:.0f} s to generate and compile the C++ "
-            + ("project (kept in the build cache, so the next report recompiles only what changed; "
-               f"{build_cache_dir()})." if r.get("build_cached") else "project (built from scratch in a temporary "
-                                                                     "folder: the build cache was unavailable)."))
+            + ("project (kept in the build cache, so the next report recompiles only what changed)."
+               if r.get("build_cached") else
+               "project (built from scratch in a temporary folder: the build cache was unavailable)."))
     acc, counts = T.spiking_tables(r)
     s.tables.append(Table("spiking_accuracy", "Accuracy of the spike read-out", acc, "", T.COLUMNS["spiking_accuracy"]))
     s.tables.append(Table("spiking_counts", "Events per sample", counts, "", T.COLUMNS["spiking_counts"]))

@@ -2,7 +2,7 @@
 
 Runs only when :mod:`mappings.brian2` imports (Brian2 installed); otherwise the report shows a
 visible "not run" note with the reason. With the ``cpp_standalone`` target the C++ project is
-kept in a cache folder (:func:`build_cache_dir`), so the next report recompiles only what changed
+kept in the spiking mapping's build cache (:mod:`mappings.brian2.buildcache`), so the next report recompiles only what changed
 instead of building from scratch (about a minute of compiler time). Spike counts are priced with
 :func:`sim.spiking_energy.price_spiking` under every published per-event convention, which the
 report names next to each number (they are not comparable with each other).
@@ -11,15 +11,9 @@ report names next to each number (they are not comparable with each other).
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
-import json
 import logging
-import os
-import platform
-from pathlib import Path
 
-__all__ = ["spiking_available", "spike_task", "price_spike_counts", "build_cache_dir"]
+__all__ = ["spiking_available", "spike_task", "price_spike_counts"]
 
 log = logging.getLogger(__name__)
 
@@ -45,40 +39,12 @@ def spiking_available(mode: str = "auto") -> tuple[str | None, str]:
                   "take minutes; run with --spiking on to use it anyway")
 
 
-def build_cache_dir() -> Path:
-    """Where reports keep Brian2's compiled projects: ``$SPELA_HW_CACHE/brian2`` (default
-    ``$XDG_CACHE_HOME/spela-hw`` or ``~/.cache/spela-hw``)."""
-    root = os.environ.get("SPELA_HW_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "spela-hw"
-    return Path(root) / "brian2"
-
-
-@contextlib.contextmanager
 def _cached_build_dir(task: dict):
-    """A project folder for this network shape and Brian2 version that no other run is using
-    (``None``: use a temporary one). Held under a lock for the whole run: two reports at once
-    must not write one project; the second builds in a temporary folder instead."""
-    from importlib import metadata
+    """The project folder of this network shape in the mapping's build cache (``None``: in use by
+    another run, or no writable cache; that run builds in a temporary folder)."""
+    from mappings.brian2.buildcache import cached_build_dir
 
-    try:
-        key = json.dumps({"dims": list(task["dims"]), "encoding": task.get("encoding"), "dt_ms": task.get("dt_ms"),
-                          "brian2": metadata.version("brian2"), "python": platform.python_version()}, sort_keys=True)
-        folder = build_cache_dir() / hashlib.sha256(key.encode()).hexdigest()[:16]
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    except (OSError, metadata.PackageNotFoundError) as exc:  # no writable cache: build from scratch
-        log.info("no Brian2 build cache (%s): building in a temporary folder", exc)
-        yield None
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("the Brian2 build cache %s is in use: building in a temporary folder", folder)
-            yield None
-            return
-        yield str(folder)
-    finally:
-        os.close(fd)  # releases the lock
+    return cached_build_dir({"dims": list(task["dims"]), "encoding": task.get("encoding"), "dt_ms": task.get("dt_ms")})
 
 
 def spike_task(task: dict) -> dict:

@@ -267,10 +267,12 @@ def test_heartbeat_says_what_runs_and_what_is_left():
 
 
 def test_brian2_build_cache_is_one_folder_per_shape_and_never_shared(tmp_path, monkeypatch):
-    from reports.spiking import _cached_build_dir, build_cache_dir
+    """The report keeps its spiking project in the mapping's build cache, one locked folder a shape."""
+    from mappings.brian2.buildcache import build_cache_root
+    from reports.spiking import _cached_build_dir
 
     monkeypatch.setenv("SPELA_HW_CACHE", str(tmp_path / "cache"))
-    assert build_cache_dir() == tmp_path / "cache" / "brian2"
+    assert build_cache_root() == tmp_path / "cache" / "brian2"
     with _cached_build_dir({"dims": [784, 100, 10]}) as first:
         assert first is not None and first.startswith(str(tmp_path / "cache" / "brian2"))
         with _cached_build_dir({"dims": [784, 100, 10]}) as busy:
