@@ -192,7 +192,7 @@ def test_layer_sums_norm_and_cosine_inside_the_network():
     """The normaliser's summed variables equal NumPy sums of y*e and y^2, and ny, cosv follow."""
     import brian2 as b2
 
-    from mappings.brian2.network import LayerPlan, _build, _device, _namespace
+    from mappings.brian2.network import _build, _device, _namespace
 
     from dataclasses import replace
 

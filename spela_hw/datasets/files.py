@@ -13,7 +13,6 @@ import logging
 import math
 import os
 import threading
-import zipfile
 import zlib
 from pathlib import Path
 
