@@ -184,16 +184,12 @@ def _exit(layer: int, n_layers: int) -> str:
     return "output" if layer == n_layers else "hidden"
 
 
-def has_exits(rule: str) -> bool:
-    """Rules trained with a loss at every layer (SPELA) can be read out at every layer; softmax
-    rules (backprop) only at their output."""
+def _layers_of(rule: str, n_layers: int):
+    """1-based layers whose read-out the rule trains (every layer of SPELA, backprop's output)."""
+    from spela_hw.rules.common import readout_layers
     from spela_hw.specs import RULES
 
-    return getattr(RULES.get(rule), "loss", None) != "softmax_ce"
-
-
-def _layers_of(rule: str, n_layers: int):
-    return range(1, n_layers + 1) if has_exits(rule) else range(n_layers, n_layers + 1)
+    return [k + 1 for k in readout_layers(RULES[rule](), n_layers)]
 
 
 def learning_curves(runs: list[dict]) -> pd.DataFrame:
@@ -302,7 +298,7 @@ def one_epoch(runs: list[dict]) -> pd.DataFrame:
         if not h:
             continue
         first = [h[0].get(f"layer{k}_accuracy", math.nan) for k in range(1, L + 1)]
-        best = int(np.nanargmax(first)) + 1
+        best = max(_layers_of(t["rule"], L), key=lambda k: np.nan_to_num(first[k - 1], nan=-1.0))
         rows.append({"rule": t["rule"], **_prec_cols(t["bits"]), "seed": t["seed"],
                      "epoch1_output_accuracy": first[-1], "epoch1_best_layer": best,
                      "epoch1_best_accuracy": first[best - 1], "final_epoch": h[-1]["epoch"],
