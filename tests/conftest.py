@@ -24,3 +24,22 @@ def mnist():
         if IN_CI:
             pytest.fail(f"real MNIST is required in CI: {exc}")
         pytest.skip(f"real MNIST not available: {exc}")
+
+
+@pytest.fixture
+def backprop_fails(monkeypatch):
+    """Sweep training runs of backprop raise (a simulated divergence); SPELA's run as usual.
+
+    Sweeps with ``workers=1`` run their groups in this process, so the patch reaches them. Returns
+    the real ``train_task``, for a test that lets the failed points succeed on a retry."""
+    import reports.experiments as ex
+
+    real = ex.train_task
+
+    def flaky(task):
+        if task["rule"] == "backprop":
+            raise FloatingPointError("simulated divergence")
+        return real(task)
+
+    monkeypatch.setattr(ex, "train_task", flaky)
+    return real

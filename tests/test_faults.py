@@ -95,17 +95,10 @@ def test_a_repeated_axis_value_is_refused(tmp_path):
 
 # -- resume never duplicates a point --------------------------------------------------------------------
 
-def test_resume_never_reruns_a_recorded_point_whatever_its_status(tmp_path, monkeypatch):
+def test_resume_never_reruns_a_recorded_point_whatever_its_status(tmp_path, monkeypatch, backprop_fails):
     import reports.experiments as ex
 
-    real = ex.train_task
-
-    def flaky(task):
-        if task["rule"] == "backprop":
-            raise FloatingPointError("simulated divergence")
-        return real(task)
-
-    monkeypatch.setattr(ex, "train_task", flaky)  # workers=1 runs the groups in this process
+    real = backprop_fails
     # fp32 on a crossbar preset is not applicable; backprop fails; SPELA on the MCU is ok.
     cfg = _sweep_config(tmp_path, {"dims": [[784, 16, 10]], "bits": ["fp32"], "presets": ["sram-cim-22nm", "mcu-256kb"],
                                    "rules": ["spela", "backprop"]})

@@ -137,17 +137,10 @@ def test_killed_sweep_resumes_without_loss_or_duplicates(tmp_path):
     assert res.skipped == len(before) and res.ran == n_total - len(before)
 
 
-def test_a_failing_point_is_recorded_and_the_others_finish(tmp_path, monkeypatch):
+def test_a_failing_point_is_recorded_and_the_others_finish(tmp_path, monkeypatch, backprop_fails):
     import reports.experiments as ex
 
-    real = ex.train_task
-
-    def flaky(task):
-        if task["rule"] == "backprop":
-            raise FloatingPointError("simulated divergence")
-        return real(task)
-
-    monkeypatch.setattr(ex, "train_task", flaky)  # workers=1 runs the groups in this process
+    real = backprop_fails
     cfg = _config(tmp_path, {"dims": [[784, 16, 10]], "bits": [8], "presets": ["sram-cim-22nm", "mcu-256kb"],
                              "rules": ["spela", "backprop"]})
     res = run_sweep(cfg, workers=1)
