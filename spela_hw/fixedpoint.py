@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .codes import NEAREST, SATURATE, STOCHASTIC, TRUNCATE, WRAP
 from .errors import ConfigError, SaturationError
 
 __all__ = [
@@ -34,8 +35,8 @@ ROUNDING_MODES = ("nearest", "stochastic", "truncate")
 OVERFLOW_MODES = ("saturate", "wrap", "raise")
 
 # Integer codes passed to kernels (kernels take scalars, never strings).
-ROUNDING_CODE = {name: i for i, name in enumerate(ROUNDING_MODES)}
-OVERFLOW_CODE = {"saturate": 0, "wrap": 1, "raise": 0}  # "raise" saturates; the wrapper raises
+ROUNDING_CODE = {"nearest": NEAREST, "stochastic": STOCHASTIC, "truncate": TRUNCATE}
+OVERFLOW_CODE = {"saturate": SATURATE, "wrap": WRAP, "raise": SATURATE}  # "raise": the wrapper raises
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ..codes import ACTIVATION_CODE, LOSS_CODE
 from ..errors import ConfigError, SaturationError
 from ..fixedpoint import OVERFLOW_CODE, ROUNDING_CODE, dequantize, quantize
 from ..rng import sr_mask32
@@ -15,8 +16,7 @@ from ..specs import NetworkSpec, PrecisionSpec
 SAT_ACCUMULATOR, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT = range(4)
 SAT_FORMATS = ("accumulator", "activation", "update", "weight")
 
-ACT_CODE = {"identity": 0, "leaky_relu": 1, "tanh": 2}
-LOSS_CODE = {"neg_cos": 0, "log_2_minus_cos": 1}
+ACT_CODE = ACTIVATION_CODE
 SLOPE_FRAC = 16  # LeakyReLU slope is a 16-fractional-bit constant in fixed point
 
 
