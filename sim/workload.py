@@ -41,6 +41,7 @@ __all__ = [
     "closed_form_counts",
     "per_sample_counts",
     "rule_name",
+    "algorithm_profile",
     "precision_bits",
     "COUNT_RULES",
 ]
