@@ -26,7 +26,7 @@ to the weight format (stochastically by default)::
 A sample with ``h = 0`` has no cosine: ``p_n = 0``, counted as a zero-norm event. The layer
 passes its *pre-update* ``h`` on as the next layer's input (``update_order="recompute"``: the
 ``h`` of the updated weights), detached: no gradient crosses a layer. With ``input_norm`` every
-layer's input is first scaled to unit L2 norm. ``tests/test_spela_gradient.py`` checks ``p^T x``
+layer's input is first scaled to unit L2 norm. ``tests/test_spela_rule.py`` checks ``p^T x``
 and ``sum_n p_n`` against finite differences of ``L``.
 
 What a step executes is counted by :func:`count_layer_steps`, for this per-step path and for the

@@ -1,6 +1,9 @@
-"""SPELA's update is the gradient of its loss: one float step of every layer moves W and b by
--lr times the finite-difference gradient of that layer's batch loss, mean f(cos(h, v_y)), computed
-in float64 on the layer's detached (pre-update) input, for both losses and every activation."""
+"""SPELA's rule (spela_hw.rules.spela): its update is the gradient of its loss, and the fused chunk
+path counts what the per-step path counts.
+
+Gradient: one float step of every layer moves W and b by -lr times the finite-difference gradient
+of that layer's batch loss, mean f(cos(h, v_y)), computed in float64 on the layer's detached
+(pre-update) input, for both losses and every activation."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import numpy as np
 import pytest
 
 from spela_hw.backends import make_ops
+from spela_hw.counts import COUNTERS
 from spela_hw.network import init_network
 from spela_hw.rules.common import new_counts
 from spela_hw.rules.spela import train_batch
@@ -64,3 +68,38 @@ def test_one_float_step_descends_each_layers_loss_gradient(loss, activation):
                                    err_msg=f"layer {k} weights")
         np.testing.assert_allclose((state.biases[k] - b) / -lr, gb, rtol=2e-3, atol=1e-4 * np.abs(gb).max(),
                                    err_msg=f"layer {k} biases")
+
+
+# -- counts: the fused chunk path of the numba backend equals the per-step path -------------------
+@pytest.mark.parametrize("precision", [PrecisionSpec(), PrecisionSpec.fixed(8),
+                                       PrecisionSpec.fixed(3, weight_range=0.25, activation_range=1.0)])
+@pytest.mark.parametrize("loss, input_norm", [("log_2_minus_cos", "off"), ("neg_cos", "every_layer")])
+def test_fused_chunk_counts_what_the_per_step_path_counts(precision, loss, input_norm):
+    """Every counter, zero-norm events and saturations included: the first two samples are zero
+    and the biases start at zero, so their outputs are zero at every layer (no cosine); the 3-bit
+    formats saturate."""
+    spec = NetworkSpec((9, 70, 5), n_classes=4, activation="leaky_relu", bias_init="zeros")
+    rule = Spela(loss=loss, input_norm=input_norm, optimizer=Sgd(0.7))
+    rng = np.random.default_rng(5)
+    x = rng.random((11, 9)) * (rng.random((11, 9)) < 0.4)
+    x[:2] = 0
+    y = rng.integers(0, 4, 11)
+    runs = {}
+    for path in ("per_step", "fused"):
+        ops = make_ops("reference" if path == "per_step" else "numba", precision, spec)
+        state = init_network(spec, precision, ops, "auto", 1, 2, rng=np.random.default_rng(3))
+        counts = new_counts(state, "train")
+        xq = ops.quantize_input(x)
+        if path == "fused":
+            assert ops.spela_train_chunk(state, rule, xq, y, 0.7, 3, counts)
+        else:
+            for s0 in range(0, len(y), 3):
+                train_batch(state, ops, rule, xq[s0:s0 + 3], y[s0:s0 + 3], 0.7, counts)
+        runs[path] = counts
+    step, fused = runs["per_step"], runs["fused"]
+    assert (fused.samples, fused.update_steps) == (step.samples, step.update_steps) == (11, 4)
+    for name in COUNTERS:
+        np.testing.assert_array_equal(fused.data[name], step.data[name], err_msg=name)
+    assert (step.data["zero_norm_events"] >= 2).all()
+    if precision.is_fixed and precision.weight.bits == 3:
+        assert step.data["saturations"].sum() > 0
