@@ -7,6 +7,8 @@ of that layer's batch loss, mean f(cos(h, v_y)), computed in float64 on the laye
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -61,7 +63,7 @@ def test_one_float_step_descends_each_layers_loss_gradient(loss, activation):
     train_batch(state, ops, Spela(loss=loss, optimizer=Sgd(lr)), x, y, lr, new_counts(state, "train"))
     for k, ((w, b), xk) in enumerate(zip(before, inputs)):
         v = state.vectors[k][y].astype(np.float64)
-        fun = lambda: _batch_loss(w, b, xk, v, loss, activation)  # noqa: E731
+        fun = partial(_batch_loss, w, b, xk, v, loss, activation)  # reads w and b as perturbed
         gw, gb = _numeric_grad(fun, w), _numeric_grad(fun, b)
         assert np.abs(gw).max() > 1e-2  # the check is not vacuous
         np.testing.assert_allclose((state.weights[k] - w) / -lr, gw, rtol=2e-3, atol=1e-4 * np.abs(gw).max(),

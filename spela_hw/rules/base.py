@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["Rule", "RULE_KEY", "class_vector_readout", "register", "rule_for"]
+__all__ = ["RULE_KEY", "Rule", "class_vector_readout", "register", "rule_for"]
 
 #: ``state.extra[RULE_KEY]`` is the spec of the rule that initialised the state
 #: (:func:`spela_hw.rules.init_rule_state`): read-outs that get only the state find its rule there.
