@@ -3,6 +3,11 @@
 Each file is a MATLAB v5 file with ``X``, uint8 of shape ``(32, 32, 3, n)`` (height, width, RGB,
 sample), and ``y``, shape ``(n, 1)``, the digits 1 to 9 and 10 for the digit 0. Reading needs
 scipy (``pip install 'spela-hw[svhn]'``).
+
+A damaged file is a :class:`~spela_hw.errors.DataError` naming it, with one known exception:
+scipy's ``loadmat`` (seen with scipy 1.18) can crash the process (segmentation fault) on a file
+whose element tag holds an invalid data-type code, so the md5 check of ``load_dataset`` (on by
+default) is what stands between a corrupted copy and scipy.
 """
 
 from __future__ import annotations
