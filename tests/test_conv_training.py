@@ -85,6 +85,7 @@ def _train_mode_logits(state, x):
     return h
 
 
+@pytest.mark.slow
 def test_conv_spela_and_backprop_learn_mnist(mnist):
     X, y, Xt, yt = mnist
     spela = ConvSpelaClassifier("c8k5p2-d10", epochs=2, batch_size=32, random_state=0).fit(X, y)
@@ -128,7 +129,7 @@ def test_damaged_conv_model_file_names_the_array(mnist, tmp_path):
 
 
 @pytest.mark.parametrize("kw, field", [
-    ({"net": "c4k5p2-q3"}, "net[1]"), ({"precision": PrecisionSpec.fixed(8)}, "precision"),
+    ({"net": "c4k5p2-q3"}, "net[1]"), ({"precision": PrecisionSpec.fixed(8), "norm": "none", "bp": True}, "precision"),
     ({"input_shape": (1, 20, 20)}, "input_shape"), ({"batch_size": 0}, "batch_size"),
     ({"conv_optimizer": "adam"}, "conv_optimizer"), ({"net": "c4k5p2-d7", "rule": None, "bp": True}, "net"),
 ])

@@ -4,6 +4,13 @@ float32 NumPy reference of the conv block, the SPELA and backprop training steps
 See ``docs/conv.md``.
 """
 
-from .description import CONV_TARGETS, NORMS, ConvBlock, ConvNetSpec, DenseLayer, parse_layers
+from .description import (
+    CONV_TARGETS,
+    NORMS,
+    ConvBlock,
+    ConvNetSpec,
+    DenseLayer,
+    parse_layers,
+)
 
 __all__ = ["CONV_TARGETS", "NORMS", "ConvBlock", "ConvNetSpec", "DenseLayer", "parse_layers"]

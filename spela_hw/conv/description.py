@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 
-__all__ = ["ConvBlock", "DenseLayer", "ConvNetSpec", "NORMS", "CONV_TARGETS", "parse_layers"]
+__all__ = ["CONV_TARGETS", "NORMS", "ConvBlock", "ConvNetSpec", "DenseLayer", "parse_layers"]
 
 NORMS = ("batch", "none")
 CONV_TARGETS = ("projection", "fixed_projection", "pooled")
@@ -188,7 +188,7 @@ class ConvNetSpec:
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
-    def parse(cls, net: str, input_shape, **kw) -> "ConvNetSpec":
+    def parse(cls, net: str, input_shape, **kw) -> ConvNetSpec:
         """A spec from a spec string, e.g. ``ConvNetSpec.parse("c32k5p2-d10", (1, 28, 28))``."""
         return cls(input_shape=input_shape, layers=parse_layers(net), **kw)
 
@@ -214,7 +214,7 @@ class ConvNetSpec:
         out, shape = [], self.input_shape
         for i, layer in enumerate(self.layers):
             if isinstance(layer, ConvBlock):
-                c, h, w = shape
+                _c, h, w = shape
                 hc = (h + 2 * layer.padding - layer.kernel) // layer.stride + 1
                 wc = (w + 2 * layer.padding - layer.kernel) // layer.stride + 1
                 if hc < 1 or wc < 1:
@@ -291,13 +291,13 @@ class ConvNetSpec:
                 "projection_dim": self.projection_dim}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ConvNetSpec":
+    def from_dict(cls, d: dict) -> ConvNetSpec:
         if not isinstance(d, dict):
             raise ConfigError("network", f"must be a table, got {d!r}")
         known = {"input_shape", "net", "n_classes", "norm", "slope", "conv_target", "projection_dim"}
         unknown = set(d) - known
         if unknown:
-            raise ConfigError(sorted(map(str, unknown))[0], "unknown field of ConvNetSpec")
+            raise ConfigError(min(map(str, unknown)), "unknown field of ConvNetSpec")
         for required in ("input_shape", "net"):
             if required not in d:
                 raise ConfigError(required, "missing")

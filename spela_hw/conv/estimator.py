@@ -23,8 +23,15 @@ from ..rules.spela import train_batch
 from ..specs import Adam, Backprop, NetworkSpec, PrecisionSpec, Sgd, Spela
 from . import model as M
 from .description import ConvNetSpec, parse_layers
+from .fixed import (
+    check_fixed_spec,
+    fixed_block_forward,
+    fixed_block_scores,
+    fixed_block_step,
+    init_fixed_block,
+)
 
-__all__ = ["ConvClassifier", "ConvSpelaClassifier", "ConvBackpropClassifier", "DenseSpela"]
+__all__ = ["ConvBackpropClassifier", "ConvClassifier", "ConvSpelaClassifier", "DenseSpela"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +82,8 @@ class ConvClassifier:
         SPELA: the dense layers' rule (loss, input normalisation, plain SGD). Backprop: its
         optimiser trains the whole network (softmax cross-entropy at the last layer).
     precision : PrecisionSpec or None
-        ``None`` is float32 (the only precision of conv blocks in this version).
+        ``None`` is float32. Fixed point (SPELA only) is bit-true (:mod:`spela_hw.conv.fixed`) and
+        needs ``norm="none"``.
     input_shape : tuple of int or None
         ``(C, H, W)``; ``None`` takes a square grey image from the number of features.
     norm, conv_target, projection_dim, slope :
@@ -134,15 +142,15 @@ class ConvClassifier:
         precision = self.precision if self.precision is not None else PrecisionSpec()
         if not isinstance(precision, PrecisionSpec):
             raise ConfigError("precision", f"must be a PrecisionSpec, got {type(precision).__name__}")
-        if precision.is_fixed:
-            raise ConfigError("precision", "conv networks train in float32 only in this version "
-                                           "(fixed-point conv blocks are not implemented yet)")
         rule = self.rule if self.rule is not None else self._default_rule
         if not isinstance(rule, (Spela, Backprop)):
             raise ConfigError("rule", f"must be Spela or Backprop, got {type(rule).__name__}")
         if isinstance(rule, Spela) and (rule.optimizer.kind != "sgd" or rule.optimizer.momentum):
             raise ConfigError("rule.optimizer", "the dense SPELA layers run plain SGD (set conv_optimizer "
                                                 "for the conv blocks)")
+        if precision.is_fixed and not isinstance(rule, Spela):
+            raise ConfigError("precision", "fixed-point conv networks train by SPELA in this version "
+                                           "(backprop's conv layers run in float32)")
         conv_opt = self.conv_optimizer if self.conv_optimizer is not None else DEFAULT_CONV_OPTIMIZER
         if not isinstance(conv_opt, (Sgd, Adam)):
             raise ConfigError("conv_optimizer", f"must be Sgd or Adam, got {type(conv_opt).__name__}")
@@ -154,6 +162,8 @@ class ConvClassifier:
             raise ConfigError("input_shape", f"{shape} holds {math.prod(shape)} values, X has {n_features} features")
         spec = ConvNetSpec(shape, parse_layers(self.net), n_classes=n_classes, norm=self.norm, slope=self.slope,
                            conv_target=self.conv_target, projection_dim=self.projection_dim)
+        if precision.is_fixed:
+            check_fixed_spec(spec)
         if isinstance(rule, Backprop) and spec.dense_layers[-1].units != n_classes:
             raise ConfigError("net", f"backprop's last layer must have one unit per class ({n_classes}), "
                                      f"got {spec.dense_layers[-1].units}")
@@ -171,6 +181,9 @@ class ConvClassifier:
             dense = self._dense_spela(spec, precision, rule, cv_seed, round_seed,
                                       np.random.default_rng([model_seed, 2]))
         self.state_ = M.init_conv_state(spec, rule.name, model_seed, dense)
+        self.state_.rounding_seed = round_seed
+        if precision.is_fixed:
+            self.state_.fixed = [init_fixed_block(precision, spec, k, b) for k, b in enumerate(self.state_.blocks)]
         self.spec_ = spec
         self.precision_ = precision
         self.rule_ = rule
@@ -246,15 +259,30 @@ class ConvClassifier:
             opt = self.rule_.optimizer
             M.backprop_step(st, x, y, opt, opt.lr_at(epoch))
             return
-        flat, _ = M.conv_spela_step(st, x, y, self.conv_optimizer_, self.conv_optimizer_.lr_at(epoch))
+        opt = self.conv_optimizer_
+        if st.fixed is None:
+            flat, _ = M.conv_spela_step(st, x, y, opt, opt.lr_at(epoch))
+        else:
+            flat = self._fixed_conv_step(x, y, opt, opt.lr_at(epoch))
         lr = self.rule_.optimizer.lr_at(epoch)
         h = flat
         for layer in st.dense:
-            x_in = layer.ops.quantize_input(h) if layer is st.dense[0] else h
+            x_in = layer.ops.quantize_input(h) if layer is st.dense[0] and st.fixed is None else h
             if layer is not st.dense[-1]:  # the pre-update output feeds the next layer
                 xn = layer.ops.normalize_rows(x_in) if self.rule_.input_norm != "off" else x_in
                 _, h, _ = layer.ops.forward(layer.state.weights[0], layer.state.biases[0], xn)
             train_batch(layer.state, layer.ops, self.rule_, x_in, y, lr, layer.counts)
+
+    def _fixed_conv_step(self, x, y, opt, lr):
+        """One bit-true SPELA step of every fixed-point conv block; the flattened output codes."""
+        st = self.state_
+        x = st.fixed[0].conv_ops.quantize_input(x)
+        train_projection = self.spec_.conv_target == "projection"
+        for k, (fb, blk) in enumerate(zip(st.fixed, self.spec_.conv_blocks)):
+            x, sat = fixed_block_step(fb, blk, x, y, opt, lr, train_projection, st.rounding_seed, k, st.step)
+            fb.conv_ops.check_overflow(sat)
+        st.step += 1
+        return x.reshape(len(x), -1)
 
     def _check_finite(self):
         arrays = [p for b in self.state_.blocks for p in b.params().values()]
@@ -282,11 +310,18 @@ class ConvClassifier:
         st = self.state_
         if self.rule_.name == "backprop":
             return [np.argmax(M.backprop_logits(st, x), axis=1)]
-        outs = M.forward_blocks(st, x)
-        preds = [np.argmax(M.block_scores(b, o), axis=1) for b, o in zip(st.blocks, outs)]
+        if st.fixed is None:
+            outs = M.forward_blocks(st, x)
+            preds = [np.argmax(M.block_scores(b, o), axis=1) for b, o in zip(st.blocks, outs)]
+        else:
+            outs, preds, h = [], [], st.fixed[0].conv_ops.quantize_input(x)
+            for fb, blk in zip(st.fixed, self.spec_.conv_blocks):
+                h = fixed_block_forward(fb, blk, h)[0]
+                outs.append(h)
+                preds.append(np.argmax(fixed_block_scores(fb, h), axis=1))
         h = outs[-1].reshape(len(x), -1)
         for j, layer in enumerate(st.dense):
-            xin = layer.ops.quantize_input(h) if j == 0 else h
+            xin = layer.ops.quantize_input(h) if j == 0 and st.fixed is None else h
             if self.rule_.input_norm == "every_layer":
                 xin = layer.ops.normalize_rows(xin)
             _, h, _ = layer.ops.forward(layer.state.weights[0], layer.state.biases[0], xin)

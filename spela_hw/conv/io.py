@@ -2,7 +2,8 @@
 
 One ``.npz`` archive (read with ``allow_pickle=False``) holding ``meta`` (a JSON document: format,
 version, estimator, hyper-parameters, the network description ``spec``, ``rule``,
-``conv_optimizer``, ``precision``, ``classes``, ``n_features_in``, ``seeds``, ``step``,
+``conv_optimizer``, ``precision``, ``classes``, ``n_features_in``, ``seeds``, ``step`` (the conv blocks' update counter, which keys their
+stochastic rounding), ``dense_update_steps`` (the same of each dense SPELA layer),
 ``epochs_done``, ``history``) and the arrays: ``block<k>.<name>`` (conv weights and biases,
 BatchNorm's scale, shift and running statistics, the trainable projections), ``dense<k>.w`` /
 ``dense<k>.b`` and the optimiser state ``optim.<name>``. Groups, group vectors, class vectors
@@ -19,11 +20,12 @@ import numpy as np
 
 from ..errors import ConfigError, ModelFileError
 from ..io import _read_arrays, _show, model_path, write_npz_atomic
+from ..rules.optim import optimizer_state_arrays, restore_optimizer_state
 from ..specs import PrecisionSpec, rule_from_dict, spec_to_dict
 from .description import ConvNetSpec
 from .estimator import SEED_NAMES
 
-__all__ = ["save_conv_model", "load_conv_model", "FORMAT", "VERSION"]
+__all__ = ["FORMAT", "VERSION", "load_conv_model", "save_conv_model"]
 
 FORMAT = "spela-hw-conv-model"
 VERSION = 1
@@ -35,7 +37,12 @@ def _param_arrays(clf) -> dict:
     """Every stored array of a fitted conv classifier, by its name in the file."""
     st = clf.state_
     arrays = {}
-    for k, b in enumerate(st.blocks):
+    if st.fixed is not None:  # integer codes; the float blocks only seeded them
+        for k, fb in enumerate(st.fixed):
+            arrays[f"block{k}.w"], arrays[f"block{k}.b"] = fb.w, fb.conv.biases[0]
+            if clf.spec_.conv_target == "projection":
+                arrays[f"block{k}.projection"] = np.stack(fb.proj.weights)
+    for k, b in enumerate(st.blocks if st.fixed is None else ()):
         for name in ("w", "b", "gamma", "beta", "running_mean", "running_var"):
             if getattr(b, name) is not None:
                 arrays[f"block{k}.{name}"] = getattr(b, name)
@@ -50,6 +57,13 @@ def _param_arrays(clf) -> dict:
     return arrays
 
 
+def _unstacked(clf, name: str, array):
+    """The live arrays behind a stored name: a fixed-point block's projections are one per channel."""
+    if name.endswith(".projection"):
+        return clf.state_.fixed[int(name[5:name.index(".")])].proj.weights
+    return array
+
+
 def save_conv_model(clf, path) -> Path:
     """Write a fitted conv classifier to :func:`spela_hw.io.model_path` of ``path``, atomically."""
     clf._check_fitted()
@@ -61,19 +75,30 @@ def save_conv_model(clf, path) -> Path:
         "conv_optimizer": {"kind": clf.conv_optimizer_.kind, **spec_to_dict(clf.conv_optimizer_)},
         "precision": clf.precision_.to_dict(), "classes": [c.item() for c in clf.classes_],
         "n_features_in": int(clf.n_features_in_), "seeds": clf.seeds_, "step": int(clf.state_.step),
+        "dense_update_steps": [] if clf.rule_.name == "backprop" else [int(layer.state.update_step)
+                                                                      for layer in clf.state_.dense],
         "epochs_done": int(clf.epochs_done_), "history": clf.history_,
     }
     arrays = {"meta": np.array(json.dumps(meta))}
     arrays.update(_param_arrays(clf))
     for name, v in clf.state_.optim.items():
         arrays[f"optim.{name}"] = np.asarray(v)
+    for prefix, layer in _fixed_layers(clf):
+        arrays.update({prefix + k: v for k, v in optimizer_state_arrays(layer).items()})
     return write_npz_atomic(path, arrays)
+
+
+def _fixed_layers(clf):
+    """``(array-name prefix, layer)`` of every fixed-point layer that may hold optimiser state."""
+    for k, fb in enumerate(clf.state_.fixed or ()):
+        yield f"fixed{k}.conv.", fb.conv
+        yield f"fixed{k}.proj.", fb.proj
 
 
 def load_conv_model(path, arrays: dict | None = None, meta: dict | None = None):
     """Read a conv model written by :func:`save_conv_model`; errors name the file and the field."""
-    from . import estimator as est
     from ..specs import Adam, Sgd
+    from . import estimator as est
 
     path = Path(path)
     if arrays is None:
@@ -87,7 +112,7 @@ def load_conv_model(path, arrays: dict | None = None, meta: dict | None = None):
     estimators = {c.__name__: c for c in (est.ConvClassifier, est.ConvSpelaClassifier, est.ConvBackpropClassifier)}
     try:
         for name in ("estimator", "params", "spec", "rule", "conv_optimizer", "precision", "classes",
-                     "n_features_in", "seeds", "step", "epochs_done", "history"):
+                     "n_features_in", "seeds", "step", "dense_update_steps", "epochs_done", "history"):
             if name not in meta:
                 raise ConfigError(name, "missing")
         if meta["estimator"] not in estimators:
@@ -121,21 +146,42 @@ def load_conv_model(path, arrays: dict | None = None, meta: dict | None = None):
     expected = _param_arrays(clf)
     stored = {k for k in arrays if k.startswith(("block", "dense"))}
     if stored != set(expected):
-        odd = sorted(stored ^ set(expected))[0]
+        odd = min(stored ^ set(expected))
         raise ModelFileError(f"{path}: array {odd!r} is {'missing' if odd in expected else 'not expected'}")
+    if clf.state_.fixed is not None:
+        expected = {n: _unstacked(clf, n, a) for n, a in expected.items()}
     for name, target in expected.items():
         a = arrays[name]
-        if a.shape != target.shape or a.dtype != target.dtype:
+        want = np.stack(target) if isinstance(target, list) else target
+        if a.shape != want.shape or a.dtype != want.dtype:
             raise ModelFileError(f"{path}: array {name!r} is {a.dtype}{a.shape}, the network needs "
-                                 f"{target.dtype}{target.shape}")
+                                 f"{want.dtype}{want.shape}")
+        fmt = clf.precision_.weight
+        if fmt is not None and a.dtype.kind == "i" and a.size and (a.min() < fmt.min_int or a.max() > fmt.max_int):
+            raise ModelFileError(f"{path}: array {name!r} holds codes outside the weight format {fmt}")
         if a.dtype.kind == "f" and not np.isfinite(a).all():
             raise ModelFileError(f"{path}: array {name!r} holds NaN or inf")
-        target[...] = a
+        if isinstance(target, list):  # a fixed-point block's projections, one array per channel
+            for c, t in enumerate(target):
+                t[...] = a[c]
+        else:
+            target[...] = a
     for name, a in arrays.items():
         if name.startswith("optim."):
             key = name.removeprefix("optim.")
             clf.state_.optim[key] = int(a) if key.endswith(".t") else np.array(a, np.float32)
+    for prefix, layer in _fixed_layers(clf):
+        part = {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
+        restore_optimizer_state(layer, part)
     clf.state_.step = int(meta["step"])
+    steps = meta["dense_update_steps"]
+    if clf.rule_.name == "spela":
+        if not isinstance(steps, list) or len(steps) != len(clf.state_.dense) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in steps):
+            raise ModelFileError(f"{path}: field 'dense_update_steps' must list one non-negative count "
+                                 f"per dense layer ({len(clf.state_.dense)})")
+        for layer, n in zip(clf.state_.dense, steps):
+            layer.state.update_step = n
     clf.epochs_done_ = int(meta["epochs_done"])
     clf.history_ = list(meta["history"])
     return clf

@@ -23,14 +23,28 @@ import numpy as np
 
 from ..classvectors import class_vectors
 from ..errors import ConfigError
-from ..network import init_network
 from ..specs import NetworkSpec
 from .description import ConvNetSpec
-from .reference import (conv_backward, conv_forward, leaky_relu, norm_backward, norm_forward,
-                        pool_backward, pool_forward)
+from .reference import (
+    conv_backward,
+    conv_forward,
+    leaky_relu,
+    norm_backward,
+    norm_forward,
+    pool_backward,
+    pool_forward,
+)
 
-__all__ = ["ConvState", "init_conv_state", "block_forward", "conv_spela_step", "backprop_step",
-           "predict_blocks", "draw_groups", "dense_network_spec"]
+__all__ = [
+    "ConvState",
+    "backprop_step",
+    "block_forward",
+    "conv_spela_step",
+    "dense_network_spec",
+    "draw_groups",
+    "init_conv_state",
+    "predict_blocks",
+]
 
 F32 = np.float32
 MAX_GROUPS = 9  # the paper's n_c in 2..9
@@ -68,6 +82,8 @@ class ConvState:
     seed: int
     optim: dict = field(default_factory=dict)
     step: int = 0
+    fixed: list | None = None  # fixed-point blocks (spela_hw.conv.fixed), None in float32
+    rounding_seed: int = 0
 
 
 def dense_network_spec(spec: ConvNetSpec) -> NetworkSpec:

@@ -17,8 +17,20 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["im2col", "col2im", "conv_forward", "conv_backward", "norm_forward", "norm_backward",
-           "folded_norm", "leaky_relu", "pool_forward", "pool_backward", "BN_EPS", "BN_MOMENTUM"]
+__all__ = [
+    "BN_EPS",
+    "BN_MOMENTUM",
+    "col2im",
+    "conv_backward",
+    "conv_forward",
+    "folded_norm",
+    "im2col",
+    "leaky_relu",
+    "norm_backward",
+    "norm_forward",
+    "pool_backward",
+    "pool_forward",
+]
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
@@ -130,7 +142,7 @@ def pool_backward(dy: np.ndarray, idx, pool: int, shape) -> np.ndarray:
     """Gradient of :func:`pool_forward`: ``dy`` routed to each window's maximum."""
     if pool == 1:
         return dy
-    b, c, h, w = shape
+    b, c, _h, _w = shape
     hp, wp = dy.shape[2], dy.shape[3]
     win = np.zeros((b, c, hp, wp, pool * pool), dy.dtype)
     np.put_along_axis(win, idx[..., None], dy[..., None], -1)
