@@ -23,8 +23,10 @@ Calibrated chip
     preset with a ``[chip]`` section), :func:`compare_with_published`, :func:`neurosim_table`
     (NeuroSim V1.4 Table VII and the coefficients calibrated on it).
 Energy and latency
-    :func:`energy_breakdown` -> :class:`EnergyBreakdown` (``by_category()``, ``latency_ns``,
-    ``to_records()``), :class:`ActionCosts` (``ActionCosts.uniform(1.0)`` for golden counts).
+    :func:`action_events` -> :class:`ActionEvents` (the events table: layer, category, item,
+    action, count, bits; and the latency), priced by :func:`price_events` with
+    :class:`ActionCosts` (``ActionCosts.uniform(1.0)`` for golden counts) -> :class:`EnergyBreakdown`
+    (``by_category()``, ``latency_ns``, ``to_records()``); :func:`energy_breakdown` does both.
 One design point
     :func:`design_point` -> :class:`DesignPointResult` (``summary()``, ``tables()``,
     ``to_records(table)``, ``to_dict()``, ``interval(phase)``): ledger + tiling + energy for one
@@ -57,8 +59,8 @@ from .config import (BufferLevel, Conventions, CrossbarConfig, DeviceConfig, Dra
                      PeripheryConfig, TechnologyConfig, hardware_from_dict)
 from .crossbar_device import ConverterConfig, CrossbarDevice, LifetimeResult
 from .design import DesignPointResult, compare_energy, design_point, energy_interval, resolve_bits
-from .energy import (ActionCosts, EnergyAdvantage, EnergyBreakdown, EnergyInterval, action_costs, energy_breakdown,
-                     lifetime_days)
+from .energy import (ActionCosts, ActionEvents, EnergyAdvantage, EnergyBreakdown, EnergyInterval, action_costs,
+                     action_events, energy_breakdown, lifetime_days, price_events)
 from .ledger import (ALGORITHMS, BitWidths, FitResult, MemoryBudget, MemoryLedger, largest_batch, memory_ledger,
                      widest_network, widest_weight_bits)
 from .periphery import ChipEstimate, chip_estimate, compare_with_published, neurosim_table
@@ -68,15 +70,16 @@ from .tiling import MatrixTiling, TilingResult, tile_matrix, tile_workload
 from .workload import LayerShape, Workload, closed_form_counts, conv_workload, vgg8
 
 __all__ = [
-    "ALGORITHMS", "ActionCosts", "BitWidths", "ChipEstimate", "chip_estimate", "compare_with_published",
+    "ALGORITHMS", "ActionCosts", "ActionEvents", "BitWidths", "ChipEstimate", "chip_estimate", "compare_with_published",
     "neurosim_table", "EnergyAdvantage", "EnergyInterval", "compare_energy",
     "energy_interval", "BufferLevel", "Conventions", "ConverterConfig", "CrossbarConfig",
     "CrossbarDevice",
     "DesignPointResult", "DeviceConfig", "DramConfig", "EnergyBreakdown", "FitResult", "HardwareConfig",
     "LayerShape", "LifetimeResult", "MatrixTiling", "MemoryBudget", "MemoryLedger", "PeripheryConfig",
-    "TechnologyConfig", "TilingResult", "Workload", "action_costs", "closed_form_counts", "conv_workload",
+    "TechnologyConfig", "TilingResult", "Workload", "action_costs", "action_events", "closed_form_counts", "conv_workload",
     "design_point", "energy_breakdown", "hardware_from_dict", "largest_batch", "lifetime_days",
     "list_presets", "load_hardware_toml", "load_preset", "load_tables", "memory_ledger", "preset_dict",
+    "price_events",
     "resolve_bits", "resolve_hardware", "tile_matrix", "tile_workload", "vgg8", "widest_network",
     "widest_weight_bits",
 ]

@@ -11,10 +11,10 @@ from spela_hw.specs import PrecisionSpec
 
 from .config import HardwareConfig
 from .energy import EnergyAdvantage, EnergyBreakdown, EnergyInterval, PricedPoint, energy_advantage, energy_breakdown
-from .ledger import ALGORITHMS, BitWidths, FitResult, MemoryBudget, MemoryLedger, memory_ledger
+from .ledger import BitWidths, FitResult, MemoryBudget, MemoryLedger, memory_ledger
 from .presets import resolve_hardware
 from .tiling import TilingResult, tile_workload
-from .workload import COUNT_RULES, Workload, as_workload, closed_form_counts, rule_name
+from .workload import COUNT_RULES, Workload, algorithm_profile, as_workload, closed_form_counts
 
 __all__ = ["DesignPointResult", "design_point", "resolve_bits", "UNSET", "energy_interval", "compare_energy"]
 
@@ -211,7 +211,7 @@ def design_point(
         ``(784, 1024, 10)``, ``vgg8()``, ...
     hardware : HardwareConfig, preset name or path to a TOML file
     rule : str or rule spec
-        Any name in :data:`sim.ledger.ALGORITHMS` (energy only for those in
+        Any name in :data:`sim.algorithms.ALGORITHMS` (energy only for those in
         :data:`sim.workload.COUNT_RULES`).
     bits, precision, weight_bits
         Storage widths, one of them required (see :func:`resolve_bits`): ``precision=None`` is
@@ -236,9 +236,7 @@ def design_point(
     """
     hw: HardwareConfig = resolve_hardware(hardware)
     wl: Workload = as_workload(network, n_classes)
-    name = rule_name(rule)
-    if name not in ALGORITHMS:
-        raise ConfigError("rule", f"must be one of {tuple(ALGORITHMS)}, got {name!r}")
+    name = algorithm_profile(rule).name
     bw = resolve_bits(bits, precision, weight_bits)
     last = wl.n_layers - 1
     exit_k = last if exit_layer is None else exit_layer

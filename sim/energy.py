@@ -1,11 +1,15 @@
-"""Energy and latency per sample: counts x per-action energies.
+"""Energy and latency per sample: action events x per-action energies, as in Accelergy.
 
-The learner's :class:`~spela_hw.counts.Counts` (from a real run, or
-:func:`~sim.workload.closed_form_counts`) are turned into hardware *actions* (cell reads, ADC
-conversions, digital MACs, loss-unit operations, programming pulses, buffer accesses, DRAM bits)
-using the tiling of each layer; each action has one energy in :class:`ActionCosts` built from the
-shipped tables and the hardware description. Energy = sum of events x cost, itemised per layer and
-category:
+Two halves. **Counting** (:func:`action_events`): the learner's :class:`~spela_hw.counts.Counts`
+(from a real run, or :func:`~sim.workload.closed_form_counts`) become an events table,
+:class:`ActionEvents`, of hardware *actions* per sample (cell reads, ADC conversions, digital MACs,
+loss-unit operations, programming pulses, buffer accesses, DRAM bits), one row per layer,
+category, item and action, using the tiling of each layer and the hardware's conventions; the
+latency comes with it (it depends on no price). **Pricing** (:func:`price_events`): each action
+has one energy in :class:`ActionCosts`, built from the shipped tables and the hardware
+description, and energy = sum of events x cost, an :class:`EnergyBreakdown` itemised per layer and
+category. :func:`energy_breakdown` does both; :class:`PricedPoint` re-prices the same events at
+the placeholders' corners. Categories:
 
 ==================  ==========================================================================
 forward_mvm         array reads, input drivers / DACs, shift-add, bias and activation (also of
@@ -31,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -45,6 +49,7 @@ from .tiling import MatrixTiling, TilingResult, tile_workload
 from .workload import Workload
 
 __all__ = ["ActionCost", "ActionCosts", "action_costs", "EnergyItem", "EnergyBreakdown",
+           "ActionEvent", "ActionEvents", "action_events", "action_widths", "digital_cycles", "price_events",
            "energy_breakdown", "CATEGORIES", "lifetime_days", "corner_costs", "events_by_action", "reprice",
            "EnergyInterval", "PricedPoint", "EnergyAdvantage", "energy_advantage"]
 
@@ -121,8 +126,7 @@ def action_costs(hardware: HardwareConfig, bits: BitWidths, tables: EnergyTables
     seed_bits = t.value("rsqrt_seed_table_bits")
     seed_pj = sram_bit(seed_bits) * bits.update
     c["loss_op"] = ActionCost(t.rsqrt_pj(bits.update, seed_pj) * f if not fl else
-                              (t.value("rsqrt_newton_iterations") * t.value("rsqrt_multiplies_per_iteration")
-                               * t.mul_pj(32, is_float=True) * f), "placeholder",
+                              t.rsqrt_multiplies() * t.mul_pj(32, is_float=True) * f, "placeholder",
                               f"Newton-Raphson rsqrt/divide at {bits.update} bits + seed-table read {scale_txt}")
     c["update_mul"] = ActionCost(t.mul_pj(bits.update, bits.activation, fl) * f, "fit",
                                  f"mul({bits.update},{bits.activation}) {scale_txt}")
@@ -257,6 +261,9 @@ class EnergyBreakdown:
     notes : tuple of str
     lifetime_days : float or None
         Days until the most-written cell reaches the device endurance at ``samples_per_day``.
+    events : ActionEvents or None
+        The events table the items price (:func:`price_events`); re-priced at other costs by
+        :class:`PricedPoint`.
     """
 
     phase: str
@@ -270,6 +277,7 @@ class EnergyBreakdown:
     notes: tuple[str, ...] = ()
     lifetime_days: float | None = None
     samples_per_day: float = 0.0
+    events: ActionEvents | None = field(default=None, repr=False, compare=False)
 
     @property
     def total_pj(self) -> float:
@@ -306,6 +314,302 @@ def lifetime_days(endurance_cycles: float | None, writes_per_cell_per_sample: fl
     return endurance_cycles / (writes_per_cell_per_sample * samples_per_day)
 
 
+# -- action events: what one sample executes, before pricing ------------------------------------
+
+
+@dataclass(frozen=True)
+class ActionEvent:
+    """One row of the events table: ``count`` actions of one kind per sample.
+
+    ``bits`` is the width of what one event moves or produces (:func:`action_widths`); its price
+    already includes it. A ``cell_read`` counts every (cell, input cycle) pair: pricing charges
+    the ``input_bit_activity`` fraction of them (inputs that are 1 drive current).
+    """
+
+    layer: str
+    category: str
+    item: str
+    action: str
+    count: float
+    bits: int
+
+
+@dataclass(frozen=True)
+class ActionEvents:
+    """The events table of one design point and phase: the counts half of counts x prices.
+
+    Attributes
+    ----------
+    phase, algorithm, hardware, network : str
+    rows : tuple of ActionEvent
+        In the order of the priced breakdown's items.
+    latency_ns : dict
+        Per-sample latency by stage (the tiling's converter slots, write pulses, the digital
+        unit's cycles, DRAM bandwidth): it does not depend on prices.
+    conventions : dict
+    notes : tuple of str
+    lifetime_days : float or None
+        Days until the most-written cell reaches the device endurance at ``samples_per_day``.
+    samples_per_day : float
+    """
+
+    phase: str
+    algorithm: str
+    hardware: str
+    network: str
+    rows: tuple[ActionEvent, ...]
+    latency_ns: dict
+    conventions: dict
+    notes: tuple[str, ...] = ()
+    lifetime_days: float | None = None
+    samples_per_day: float = 0.0
+
+    def by_action(self) -> dict[str, float]:
+        """Events per sample of every action."""
+        out: dict[str, float] = {}
+        for r in self.rows:
+            out[r.action] = out.get(r.action, 0.0) + r.count
+        return out
+
+    def to_records(self) -> list[dict]:
+        base = {"phase": self.phase, "algorithm": self.algorithm, "hardware": self.hardware, "network": self.network}
+        return [{**base, **asdict(r)} for r in self.rows]
+
+
+def action_widths(hardware: HardwareConfig, bits: BitWidths) -> dict[str, int]:
+    """Width in bits of what one event of each action moves or produces (the events' ``bits``)."""
+    acc, cell = bits.accumulator, hardware.crossbar.cell_bits if hardware.has_crossbar else 0
+    pe = hardware.periphery
+    return {"cell_read": cell, "input_driver": 1, "dac": pe.dac_bits if pe else 0,
+            "adc_forward": pe.adc_bits if pe else 0, "adc_error": pe.adc_bits_error if pe else 0,
+            "shift_add": acc, "bias_activation": acc, "digital_mac_forward": acc, "digital_mac_error": acc,
+            "digital_mac_readout": acc, "loss_mac": acc, "array_mac": acc, "loss_op": bits.update,
+            "update_mul": bits.update, "update_accumulate": bits.master or bits.weight,
+            "sr_random": bits.sr_random_bits, "write_pulse": cell, "read_before_write": cell,
+            "weight_write_digital": bits.weight, "weight_read_digital": bits.weight, "act_read": bits.activation,
+            "act_write": bits.activation, "cv_read": bits.class_vector, "master_rmw": bits.master, "dram_bit": 1}
+
+
+def digital_cycles(tables: EnergyTables) -> dict[str, float]:
+    """Cycles of the digital unit per event of each action it runs (its latency; others take none).
+
+    A MAC or product takes one cycle; a loss-unit operation is its Newton-Raphson multiplies
+    (:meth:`~sim.tables.EnergyTables.rsqrt_multiplies`, the same count its energy is priced with).
+    """
+    one = ("digital_mac_forward", "digital_mac_error", "digital_mac_readout", "loss_mac", "update_mul")
+    return {**dict.fromkeys(one, 1.0), "loss_op": tables.rsqrt_multiplies()}
+
+
+class _Emitter:
+    """Collects the non-zero rows of an events table."""
+
+    def __init__(self, widths: dict[str, int]):
+        self.rows: list[ActionEvent] = []
+        self.widths = widths
+
+    def __call__(self, category: str, item: str, layer: str, action: str, count) -> None:
+        if count:
+            self.rows.append(ActionEvent(layer, category, item, action, float(count), self.widths[action]))
+
+
+def action_events(
+    counts: Counts,
+    workload: Workload,
+    hardware: HardwareConfig,
+    bits: BitWidths,
+    algorithm: str,
+    tiling: TilingResult | None = None,
+    ledger: MemoryLedger | None = None,
+    samples_per_day: float = 1000.0,
+    tables: EnergyTables | None = None,
+) -> ActionEvents:
+    """The hardware actions one sample of ``counts`` executes on ``hardware`` (no prices).
+
+    Parameters are those of :func:`energy_breakdown` (``algorithm`` names the rule in the output;
+    the error path is priced from ``error_macs`` whatever the rule). ``tables`` give the loss
+    unit's cycles (:func:`digital_cycles`; default the shipped tables).
+    """
+    if counts.n_layers != workload.n_layers:
+        raise ConfigError("counts", f"has {counts.n_layers} layers, the workload {workload.n_layers}")
+    hw = hardware
+    if hw.has_crossbar and bits.is_float:
+        raise ConfigError("precision", f"{hw.name} stores weights in crossbar cells: use fixed-point weights")
+    if tiling is None and hw.has_crossbar:
+        tiling = tile_workload(workload, hw, bits.weight, bits.activation, bits.error, bits.class_vector)
+    n_s = max(counts.samples, 1)
+    ps = {k: v.astype(np.float64) / n_s for k, v in counts.data.items()}
+    emit = _Emitter(action_widths(hw, bits))
+    lat = dict.fromkeys(("forward", "error_path", "readout", "digital", "weight_write", "dram"), 0.0)
+    tiles = {(t.layer, t.matrix): t for t in tiling.matrices} if tiling is not None else {}
+    writes_per_cell, notes = 0.0, []
+    for k, L in enumerate(workload.layers):
+        p = {name: v[k] for name, v in ps.items()}
+        if hw.has_crossbar:
+            w = _crossbar_layer_events(emit, lat, L, tiles[L.name, "weights"], p, hw, bits, counts.update_steps / n_s)
+            writes_per_cell = max(writes_per_cell, w)
+        else:
+            _digital_layer_events(emit, L, p, hw.conventions)
+        emit("forward_mvm", "bias + activation", L.name, "bias_activation",
+             (p["forward_macs"] / L.weights + p["target_macs"] / L.weights) * L.fan_out)
+        _readout_events(emit, lat, L, tiles.get((L.name, "class_vectors")), p, hw)
+        _local_events(emit, L, p, bits, workload.n_classes, hw.conventions.class_vector_storage,
+                      (L.name, "class_vectors") in tiles)
+    if hw.has_crossbar and not hw.crossbar.transposable and any(r.category == "error_path" for r in emit.rows):
+        notes.append(f"{algorithm} needs transposed reads but {hw.name}'s arrays are not transposable")
+    cycles = digital_cycles(tables or load_tables())
+    ops = sum(r.count * cycles[r.action] for r in emit.rows if r.action in cycles)
+    lat["digital"] = ops / (hw.technology.digital_macs_per_cycle * hw.technology.clock_hz) * 1e9
+    if ledger is not None:
+        lat["dram"] += _dram_events(emit, ledger, counts.update_steps / n_s, hw.dram.bandwidth_bps)
+    lat = {k: float(v) for k, v in lat.items()}
+    lat["total"] = sum(lat.values())
+    dev = hw.crossbar.device if hw.has_crossbar else None
+    life = None
+    if dev is not None and dev.is_nonvolatile:
+        life = lifetime_days(dev.endurance_cycles, float(writes_per_cell), samples_per_day)
+    return ActionEvents(counts.phase, algorithm, hw.name, workload.name, tuple(emit.rows), lat,
+                        dict(hw.conventions.describe()), tuple(notes), life, float(samples_per_day))
+
+
+def _array_read_events(emit, L, t: MatrixTiling, mvms: float, stream: str, adc_item: str, dac: bool) -> None:
+    """Cell reads, input drivers (or DACs), conversions and shift-adds of ``mvms`` forward reads."""
+    emit("forward_mvm", f"{stream}array read", L.name, "cell_read", mvms * t.input_cycles * L.fan_in * t.columns)
+    emit("forward_mvm", f"{stream}input drivers", L.name, "input_driver", mvms * t.input_cycles * L.fan_in * t.col_tiles)
+    if dac:
+        emit("forward_mvm", f"{stream}DAC", L.name, "dac", mvms * L.fan_in * t.col_tiles)
+    emit("adc_dac", adc_item, L.name, "adc_forward", mvms * t.conversions_per_mvm)
+    emit("forward_mvm", f"{stream}shift-add", L.name, "shift_add", mvms * t.conversions_per_mvm)
+
+
+def _crossbar_layer_events(emit, lat: dict, L, t: MatrixTiling, p: dict, hw: HardwareConfig, bits: BitWidths,
+                           steps_per_sample: float) -> float:
+    """Forward (and target-stream) reads, transposed error reads and writes of one layer's arrays.
+
+    Adds the stages' latency to ``lat``; returns the writes per weight cell per sample.
+    """
+    conv, name, mn = hw.conventions, L.name, L.weights
+    fwd, err, tgt = p["forward_macs"] / mn, p["error_macs"] / mn, p["target_macs"] / mn
+    rate, dac = hw.periphery.adc_rate_sps, hw.periphery.input_encoding == "dac"
+    _array_read_events(emit, L, t, fwd, "", "forward ADC", dac)
+    emit("forward_mvm", "array, buffers, interconnect, leakage (calibrated)", name, "array_mac",
+         (fwd + tgt) * mn if hw.chip is not None else 0)
+    lat["forward"] += fwd * t.adc_slots_per_mvm / rate * 1e9
+    if tgt:  # sigprop's target stream through the same arrays (in MVM equivalents)
+        _array_read_events(emit, L, t, tgt, "target stream ", "target stream ADC", dac)
+        lat["forward"] += tgt * t.adc_slots_per_mvm / rate * 1e9
+    if err:
+        # every cell sees each error-bit cycle, as in the forward read
+        emit("error_path", "transposed array read", name, "cell_read",
+             err * (bits.error if t.input_cycles > 1 else 1) * L.fan_in * t.columns)
+        emit("error_path", "error ADC", name, "adc_error", err * t.conversions_t_per_mvm)
+        emit("error_path", "shift-add", name, "shift_add", err * t.conversions_t_per_mvm)
+        emit("error_path", "array, buffers, interconnect, leakage (calibrated)", name, "array_mac",
+             err * mn if hw.chip is not None else 0)
+        lat["error_path"] += err * t.adc_slots_t_per_mvm / rate * 1e9
+    writes = p["weight_writes" if conv.write_accounting == "dense" else "update_writes"]
+    cells, dev = t.slices * t.signed_factor, hw.crossbar.device
+    if dev.is_nonvolatile:
+        emit("weight_write", "programming pulses", name, "write_pulse", writes * cells * dev.pulses_per_write)
+    else:
+        emit("weight_write", "SRAM cell writes", name, "write_pulse", writes * cells)
+    emit("weight_write", "read before write", name, "read_before_write", writes * cells)
+    # rows are written one after another; arrays in parallel
+    t_row = dev.pulses_per_write * dev.write_pulse_s * dev.write_phases if dev.is_nonvolatile \
+        else 1.0 / hw.technology.clock_hz
+    if writes:
+        lat["weight_write"] += steps_per_sample * min(L.fan_in, hw.crossbar.rows) * t_row * 1e9
+    # every dense write cycles each cell of the weight once (endurance counts cycles)
+    return writes / max(L.weights + L.biases, 1)
+
+
+def _digital_layer_events(emit, L, p: dict, conv) -> None:
+    """Forward, target-stream and error MACs and the weight traffic of a layer in digital SRAM."""
+    name = L.name
+    emit("forward_mvm", "digital MACs", name, "digital_mac_forward", p["forward_macs"])
+    emit("forward_mvm", "target stream digital MACs", name, "digital_mac_forward", p["target_macs"])
+    emit("error_path", "digital MACs (W^T delta)", name, "digital_mac_error", p["error_macs"])
+    reads = p["weight_reads"]
+    if conv.conv_weight_reads == "per_position" and L.positions > 1:
+        reads += (L.positions - 1) * (L.weights + L.biases) * (p["forward_macs"] / L.weights) / L.positions
+    emit("buffer", "weight reads", name, "weight_read_digital", reads)
+    emit("weight_write", "weight writes (SRAM)", name, "weight_write_digital",
+         p["weight_writes" if conv.write_accounting == "dense" else "update_writes"])
+
+
+def _readout_events(emit, lat: dict, L, tc: MatrixTiling | None, p: dict, hw: HardwareConfig) -> None:
+    """The class-vector read-out (early exit): an array read when the class vectors sit in arrays."""
+    ro = p["readout_macs"]
+    if not ro:
+        return
+    if tc is None:
+        emit("readout", "digital MACs", L.name, "digital_mac_readout", ro)
+        return
+    mvms = ro / (tc.fan_in * tc.fan_out)
+    emit("readout", "class-vector array read", L.name, "cell_read", mvms * tc.input_cycles * tc.fan_in * tc.columns)
+    emit("readout", "read-out ADC", L.name, "adc_forward", mvms * tc.conversions_per_mvm)
+    emit("readout", "shift-add", L.name, "shift_add", mvms * tc.conversions_per_mvm)
+    lat["readout"] += mvms * tc.adc_slots_per_mvm / hw.periphery.adc_rate_sps * 1e9
+
+
+def _local_events(emit, L, p: dict, bits: BitWidths, n_classes: int, cv_storage: str, cv_in_arrays: bool) -> None:
+    """Loss unit, update and buffer traffic of one layer (digital on every platform)."""
+    name, writes = L.name, p["weight_writes"]
+    emit("loss_unit", "MACs (|h|^2, h.v, input norm)", name, "loss_mac", p["loss_macs"])
+    emit("loss_unit", "rsqrt / divide / exp", name, "loss_op", p["loss_unit_ops"])
+    emit("update", "outer product", name, "update_mul", p["update_macs"])
+    emit("update", "accumulate", name, "update_accumulate", writes)
+    if bits.sr_random_bits:
+        emit("update", "stochastic-rounding random bits", name, "sr_random", writes)
+    if bits.master:
+        emit("buffer", "master copy read-modify-write", name, "master_rmw", writes)
+    emit("buffer", "activation reads", name, "act_read", p["act_reads"])
+    emit("buffer", "activation writes", name, "act_write", p["act_writes"])
+    cv = p["class_vector_reads"]
+    if cv and not cv_in_arrays:
+        # a seed regenerates v_y from the N - 1 basis vectors it mixes
+        emit("buffer", "class-vector reads", name, "cv_read", cv * ((n_classes - 1) if cv_storage == "seed" else 1))
+    elif cv and p["readout_macs"] == 0:
+        # training reads v_y from arrays holding the class vectors
+        emit("buffer", "class-vector reads", name, "cv_read", cv)
+
+
+def _dram_events(emit, ledger: MemoryLedger, steps_per_sample: float, bandwidth_bps: float) -> float:
+    """DRAM bits of the ledger's rows placed in DRAM; returns their transfer time (ns per sample).
+
+    Batch state is written and read back once per sample; optimiser state, gradients and master
+    copies once per update step.
+    """
+    ns = 0.0
+    for r in ledger.rows:
+        if r.level != "dram" or not r.bytes:
+            continue
+        per_sample = (2 * r.bytes * 8 * steps_per_sample) if r.persistent else (2 * r.bytes * 8 / ledger.batch_size)
+        emit("dram", f"{r.tensor_class} (write + read)", "all", "dram_bit", per_sample)
+        ns += per_sample / 8 / bandwidth_bps * 1e9
+    return ns
+
+
+# -- pricing: events x energy table -------------------------------------------------------------
+
+
+def _charged(row: ActionEvent, costs: ActionCosts) -> float:
+    """Events of ``row`` that cost energy: cell reads only when their input bit is 1."""
+    return row.count * costs.input_bit_activity if row.action == "cell_read" else row.count
+
+
+def price_events(events: ActionEvents, costs: ActionCosts) -> EnergyBreakdown:
+    """Energy of ``events`` at ``costs``: one item per row, events x energy per event."""
+    items = []
+    for r in events.rows:
+        n, c = _charged(r, costs), costs[r.action]
+        if n:
+            items.append(EnergyItem(r.category, r.item, r.layer, r.action, n, c.pj, n * c.pj, c.kind, c.basis))
+    placeholders = tuple(sorted({i.action for i in items if i.kind == "placeholder"}))
+    return EnergyBreakdown(events.phase, events.algorithm, events.hardware, events.network, tuple(items),
+                           dict(events.latency_ns), events.conventions, placeholders, events.notes,
+                           events.lifetime_days, events.samples_per_day, events)
+
+
 def energy_breakdown(
     counts: Counts,
     workload: Workload,
@@ -317,7 +621,8 @@ def energy_breakdown(
     costs: ActionCosts | None = None,
     samples_per_day: float = 1000.0,
 ) -> EnergyBreakdown:
-    """Per-sample energy and latency of ``counts`` on ``hardware``.
+    """Per-sample energy and latency of ``counts`` on ``hardware``: :func:`action_events` priced by
+    :func:`price_events`.
 
     Parameters
     ----------
@@ -328,7 +633,8 @@ def energy_breakdown(
     hardware : HardwareConfig
     bits : BitWidths
     algorithm : str
-        ``"backprop"`` uses the transposed array read for ``error_macs``.
+        The rule's name in the output. The error path comes from the counts: ``error_macs`` are
+        transposed array reads (or digital ``W^T delta`` MACs).
     tiling : TilingResult, optional
         Computed when omitted.
     ledger : MemoryLedger, optional
@@ -340,155 +646,8 @@ def energy_breakdown(
     samples_per_day : float
         For the device lifetime estimate.
     """
-    if counts.n_layers != workload.n_layers:
-        raise ConfigError("counts", f"has {counts.n_layers} layers, the workload {workload.n_layers}")
-    hw, conv = hardware, hardware.conventions
-    if hw.has_crossbar and bits.is_float:
-        raise ConfigError("precision", f"{hw.name} stores weights in crossbar cells: use fixed-point weights")
-    costs = costs or action_costs(hw, bits)
-    if tiling is None and hw.has_crossbar:
-        tiling = tile_workload(workload, hw, bits.weight, bits.activation, bits.error, bits.class_vector)
-    n_s = max(counts.samples, 1)
-    ps = {k: v.astype(np.float64) / n_s for k, v in counts.data.items()}
-    items: list[EnergyItem] = []
-    notes: list[str] = []
-    lat = {"forward": 0.0, "error_path": 0.0, "readout": 0.0, "digital": 0.0, "weight_write": 0.0, "dram": 0.0}
-    digital_ops = 0.0
-
-    def add(category, item, layer, action, events):
-        if events:
-            c = costs[action]
-            items.append(EnergyItem(category, item, layer, action, float(events), c.pj, float(events) * c.pj,
-                                    c.kind, c.basis))
-
-    wt = {t.layer: t for t in tiling.matrices if t.matrix == "weights"} if tiling is not None else {}
-    cvt = {t.layer: t for t in tiling.matrices if t.matrix == "class_vectors"} if tiling is not None else {}
-    activity = costs.input_bit_activity  # fraction of input bits that drive current (1 in golden mode)
-    rate = hw.periphery.adc_rate_sps if hw.has_crossbar else 1.0
-    needs_t = False
-    max_writes_per_cell = 0.0
-    writes_key = "weight_writes" if conv.write_accounting == "dense" else "update_writes"
-    for k, L in enumerate(workload.layers):
-        name = L.name
-        mn = L.weights
-        fwd_mvms = ps["forward_macs"][k] / mn
-        err_mvms = ps["error_macs"][k] / mn
-        tgt_mvms = ps["target_macs"][k] / mn
-        writes = ps[writes_key][k]
-        if hw.has_crossbar:
-            t: MatrixTiling = wt[name]
-            add("forward_mvm", "array read", name, "cell_read", fwd_mvms * t.input_cycles * L.fan_in * t.columns * activity)
-            add("forward_mvm", "input drivers", name, "input_driver", fwd_mvms * t.input_cycles * L.fan_in * t.col_tiles)
-            if hw.periphery.input_encoding == "dac":
-                add("forward_mvm", "DAC", name, "dac", fwd_mvms * L.fan_in * t.col_tiles)
-            add("adc_dac", "forward ADC", name, "adc_forward", fwd_mvms * t.conversions_per_mvm)
-            add("forward_mvm", "shift-add", name, "shift_add", fwd_mvms * t.conversions_per_mvm)
-            add("forward_mvm", "array, buffers, interconnect, leakage (calibrated)", name, "array_mac",
-                (fwd_mvms + tgt_mvms) * mn if hw.chip is not None else 0)
-            lat["forward"] += fwd_mvms * t.adc_slots_per_mvm / rate * 1e9
-            if tgt_mvms:  # sigprop's target stream through the same arrays (in MVM equivalents)
-                add("forward_mvm", "target stream array read", name, "cell_read",
-                    tgt_mvms * t.input_cycles * L.fan_in * t.columns * activity)
-                add("forward_mvm", "target stream input drivers", name, "input_driver",
-                    tgt_mvms * t.input_cycles * L.fan_in * t.col_tiles)
-                if hw.periphery.input_encoding == "dac":
-                    add("forward_mvm", "target stream DAC", name, "dac", tgt_mvms * L.fan_in * t.col_tiles)
-                add("adc_dac", "target stream ADC", name, "adc_forward", tgt_mvms * t.conversions_per_mvm)
-                add("forward_mvm", "target stream shift-add", name, "shift_add", tgt_mvms * t.conversions_per_mvm)
-                lat["forward"] += tgt_mvms * t.adc_slots_per_mvm / rate * 1e9
-            if err_mvms:
-                needs_t = True
-                # every cell sees each error-bit cycle, as in the forward read
-                add("error_path", "transposed array read", name, "cell_read",
-                    err_mvms * (bits.error if t.input_cycles > 1 else 1) * L.fan_in * t.columns * activity)
-                add("error_path", "error ADC", name, "adc_error", err_mvms * t.conversions_t_per_mvm)
-                add("error_path", "shift-add", name, "shift_add", err_mvms * t.conversions_t_per_mvm)
-                add("error_path", "array, buffers, interconnect, leakage (calibrated)", name, "array_mac",
-                    err_mvms * mn if hw.chip is not None else 0)
-                lat["error_path"] += err_mvms * t.adc_slots_t_per_mvm / rate * 1e9
-            cells = t.slices * t.signed_factor
-            if hw.crossbar.device.is_nonvolatile:
-                add("weight_write", "programming pulses", name, "write_pulse", writes * cells * hw.crossbar.device.pulses_per_write)
-            else:
-                add("weight_write", "SRAM cell writes", name, "write_pulse", writes * cells)
-            add("weight_write", "read before write", name, "read_before_write", writes * cells)
-            # rows are written one after another; arrays in parallel
-            dev = hw.crossbar.device
-            if dev.is_nonvolatile:
-                t_row = dev.pulses_per_write * dev.write_pulse_s * dev.write_phases
-            else:
-                t_row = 1.0 / hw.technology.clock_hz
-            if writes:
-                lat["weight_write"] += counts.update_steps / n_s * min(L.fan_in, hw.crossbar.rows) * t_row * 1e9
-            # every dense write cycles each cell of the weight once (endurance counts cycles)
-            max_writes_per_cell = max(max_writes_per_cell, writes / max(L.weights + L.biases, 1))
-        else:
-            add("forward_mvm", "digital MACs", name, "digital_mac_forward", ps["forward_macs"][k])
-            add("forward_mvm", "target stream digital MACs", name, "digital_mac_forward", ps["target_macs"][k])
-            digital_ops += ps["target_macs"][k]
-            add("error_path", "digital MACs (W^T delta)", name, "digital_mac_error", ps["error_macs"][k])
-            digital_ops += ps["forward_macs"][k] + ps["error_macs"][k]
-            reads = ps["weight_reads"][k]
-            if conv.conv_weight_reads == "per_position" and L.positions > 1:
-                reads += (L.positions - 1) * (L.weights + L.biases) * fwd_mvms / L.positions
-            add("buffer", "weight reads", name, "weight_read_digital", reads)
-            add("weight_write", "weight writes (SRAM)", name, "weight_write_digital", writes)
-        add("forward_mvm", "bias + activation", name, "bias_activation", (fwd_mvms + tgt_mvms) * L.fan_out)
-        # read-out
-        ro = ps["readout_macs"][k]
-        if ro:
-            if name in cvt:
-                tc = cvt[name]
-                ro_mvms = ro / (tc.fan_in * tc.fan_out)
-                add("readout", "class-vector array read", name, "cell_read",
-                    ro_mvms * tc.input_cycles * tc.fan_in * tc.columns * activity)
-                add("readout", "read-out ADC", name, "adc_forward", ro_mvms * tc.conversions_per_mvm)
-                add("readout", "shift-add", name, "shift_add", ro_mvms * tc.conversions_per_mvm)
-                lat["readout"] += ro_mvms * tc.adc_slots_per_mvm / rate * 1e9
-            else:
-                add("readout", "digital MACs", name, "digital_mac_readout", ro)
-                digital_ops += ro
-        # loss unit and update (digital on every platform)
-        add("loss_unit", "MACs (|h|^2, h.v, input norm)", name, "loss_mac", ps["loss_macs"][k])
-        add("loss_unit", "rsqrt / divide / exp", name, "loss_op", ps["loss_unit_ops"][k])
-        add("update", "outer product", name, "update_mul", ps["update_macs"][k])
-        add("update", "accumulate", name, "update_accumulate", ps["weight_writes"][k])
-        if bits.sr_random_bits:
-            add("update", "stochastic-rounding random bits", name, "sr_random", ps["weight_writes"][k])
-        if bits.master:
-            add("buffer", "master copy read-modify-write", name, "master_rmw", ps["weight_writes"][k])
-        # a loss-unit operation is a Newton-Raphson sequence of 9 multiplies (placeholder)
-        digital_ops += ps["loss_macs"][k] + ps["update_macs"][k] + ps["loss_unit_ops"][k] * 9
-        add("buffer", "activation reads", name, "act_read", ps["act_reads"][k])
-        add("buffer", "activation writes", name, "act_write", ps["act_writes"][k])
-        cv = ps["class_vector_reads"][k]
-        if cv and name not in cvt:
-            mult = (workload.n_classes - 1) if conv.class_vector_storage == "seed" else 1
-            add("buffer", "class-vector reads", name, "cv_read", cv * mult)
-        elif cv and ps["readout_macs"][k] == 0:
-            # training reads v_y from arrays holding the class vectors
-            add("buffer", "class-vector reads", name, "cv_read", cv)
-    if needs_t and hw.has_crossbar and not hw.crossbar.transposable:
-        notes.append(f"{algorithm} needs transposed reads but {hw.name}'s arrays are not transposable")
-    lat["digital"] = digital_ops / (hw.technology.digital_macs_per_cycle * hw.technology.clock_hz) * 1e9
-    # DRAM traffic from the ledger's placement
-    if ledger is not None:
-        steps_per_sample = counts.update_steps / n_s
-        for r in ledger.rows:
-            if r.level != "dram" or not r.bytes:
-                continue
-            per_sample = (2 * r.bytes * 8 * steps_per_sample) if r.persistent else (2 * r.bytes * 8 / ledger.batch_size)
-            add("dram", f"{r.tensor_class} (write + read)", "all", "dram_bit", per_sample)
-            lat["dram"] += per_sample / 8 / hw.dram.bandwidth_bps * 1e9
-    lat = {k: float(v) for k, v in lat.items()}
-    lat["total"] = sum(lat.values())
-    dev = hw.crossbar.device if hw.has_crossbar else None
-    life = None
-    if dev is not None and dev.is_nonvolatile:
-        life = lifetime_days(dev.endurance_cycles, float(max_writes_per_cell), samples_per_day)
-    placeholders = tuple(sorted({i.action for i in items if i.kind == "placeholder"}))
-    return EnergyBreakdown(counts.phase, algorithm, hw.name, workload.name, tuple(items), lat,
-                           dict(conv.describe()), placeholders, tuple(notes), life, float(samples_per_day))
+    events = action_events(counts, workload, hardware, bits, algorithm, tiling, ledger, samples_per_day)
+    return price_events(events, costs or action_costs(hardware, bits))
 
 
 # -- uncertainty: placeholders at the ends of their ranges ------------------------------------------
@@ -539,22 +698,14 @@ def _with_conventions(hw: HardwareConfig, **changes) -> HardwareConfig:
     return replace(hw, conventions=hw.conventions.with_changes(**changes))
 
 
-def events_by_action(breakdown: EnergyBreakdown) -> dict[str, float]:
-    """Events per sample of every action in ``breakdown`` (the counts half of counts x prices)."""
-    out: dict[str, float] = {}
-    for i in breakdown.items:
-        out[i.action] = out.get(i.action, 0.0) + i.events
-    return out
+def events_by_action(events: ActionEvents) -> dict[str, float]:
+    """Events per sample of every action in an events table (see :meth:`ActionEvents.by_action`)."""
+    return events.by_action()
 
 
-def reprice(events: dict[str, float], costs: ActionCosts, nominal_activity: float) -> float:
-    """Total pJ of ``events`` (from :func:`events_by_action`) at ``costs``.
-
-    Cell reads scale with the input-bit activity, which the events already carry at
-    ``nominal_activity``; the other actions are events x price.
-    """
-    ratio = costs.input_bit_activity / nominal_activity if nominal_activity else 1.0
-    return float(sum(n * costs[a].pj * (ratio if a == "cell_read" else 1.0) for a, n in events.items()))
+def reprice(events: ActionEvents, costs: ActionCosts) -> float:
+    """Total pJ of ``events`` at ``costs``: the ``total_pj`` of :func:`price_events` without its items."""
+    return float(sum(_charged(r, costs) * costs[r.action].pj for r in events.rows))
 
 
 @dataclass(frozen=True)
@@ -597,12 +748,12 @@ class PricedPoint:
     bits: BitWidths
 
     def __post_init__(self):
-        object.__setattr__(self, "_events", events_by_action(self.breakdown))
-        object.__setattr__(self, "_activity", load_tables().value("input_bit_activity"))
+        if self.breakdown.events is None:
+            raise ConfigError("breakdown", "carries no events table: build it with energy_breakdown or price_events")
 
     def at(self, corner) -> float:
         """Energy per sample (pJ) with placeholders at ``corner`` (see :func:`corner_costs`)."""
-        return reprice(self._events, corner_costs(self.hardware, self.bits, corner), self._activity)
+        return reprice(self.breakdown.events, corner_costs(self.hardware, self.bits, corner))
 
     def moved_by(self) -> tuple[str, ...]:
         """The ranged entries whose range moves this energy."""

@@ -17,7 +17,8 @@ produces before pooling, ``B`` = batch, ``C`` = classes, ``d_k`` = width the loc
 * Forward-Forward, PEPITA and DRTP are analytic rows of the same table
   (:data:`ALGORITHMS`).
 
-Each rule is one :class:`AlgorithmProfile`; adding a rule is adding a row. Every ledger row
+Each rule is one :class:`~sim.algorithms.AlgorithmProfile`; adding a rule is adding a row (the
+ledger tests its fields, never its name). Every ledger row
 carries its formula so reports can show why a number is what it is (``sum_l`` vs ``max_k``).
 """
 
@@ -30,9 +31,10 @@ from dataclasses import asdict, dataclass, field, replace
 from spela_hw.errors import ConfigError
 from spela_hw.specs import DEFAULT_SR_BITS, PrecisionSpec
 
+from .algorithms import ALGORITHMS, AlgorithmProfile
 from .config import Conventions, HardwareConfig
 from .units import format_bytes, parse_quantity
-from .workload import Workload, as_workload
+from .workload import Workload, algorithm_profile, as_workload
 
 __all__ = [
     "BitWidths",
@@ -130,72 +132,6 @@ class BitWidths:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class AlgorithmProfile:
-    """What one training algorithm keeps in memory (one row of :data:`ALGORITHMS`).
-
-    Attributes
-    ----------
-    stored : {"inputs", "outputs", "none"}
-        Activations kept across layers for a backward or second pass: ``B * sum_l a_l`` (inputs)
-        or ``B * sum_l o_l`` (outputs).
-    rows : {"B", "B+B'", "2B"}
-        Rows in flight while one layer steps (a local rule's working set is
-        ``rows * max_k (a_k + o_k)``).
-    masks : {"hidden", "one_layer"}
-        1-bit derivative masks of every hidden layer (kept for the backward pass) or of the
-        stepping layer only.
-    errors : {"ping_pong", "delta", "output", "none"}
-        ``2 * B * max o`` (backprop), one delta per row of the stepping layer, ``B * C`` at the
-        output (PEPITA), or none.
-    targets : {"class_vectors", "front_projection", "drtp_feedback", "pepita_feedback", "none"}
-        Fixed per-layer class vectors (SPELA), sigprop's trainable ``C x d_1`` front projection,
-        DRTP's fixed ``C x d_l`` feedback matrices, PEPITA's ``d_0 x C`` projection.
-    global_gradient : bool
-        Needs a whole-network gradient buffer unless fused (backprop).
-    transposed_read : bool
-        Needs arrays that read transposed and error-path ADCs.
-    forward_passes : int
-    source : str
-    """
-
-    name: str
-    description: str
-    stored: str
-    rows: str
-    masks: str
-    errors: str
-    targets: str
-    global_gradient: bool
-    transposed_read: bool
-    forward_passes: int
-    source: str
-
-
-ALGORITHMS: dict[str, AlgorithmProfile] = {
-    "backprop": AlgorithmProfile(
-        "backprop", "end-to-end backpropagation (softmax cross-entropy)", "inputs", "B", "hidden",
-        "ping_pong", "none", True, True, 1, "docs/hardware.md §9.2; NeuroSim V2 batch-state assumption"),
-    "spela": AlgorithmProfile(
-        "spela", "SPELA: per-layer cosine loss to fixed class vectors", "none", "B", "one_layer",
-        "delta", "class_vectors", False, False, 1, "docs/hardware.md §9.2; docs/spela.md §1.10"),
-    "sigprop": AlgorithmProfile(
-        "sigprop", "signal propagation: the label travels forward as a second stream", "none", "B+B'",
-        "one_layer", "delta", "front_projection", False, False, 1, "docs/hardware.md §9.2; docs/sigprop.md §3"),
-    "forward_forward": AlgorithmProfile(
-        "forward_forward", "Forward-Forward (analytic): positive and negative pass, local goodness",
-        "none", "2B", "one_layer", "delta", "none", False, False, 2,
-        "analytic; Hinton 2022 as summarised in docs/spela.md §4 (Table 1: 2 forward passes, current activations)"),
-    "pepita": AlgorithmProfile(
-        "pepita", "PEPITA (analytic): second forward pass with an error-modulated input", "outputs", "B",
-        "one_layer", "output", "pepita_feedback", False, False, 2,
-        "analytic; Dellaferrera & Kreiman 2022 as summarised in docs/spela.md §4 (Table 1: all activations stored)"),
-    "drtp": AlgorithmProfile(
-        "drtp", "DRTP (analytic): direct random target projection", "none", "B", "one_layer", "delta",
-        "drtp_feedback", False, False, 1, "analytic; Frenkel, Lefebvre, Bol, Front. Neurosci. 2021"),
-}
 
 
 @dataclass(frozen=True)
@@ -485,8 +421,8 @@ def memory_ledger(
     optimizer : {"sgd", "momentum", "adam"} or optimiser spec, optional
     sigprop_target_rows : {"batch", "classes"}, optional
         ``B' = B`` (in-batch loss) or ``B' = C`` (label-direct, per-sample mode). Defaults to
-        the rule spec's ``targets`` (``"classes"``, :class:`~spela_hw.specs.Sigprop`'s default,
-        for the name ``"sigprop"``), as the closed-form counts do.
+        the rule spec's ``targets`` (for a rule given by name, its profile's ``target_rows``:
+        ``"classes"``, :class:`~spela_hw.specs.Sigprop`'s default), as the closed-form counts do.
     exit_layer, readouts
         Inference: layers up to ``exit_layer`` run; class vectors of the exit layer only
         (``"exit"``) or of every layer (``"all"``, every layer can be an exit).
@@ -494,15 +430,13 @@ def memory_ledger(
     wl = as_workload(network, n_classes)
     bits = bits or BitWidths()
     name, rule_opt = _rule_parts(rule)
-    if name not in ALGORITHMS:
-        raise ConfigError("rule", f"must be one of {tuple(ALGORITHMS)}, got {name!r}")
-    prof = ALGORITHMS[name]
+    prof = algorithm_profile(name)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError("batch_size", f"must be a positive integer, got {batch_size!r}")
     if phase not in ("train", "infer"):
         raise ConfigError("phase", f"must be 'train' or 'infer', got {phase!r}")
     if sigprop_target_rows is None:
-        sigprop_target_rows = getattr(rule, "targets", "classes") if name == "sigprop" else "batch"
+        sigprop_target_rows = getattr(rule, "targets", prof.target_rows) if prof.target_rows else "batch"
     if sigprop_target_rows not in ("batch", "classes"):
         raise ConfigError("sigprop_target_rows", f"must be 'batch' or 'classes', got {sigprop_target_rows!r}")
     conv = conventions or (hardware.conventions if hardware is not None else Conventions())
@@ -523,7 +457,7 @@ def memory_ledger(
     rows.append(_row("weights", "", W, bits.weight, f"sum_l m_l*n_l = {W}", True))
     if Bs:
         rows.append(_row("biases", "", Bs, bits.bias, f"sum_l m_l = {Bs}", True))
-    if P and name == "spela":
+    if P and prof.projections:
         rows.append(_row("projections", "", P, bits.weight, f"sum_k c_k*(h*w)_k*proj = {P}", True,
                          "SPELA CNN-extension projections"))
     max_io = max(L.in_values + L.out_values for L in Ls)
@@ -601,7 +535,7 @@ def memory_ledger(
         if prof.errors == "ping_pong":
             rows.append(_row("error_buffers", "", 2 * B * max_o, bits.error, f"2 * B * max_l o_l = 2 * {B} * {max_o}", False))
         elif prof.errors == "delta":
-            if conv.spela_delta == "in_place" and name in ("spela", "sigprop", "forward_forward"):
+            if conv.spela_delta == "in_place" and prof.delta_in_place:
                 rows.append(_row("error_buffers", "", 0, bits.error, f"delta overwrites h ({r} * {max_o} values)", False))
             else:
                 rows.append(_row("error_buffers", "", r * max_o, bits.error, f"{rtxt} * max_k o_k = {r} * {max_o}", False))
@@ -619,7 +553,7 @@ def memory_ledger(
                              "regenerated from (seed, layer)"))
         else:
             rows.append(_row("class_vectors", "", s, bits.class_vector, f"sum_k C*d_k = {s}", True))
-    elif phase == "infer" and name == "backprop" and len(Ls) < wl.n_layers:
+    elif phase == "infer" and prof.exit_class_vectors and len(Ls) < wl.n_layers:
         # an early exit of a backprop network reads out by cosine to class vectors (as in spela_hw)
         cv_layers = Ls if readouts == "all" else Ls[-1:]
         s = sum(C * L.loss_dim for L in cv_layers)

@@ -241,10 +241,18 @@ class EnergyTables:
         """``mul(b_w, b_x) + add(b_acc)``: int8 x int8 into int32 gives 0.2 + 0.1 = 0.3 pJ."""
         return self.mul_pj(bits_w, bits_x, is_float) + self.add_pj(bits_acc, is_float)
 
+    def rsqrt_multiplies(self) -> float:
+        """[placeholder] Multiplies in one loss-unit operation (rsqrt or divide): Newton-Raphson
+        iterations x multiplies per iteration, 3 x 3 = 9 nominal (docs/hardware.md §1.2).
+
+        Prices the operation (:meth:`rsqrt_pj`) and sets its cycles on the digital unit
+        (:func:`sim.energy.digital_cycles`).
+        """
+        return self.value("rsqrt_newton_iterations") * self.value("rsqrt_multiplies_per_iteration")
+
     def rsqrt_pj(self, bits: int, seed_table_pj: float) -> float:
         """[placeholder] Newton-Raphson reciprocal square root (or divide) at ``bits``."""
-        n = self.value("rsqrt_newton_iterations") * self.value("rsqrt_multiplies_per_iteration")
-        return n * self.mul_pj(bits) + seed_table_pj
+        return self.rsqrt_multiplies() * self.mul_pj(bits) + seed_table_pj
 
     def rng_pj(self, random_bits: int) -> float:
         """[placeholder] ``random_bits`` random bits cost one add of that width (an LFSR step)."""

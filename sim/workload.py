@@ -30,6 +30,8 @@ from spela_hw.counts import COUNTERS, Counts
 from spela_hw.errors import ConfigError
 from spela_hw.specs import NetworkSpec, PrecisionSpec, Sigprop, Spela
 
+from .algorithms import ALGORITHMS, AlgorithmProfile
+
 __all__ = [
     "LayerShape",
     "Workload",
@@ -39,6 +41,7 @@ __all__ = [
     "closed_form_counts",
     "per_sample_counts",
     "rule_name",
+    "algorithm_profile",
     "precision_bits",
     "COUNT_RULES",
 ]
@@ -228,6 +231,14 @@ def rule_name(rule) -> str:
     return name
 
 
+def algorithm_profile(rule) -> AlgorithmProfile:
+    """The :class:`~sim.algorithms.AlgorithmProfile` of a rule spec or name."""
+    name = rule_name(rule)
+    if name not in ALGORITHMS:
+        raise ConfigError("rule", f"must be one of {tuple(ALGORITHMS)}, got {name!r}")
+    return ALGORITHMS[name]
+
+
 def precision_bits(precision: PrecisionSpec | None) -> tuple[str, dict]:
     """``(name, bits)`` as stored in :class:`Counts` (32 everywhere for float32)."""
     if precision is None or not precision.is_fixed:
@@ -390,12 +401,11 @@ def _sigprop_train(workload: Workload, rule, samples: int, steps: int, batch_siz
 
 
 def _inference(workload: Workload, rule, samples: int, exit_layer: int, readouts: str) -> dict:
-    name = rule_name(rule)
     d = _zeros(workload.n_layers)
     # rules whose last layer is read out by the argmax of its logits (as spela_hw's
-    # uses_logit_readout): backprop, and sigprop's output layer (its default)
-    logit_last = name == "backprop" or (name == "sigprop" and getattr(rule, "inference", "output_layer")
-                                        == "output_layer")
+    # uses_logit_readout): backprop, and sigprop's output layer (its spec's default)
+    logit_last = (algorithm_profile(rule).readout == "logits"
+                  and getattr(rule, "inference", "output_layer") == "output_layer")
     norm = isinstance(rule, Spela) and rule.input_norm == "every_layer"
     n_cls = workload.n_classes
     for k, L in enumerate(workload.layers[: exit_layer + 1]):

@@ -17,7 +17,7 @@ import numpy as np
 from .backends import BACKENDS, make_ops
 from .errors import ConfigError, DataError, DivergenceError
 from .network import init_network
-from .rules import init_rule_state, train_chunk, trainer_for
+from .rules import init_rule_state, rule_for, train_chunk
 from .rules.common import forward_all, new_counts, readout_layers, readout_predictions, uses_logit_readout
 from .rules.optim import is_stateful
 from .specs import DEFAULT_SR_BITS, NetworkSpec, PrecisionSpec, Spela, Backprop
@@ -159,7 +159,7 @@ class Classifier:
         spec = NetworkSpec((n_features, *sizes), n_classes=n_classes, activation=self.activation,
                            slope=self.slope, init=self.init, bias_init=self.bias_init)
         rule = self._resolved_rule()
-        trainer_for(rule)
+        rule_for(rule)  # a spec the toolkit implements
         if precision.sr_bits != DEFAULT_SR_BITS and is_stateful(rule.optimizer):
             raise ConfigError("precision.sr_bits", f"sets the SR unit of plain SGD updates, got {precision.sr_bits} "
                                                    f"with an optimiser with state (Adam, SGD with momentum), whose "

@@ -287,9 +287,11 @@ def test_to_float():
 
 
 def test_registry_metadata():
-    assert set(DATASETS) >= {"mnist", "fashion-mnist", "kmnist", "mnist-bundled"}
+    assert set(DATASETS) >= {"mnist", "fashion-mnist", "kmnist", "mnist-bundled", "cifar10", "svhn"}
     for info in DATASETS.values():
-        assert info.n_classes == 10 and info.image_shape == (28, 28)
+        colour = info.name in ("cifar10", "svhn")
+        assert info.n_classes == 10 and info.image_shape == ((3, 32, 32) if colour else (1, 28, 28))
+        assert info.n_features == (3072 if colour else 784)
         assert info.license
     assert "CC BY-SA 3.0" in DATASETS["mnist"].license
     assert "MIT" in DATASETS["fashion-mnist"].license
@@ -298,7 +300,7 @@ def test_registry_metadata():
         assert DATASETS[name].mirrors and all(m.endswith("/") for m in DATASETS[name].mirrors)
     assert dataset_info("Fashion_MNIST").name == "fashion-mnist"
     with pytest.raises(ConfigError, match="unknown dataset"):
-        dataset_info("cifar-10")
+        dataset_info("cifar-100")
 
 
 # ---------------------------------------------------------------------------- search order

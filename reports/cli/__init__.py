@@ -47,6 +47,18 @@ def model_file(text: str) -> Path:
     return path if path.exists() else model_path(path)
 
 
+def dataset_help() -> str:
+    """The ``--dataset`` names, from the dataset registry: the shipped default first, then the
+    others, saying which ones only a user's own copy provides (no download)."""
+    from spela_hw.datasets import BUNDLED_DATASET, DATASETS
+
+    others = [n for n in DATASETS if n != BUNDLED_DATASET]
+    own = [n for n in others if not DATASETS[n].mirrors]
+    return (f"{BUNDLED_DATASET} (shipped, default), {', '.join(others)}"
+            + (f" ({', '.join(own)}: your own copy, in SPELA_HW_DATA/<name>/ or a data dir)"
+               if own else ""))
+
+
 def load_data(name: str, data_dir=None):
     """``spela_hw.load_dataset`` whose not-found error names the command line's remedies (the
     library's names the Python API's ``data_dir=`` and ``download=True``)."""

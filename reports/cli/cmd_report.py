@@ -14,13 +14,13 @@ from __future__ import annotations
 import sys
 import time
 
-from reports.cli import say
+from reports.cli import dataset_help, say
 from reports.config import ReportConfig
 from spela_hw import jsonio
 
 # option -> ReportConfig field (all take the config's parser, so the CLI and TOML agree exactly)
 _OPTIONS = (
-    ("--dataset", "dataset", "dataset name: mnist-bundled (shipped, default), mnist, fashion-mnist, kmnist"),
+    ("--dataset", "dataset", f"dataset name: {dataset_help()}"),
     ("--dims", "dims", "layer widths from the input, e.g. 784,256,10, trained by every rule (like for like: "
                        "with backprop the output width is the number of classes)"),
     ("--bits", "bits", "weight precisions, e.g. fp32,8,6,4"),

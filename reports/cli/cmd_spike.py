@@ -25,7 +25,7 @@ import numpy as np
 from mappings.brian2 import (BackendConfig, EncodingConfig, NeuronConfig, PlasticityConfig,
                              QuantizationConfig, SpikingConfig, SpikingSpela, rate_spela_with_codes)
 from sim.spiking_energy import SPIKING_CONVENTIONS, price_spiking
-from reports.cli import load_data, model_file, say
+from reports.cli import dataset_help, load_data, model_file, say
 from spela_hw import NetworkSpec, Sgd, Spela, jsonio
 from spela_hw.errors import ConfigError
 
@@ -44,8 +44,7 @@ def register(sub) -> None:
     p = sub.add_parser("spike", help="SPELA as spiking plasticity in Brian2 (train or convert)",
                        description=__doc__.split("Examples::")[0].strip(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="mnist-bundled",
-                   help="mnist-bundled (shipped, default), mnist, fashion-mnist, kmnist")
+    p.add_argument("--dataset", default="mnist-bundled", help=dataset_help())
     p.add_argument("--data-dir", help="directory holding the dataset files")
     p.add_argument("--dims", type=_dims, default=(784, 100, 10), help="layer widths (default 784,100,10)")
     p.add_argument("--train-samples", type=int, default=8000,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reports.cli import load_data, say
+from reports.cli import dataset_help, load_data, say
 from spela_hw import PrecisionSpec, jsonio
 from spela_hw.errors import ConfigError
 from spela_hw.estimator import Classifier
@@ -57,7 +57,7 @@ def _opt(args, name):
 
 def add_model_options(p) -> None:
     """Options shared by every command that builds an estimator."""
-    p.add_argument("--dataset", help="mnist-bundled (shipped, default), mnist, fashion-mnist, kmnist")
+    p.add_argument("--dataset", help=dataset_help())
     p.add_argument("--data-dir", help="directory holding the dataset files, the only place searched when given "
                                       "(else SPELA_HW_DATA, cache, system)")
     p.add_argument("--rule", choices=sorted(RULES), help="learning rule (default spela)")

@@ -336,31 +336,18 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     _lay_out(state.weights, w_flat, woff, layout, split, back=True)
     for k in range(L):
         state.biases[k][...] = b_flat[boff[k]:boff[k + 1]]
-    _add_counts(counts, rule, shapes, N, n_steps, kc, normalize)
+    _add_counts(counts, rule, shapes, N, n_steps, kc)
     state.update_step += n_steps
 
 
-def _add_counts(counts, rule, shapes, N, S, kc, normalize) -> None:
-    """The counters :func:`spela_hw.rules.spela.train_batch` would have added over the chunk."""
-    d = counts.data
-    for k, (m, n) in enumerate(shapes):
-        if normalize:
-            d["loss_macs"][k] += N * n
-            d["loss_unit_ops"][k] += 2 * N
-        d["forward_macs"][k] += N * m * n
-        d["forward_macs_nonzero"][k] += m * int(kc[k, kfu.C_FWD_NNZ])
-        d["weight_reads"][k] += N * (m * n + m) + S * (m * n + m)
-        d["weight_writes"][k] += S * (m * n + m)
-        d["act_reads"][k] += 2 * N * n
-        d["act_writes"][k] += 2 * N * m
-        d["loss_macs"][k] += 2 * N * m
-        d["loss_unit_ops"][k] += N * (3 + (rule.loss == "log_2_minus_cos"))
-        d["class_vector_reads"][k] += N * m
-        d["update_macs"][k] += N * m * n
-        d["update_macs_nonzero"][k] += int(kc[k, kfu.C_UPD_NNZ])
-        d["update_writes"][k] += int(kc[k, kfu.C_WRITES])
-        d["saturations"][k] += int(kc[k, kfu.C_SAT])
-        d["zero_norm_events"][k] += int(kc[k, kfu.C_ZERO])
+def _add_counts(counts, rule, shapes, N, S, kc) -> None:
+    """What the chunk executed: SPELA's counting (the per-step path's) with the kernels' counters."""
+    from ..rules.spela import count_layer_steps  # the rule's own counting, shared, not re-derived
+
+    for k, shape in enumerate(shapes):
+        count_layer_steps(counts, k, shape, rule, N, S, input_nonzeros=int(kc[k, kfu.C_FWD_NNZ]),
+                          update_macs_nonzero=int(kc[k, kfu.C_UPD_NNZ]), update_writes=int(kc[k, kfu.C_WRITES]),
+                          saturations=int(kc[k, kfu.C_SAT]), zero_norm_events=int(kc[k, kfu.C_ZERO]))
     counts.samples += N
     counts.update_steps += S
 

@@ -142,8 +142,11 @@ class ReferenceOps(OpsBase):
     def spela_post(self, a, h, v_y, vnorm_y, scale: float, loss: str):
         """SPELA's post-synaptic term ``p = scale * delta`` for a batch.
 
-        ``v_y`` are the label's stored class vectors ``(B, m)``, ``vnorm_y`` their norms,
-        ``scale = lr / B``. Returns ``(p, zero_norm_events, sat)``.
+        ``delta = -dl/da = g (v_y / (|v_y| |h|) - c h / |h|^2) * act'(a)`` for the loss
+        ``l = f(c)`` of ``c = cos(h, v_y)``, ``g = -f'(c)`` (derived in :mod:`spela_hw.rules.spela`;
+        the fixed-point arithmetic in the module docstring). ``v_y`` are the label's stored class
+        vectors ``(B, m)``, ``vnorm_y`` their norms (float32 class vectors are unit rows: the float
+        path takes ``|v_y| = 1``), ``scale = lr / B``. Returns ``(p, zero_norm_events, sat)``.
         """
         sat = np.zeros(4, np.int64)
         gate = self._gate(a, h)

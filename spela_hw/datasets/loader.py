@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,11 +12,13 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .download import download_dataset
+from .cifar import read_cifar_binary_batch, read_cifar_python_batch
 from .files import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, read_idx, read_npz_array, verify_file
 from .locate import cache_dir, find_dataset_dir, find_layout
-from .registry import DatasetInfo, Layout, dataset_info
+from .registry import PAIRED_FORMATS, DatasetInfo, Layout, dataset_info
+from .svhn import read_svhn_mat
 
-__all__ = ["Dataset", "load_dataset", "to_float"]
+__all__ = ["Dataset", "load_dataset", "to_float", "as_images"]
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +33,36 @@ def to_float(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32) * np.float32(1.0 / 255.0)
 
 
+def as_images(x: np.ndarray, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """Flat samples ``(n, C*H*W)`` as images ``(n, C, H, W)``: a view of ``x`` (no copy) when its
+    rows are contiguous, as the arrays of :class:`Dataset` and :meth:`Dataset.features` are.
+
+    Raises
+    ------
+    DataError
+        When ``x`` is not 2-D with ``C*H*W`` columns.
+    """
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] != math.prod(image_shape):
+        raise DataError(f"as_images: expected samples of shape (n, {math.prod(image_shape)}) for "
+                        f"images {tuple(image_shape)}, got {x.shape}")
+    return x.reshape(x.shape[0], *image_shape)
+
+
 @dataclass(frozen=True, eq=False)
 class Dataset:
     """An image-classification dataset with a train and a test split.
 
     Arrays are read-only. Pixels stay uint8 (what a device would store); use :meth:`features`
-    for float32 inputs in ``[0, 1]``.
+    for flat float32 inputs in ``[0, 1]`` (the MLPs') and :meth:`images` for the same values as
+    ``(n, C, H, W)`` images (the conv networks').
 
     Parameters
     ----------
     name : str
         Registry name.
     x_train, x_test : numpy.ndarray
-        uint8, shape ``(n, n_features)`` (row-major flattened images).
+        uint8, shape ``(n, n_features)``: images flattened in ``(C, H, W)`` order.
     y_train, y_test : numpy.ndarray
         int64 class labels in ``[0, n_classes)``, shape ``(n,)``.
     source : str
@@ -50,7 +70,7 @@ class Dataset:
     n_classes : int
         Number of classes.
     image_shape : tuple of int
-        ``(height, width)`` of one image.
+        ``(channels, height, width)`` of one image; a 2-tuple ``(height, width)`` means one channel.
     """
 
     name: str
@@ -60,10 +80,17 @@ class Dataset:
     y_test: np.ndarray
     source: str
     n_classes: int = 10
-    image_shape: tuple[int, int] = (28, 28)
+    image_shape: tuple[int, int, int] = (1, 28, 28)
 
     def __post_init__(self):
-        n_features = int(np.prod(self.image_shape))
+        shape = tuple(self.image_shape)
+        if len(shape) == 2:
+            shape = (1, *shape)
+        if len(shape) != 3 or not all(isinstance(d, (int, np.integer)) and d >= 1 for d in shape):
+            raise ConfigError("image_shape", f"must be (channels, height, width), got "
+                                             f"{self.image_shape!r}")
+        object.__setattr__(self, "image_shape", tuple(int(d) for d in shape))
+        n_features = math.prod(self.image_shape)
         for split in SPLITS:
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 2 \
@@ -90,9 +117,19 @@ class Dataset:
         """float32 features in ``[0, 1]`` of ``split`` (``"train"`` or ``"test"``), a new array."""
         return to_float(self._split(split)[0])
 
+    def images(self, split: str = "train") -> np.ndarray:
+        """float32 images in ``[0, 1]`` of ``split``, shape ``(n, C, H, W)``: the values of
+        :meth:`features` (a new array) seen as images, without a further copy."""
+        return as_images(self.features(split), self.image_shape)
+
     def labels(self, split: str = "train") -> np.ndarray:
         """int64 labels of ``split`` (read-only)."""
         return self._split(split)[1]
+
+    @property
+    def n_features(self) -> int:
+        """Values per sample, ``C * H * W``."""
+        return math.prod(self.image_shape)
 
     @property
     def n_train(self) -> int:
@@ -111,7 +148,7 @@ class Dataset:
 
 def _read_pair(info: DatasetInfo, layout: Layout, directory: Path, images: str, labels: str
                ) -> tuple[np.ndarray, np.ndarray]:
-    """Read one (images, labels) pair and check it is consistent with ``info``."""
+    """Read one (images, labels) pair of a paired format and check it against ``info``."""
     ipath, lpath = directory / images, directory / labels
     if layout.format == "npz":
         x, y = read_npz_array(ipath), read_npz_array(lpath)
@@ -122,6 +159,39 @@ def _read_pair(info: DatasetInfo, layout: Layout, directory: Path, images: str, 
             raise DataError(f"{lpath}: expected 1-D integer labels, got {y.dtype} {y.shape}")
     else:
         x, y = read_idx(ipath, IDX_IMAGES_MAGIC), read_idx(lpath, IDX_LABELS_MAGIC)
+    return _checked(info, x[:, None], y, ipath, lpath)  # one channel
+
+
+_COMBINED_READERS = {
+    "cifar-python": read_cifar_python_batch,
+    "cifar-binary": read_cifar_binary_batch,
+    "svhn-mat": read_svhn_mat,
+}
+
+
+def _read_combined(info: DatasetInfo, layout: Layout, directory: Path, filenames: tuple[str, ...]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Read and concatenate the files of a combined format (each holds images and labels)."""
+    read = _COMBINED_READERS[layout.format]
+    parts = [_checked(info, *read(directory / f), directory / f, directory / f) for f in filenames]
+    if len(parts) == 1:
+        return parts[0]
+    return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
+
+
+def _read_split(info: DatasetInfo, layout: Layout, directory: Path, split: str
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The flat uint8 images and int64 labels of ``split`` in ``layout``'s format."""
+    if layout.format in PAIRED_FORMATS:
+        return _read_pair(info, layout, directory, getattr(layout, f"{split}_images"),
+                          getattr(layout, f"{split}_labels"))
+    return _read_combined(info, layout, directory, getattr(layout, f"{split}_files"))
+
+
+def _checked(info: DatasetInfo, x: np.ndarray, y: np.ndarray, ipath: Path, lpath: Path
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(n, C, H, W)`` and labels checked against ``info``, as ``(n, C*H*W)`` uint8 and
+    ``(n,)`` int64."""
     if tuple(x.shape[1:]) != tuple(info.image_shape):
         raise DataError(f"{ipath}: images are {x.shape[1:]}, expected {info.image_shape}")
     if x.shape[0] != y.shape[0]:
@@ -150,7 +220,8 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None, downlo
     ----------
     name : str
         ``"mnist"``, ``"fashion-mnist"``, ``"kmnist"`` or ``"mnist-bundled"`` (the MNIST test set
-        shipped in the package: train = its first 8,000 images, test = its last 2,000).
+        shipped in the package: train = its first 8,000 images, test = its last 2,000), or
+        ``"cifar10"`` or ``"svhn"`` (from a copy of their files, see the package docstring).
     data_dir : path-like, optional
         The only directory searched when given (see :func:`find_dataset_dir` for the search
         order without it).
@@ -184,7 +255,7 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None, downlo
     if verify:
         for filename in layout.filenames():
             verify_file(directory / filename, info.file_spec(filename))
-    x_test, y_test = _read_pair(info, layout, directory, layout.test_images, layout.test_labels)
+    x_test, y_test = _read_split(info, layout, directory, "test")
     if info.split_at is not None:
         if info.split_at >= x_test.shape[0]:
             raise DataError(f"{directory / layout.test_images}: {x_test.shape[0]} samples, "
@@ -192,8 +263,7 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None, downlo
         x_train, y_train = x_test[:info.split_at], y_test[:info.split_at]
         x_test, y_test = x_test[info.split_at:], y_test[info.split_at:]
     else:
-        x_train, y_train = _read_pair(info, layout, directory, layout.train_images,
-                                      layout.train_labels)
+        x_train, y_train = _read_split(info, layout, directory, "train")
     _check_count(info, "train", x_train.shape[0], directory)
     _check_count(info, "test", x_test.shape[0], directory)
     log.info("loaded %s from %s (%d train, %d test)", info.name, directory, x_train.shape[0],

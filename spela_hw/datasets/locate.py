@@ -4,7 +4,7 @@
    ``<name>/``): when it is given, it is the only place searched (an explicit directory is used
    or refused, never replaced by another copy);
 2. ``$SPELA_HW_DATA/<name>`` (a root with one subdirectory per dataset: ``mnist/``,
-   ``fashion-mnist/``, ``kmnist/``);
+   ``fashion-mnist/``, ``kmnist/``, ``cifar10/``, ``svhn/``);
 3. the per-user cache ``$XDG_CACHE_HOME/spela-hw/datasets/<name>`` (default ``~/.cache``), where
    downloads go;
 4. the system directories ``/usr/local/share/datasets/<name>`` and ``/usr/share/datasets/<name>``
@@ -91,4 +91,6 @@ def find_dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> Pa
                         f"for the files {wanted}.")
     raise DatasetNotFoundError(
         info.name, f"dataset {info.name!r} not found. Looked in:\n{looked}\nfor the files {wanted}.",
-        f"Set {DATA_ENV_VAR} to a directory containing {info.name}/, pass data_dir=, or use download=True.")
+        f"Set {DATA_ENV_VAR} to a directory containing {info.name}/, pass data_dir="
+        + (", or use download=True." if info.mirrors else
+           f" (it cannot be downloaded by spela-hw: get it from {info.homepage})."))

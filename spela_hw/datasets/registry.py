@@ -3,11 +3,15 @@
 The registry is data. Digests of the ``.gz`` files are the published ones (as each dataset's
 authors list them); digests of the uncompressed IDX files were computed from the decompressed
 published ``.gz`` files after those matched their published digests, so an uncompressed copy is
-checked just as strictly. A file with no known digest is accepted with a logged warning.
+checked just as strictly. CIFAR-10's python batches and SVHN's ``.mat`` files are checked against
+the md5 digests torchvision has verified them with for years (the authors publish only the
+archive's md5); CIFAR-10's binary batches have no known digests. A file with no known digest is
+accepted with a logged warning.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
@@ -17,6 +21,10 @@ from ..errors import ConfigError
 __all__ = ["FileSpec", "Layout", "DatasetInfo", "DATASETS", "dataset_info", "BUNDLED_DATASET"]
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
+#: Formats with separate image and label files (the four :data:`ROLES`).
+PAIRED_FORMATS = ("idx", "npz")
+#: Formats whose files each hold images and labels (:attr:`Layout.train_files`, ``test_files``).
+COMBINED_FORMATS = ("cifar-python", "cifar-binary", "svhn-mat")
 
 
 @dataclass(frozen=True)
@@ -50,22 +58,43 @@ class Layout:
 
     Parameters
     ----------
-    format : {"idx", "npz"}
-        IDX (gzipped when the name ends in ``.gz``) or NumPy ``.npz`` with key ``arr_0``.
+    format : {"idx", "npz", "cifar-python", "cifar-binary", "svhn-mat"}
+        Paired formats (separate image and label files): IDX (gzipped when the name ends in
+        ``.gz``) or NumPy ``.npz`` with key ``arr_0``. Combined formats (each file holds images
+        and labels): CIFAR-10's pickled python batches, its binary batches, SVHN's MATLAB files.
     train_images, train_labels, test_images, test_labels : str or None
-        File names; ``None`` for a role the layout lacks (the bundled set only has test files and
-        splits them, see :attr:`DatasetInfo.split_at`).
+        File names of a paired format; ``None`` for a role the layout lacks (the bundled set only
+        has test files and splits them, see :attr:`DatasetInfo.split_at`).
+    train_files, test_files : tuple of str
+        File names of a combined format, concatenated in this order.
     """
 
     format: str
-    train_images: str | None
-    train_labels: str | None
-    test_images: str
-    test_labels: str
+    train_images: str | None = None
+    train_labels: str | None = None
+    test_images: str | None = None
+    test_labels: str | None = None
+    train_files: tuple[str, ...] = ()
+    test_files: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.format in PAIRED_FORMATS:
+            if self.test_images is None or self.test_labels is None or self.train_files \
+                    or self.test_files:
+                raise ConfigError("layouts.test_images", f"a {self.format!r} layout names its "
+                                  "test_images and test_labels (and no train_files/test_files)")
+        elif self.format in COMBINED_FORMATS:
+            if not self.test_files or any(getattr(self, r) is not None for r in ROLES):
+                raise ConfigError("layouts.test_files", f"a {self.format!r} layout names its "
+                                  "test_files (and no separate image/label files)")
+        else:
+            raise ConfigError("layouts.format", f"must be one of "
+                              f"{PAIRED_FORMATS + COMBINED_FORMATS}, got {self.format!r}")
 
     def filenames(self) -> tuple[str, ...]:
         """The file names this layout needs, in role order."""
-        return tuple(n for n in (getattr(self, r) for r in ROLES) if n is not None)
+        roles = tuple(n for n in (getattr(self, r) for r in ROLES) if n is not None)
+        return roles + self.train_files + self.test_files
 
 
 @dataclass(frozen=True)
@@ -90,7 +119,7 @@ class DatasetInfo:
     n_classes : int
         Labels must lie in ``[0, n_classes)``.
     image_shape : tuple of int
-        Height and width of every image.
+        ``(channels, height, width)`` of every image.
     split_at : int or None
         When set, the layout holds one set of files only (the test files) and the loader splits
         it: the first ``split_at`` samples become the training set, the rest the test set.
@@ -108,16 +137,16 @@ class DatasetInfo:
     files: Mapping[str, FileSpec] = field(default_factory=dict)
     mirrors: tuple[str, ...] = ()
     n_classes: int = 10
-    image_shape: tuple[int, int] = (28, 28)
+    image_shape: tuple[int, int, int] = (1, 28, 28)
     split_at: int | None = None
     builtin_dir: str | None = None
 
     def __post_init__(self):
         if not self.layouts:
             raise ConfigError("layouts", "at least one layout is needed")
-        for layout in self.layouts:
-            if layout.format not in ("idx", "npz"):
-                raise ConfigError("layouts.format", f"must be 'idx' or 'npz', got {layout.format!r}")
+        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
+            raise ConfigError("image_shape", f"must be (channels, height, width), got "
+                                             f"{self.image_shape}")
         if self.n_classes < 2:
             raise ConfigError("n_classes", f"must be >= 2, got {self.n_classes}")
         object.__setattr__(self, "files", MappingProxyType(dict(self.files)))
@@ -128,8 +157,8 @@ class DatasetInfo:
 
     @property
     def n_features(self) -> int:
-        """Pixels per image."""
-        return self.image_shape[0] * self.image_shape[1]
+        """Values per image (channels x height x width)."""
+        return math.prod(self.image_shape)
 
 
 def _idx_layouts(gz: bool = True, raw: bool = True) -> tuple[Layout, ...]:
@@ -212,6 +241,37 @@ _KMNIST_FILES = _files(
     FileSpec("train-images-idx3-ubyte", md5="92be26ec9822e900ac425d0a0aa84ced", size=47_040_016),
 )
 
+# CIFAR-10 python batches: the md5s torchvision checks them with (taken from the archive whose md5,
+# c58f30108f718f92721af3b95e74349a, the authors publish). The binary batches have none known.
+_CIFAR10_PYTHON_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+}
+_CIFAR10_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+
+
+def _cifar10_layouts() -> tuple[Layout, ...]:
+    """Python then binary batches, each flat in the directory or in the folder its archive
+    extracts to (``cifar-10-batches-py/``, ``cifar-10-batches-bin/``)."""
+    out = []
+    for fmt, folder, suffix in (("cifar-python", "cifar-10-batches-py/", ""),
+                                ("cifar-binary", "cifar-10-batches-bin/", ".bin")):
+        for prefix in ("", folder):
+            out.append(Layout(fmt, train_files=tuple(prefix + n + suffix for n in _CIFAR10_TRAIN),
+                              test_files=(prefix + "test_batch" + suffix,)))
+    return tuple(out)
+
+
+_CIFAR10_FILES = _files(*(FileSpec(prefix + name, md5=md5) for name, md5 in _CIFAR10_PYTHON_MD5.items()
+                          for prefix in ("", "cifar-10-batches-py/")))
+
+_SVHN_FILES = _files(FileSpec("train_32x32.mat", md5="e26dedcc434d2e4c54c9b2d4a06d8373"),
+                     FileSpec("test_32x32.mat", md5="eb5a983be6a315427106f1b164d9cef3"))
+
 MNIST_LICENSE = ("MNIST database by Yann LeCun and Corinna Cortes (with Christopher J. C. Burges), "
                  "http://yann.lecun.com/exdb/mnist/, licensed CC BY-SA 3.0 "
                  "(https://creativecommons.org/licenses/by-sa/3.0/).")
@@ -261,6 +321,28 @@ _REGISTRY = {
                         "t10k-labels-idx1-ubyte.gz"),),
         files={k: v for k, v in _MNIST_FILES.items() if k.startswith("t10k")},
         split_at=8_000, builtin_dir="bundled",
+    ),
+    # Not downloadable here (CIFAR-10 comes as a tar archive): read from a user's copy.
+    "cifar10": DatasetInfo(
+        name="cifar10", title="CIFAR-10 (32x32 colour images, 10 classes)",
+        homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
+        license=("CIFAR-10 by Alex Krizhevsky, Vinod Nair and Geoffrey Hinton; no license is stated "
+                 "by its authors, who ask to cite A. Krizhevsky, 'Learning Multiple Layers of "
+                 "Features from Tiny Images', technical report, University of Toronto, 2009."),
+        n_train=50_000, n_test=10_000, layouts=_cifar10_layouts(), files=_CIFAR10_FILES,
+        image_shape=(3, 32, 32),
+    ),
+    "svhn": DatasetInfo(
+        name="svhn", title="SVHN, cropped digits (Street View House Numbers, 32x32 colour)",
+        homepage="http://ufldl.stanford.edu/housenumbers/",
+        license=("SVHN, for non-commercial use only; cite Y. Netzer, T. Wang, A. Coates, "
+                 "A. Bissacco, B. Wu, A. Y. Ng, 'Reading Digits in Natural Images with "
+                 "Unsupervised Feature Learning', NIPS Workshop on Deep Learning and "
+                 "Unsupervised Feature Learning, 2011."),
+        n_train=73_257, n_test=26_032,
+        layouts=(Layout("svhn-mat", train_files=("train_32x32.mat",),
+                        test_files=("test_32x32.mat",)),),
+        files=_SVHN_FILES, image_shape=(3, 32, 32),
     ),
 }
 

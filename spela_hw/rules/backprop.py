@@ -49,10 +49,12 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..rng import stream_key
+from ..specs import Backprop
+from .base import Rule
 from .common import backward_error, count_forward, forward_layer, read_params
 from .optim import post_scale, step_layer
 
-__all__ = ["train_batch", "check_config"]
+__all__ = ["BackpropRule", "train_batch", "check_config"]
 
 
 def check_config(state, ops, batch: int) -> None:
@@ -130,3 +132,17 @@ def train_batch(state, ops, rule, x, y, lr: float, counts, device=None) -> None:
     counts.samples += nb
     counts.update_steps += 1
     state.update_step += 1
+
+
+class BackpropRule(Rule):
+    """Backprop as a :class:`~spela_hw.rules.base.Rule`: the last layer is read out by its logits
+    and is the only layer whose read-out it trains."""
+
+    spec_type = Backprop
+    train_batch = staticmethod(train_batch)
+
+    def logit_readout(self, rule) -> bool:
+        return True
+
+    def readout_layers(self, rule, n_layers: int) -> tuple[int, ...]:
+        return (n_layers - 1,)

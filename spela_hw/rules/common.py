@@ -1,4 +1,8 @@
-"""Inference and counting shared by every rule."""
+"""Inference and counting shared by every rule.
+
+The read-out helpers (:func:`readout_predictions`, :func:`readout_layers`,
+:func:`uses_logit_readout`) ask the rule's implementation (:func:`spela_hw.rules.base.rule_for`).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,10 @@ import numpy as np
 
 from ..counts import Counts
 from ..errors import ConfigError
+from .base import RULE_KEY, class_vector_readout, rule_for
 
 __all__ = ["backward_error", "forward_all", "forward_layer", "read_params", "readout_predictions", "count_forward",
-           "new_counts", "readout_layers", "uses_logit_readout"]
+           "count_forward_passes", "count_input_norm", "new_counts", "readout_layers", "uses_logit_readout"]
 
 
 def new_counts(state, phase: str) -> Counts:
@@ -87,33 +92,39 @@ def backward_error(ops, k: int, w, p, a, h, device=None):
 def count_forward(counts: Counts, k: int, x: np.ndarray, m: int) -> None:
     """Counters of one layer's forward pass over a batch ``x`` ``(B, n)``."""
     nb, n = x.shape
+    count_forward_passes(counts, k, nb, n, m, int(np.count_nonzero(x)))
+
+
+def count_forward_passes(counts: Counts, k: int, samples: int, n: int, m: int, input_nonzeros: int) -> None:
+    """Counters of ``samples`` forward passes of a layer of ``m x n`` weights whose inputs held
+    ``input_nonzeros`` non-zero values in all: ``W x + b`` read and multiplied, ``x`` read,
+    ``h`` written."""
     d = counts.data
-    d["forward_macs"][k] += nb * m * n
-    d["forward_macs_nonzero"][k] += m * int(np.count_nonzero(x))
-    d["weight_reads"][k] += nb * (m * n + m)
-    d["act_reads"][k] += nb * n
-    d["act_writes"][k] += nb * m
+    d["forward_macs"][k] += samples * m * n
+    d["forward_macs_nonzero"][k] += m * input_nonzeros
+    d["weight_reads"][k] += samples * (m * n + m)
+    d["act_reads"][k] += samples * n
+    d["act_writes"][k] += samples * m
 
 
-def count_input_norm(counts: Counts, k: int, x: np.ndarray) -> None:
-    nb, n = x.shape
-    counts.data["loss_macs"][k] += nb * n
-    counts.data["loss_unit_ops"][k] += 2 * nb
+def count_input_norm(counts: Counts, k: int, samples: int, n: int) -> None:
+    """Counters of L2-normalising ``samples`` inputs of width ``n`` (``|x|^2``, one square root
+    and one division each)."""
+    counts.data["loss_macs"][k] += samples * n
+    counts.data["loss_unit_ops"][k] += 2 * samples
 
 
 def uses_logit_readout(rule) -> bool:
     """True for rules whose last layer is read out by the argmax of its logits (backprop, and
     sigprop's output layer)."""
-    return getattr(rule, "loss", None) == "softmax_ce" or getattr(rule, "inference", None) == "output_layer"
+    return rule_for(rule).logit_readout(rule)
 
 
 def readout_layers(rule, n_layers: int) -> tuple[int, ...]:
     """Layers (0-based) whose read-out the rule trains: every layer of a rule with a loss at every
     layer (SPELA, sigprop); only the output of backprop, whose hidden layers learn no class
     vectors, so a cosine read-out there measures nothing about the model."""
-    if getattr(rule, "loss", None) == "softmax_ce":
-        return (n_layers - 1,)
-    return tuple(range(n_layers))
+    return rule_for(rule).readout_layers(rule, n_layers)
 
 
 def forward_all(state, ops, x, normalize_inputs: bool, upto: int | None = None, counts=None,
@@ -130,7 +141,7 @@ def forward_all(state, ops, x, normalize_inputs: bool, upto: int | None = None, 
         if normalize_inputs:
             x = ops.normalize_rows(x)
             if counts is not None:
-                count_input_norm(counts, k, x)
+                count_input_norm(counts, k, *x.shape)
         a, h, _ = forward_layer(state, ops, k, x, device)
         if counts is not None:
             count_forward(counts, k, x, state.weights[k].shape[0])
@@ -141,24 +152,15 @@ def forward_all(state, ops, x, normalize_inputs: bool, upto: int | None = None, 
 
 def readout_predictions(state, ops, k: int, h: np.ndarray, counts=None,
                         logits: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Cosine read-out at layer ``k``: (predicted class indices, scores ``(B, N)``).
+    """Read-out at layer ``k``: (predicted class indices, scores ``(B, N)``).
 
-    The argmax of ``V h`` equals the argmax of the cosine (the factor 1/|h| is common); ties go
-    to the lowest index; an all-zero ``h`` predicts class 0 and is counted as a zero-norm event.
-    ``logits=True``: ``h`` are logits, read out by their argmax (no class vectors, nothing counted).
+    ``logits=True``: ``h`` are logits, read out by their argmax (no class vectors, nothing
+    counted). Otherwise the read-out of the rule that initialised ``state`` (sigprop matches its
+    class targets), by default the cosine to the class vectors
+    (:func:`~spela_hw.rules.base.class_vector_readout`).
     """
     if logits:
         return np.argmax(h, axis=1), h
-    from . import sigprop  # sigprop reads out by matching its class targets, not class vectors
-
-    if sigprop.EXTRA_KEY in state.extra:
-        return sigprop.readout_predictions(state, ops, k, h, counts)
-    scores = ops.readout(h, state.vectors[k])
-    pred = np.argmax(scores, axis=1)
-    if counts is not None:
-        nb, m = h.shape
-        n_cls = state.vectors[k].shape[0]
-        counts.data["readout_macs"][k] += nb * n_cls * m
-        counts.data["class_vector_reads"][k] += nb * n_cls * m
-        counts.data["zero_norm_events"][k] += int(np.count_nonzero(~h.any(axis=1)))
-    return pred, scores
+    rule = state.extra.get(RULE_KEY)
+    readout = class_vector_readout if rule is None else rule_for(rule).readout_predictions
+    return readout(state, ops, k, h, counts)

@@ -83,10 +83,12 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..rng import stream_key
+from ..specs import Sigprop
 from . import optim
+from .base import Rule
 from .common import count_forward, forward_layer, read_params
 
-__all__ = ["train_batch", "init_extra", "readout_predictions", "class_targets", "check_config",
+__all__ = ["SigpropRule", "train_batch", "init_extra", "readout_predictions", "class_targets", "check_config",
            "state_arrays", "restore_state", "EXTRA_KEY"]
 
 log = logging.getLogger(__name__)
@@ -490,3 +492,19 @@ def readout_predictions(state, ops, k: int, h: np.ndarray, counts=None) -> tuple
         counts.data["class_vector_reads"][k] += nb * n_cls * m
         counts.data["zero_norm_events"][k] += int(np.count_nonzero(~h.any(axis=1)))
     return pred, scores
+
+
+class SigpropRule(Rule):
+    """Sigprop as a :class:`~spela_hw.rules.base.Rule`: the label front is its own state, its
+    read-out matches class targets, and with ``inference="output_layer"`` the last layer is read
+    out by its logits."""
+
+    spec_type = Sigprop
+    init_state = staticmethod(init_extra)
+    train_batch = staticmethod(train_batch)
+    state_arrays = staticmethod(state_arrays)
+    restore_state = staticmethod(restore_state)
+    readout_predictions = staticmethod(readout_predictions)
+
+    def logit_readout(self, rule) -> bool:
+        return rule.inference == "output_layer"
