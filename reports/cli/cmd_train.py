@@ -150,10 +150,11 @@ def add_conv_options(p, dataset: bool = False) -> None:
 CONV_OPTIONS = ("input_shape", "conv_target", "projection_dim", "norm")
 
 
-def conv_spec_options(args) -> dict:
-    """The ConvNetSpec keywords given on the command line (refused without --net)."""
+def conv_spec_options(args, need_net: bool = True) -> dict:
+    """The ConvNetSpec keywords given on the command line (refused without --net unless
+    ``need_net`` is false: a conv checkpoint being resumed describes the network)."""
     given = {k: getattr(args, k) for k in CONV_OPTIONS if getattr(args, k, None) is not None}
-    if args.net is None:
+    if need_net and args.net is None:
         for k in given:
             raise ConfigError(k.replace("_", "-"), "describes a conv network: give --net too")
     if "input_shape" in given:
@@ -230,7 +231,8 @@ def run(args) -> int:
         raise ConfigError("limit-train", f"must be a positive number of samples, got {args.limit_train}")
     if args.seed is not None and args.seed < 0:
         raise ConfigError("seed", f"must be a non-negative integer, got {args.seed}")
-    conv_spec_options(args)  # conv options need --net
+    if not args.resume:
+        conv_spec_options(args)  # conv options need --net (or a conv checkpoint)
     if args.net is not None:
         _check_conv_options(args)
     if args.protocol != "standard":
@@ -246,6 +248,7 @@ def run(args) -> int:
         clf, trained_on = load_model(out), read_training_data(out)
         if hasattr(clf, "spec_"):
             return _run_conv(args, out, clf)
+        conv_spec_options(args)
         if args.net is not None:
             raise ConfigError("net", f"--net {args.net} but the checkpoint {out} is an MLP "
                                      f"({','.join(map(str, clf.network_spec_.dims))}); give another --out")
@@ -407,7 +410,7 @@ def _run_conv(args, out: Path, clf=None) -> int:
 def _check_conv_resume(args, clf, out: Path) -> None:
     """Refuse options that contradict a conv checkpoint, naming both values."""
     spec, weight = clf.spec_, clf.precision_.weight
-    shape = conv_spec_options(args).get("input_shape")
+    shape = conv_spec_options(args, need_net=False).get("input_shape")
     given = {
         "net": (args.net and ConvNetSpec.parse(args.net, spec.input_shape).net, spec.net),
         "rule": (args.rule, clf.rule_.name),
