@@ -9,8 +9,8 @@ import json
 import sys
 import time
 
-from spela_hw import (Adam, Backprop, BackpropClassifier, PrecisionSpec, Sgd, Spela,  # noqa: F401
-                      SpelaClassifier, load_dataset)
+from spela_hw import (Adam, Backprop, BackpropClassifier, ConvBackpropClassifier,  # noqa: F401
+                      ConvSpelaClassifier, PrecisionSpec, Sgd, Spela, SpelaClassifier, load_dataset)
 
 
 def main(argv):

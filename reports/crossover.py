@@ -10,8 +10,9 @@ with an interval: every placeholder of the energy tables at the low and high end
 (:func:`sim.compare_energy` says whether SPELA's advantage survives the whole range).
 
 Public functions return tidy DataFrames (:func:`depth_sweep`, :func:`batch_sweep`,
-:func:`conv_sweep`, :func:`crossovers`), figures (:func:`crossover_figure`) and the report
-section (:func:`crossover_section`).
+:func:`conv_sweep`, :func:`crossovers`, :func:`conv_net_points`: a conv network from the
+description the conv trainers take, every SPELA conv target against backprop), figures
+(:func:`crossover_figure`) and the report section (:func:`crossover_section`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,15 @@ from typing import Callable
 
 import pandas as pd
 
-__all__ = ["DEPTHS", "BATCHES", "COLUMNS", "depth_sweep", "batch_sweep", "conv_sweep", "crossovers",
-           "crossover_figure", "crossover_section"]
+__all__ = ["DEPTHS", "BATCHES", "COLUMNS", "CONV_NET", "depth_sweep", "batch_sweep", "conv_sweep", "conv_net_points",
+           "crossovers", "crossover_figure", "crossover_section"]
 
 DEPTHS = tuple(range(1, 10))
+#: The conv network of the report's conv point, as ``spela-hw train --net`` takes it (the paper's
+#: MNIST CNN: two 5x5 blocks of 32 and 64 filters with BatchNorm and 2x2 max-pool, then 10 outputs).
+CONV_NET = ("c32k5p2-c64k5p2-d10", (1, 28, 28))
+#: Batch sizes of the conv point: per-sample edge learning and the conv trainers' default.
+CONV_NET_BATCHES = (1, 64)
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 RULES = ("spela", "backprop")
 #: Quantities compared, with the column they read and how they are described.
@@ -47,6 +53,18 @@ COLUMNS = {
         "energy_high_pj": "same, every placeholder at its high end (pJ)",
         "difference_low_pj": "SPELA - backprop energy, lowest over the shared placeholder box (pJ)",
         "difference_high_pj": "SPELA - backprop energy, highest over the shared placeholder box (pJ)"},
+    "conv_net": {
+        "network": "the conv network description (input shape: spec string)", "batch_size": "samples per step",
+        "rule": "spela or backprop", "conv_target": "SPELA's read-out of a conv block (backprop: none)",
+        "total_bytes": "training memory at every level (bytes)",
+        "on_chip_bytes": "training memory on chip after any SRAM spill (bytes)",
+        "projection_bytes": "of which SPELA's stored projection matrices (bytes)",
+        "energy_pj": "training energy per sample, nominal (pJ)",
+        "energy_low_pj": "same, every placeholder at its low end (pJ)",
+        "energy_high_pj": "same, every placeholder at its high end (pJ)",
+        "memory_vs_backprop": "training memory (all levels) / backprop's at the same batch",
+        "energy_vs_backprop": "nominal training energy / backprop's at the same batch",
+        "cheaper_everywhere": "SPELA's energy stays below backprop's at every corner of the placeholder ranges"},
     "crossovers": {
         "sweep": "depth, batch or conv", "quantity": "what is compared",
         "crossover": "smallest x from which SPELA stays below backprop (empty: never in the range)",
@@ -116,6 +134,58 @@ def conv_sweep(hw_or_preset, batches=BATCHES, bits=None, workload=None) -> pd.Da
     hw, bw = _resolve(hw_or_preset), _bits(bits)
     wl = workload if workload is not None else vgg8()
     out = _points("conv", batches, [wl] * len(batches), batches, hw, bw, wl.n_classes)
+    return out
+
+
+def conv_net_points(hw_or_preset, spec=None, bits=None, batches=CONV_NET_BATCHES) -> pd.DataFrame:
+    """SPELA with each conv target vs backprop on one conv network description (tidy rows).
+
+    ``spec`` is a :class:`spela_hw.ConvNetSpec` (default :data:`CONV_NET`), sized from the
+    description as ``spela-hw size --net`` does; its ``conv_target`` is replaced by each of
+    ``projection`` (the paper's trainable per-channel projections), ``fixed_projection`` (one
+    seed) and ``pooled`` in turn. Memory and energy of one training step, analytic.
+    """
+    from dataclasses import replace
+
+    from sim import compare_energy, design_point
+    from spela_hw.conv import CONV_TARGETS, ConvNetSpec
+
+    hw, bw = _resolve(hw_or_preset), _bits(bits)
+    spec = spec if spec is not None else ConvNetSpec.parse(*CONV_NET)
+    rows = []
+    for b in batches:
+        bp = design_point(spec, hw, "backprop", bits=bw, batch_size=b)
+        points = [("backprop", "", bp, None)]
+        for target in CONV_TARGETS:
+            sp = design_point(replace(spec, conv_target=target), hw, "spela", bits=bw, batch_size=b)
+            points.append(("spela", target, sp, compare_energy(sp, bp, "train")))
+        for rule, target, dp, adv in points:
+            fit = dp.ledger_train.fits(None, allow_dram_spill=True)
+            iv = dp.interval("train")
+            rows.append({"network": dp.network, "batch_size": int(b), "rule": rule, "conv_target": target,
+                         "total_bytes": int(dp.ledger_train.peak_bytes), "on_chip_bytes": int(fit.used_bytes["total"]),
+                         "projection_bytes": int(sum(r.bytes for r in dp.ledger_train.rows
+                                                     if r.tensor_class == "projections" and r.level != "register")),
+                         "energy_pj": iv.nominal_pj, "energy_low_pj": iv.low_pj, "energy_high_pj": iv.high_pj,
+                         "memory_vs_backprop": dp.ledger_train.peak_bytes / bp.ledger_train.peak_bytes,
+                         "energy_vs_backprop": iv.nominal_pj / bp.energy_train.total_pj,
+                         "cheaper_everywhere": None if adv is None else bool(adv.difference_high_pj < 0)})
+    return pd.DataFrame(rows, columns=list(COLUMNS["conv_net"]))
+
+
+def conv_net_statements(df: pd.DataFrame) -> list[str]:
+    """One sentence per batch: does SPELA pay off on this conv network, and with which target?"""
+    out = []
+    for b, g in df.groupby("batch_size", sort=True):
+        sp = g[g["rule"] == "spela"].set_index("conv_target")
+        parts = [f"{t} {r.memory_vs_backprop:.2g}x the memory, {r.energy_vs_backprop:.2g}x the energy"
+                 + ("" if r.cheaper_everywhere else " (not cheaper at every placeholder corner)")
+                 for t, r in sp.iterrows()]
+        pays = [t for t, r in sp.iterrows() if r.memory_vs_backprop < 1 and r.cheaper_everywhere]
+        verdict = (f"SPELA pays off in memory and energy with {', '.join(pays)}" if pays else
+                   "SPELA does not pay off in both memory and energy with any conv target")
+        out.append(f"{g['network'].iloc[0]} at batch {b}: {verdict}; against backprop, SPELA with "
+                   + "; ".join(parts) + ".")
     return out
 
 
@@ -238,12 +308,13 @@ def crossover_figure(data: pd.DataFrame, title: str, name: str = "crossover", la
 
 @dataclass
 class CrossoverData:
-    """The three sweeps and their crossovers (tidy)."""
+    """The three sweeps and their crossovers (tidy), and the conv network point."""
 
     data: pd.DataFrame
     crossovers: pd.DataFrame
     preset: str
     precision: str
+    conv_net: pd.DataFrame | None = None
 
 
 def crossover_data(hw_or_preset, dims=(784, 256, 10), bits=None, batch_size: int = 1,
@@ -257,13 +328,15 @@ def crossover_data(hw_or_preset, dims=(784, 256, 10), bits=None, batch_size: int
     b = batch_sweep(hw, dims, bits=bits)
     say("crossover: VGG-8 against batch size")
     c = conv_sweep(hw, bits=bits)
+    say(f"crossover: {CONV_NET[0]}, SPELA's conv targets against backprop")
+    cn = conv_net_points(hw, bits=bits)
     data = pd.concat([d, b, c], ignore_index=True)
     labels = {"depth": f"Depth (784-1024xk-10, batch {batch_size})", "batch": f"Batch ({'-'.join(map(str, dims))})",
               "conv": "VGG-8 (CIFAR-10 shape)"}
     from .config import precision_label
 
     return CrossoverData(data, crossovers(data, labels), hw.name, precision_label(8 if bits is None else bits)
-                         if not hasattr(bits, "weight") else f"int{bits.weight}")
+                         if not hasattr(bits, "weight") else f"int{bits.weight}", cn)
 
 
 def crossover_section(config, hw_or_preset=None, progress: Callable[[str], None] | None = None):
@@ -319,6 +392,16 @@ def crossover_section(config, hw_or_preset=None, progress: Callable[[str], None]
                     "batch": f"{'-'.join(map(str, dims))} against batch", "conv": "VGG-8 against batch"}
     s.figures.append(crossover_figure(cd.data, f"SPELA vs backprop against depth, batch and on VGG-8 ({cd.preset})",
                                       labels=panel_labels))
+    s.paragraphs.append(
+        f"A conv network, sized from the description `spela-hw train --net` takes ({CONV_NET[0]} on "
+        f"{'x'.join(map(str, CONV_NET[1]))} images, BatchNorm): SPELA's read-out of a conv block decides whether "
+        "it pays off. The paper's trainable per-channel projections are stored and trained like weights (here far "
+        "more values than the conv weights); a fixed projection regenerated from a seed stores nothing; pooled "
+        "targets compare the channel means. `spela-hw size --net ...` or `--model FILE` gives the full ledger.")
+    for text in conv_net_statements(cd.conv_net):
+        s.notes.append(Note("info", text))
     s.tables.append(Table("crossovers", "Where SPELA starts to win", cd.crossovers, "", COLUMNS["crossovers"]))
+    s.tables.append(Table("conv_net", f"SPELA's conv targets against backprop on {CONV_NET[0]}", cd.conv_net, "",
+                          COLUMNS["conv_net"]))
     s.tables.append(Table("crossover_data", "Crossover data", cd.data, "", COLUMNS["crossover_data"], show=False))
     return s

@@ -15,7 +15,14 @@ produces before pooling, ``B`` = batch, ``C`` = classes, ``d_k`` = width the loc
 * sigprop: like the local rule with ``B + B'`` rows in flight (``B' = B``, or ``C`` for the
   label-direct loss) plus the trainable front projection ``C * d_1``;
 * Forward-Forward, PEPITA and DRTP are analytic rows of the same table
-  (:data:`ALGORITHMS`).
+  (:data:`ALGORITHMS`);
+* conv networks (:func:`sim.workload.spec_workload`): BatchNorm's scale and shift are trainable
+  parameters (optimiser state, master copy) and its running mean and variance are stored beside
+  them (at inference: one folded scale and shift); in training a BatchNorm layer also keeps its
+  normalised values (backprop: stored for the backward pass; a local rule: in flight). SPELA's
+  trainable per-channel projections are parameters like the weights; a fixed projection is one
+  seed; a projection target's class-group table (class -> group per channel) is stored unless
+  the class vectors are regenerated from a seed (it is regenerated with them).
 
 Each rule is one :class:`~sim.algorithms.AlgorithmProfile`; adding a rule is adding a row (the
 ledger tests its fields, never its name). Every ledger row
@@ -34,7 +41,7 @@ from spela_hw.specs import DEFAULT_SR_BITS, PrecisionSpec
 from .algorithms import ALGORITHMS, AlgorithmProfile
 from .config import Conventions, HardwareConfig
 from .units import format_bytes, parse_quantity
-from .workload import Workload, algorithm_profile, as_workload
+from .workload import MAX_CLASS_GROUPS, Workload, algorithm_profile, as_workload
 
 __all__ = [
     "BitWidths",
@@ -452,17 +459,33 @@ def memory_ledger(
         Ls = Ls[: k_exit + 1]
     W = sum(L.weights for L in Ls)
     Bs = sum(L.biases for L in Ls)
-    P = sum(L.projection_params for L in Ls)
-    trainable = W + Bs + P
+    N = sum(L.norm_params for L in Ls)
+    # the projections of the layers read out (training: every layer steps on its own loss)
+    read_out = Ls if (phase == "train" or readouts == "all") else Ls[-1:]
+    P = sum(L.stored_projection for L in read_out) if prof.projections else 0
+    trainable = W + Bs + N + P
     rows.append(_row("weights", "", W, bits.weight, f"sum_l m_l*n_l = {W}", True))
     if Bs:
         rows.append(_row("biases", "", Bs, bits.bias, f"sum_l m_l = {Bs}", True))
-    if P and prof.projections:
-        rows.append(_row("projections", "", P, bits.weight, f"sum_k c_k*(h*w)_k*proj = {P}", True,
-                         "SPELA CNN-extension projections"))
-    max_io = max(L.in_values + L.out_values for L in Ls)
+    if N:
+        why = "scale, shift" if phase == "train" else "running statistics folded into one scale and shift"
+        rows.append(_row("norm_params", "", N, bits.bias, f"sum_(BN l) 2*c_l = {N}", True, f"BatchNorm {why}"))
+        if phase == "train":
+            rows.append(_row("norm_statistics", "", N, bits.accumulator, f"sum_(BN l) 2*c_l = {N}", True,
+                             "BatchNorm running mean and variance"))
+    if P:
+        terms = " + ".join(str(L.stored_projection) for L in read_out if L.stored_projection)
+        rows.append(_row("projections", "", P, bits.weight, f"sum_k c_k*(h*w)_k*proj = {terms}"
+                         + (f" = {P}" if "+" in terms else ""), True,
+                         "SPELA CNN-extension projections (trainable)"))
+    fixed = sum(L.projection_params for L in read_out if L.target == "fixed_projection") if prof.projections else 0
+    if fixed:
+        rows.append(_row("projections", "register", 1, 64, f"one seed instead of sum_k c_k*(h*w)_k*proj = {fixed}",
+                         True, "fixed projections regenerated from (seed, layer)"))
+    step = [_step_values(L, phase) for L in Ls]
+    max_io = max(step)
     max_o = max(L.out_values for L in Ls)
-    arg_io = max(range(len(Ls)), key=lambda k: Ls[k].in_values + Ls[k].out_values)
+    arg_io = max(range(len(Ls)), key=step.__getitem__)
 
     if phase == "train":
         if prof.targets == "front_projection":
@@ -512,15 +535,20 @@ def memory_ledger(
             r, rtxt = B + bp, f"B+B'={B}+{bp}"
         if prof.stored == "inputs":
             s = sum(L.in_values for L in Ls)
-            rows.append(_row("stored_activations", "", B * s, bits.activation, f"B * sum_l a_l = {B} * {s}", False))
+            formula = f"B * sum_l a_l = {B} * {s}"
+            s_bn = sum(L.out_values for L in Ls if L.norm_channels)
+            if s_bn:  # BatchNorm's backward pass needs its normalised values
+                formula = f"B * (sum_l a_l + sum_(BN l) o_l) = {B} * ({s} + {s_bn})"
+            rows.append(_row("stored_activations", "", B * (s + s_bn), bits.activation, formula, False))
         elif prof.stored == "outputs":
             s = sum(L.out_values for L in Ls)
             rows.append(_row("stored_activations", "", B * s, bits.activation, f"B * sum_l o_l = {B} * {s}", False))
             rows.append(_row("activations_in_flight", "", r * max_io, bits.activation,
-                             f"{rtxt} * max_k (a_k + o_k) = {r} * {max_io}", False, "second (modulated) pass"))
+                             f"{rtxt} * max_k (a_k + o_k{_BN_TERM if N else ''}) = {r} * {max_io}", False,
+                             "second (modulated) pass"))
         else:
             rows.append(_row("activations_in_flight", "", r * max_io, bits.activation,
-                             f"{rtxt} * max_k (a_k + o_k) = {r} * {max_io}", False,
+                             f"{rtxt} * max_k (a_k + o_k{_BN_TERM if N else ''}) = {r} * {max_io}", False,
                              f"largest at {Ls[arg_io].name}"))
         if prof.masks == "hidden":
             hidden = [L for L in Ls[:-1]]
@@ -553,6 +581,11 @@ def memory_ledger(
                              "regenerated from (seed, layer)"))
         else:
             rows.append(_row("class_vectors", "", s, bits.class_vector, f"sum_k C*d_k = {s}", True))
+        g = sum(L.class_groups for L in cv_layers)
+        if g and conv.class_vector_storage != "seed":  # else regenerated with the class vectors
+            gb = math.ceil(math.log2(MAX_CLASS_GROUPS))
+            rows.append(_row("class_groups", "", g, gb, f"sum_k c_k*C = {g} group indices of {gb} bits", True,
+                             "class -> group of every channel of a projection target"))
     elif phase == "infer" and prof.exit_class_vectors and len(Ls) < wl.n_layers:
         # an early exit of a backprop network reads out by cosine to class vectors (as in spela_hw)
         cv_layers = Ls if readouts == "all" else Ls[-1:]
@@ -579,6 +612,16 @@ def memory_ledger(
     rows, caps = _place(rows, hardware, conv, phase)
     return MemoryLedger(name, phase, B, wl.name, tuple(rows), {**conv.describe(), "optimizer": opt},
                         hardware.name if hardware is not None else None, caps)
+
+
+#: The normalised values a BatchNorm layer keeps for its backward pass, in the working-set formula.
+_BN_TERM = " + o_k if BN"
+
+
+def _step_values(L, phase: str) -> int:
+    """Values one layer holds while it steps: input and output, plus BatchNorm's normalised values
+    in training (its backward pass needs them; at inference it is folded into a scale and shift)."""
+    return L.in_values + L.out_values + (L.out_values if L.norm_channels and phase == "train" else 0)
 
 
 _SPILLABLE = ("stored_activations", "activations_in_flight", "activation_masks", "pooling_indices", "error_buffers",

@@ -13,10 +13,21 @@ Conventions of the closed form (what a training run cannot know in advance):
   ``update_macs_nonzero = update_macs``, ``update_writes = weight_writes``; ``saturations`` and
   ``zero_norm_events`` are 0;
 * a convolution's weights are read once per sample (weight-stationary) and its update is the
-  sum over positions (``positions * m * n`` MACs);
+  sum over positions (``positions * m * n`` MACs); SPELA's input normalisation applies to dense
+  layers only, and a projection target costs one cosine (3 loss-unit operations) per channel;
 * SPELA on a convolution applies the loss to the flattened, pooled output (class vectors of
-  that dimension) unless the layer has a projection (``projection_params``), whose forward and
-  update MACs are added to ``loss_macs`` and ``update_macs``.
+  that dimension, ``target = "flat"``) unless the layer has a projection (``projection_params``:
+  its forward and back-projection MACs go to ``loss_macs``, and when it is trainable its update
+  MACs to ``update_macs`` and its values to the weight traffic; a ``"fixed_projection"`` is
+  regenerated from a seed, so it is neither read from memory nor written) or compares the
+  channel means (``"pooled"``: one add per pooled value in ``loss_macs``);
+* BatchNorm (``norm_channels``) is digital per-channel arithmetic counted in ``loss_macs``: in
+  training 6 multiply-adds per value (batch mean and variance, normalise-scale-shift, and the
+  three of its backward pass), at inference 1 (the running statistics folded into one scale and
+  shift); its scale and shift are read and written with the weights.
+
+:func:`spec_workload` sizes a :class:`spela_hw.conv.ConvNetSpec`, the description the conv
+trainers take, through the same layer constructor as :func:`conv_workload`.
 """
 
 from __future__ import annotations
@@ -26,6 +37,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from spela_hw.conv import ConvBlock, ConvNetSpec
+from spela_hw.conv.model import MAX_GROUPS as MAX_CLASS_GROUPS
 from spela_hw.counts import COUNTERS, Counts
 from spela_hw.errors import ConfigError
 from spela_hw.specs import NetworkSpec, PrecisionSpec, Sigprop, Spela
@@ -37,6 +50,7 @@ __all__ = [
     "Workload",
     "as_workload",
     "conv_workload",
+    "spec_workload",
     "vgg8",
     "closed_form_counts",
     "per_sample_counts",
@@ -45,6 +59,9 @@ __all__ = [
     "precision_bits",
     "COUNT_RULES",
 ]
+
+
+TARGETS = ("flat", "projection", "fixed_projection", "pooled")
 
 
 @dataclass(frozen=True)
@@ -73,7 +90,19 @@ class LayerShape:
     loss_dim : int
         Dimension of the vector a local loss compares with a class vector.
     projection_params : int
-        Parameters of a trainable projection in front of the local loss (SPELA CNN extension).
+        Values of the projection in front of the local loss (SPELA CNN extension): ``c_out``
+        matrices of ``(h*w) x projection_dim``.
+    target : {"flat", "projection", "fixed_projection", "pooled"}
+        What SPELA's local loss of a convolution compares with the class vectors: the flattened
+        pooled output, a trainable projection of each channel, the same projection regenerated
+        from a seed (nothing stored), or the channel means (``loss_dim = fan_out``). Dense layers
+        are ``"flat"``.
+    norm_channels : int
+        Channels of a BatchNorm after the convolution (0: none): ``2 * norm_channels`` trainable
+        values (scale, shift) and as many running statistics (mean, variance).
+    class_groups : int
+        Entries of the class-grouping table (class -> group per channel, ``c_out * C``) of a
+        projection target; 0 otherwise.
     has_bias : bool
     """
 
@@ -88,11 +117,19 @@ class LayerShape:
     pool: int = 1
     loss_dim: int = 0
     projection_params: int = 0
+    target: str = "flat"
+    norm_channels: int = 0
+    class_groups: int = 0
     has_bias: bool = True
 
     def __post_init__(self):
         if self.kind not in ("dense", "conv"):
             raise ConfigError(f"{self.name}.kind", f"must be 'dense' or 'conv', got {self.kind!r}")
+        if self.target not in TARGETS:
+            raise ConfigError(f"{self.name}.target", f"must be one of {TARGETS}, got {self.target!r}")
+        if (self.projection_params > 0) != (self.target in ("projection", "fixed_projection")):
+            raise ConfigError(f"{self.name}.projection_params", f"a {self.target!r} target "
+                              f"{'needs' if self.target.endswith('projection') else 'has no'} projection")
         for f in ("fan_in", "fan_out", "positions", "pool"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -118,6 +155,21 @@ class LayerShape:
     def macs(self) -> int:
         """Forward MACs per sample."""
         return self.weights * self.positions
+
+    @property
+    def norm_params(self) -> int:
+        """BatchNorm's trainable scale and shift (as many running statistics)."""
+        return 2 * self.norm_channels
+
+    @property
+    def stored_projection(self) -> int:
+        """Projection values kept in memory and trained (0 for a seeded or no projection)."""
+        return self.projection_params if self.target == "projection" else 0
+
+    @property
+    def trainable(self) -> int:
+        """Values one update step reads and writes: weights, biases, BatchNorm, stored projection."""
+        return self.weights + self.biases + self.norm_params + self.stored_projection
 
 
 @dataclass(frozen=True)
@@ -161,25 +213,58 @@ class Workload:
 
 
 def as_workload(network, n_classes: int | None = None) -> Workload:
-    """A :class:`Workload` from a Workload, a :class:`~spela_hw.specs.NetworkSpec` or a dims sequence."""
+    """A :class:`Workload` from a Workload, a :class:`~spela_hw.specs.NetworkSpec`, a
+    :class:`~spela_hw.conv.ConvNetSpec` or a dims sequence."""
     if isinstance(network, Workload):
         return network
     if isinstance(network, NetworkSpec):
         return Workload.dense(network.dims, n_classes or network.n_classes)
+    if isinstance(network, ConvNetSpec):
+        if n_classes is not None and n_classes != network.n_classes:
+            raise ConfigError("n_classes", f"the conv network is described with {network.n_classes} classes, "
+                                           f"got {n_classes}")
+        return spec_workload(network)
     if isinstance(network, (tuple, list)) and network and all(isinstance(d, (int, np.integer)) for d in network):
         return Workload.dense(network, n_classes)
-    raise ConfigError("network", f"must be a Workload, a NetworkSpec or a sequence of widths, got {network!r}")
+    raise ConfigError("network", f"must be a Workload, a NetworkSpec, a ConvNetSpec or a sequence of widths, "
+                                 f"got {network!r}")
 
 
-def conv_workload(rows, n_classes: int, name: str = "cnn", projection_dim: int = 0) -> Workload:
+def _conv_layer(name: str, c_in: int, in_hw: tuple[int, int], kernel: int, c_out: int, conv_hw: tuple[int, int],
+                pool: int, n_classes: int, projection_dim: int = 0, target: str = "flat",
+                norm: bool = False) -> LayerShape:
+    """One convolution as the hardware sees it: ``kernel x kernel x c_in -> c_out`` at ``conv_hw``
+    output pixels, then BatchNorm (``norm``) and a ``pool x pool`` max-pool (floored sizes)."""
+    (h, w), (oh, ow) = in_hw, conv_hw
+    ph, pw = oh // pool, ow // pool
+    if target == "flat" and projection_dim:
+        target = "projection"
+    proj = c_out * ph * pw * projection_dim if target.endswith("projection") else 0
+    loss_dim = {"flat": c_out * ph * pw, "pooled": c_out}.get(target, c_out * projection_dim)
+    return LayerShape(name, "conv", kernel * kernel * c_in, c_out, positions=oh * ow, in_values=h * w * c_in,
+                      pooled_values=c_out * ph * pw, pool=pool * pool, loss_dim=loss_dim, projection_params=proj,
+                      target=target, norm_channels=c_out if norm else 0,
+                      class_groups=c_out * n_classes if proj else 0)
+
+
+def conv_workload(rows, n_classes: int, name: str = "cnn", projection_dim: int = 0, target: str = "flat",
+                  norm: bool = False) -> Workload:
     """A network from NeuroSim ``NetWork.csv``-style rows.
 
     Each row is ``(ifm_h, ifm_w, c_in, k, c_out, pool, stride)``: a ``k x k`` convolution with
     'same' padding and stride ``stride`` followed, when ``pool`` is true, by 2x2 pooling; a row with
     ``ifm_h = ifm_w = k = 1`` is a dense layer. ``projection_dim > 0`` adds SPELA's CNN-extension
-    projection to every convolution: a trainable ``(h*w) x projection_dim`` matrix per output
-    channel after pooling, so the loss sees ``c_out * projection_dim`` values.
+    projection to every convolution: a ``(h*w) x projection_dim`` matrix per output channel after
+    pooling, trainable (``target="projection"``, the default then) or regenerated from a seed
+    (``"fixed_projection"``), so the loss sees ``c_out * projection_dim`` values; ``"pooled"``
+    compares the channel means instead. ``norm`` puts a BatchNorm after every convolution.
     """
+    if target not in TARGETS:
+        raise ConfigError("target", f"must be one of {TARGETS}, got {target!r}")
+    if target.endswith("projection") and projection_dim < 1:
+        raise ConfigError("projection_dim", f"a {target!r} target needs projection_dim >= 1, got {projection_dim}")
+    if target == "pooled" and projection_dim:
+        raise ConfigError("projection_dim", f"a 'pooled' target has no projection, got {projection_dim}")
     layers = []
     for i, row in enumerate(rows):
         if len(row) != 7:
@@ -188,15 +273,31 @@ def conv_workload(rows, n_classes: int, name: str = "cnn", projection_dim: int =
         if h == w == k == 1:
             layers.append(LayerShape(f"FC{i + 1}", "dense", c_in, c_out))
             continue
-        oh, ow = math.ceil(h / stride), math.ceil(w / stride)
-        p = 4 if pool else 1
-        pooled = oh * ow * c_out // p
-        proj = c_out * (oh * ow // p) * projection_dim if projection_dim else 0
-        layers.append(LayerShape(f"C{i + 1}", "conv", k * k * c_in, c_out, positions=oh * ow,
-                                 in_values=h * w * c_in, pool=p,
-                                 loss_dim=c_out * projection_dim if projection_dim else pooled,
-                                 projection_params=proj))
+        layers.append(_conv_layer(f"C{i + 1}", c_in, (h, w), k, c_out, (math.ceil(h / stride), math.ceil(w / stride)),
+                                  2 if pool else 1, n_classes, projection_dim, target, norm))
     return Workload(tuple(layers), n_classes, name)
+
+
+def spec_workload(spec: ConvNetSpec) -> Workload:
+    """The :class:`Workload` of a conv network description, exactly as the trainers build it.
+
+    Conv blocks become :func:`conv_workload`'s layers (the same constructor) with the spec's
+    padding, stride and pool, its BatchNorm (``norm="batch"``) and SPELA's read-out
+    (``conv_target``, ``projection_dim``); dense layers take the flattened map. Named by the
+    spec string, e.g. ``"1x28x28:c32k5p2-c64k5p2-d10"``.
+    """
+    if not isinstance(spec, ConvNetSpec):
+        raise ConfigError("network", f"must be a ConvNetSpec, got {type(spec).__name__}")
+    layers = []
+    for i, (layer, s) in enumerate(zip(spec.layers, spec.shapes())):
+        if isinstance(layer, ConvBlock):
+            c_in, h, w = s["input"]
+            layers.append(_conv_layer(f"C{i + 1}", c_in, (h, w), layer.kernel, layer.filters, s["conv"][1:],
+                                      layer.pool, spec.n_classes, spec.projection_dim if spec.conv_target != "pooled"
+                                      else 0, spec.conv_target, spec.norm == "batch"))
+        else:
+            layers.append(LayerShape(f"FC{i + 1}", "dense", s["input"][0], layer.units))
+    return Workload(tuple(layers), spec.n_classes, f"{'x'.join(map(str, spec.input_shape))}:{spec.net}")
 
 
 # NeuroSim's VGG-8 for CIFAR-10 (NetWork.csv): 6 convolutions + 2 dense layers.
@@ -251,25 +352,40 @@ def _zeros(n_layers: int) -> dict[str, np.ndarray]:
     return {name: np.zeros(n_layers, dtype=np.int64) for name in COUNTERS}
 
 
+def _local_loss_macs(L: LayerShape) -> int:
+    """Loss-side MACs of one SPELA training sample beyond the cosine: projection forward and back
+    (``P`` each), the channel means of a pooled target, BatchNorm (module docstring)."""
+    pooled = L.pooled_values if L.target == "pooled" else 0
+    return 2 * L.projection_params + pooled + NORM_TRAIN_MACS * L.norm_channels * L.positions
+
+
+#: BatchNorm multiply-adds per value: training (statistics, normalise, backward), inference (folded).
+NORM_TRAIN_MACS, NORM_INFER_MACS = 6, 1
+
+
 def _spela_train(workload: Workload, rule, samples: int, steps: int, batch_size: int) -> dict:
     spec = rule if isinstance(rule, Spela) else Spela()
     d = _zeros(workload.n_layers)
     norm = spec.input_norm != "off"
     for k, L in enumerate(workload.layers):
-        wb = L.weights + L.biases
+        wb = L.trainable
         d["forward_macs"][k] = L.macs * samples
-        d["loss_macs"][k] = (2 * L.loss_dim + (L.in_values if norm else 0) + L.projection_params) * samples
-        d["update_macs"][k] = (L.macs + L.projection_params) * samples
-        d["weight_reads"][k] = (wb + L.projection_params) * (samples + steps)
-        d["weight_writes"][k] = (wb + L.projection_params) * steps
+        norm_k = norm and L.kind == "dense"  # a conv block's loss never normalises its input
+        d["loss_macs"][k] = (2 * L.loss_dim + (L.in_values if norm_k else 0) + _local_loss_macs(L)) * samples
+        d["update_macs"][k] = (L.macs + L.stored_projection) * samples
+        d["weight_reads"][k] = wb * (samples + steps)
+        d["weight_writes"][k] = wb * steps
         d["act_reads"][k] = 2 * L.in_values * samples
         d["act_writes"][k] = 2 * L.out_values * samples
         d["class_vector_reads"][k] = L.loss_dim * samples
-        ops = 3 + (1 if spec.loss == "log_2_minus_cos" else 0) + (2 if norm else 0)
+        if L.projection_params:  # one (1 - cos)^2 per channel (spela_hw.conv.model)
+            ops = 3 * L.fan_out
+        else:
+            ops = 3 + (1 if spec.loss == "log_2_minus_cos" else 0) + (2 if norm_k else 0)
         d["loss_unit_ops"][k] = ops * samples
         if spec.update_order == "recompute":  # one more forward pass after the step
             d["forward_macs"][k] += L.macs * samples
-            d["weight_reads"][k] += wb * samples
+            d["weight_reads"][k] += (wb - L.stored_projection) * samples
             d["act_reads"][k] += L.in_values * samples
             d["act_writes"][k] += L.out_values * samples
     return d
@@ -282,8 +398,9 @@ def _backprop_train(workload: Workload, rule, samples: int, steps: int, batch_si
     last = len(Ls) - 1
     n_cls = Ls[-1].fan_out
     for k, L in enumerate(Ls):
-        wb = L.weights + L.biases
+        wb = L.weights + L.biases + L.norm_params
         d["forward_macs"][k] = L.macs * samples
+        d["loss_macs"][k] = NORM_TRAIN_MACS * L.norm_channels * L.positions * samples  # BatchNorm
         d["error_macs"][k] = (L.macs if k > 0 else 0) * samples
         d["update_macs"][k] = L.macs * samples
         # forward read, transposed read for the error path (not for the first layer), RMW per step
@@ -297,7 +414,7 @@ def _backprop_train(workload: Workload, rule, samples: int, steps: int, batch_si
         d["act_reads"][k] = reads * samples
         d["act_writes"][k] = writes * samples
         if k == last:
-            d["loss_macs"][k] = n_cls * samples           # sum of exponentials
+            d["loss_macs"][k] += n_cls * samples          # sum of exponentials
             d["loss_unit_ops"][k] = 2 * n_cls * samples   # N exponentials, N divisions
     return d
 
@@ -410,11 +527,12 @@ def _inference(workload: Workload, rule, samples: int, exit_layer: int, readouts
     n_cls = workload.n_classes
     for k, L in enumerate(workload.layers[: exit_layer + 1]):
         d["forward_macs"][k] = L.macs * samples
-        d["weight_reads"][k] = (L.weights + L.biases) * samples
+        d["weight_reads"][k] = (L.weights + L.biases + L.norm_params) * samples
         d["act_reads"][k] = L.in_values * samples
         d["act_writes"][k] = L.out_values * samples
-        if norm:  # |x|^2 and one rsqrt + scale per sample, as in training
-            d["loss_macs"][k] = L.in_values * samples
+        d["loss_macs"][k] = NORM_INFER_MACS * L.norm_channels * L.positions * samples  # folded BatchNorm
+        if norm and L.kind == "dense":  # |x|^2 and one rsqrt + scale per sample, as in training
+            d["loss_macs"][k] += L.in_values * samples
             d["loss_unit_ops"][k] = 2 * samples
         # a logit read-out counts nothing; every other exit is the cosine read-out to that layer's
         # class vectors (sigprop: to its C x m class-target table; same counts, as in spela_hw)
@@ -425,6 +543,9 @@ def _inference(workload: Workload, rule, samples: int, exit_layer: int, readouts
             d["class_vector_reads"][k] = n_cls * L.loss_dim * samples
             if L.projection_params:
                 d["loss_macs"][k] += L.projection_params * samples
+                d["weight_reads"][k] += L.stored_projection * samples
+            elif L.target == "pooled":
+                d["loss_macs"][k] += L.pooled_values * samples
     return d
 
 

@@ -9,6 +9,8 @@ Public API (everything else is private or a sub-module's detail):
 """
 
 from .classvectors import class_vectors
+from .conv import ConvNetSpec
+from .conv.estimator import ConvBackpropClassifier, ConvSpelaClassifier
 from .counts import COUNTERS, Counts
 from .datasets import DATASETS, Dataset, find_dataset_dir, load_dataset, make_noisy_xor, to_float
 from .device import DeviceModel, MatVecDeviceModel
@@ -22,7 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Adam", "Backprop", "BackpropClassifier", "COUNTERS", "CapacityError", "Classifier",
-    "ConfigError", "Counts", "DATASETS", "DataError", "Dataset", "DeviceModel", "FixedPointFormat",
+    "ConfigError", "ConvBackpropClassifier", "ConvNetSpec", "ConvSpelaClassifier", "Counts", "DATASETS", "DataError", "Dataset", "DeviceModel", "FixedPointFormat",
     "MappingError", "MatVecDeviceModel", "ModelFileError", "NetworkSpec", "PrecisionSpec", "SaturationError", "Sgd",
     "Sigprop", "Spela", "SpelaClassifier", "SpelaError", "class_vectors", "find_dataset_dir", "load_dataset",
     "make_noisy_xor", "to_float",

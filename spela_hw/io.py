@@ -97,6 +97,12 @@ def save_model(clf, path, training_data: dict | None = None) -> Path:
         arrays[f"bias_{k}"] = b
     arrays.update(optimizer_state_arrays(st))
     arrays.update(rule_state_arrays(clf.rule_, st))
+    return write_npz_atomic(path, arrays)
+
+
+def write_npz_atomic(path: Path, arrays: dict) -> Path:
+    """Write ``arrays`` as the ``.npz`` archive ``path`` atomically (mode 0644): a temporary file
+    moved into place, so a reader never sees half a model and a killed writer leaves no model."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(path.parent, path.name, recursive=False)  # left by a killed save
@@ -368,6 +374,18 @@ def _check_optimizer_arrays(path, state, rule, arrays: dict) -> None:
         raise ModelFileError(f"{path}: array 'optim.kind' is missing")
 
 
+def _conv_meta(arrays: dict) -> dict | None:
+    """The metadata of a conv model's file (format ``spela-hw-conv-model``), else None."""
+    meta = arrays.get("meta")
+    if not isinstance(meta, np.ndarray) or meta.shape != () or meta.dtype.kind != "U":
+        return None
+    try:
+        meta = json.loads(str(meta))
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("format") == "spela-hw-conv-model" else None
+
+
 def load_model(path):
     """Read a model written by :func:`save_model`.
 
@@ -383,6 +401,11 @@ def load_model(path):
 
     path = Path(path)
     arrays = _read_arrays(path)
+    conv = _conv_meta(arrays)
+    if conv is not None:  # a conv network's file (spela_hw.conv.io)
+        from .conv.io import load_conv_model
+
+        return load_conv_model(path, arrays, conv)
     meta = _read_meta(path, arrays)
     estimators = {c.__name__: c for c in (est.Classifier, est.SpelaClassifier, est.BackpropClassifier)}
     _check_meta(path, meta, _meta_fields(estimators))

@@ -4,8 +4,8 @@
 import pandas as pd
 
 from reports.config import ReportConfig
-from reports.crossover import (COLUMNS, batch_sweep, conv_sweep, crossover_point, crossover_section, crossovers,
-                               depth_sweep)
+from reports.crossover import (COLUMNS, batch_sweep, conv_net_points, conv_net_statements, conv_sweep,
+                               crossover_point, crossover_section, crossovers, depth_sweep)
 from reports.document import Section
 
 KIB = 1024
@@ -65,8 +65,9 @@ def test_crossover_section_is_complete():
     said = []
     s = crossover_section(ReportConfig(), "sram-cim-22nm", progress=said.append)
     assert isinstance(s, Section) and s.status == "ok" and s.title == "Where SPELA pays off"
-    assert len(said) == 3 and len(s.figures) == 1 and s.figures[0].png.startswith(b"\x89PNG")
-    assert {t.name for t in s.tables} == {"crossovers", "crossover_data"}
+    assert len(said) == 4 and len(s.figures) == 1 and s.figures[0].png.startswith(b"\x89PNG")
+    assert {t.name for t in s.tables} == {"crossovers", "crossover_data", "conv_net"}
+    assert any("c32k5p2-c64k5p2-d10 at batch 64: SPELA pays off in memory and energy" in n.text for n in s.notes)
     text = " ".join(s.paragraphs)
     assert "sram-cim-22nm" in text and "placeholder" in text and "modelled" in text
     notes = [n.text for n in s.notes]
@@ -74,3 +75,21 @@ def test_crossover_section_is_complete():
     assert any("at every corner of the placeholder ranges" in n for n in notes)
     bad = crossover_section(ReportConfig(), "no-such-preset")
     assert bad.status == "unavailable" and "no-such-preset" in bad.reason
+
+
+def test_conv_net_point_answers_does_spela_pay_off_on_my_cnn():
+    """The paper's MNIST CNN from its description: the trainable projections are 32*12*12*100 +
+    64*4*4*100 stored values (int8: bytes); a fixed projection replaces them by one 8-byte seed."""
+    df = conv_net_points("sram-cim-22nm")
+    assert list(df.columns) == list(COLUMNS["conv_net"])
+    assert set(df["network"]) == {"1x28x28:c32k5p2-c64k5p2-d10"} and sorted(df["batch_size"].unique()) == [1, 64]
+    one = df[df["batch_size"] == 1].set_index(["rule", "conv_target"])
+    assert one.loc[("spela", "projection"), "projection_bytes"] == 563_200
+    assert (one["projection_bytes"].drop(("spela", "projection")) == 0).all()
+    assert one.loc[("spela", "projection"), "total_bytes"] - one.loc[("spela", "fixed_projection"), "total_bytes"] \
+        == 563_200 - 8
+    assert one.loc[("backprop", ""), "memory_vs_backprop"] == 1.0
+    # at batch 1 the paper's projections cost SPELA its memory advantage; pooled targets keep it
+    assert one.loc[("spela", "projection"), "memory_vs_backprop"] > 1 > one.loc[("spela", "pooled"), "memory_vs_backprop"]
+    said = conv_net_statements(df)
+    assert len(said) == 2 and "at batch 1: SPELA pays off in memory and energy with pooled;" in said[0]

@@ -4,6 +4,8 @@ Example::
 
     spela-hw size --dims 784,1024,10 --preset rram-22nm --weight-bits 8 \\
         --rule spela,backprop --batch-size 50 --budget 256KiB
+    spela-hw size --net c32k5p2-c64k5p2-d10 --dataset fashion-mnist --conv-target fixed_projection
+    spela-hw size --model runs/spela-mnist.npz      # exactly the network a model file was trained as
 
 Plain aligned text by default (every table names the conventions in force); ``--json`` prints
 one JSON object with tidy records for scripts (strict JSON: a value that was not computed, such
@@ -16,10 +18,14 @@ import math
 import sys
 import tomllib
 
+from reports.cli import dataset_help, model_file
+from reports.cli.cmd_train import add_conv_options, conv_spec_options
 from sim import (BitWidths, design_point, hardware_from_dict, load_hardware_toml, preset_dict, vgg8)
 from sim.energy import CATEGORIES
 from sim.units import BYTE_UNITS_HELP, format_bytes, format_si
+from sim.workload import as_workload
 from spela_hw import jsonio
+from spela_hw.conv import ConvNetSpec
 from spela_hw.errors import ConfigError
 from spela_hw.specs import DEFAULT_SR_BITS, SR_BITS_RANGE
 
@@ -32,7 +38,12 @@ def register(sub) -> None:
     net = p.add_mutually_exclusive_group()
     net.add_argument("--dims", help="layer widths, e.g. 784,1024,10 (default)")
     net.add_argument("--network", choices=sorted(NETWORKS), help="a named network (vgg8: NeuroSim's VGG-8)")
-    p.add_argument("--classes", type=int, help="number of classes (default: the last width)")
+    net.add_argument("--net", help="a conv network as train --net takes it, e.g. c32k5p2-c64k5p2-d10 "
+                                   "(with --input-shape or --dataset)")
+    net.add_argument("--model", help="a saved model file (train --out): sizes the network it describes")
+    p.add_argument("--classes", type=int, help="number of classes (default: the last width; --net: the "
+                                               "dataset's, else 10)")
+    add_conv_options(p, dataset=True)
     hw = p.add_mutually_exclusive_group()
     hw.add_argument("--preset", default=None, help="hardware preset (see `spela-hw presets`; default rram-22nm)")
     hw.add_argument("--hardware", help="hardware TOML file (may start from a preset with base = \"...\")")
@@ -40,7 +51,9 @@ def register(sub) -> None:
                    help="override a hardware field, e.g. periphery.adc_bits=6 or conventions.adc_energy=mnsim_cycles")
     p.add_argument("--rule", default="spela,backprop", help="comma-separated rules (spela, backprop, sigprop, "
                                                             "forward_forward, pepita, drtp)")
-    p.add_argument("--optimizer", choices=("sgd", "momentum", "adam"), default="sgd")
+    p.add_argument("--optimizer", choices=("sgd", "momentum", "adam"),
+                   help="optimiser state in the ledger (default sgd; --model: the model's, for a SPELA conv "
+                        "network its conv blocks' optimiser)")
     p.add_argument("--weight-bits", type=int, default=8)
     p.add_argument("--activation-bits", type=int, default=8)
     p.add_argument("--update-bits", type=int, default=16)
@@ -92,9 +105,56 @@ def build_hardware(preset: str | None, path: str | None, sets: list[str]):
     return hardware_from_dict(d)
 
 
+def _conv_network(args):
+    """The ConvNetSpec of --net, its input shape from --input-shape or --dataset."""
+    kw = conv_spec_options(args)
+    info = None
+    if args.dataset is not None:
+        from spela_hw.datasets import DATASETS
+
+        if args.dataset not in DATASETS:
+            raise ConfigError("dataset", f"unknown dataset {args.dataset!r}; one of {sorted(DATASETS)}")
+        info = DATASETS[args.dataset]
+        if "input_shape" in kw and kw["input_shape"] != tuple(info.image_shape):
+            raise ConfigError("input-shape", f"{kw['input_shape']} but {args.dataset} holds "
+                                             f"{tuple(info.image_shape)} images: give one of the two")
+    shape = kw.pop("input_shape", None) or (tuple(info.image_shape) if info else None)
+    if shape is None:
+        raise ConfigError("input-shape", "--net needs the input shape: give --input-shape C,H,W or --dataset")
+    n_classes = args.classes or (info.n_classes if info else 10)
+    return ConvNetSpec.parse(args.net, shape, n_classes=n_classes, **kw)
+
+
+def _model_network(args):
+    """The network description stored in a model file (a dense NetworkSpec or a ConvNetSpec)."""
+    from spela_hw.io import load_model
+
+    if args.classes is not None:
+        raise ConfigError("classes", f"the model {args.model} fixes its classes: leave --classes out")
+    clf = load_model(model_file(args.model))
+    return getattr(clf, "spec_", None) or clf.network_spec_, model_optimizer(clf)
+
+
+def model_optimizer(clf) -> str:
+    """The optimiser whose state a trained model keeps: its rule's, or for a SPELA conv network the
+    conv blocks' (they and their projections hold nearly all trainable values)."""
+    opt = getattr(clf, "conv_optimizer_", None) if clf.rule_.name == "spela" else None
+    opt = opt or clf.rule_.optimizer
+    return "adam" if opt.kind == "adam" else ("momentum" if getattr(opt, "momentum", 0.0) > 0 else "sgd")
+
+
 def _network(args):
+    """The workload the options describe, and the optimiser of a model file (None otherwise)."""
+    if args.model is None and args.net is None and args.dataset is not None:
+        raise ConfigError("dataset", "gives the input shape of a conv network: give --net too")
+    if args.net is not None:
+        return as_workload(_conv_network(args)), None
+    conv_spec_options(args)  # refuses conv options without --net
+    if args.model is not None:
+        network, optimizer = _model_network(args)
+        return as_workload(network), optimizer
     if args.network:
-        return NETWORKS[args.network]()
+        return NETWORKS[args.network](), None
     text = args.dims or "784,1024,10"
     try:
         dims = tuple(int(x) for x in text.split(","))
@@ -102,7 +162,7 @@ def _network(args):
         raise ConfigError("--dims", f"must be comma-separated integers, got {text!r}") from None
     from sim import Workload
 
-    return Workload.dense(dims, args.classes)
+    return Workload.dense(dims, args.classes), None
 
 
 def _check_numbers(args, n_layers: int) -> None:
@@ -122,7 +182,8 @@ def _check_numbers(args, n_layers: int) -> None:
 
 def compute(args) -> list:
     hw = build_hardware(args.preset, args.hardware, args.set)
-    wl = _network(args)
+    wl, model_opt = _network(args)
+    optimizer = args.optimizer or model_opt or "sgd"
     _check_numbers(args, wl.n_layers)
     bits = BitWidths(weight=args.weight_bits, activation=args.activation_bits, update=args.update_bits,
                      accumulator=args.accumulator_bits, class_vector=args.class_vector_bits,
@@ -132,7 +193,7 @@ def compute(args) -> list:
     if not rules:
         raise ConfigError("--rule", "give at least one rule")
     return [design_point(wl, hw, r, bits, args.batch_size, budget=args.budget, exit_layer=exit_layer,
-                         samples_per_day=args.samples_per_day, optimizer=args.optimizer) for r in rules]
+                         samples_per_day=args.samples_per_day, optimizer=optimizer) for r in rules]
 
 
 # -- text rendering ---------------------------------------------------------------------------------
@@ -261,7 +322,7 @@ def chip_summary(args) -> dict | None:
         return None
     from sim.periphery import chip_estimate, compare_with_published, neurosim_table
 
-    wl = _network(args)
+    wl = _network(args)[0]
     est = chip_estimate(wl, hw, args.weight_bits, args.activation_bits)
     out = {"calibration": hw.chip.calibration, "published_row": hw.chip.published_row, **est.to_dict()}
     rows = neurosim_table()[0]

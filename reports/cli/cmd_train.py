@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import time
@@ -13,6 +14,8 @@ import numpy as np
 
 from reports.cli import dataset_help, load_data, say
 from spela_hw import PrecisionSpec, jsonio
+from spela_hw.conv import CONV_TARGETS, NORMS, ConvNetSpec, parse_layers
+from spela_hw.conv.estimator import ConvBackpropClassifier, ConvSpelaClassifier
 from spela_hw.errors import ConfigError
 from spela_hw.estimator import Classifier
 from spela_hw.io import load_model, model_path, read_training_data
@@ -74,9 +77,12 @@ def add_model_options(p) -> None:
                    help=f"with --weight-bits: random bits per synapse of the stochastic-rounding unit, "
                         f"{SR_BITS_RANGE[0]}..{SR_BITS_RANGE[1]} (default {DEFAULT_SR_BITS}; size --sr-bits "
                         f"prices the same unit)")
-    p.add_argument("--batch-size", type=int, help="1 = per-sample edge mode (default 1; preset's own)")
-    p.add_argument("--epochs", type=int, help="epochs (default 3; preset's own; with --resume: the total to reach)")
-    p.add_argument("--lr", type=float, help="learning rate (constant unless the preset has a schedule)")
+    p.add_argument("--batch-size", type=int, help="1 = per-sample edge mode (default 1, --net 64; preset's own)")
+    p.add_argument("--epochs", type=int, help="epochs (default 3, --net 1; preset's own; with --resume: the total "
+                                              "to reach)")
+    p.add_argument("--lr", type=float, help="learning rate (constant unless the preset has a schedule; --net: the "
+                                            "dense layers' SGD under spela, whose conv blocks keep Adam 0.01, or "
+                                            "backprop's Adam)")
     p.add_argument("--seed", type=int, help="random seed (init, class vectors, order, rounding; default 0)")
     p.add_argument("--backend", choices=("numba", "reference"), help="default numba")
     p.add_argument("--limit-train", type=int, help="use only the first N training samples (all when fewer)")
@@ -115,6 +121,48 @@ def _layer_sizes(args, n_features: int):
     return args.dims[1:]
 
 
+def parse_input_shape(text: str) -> tuple[int, int, int]:
+    """``"1,28,28"`` -> ``(1, 28, 28)``: channels, height, width of one input image."""
+    try:
+        shape = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ConfigError("input-shape", f"must be three positive integers channels,height,width like 1,28,28, "
+                                         f"got {text!r}")
+    return shape
+
+
+def add_conv_options(p, dataset: bool = False) -> None:
+    """The options of a conv network description (``--net``): ``train`` and ``size`` take the same."""
+    if dataset:
+        p.add_argument("--dataset", help="with --net: the input shape and classes of this dataset (" +
+                                         dataset_help() + ")")
+    p.add_argument("--input-shape", help="with --net: channels,height,width of one input, e.g. 3,32,32 "
+                                         "(default: the dataset's)")
+    p.add_argument("--conv-target", choices=CONV_TARGETS,
+                   help="with --net: SPELA's read-out of a conv block (default projection: trainable per-channel "
+                        "projections, the paper's; fixed_projection: regenerated from a seed; pooled: channel means)")
+    p.add_argument("--projection-dim", type=int, help="with --net: dimension of the projections (default 100)")
+    p.add_argument("--norm", choices=NORMS, help="with --net: after every convolution (default batch)")
+
+
+CONV_OPTIONS = ("input_shape", "conv_target", "projection_dim", "norm")
+
+
+def conv_spec_options(args, need_net: bool = True) -> dict:
+    """The ConvNetSpec keywords given on the command line (refused without --net unless
+    ``need_net`` is false: a conv checkpoint being resumed describes the network)."""
+    given = {k: getattr(args, k) for k in CONV_OPTIONS if getattr(args, k, None) is not None}
+    if need_net and args.net is None:
+        for k in given:
+            raise ConfigError(k.replace("_", "-"), "describes a conv network: give --net too")
+    if "input_shape" in given:
+        given["input_shape"] = parse_input_shape(given["input_shape"])
+    return given
+
+
+
 def build_estimator(args, n_features: int, **overrides) -> Classifier:
     """An estimator from the CLI options (preset first, explicit options override it, then
     ``overrides``)."""
@@ -140,6 +188,10 @@ def register(sub) -> None:
                        description="Train SPELA, backprop or sigprop on a dataset; per-layer test "
                                    "accuracy after every epoch; the model is checkpointed every epoch.")
     add_model_options(p)
+    p.add_argument("--net", help="a conv network instead of an MLP, e.g. c32k5p2-c64k5p2-d10: c<filters>k<kernel>"
+                                 "[s<stride>][z<padding>][p<pool>] blocks (conv, norm, LeakyReLU, max-pool), then "
+                                 "d<units> dense layers (spela or backprop; `size --net` sizes the same network)")
+    add_conv_options(p)
     p.add_argument("--protocol", default="standard", choices=("standard", "few-shot", "one-epoch"),
                    help="standard split, the few-shot protocol or the 1-epoch protocol (SPELA vs backprop; "
                         "--rule trains that rule alone)")
@@ -179,16 +231,29 @@ def run(args) -> int:
         raise ConfigError("limit-train", f"must be a positive number of samples, got {args.limit_train}")
     if args.seed is not None and args.seed < 0:
         raise ConfigError("seed", f"must be a non-negative integer, got {args.seed}")
+    if not args.resume:
+        conv_spec_options(args)  # conv options need --net (or a conv checkpoint)
+    if args.net is not None:
+        _check_conv_options(args)
     if args.protocol != "standard":
         return _run_protocol(args)
     _refuse(args, ("test_fraction", "trials"), "applies to --protocol few-shot or one-epoch only")
-    out = model_path(args.out or Path("runs") / f"{_opt(args, 'rule')}-{_opt(args, 'dataset')}.npz")
+    name = _opt(args, "rule") + (f"-{args.net}" if args.net else "")
+    out = model_path(args.out or Path("runs") / f"{name}-{_opt(args, 'dataset')}.npz")
     _check_writable(out)
     clf, trained_on = None, {}
     if args.resume:
         if not out.exists():
             raise ConfigError("resume", f"no checkpoint at {out}; leave out --resume to start a new run")
         clf, trained_on = load_model(out), read_training_data(out)
+        if hasattr(clf, "spec_"):
+            return _run_conv(args, out, clf)
+        conv_spec_options(args)
+        if args.net is not None:
+            raise ConfigError("net", f"--net {args.net} but the checkpoint {out} is an MLP "
+                                     f"({','.join(map(str, clf.network_spec_.dims))}); give another --out")
+    elif args.net is not None:
+        return _run_conv(args, out)
     limit = args.limit_train if args.limit_train is not None else trained_on.get("limit_train")
     data = load_data(args.dataset or trained_on.get("dataset") or DEFAULTS["dataset"], data_dir=args.data_dir)
     x_tr, y_tr = data.features("train")[:limit], data.y_train[:limit]
@@ -254,6 +319,119 @@ def run(args) -> int:
         }
         print(jsonio.dumps(result))
     return 0
+
+
+# -- conv networks (--net) ---------------------------------------------------------------------------
+
+#: Options that describe or run an MLP only, refused with --net (naming both).
+_MLP_ONLY = {"dims": "--dims describes an MLP's widths and --net a conv network: give one of the two",
+             "preset": "the recipes are MLP recipes; --net trains with the conv estimator's defaults",
+             "backend": "conv networks run the NumPy reference (no numba kernels yet): leave --backend out"}
+_CONV_RULES = {"spela": ConvSpelaClassifier, "backprop": ConvBackpropClassifier}
+
+
+def _check_conv_options(args) -> None:
+    """Refuse what a conv network cannot take, naming the option and --net."""
+    for name, why in _MLP_ONLY.items():
+        if getattr(args, name) is not None:
+            raise ConfigError(name.replace("_", "-"), f"--{name.replace('_', '-')} with --net: {why}")
+    if args.jobs != -1:
+        raise ConfigError("jobs", "--jobs with --net: conv networks run the NumPy reference (no kernel threads)")
+    if _opt(args, "rule") not in _CONV_RULES:
+        raise ConfigError("rule", f"--rule {args.rule} with --net: conv networks train by {' or '.join(_CONV_RULES)}")
+    if args.projection_dim is not None and args.projection_dim < 1:
+        raise ConfigError("projection-dim", f"must be a positive integer, got {args.projection_dim}")
+    parse_layers(args.net)  # a bad spec string is refused before any data is read
+
+
+def build_conv_estimator(args, image_shape):
+    """A conv estimator from ``--net`` and the options (the input shape from the dataset unless given)."""
+    kw = conv_spec_options(args)
+    shape = kw.pop("input_shape", None) or tuple(image_shape)
+    if math.prod(shape) != math.prod(image_shape):
+        raise ConfigError("input-shape", f"{','.join(map(str, shape))} holds {math.prod(shape)} values, the dataset's "
+                                         f"{'x'.join(map(str, image_shape))} images {math.prod(image_shape)}")
+    ConvNetSpec.parse(args.net, shape, **kw)  # kernels and pools that do not fit, refused before training
+    cls = _CONV_RULES[_opt(args, "rule")]
+    rule = None if args.lr is None else _with_lr(cls._default_rule, args.lr)
+    for opt in ("batch_size", "epochs"):
+        if getattr(args, opt) is not None:
+            kw[opt] = getattr(args, opt)
+    return cls(net=args.net, rule=rule, precision=_precision(args), input_shape=shape,
+               random_state=_opt(args, "seed"), progress=sys.stderr.isatty(), **kw)
+
+
+def _run_conv(args, out: Path, clf=None) -> int:
+    """Train (or resume) a conv network and save it; the standard protocol only."""
+    if clf is not None:
+        _check_conv_resume(args, clf, out)
+    limit = args.limit_train
+    data = load_data(_opt(args, "dataset"), data_dir=args.data_dir)
+    x_tr, y_tr = data.features("train")[:limit], data.y_train[:limit]
+    x_te, y_te = data.features("test"), data.y_test
+    t0 = time.perf_counter()
+
+    def checkpoint(model, record):
+        model.save(out)
+        accs = " ".join(f"L{k}={record[f'layer{k}_accuracy']:.4f}" for k in range(1, model.n_readouts_ + 1))
+        say(f"epoch {record['epoch']}/{model.epochs} lr={record['lr']:.4g} "
+            f"{record['train_seconds']:.1f}s test accuracy {accs}")
+
+    if clf is not None:
+        samples = clf.history_[-1]["samples"] if clf.history_ else len(y_tr)
+        if samples != len(y_tr):
+            raise ConfigError("limit-train", f"the checkpoint {out} was trained on {samples} samples per epoch, "
+                                             f"this run has {len(y_tr)} (--dataset or --limit-train differ)")
+        clf.set_params(epochs=clf.epochs if args.epochs is None else args.epochs, progress=sys.stderr.isatty())
+        say(f"resuming {out} at epoch {clf.epochs_done_}/{clf.epochs}")
+        clf.continue_fit(x_tr, y_tr, eval_set=(x_te, y_te), callback=checkpoint)
+    else:
+        clf = build_conv_estimator(args, data.image_shape)
+        say(f"training {_opt(args, 'rule')} {args.net} on {data.name} {'x'.join(map(str, clf.input_shape))} "
+            f"({len(y_tr)} train / {len(y_te)} test), {clf.precision.name if clf.precision else 'fp32'}, "
+            f"batch {clf.batch_size}, {clf.epochs} epochs")
+        clf.fit(x_tr, y_tr, eval_set=(x_te, y_te), callback=checkpoint)
+        if clf.epochs == 0:
+            clf.save(out)
+    seconds = time.perf_counter() - t0
+    accs = clf.score_layers(x_te, y_te)
+    say(f"saved {out}")
+    if args.json:
+        print(jsonio.dumps({
+            "dataset": data.name, "rule": clf.rule_.name, "net": clf.spec_.net, "network": clf.spec_.to_dict(),
+            "precision": clf.precision_.name, "layer_accuracy": accs, "accuracy": accs[-1],
+            "epochs": clf.epochs_done_, "train_seconds": round(seconds, 3), "model": str(out),
+            "history": clf.history_, "config": {**clf.get_params(), "rule": spec_to_dict(clf.rule_),
+                                                "precision": clf.precision_.to_dict(), "limit_train": limit,
+                                                "conv_optimizer": spec_to_dict(clf.conv_optimizer_)}}))
+    return 0
+
+
+def _check_conv_resume(args, clf, out: Path) -> None:
+    """Refuse options that contradict a conv checkpoint, naming both values."""
+    spec, weight = clf.spec_, clf.precision_.weight
+    shape = conv_spec_options(args, need_net=False).get("input_shape")
+    given = {
+        "net": (args.net and ConvNetSpec.parse(args.net, spec.input_shape).net, spec.net),
+        "rule": (args.rule, clf.rule_.name),
+        "input-shape": (shape and ",".join(map(str, shape)), ",".join(map(str, spec.input_shape))),
+        "conv-target": (args.conv_target, spec.conv_target),
+        "projection-dim": (args.projection_dim, spec.projection_dim),
+        "norm": (args.norm, spec.norm),
+        "weight-bits": (args.weight_bits, weight.bits if weight is not None else "float32"),
+        "sr-bits": (args.sr_bits, clf.precision_.sr_bits if weight is not None else "float32"),
+        "lr": (args.lr, clf.rule_.optimizer.lr),
+        "batch-size": (args.batch_size, clf.batch_size),
+        "seed": (args.seed, clf.random_state),
+    }
+    conflicts = [(opt, f"--{opt} {mine} but the checkpoint has {theirs}")
+                 for opt, (mine, theirs) in given.items() if mine is not None and mine != theirs]
+    if conflicts:
+        raise ConfigError(conflicts[0][0], f"{'; '.join(c for _, c in conflicts)} ({out}). Leave the option out "
+                          f"to resume with the checkpoint's value, or give another --out for a new run")
+    if args.epochs is not None and args.epochs < clf.epochs_done_:
+        raise ConfigError("epochs", f"--epochs {args.epochs} but the checkpoint {out} already has "
+                          f"{clf.epochs_done_} epochs")
 
 
 def readout_accuracy(clf, accs: list) -> list:
@@ -336,6 +514,7 @@ def _competitors(args, n_features: int, epochs: int) -> dict:
 
 def _run_protocol(args) -> int:
     _refuse(args, ("out", "resume", "limit_train"), f"does not apply to --protocol {args.protocol}")
+    _refuse(args, ("net",), f"--protocol {args.protocol} trains MLPs in this version: leave --net out")
     if args.protocol == "one-epoch":
         _refuse(args, ("test_fraction",), "applies to --protocol few-shot only")
         if args.epochs not in (None, 1):
