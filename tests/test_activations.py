@@ -86,3 +86,32 @@ def test_float_gate_squares_h_in_float64():
     assert kact.gate_float(np.float32(0.5), h, ACTIVATION_CODE["tanh"], 0.01, 1.0) == expected
     assert gate(np.array([0.5], np.float32), np.array([h]), ACTIVATION_CODE["tanh"], 0.01)[0] == expected
     assert expected != 1.0 - np.float64(h * h)  # the float32 square would differ
+
+
+class _ExactProducts:
+    """A device whose products are the reference's own float32 products."""
+
+    def mvm(self, k, x, w, b):
+        return x @ w.T + b
+
+    def mvm_transposed(self, k, p, w):
+        return np.asarray(p, np.float32) @ np.asarray(w, np.float32)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATION_CODE))
+def test_device_paths_use_the_same_activation_and_gate_as_the_reference(name):
+    """rules.common's device paths (a device's products, then the activation or gate) equal the
+    reference backend bit for bit: one definition, not a float32 copy of it."""
+    from spela_hw.backends.reference import ReferenceOps
+    from spela_hw.rules.common import _activate, backward_error
+
+    rng = np.random.default_rng(1)
+    ops = ReferenceOps(PrecisionSpec(), NetworkSpec((20, 16, 5), n_classes=5, activation=name, slope=0.0123))
+    x = rng.standard_normal((6, 20)).astype(np.float32)
+    w0, b0 = (rng.standard_normal((16, 20)) * 0.3).astype(np.float32), np.zeros(16, np.float32)
+    w1 = (rng.standard_normal((5, 16)) * 0.3).astype(np.float32)
+    a, h, _ = ops.forward(w0, b0, x)
+    _same_bits(_activate(ops, _ExactProducts().mvm(0, x, w0, b0)), h)
+    p = (rng.standard_normal((6, 5)) * 1e-2).astype(np.float32)
+    e_dev, _ = backward_error(ops, 1, w1, p, a, h, device=_ExactProducts())
+    _same_bits(e_dev, ops.backprop_error(w1, p, a, h)[0])

@@ -27,7 +27,7 @@ def softmax_ce_post_fixed(a, y, c1, q, lut, pow2neg, sc, lo_a, hi_a, lo_u, hi_u,
     mask = (np.int64(1) << np.int64(q)) - 1
     e = np.empty(nc, np.float64)
     for s in range(nb):
-        zmax = row_max(a[s])
+        zmax = row_max(a, s)
         tot = 0.0
         for c in range(nc):
             k = np.int64(math.floor(np.float64(zmax - a[s, c]) * c1 + 0.5))
@@ -51,7 +51,7 @@ def softmax_ce_post_float(a, y, scale, p_out):
     nb, nc = a.shape
     e = np.empty(nc, np.float64)
     for s in range(nb):
-        zmax = np.float64(row_max(a[s]))
+        zmax = np.float64(row_max(a, s))
         tot = 0.0
         for c in range(nc):
             e[c] = math.exp(np.float64(a[s, c]) - zmax)
@@ -63,13 +63,13 @@ def softmax_ce_post_float(a, y, scale, p_out):
 
 
 @jit
-def _error_sums(w, p_row, e, acc_t):
-    """e[j] = sum_i p_row[i] w[i, j] in ``acc_t`` (the error ``p W`` of one sample), skipping
+def _error_sums(w, p, s, e, acc_t):
+    """e[j] = sum_i p[s, i] w[i, j] in ``acc_t`` (the error ``p W`` of sample ``s``), skipping
     zero terms."""
     for j in range(e.shape[0]):
         e[j] = 0
-    for i in range(p_row.shape[0]):
-        pi = acc_t(p_row[i])
+    for i in range(p.shape[1]):
+        pi = acc_t(p[s, i])
         if pi != 0:
             for j in range(e.shape[0]):
                 e[j] += acc_t(w[i, j]) * pi
@@ -80,7 +80,7 @@ def error_fixed(w, p_next, a, h, f_w, act_code, slope_q, two_fa, lo_a, hi_a, lo_
     """p = round(sat(round(p_next W >> f_w)) * gate >> 16): the error of the layer below."""
     e = np.zeros(w.shape[1], np.int64)
     for s in range(p_next.shape[0]):
-        _error_sums(w, p_next[s], e, np.int64)
+        _error_sums(w, p_next, s, e, np.int64)
         for j in range(e.shape[0]):
             v = saturate(shift_round(e[j], f_w, NEAREST, 0), lo_u, hi_u, wrap_u, sat, 2)
             g = gate_fixed(a[s, j], h[s, j], act_code, slope_q, two_fa, lo_a, hi_a)
@@ -92,7 +92,7 @@ def error_float(w, p_next, a, h, act_code, slope, p_out):
     """p = (p_next W) * act'(a), float64 accumulation."""
     e = np.zeros(w.shape[1], np.float64)
     for s in range(p_next.shape[0]):
-        _error_sums(w, p_next[s], e, np.float64)
+        _error_sums(w, p_next, s, e, np.float64)
         for j in range(e.shape[0]):
             p_out[s, j] = e[j] * gate_float(a[s, j], h[s, j], act_code, slope, 1.0)
 

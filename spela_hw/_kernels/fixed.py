@@ -59,9 +59,9 @@ def forward(w, b, x, f_a, shift_acc, lo, hi, wrap, act_code, slope_q, lut, act_m
     m = w.shape[0]
     idx = np.empty(n, np.int64)
     for s in range(nb):
-        nnz = nonzero_indices(x[s], idx)
+        nnz = nonzero_indices(x, s, idx)
         for i in range(m):
-            acc = sparse_dot(w[i], x[s], idx, nnz, np.int64(b[i]) << np.int64(f_a), np.int64)
+            acc = sparse_dot(w, i, x, s, idx, nnz, np.int64(b[i]) << np.int64(f_a), np.int64)
             acc = saturate(acc, lo[0], hi[0], wrap[0], sat, 0)
             a = saturate(shift_round(acc, shift_acc, NEAREST, 0), lo[1], hi[1], wrap[1], sat, 1)
             a_out[s, i] = a
@@ -73,7 +73,7 @@ def normalize_rows(x, pow2_a, lo, hi, wrap, out, sat):
     """out = round(x * 2**f_a / |x|) per row; zero rows stay zero."""
     nb, n = x.shape
     for s in range(nb):
-        n2 = dot(x[s], x[s], np.int64)
+        n2 = dot(x, s, x, s, np.int64)
         r = math.sqrt(np.float64(n2))
         sc = pow2_a / r if n2 > 0 else 0.0
         for j in range(n):

@@ -18,9 +18,9 @@ def forward(w, b, x, act_code, slope, a_out, h_out):
     m = w.shape[0]
     idx = np.empty(n, np.int64)
     for s in range(nb):
-        nnz = nonzero_indices(x[s], idx)
+        nnz = nonzero_indices(x, s, idx)
         for i in range(m):
-            a = np.float32(sparse_dot(w[i], x[s], idx, nnz, np.float64(b[i]), np.float64))
+            a = np.float32(sparse_dot(w, i, x, s, idx, nnz, np.float64(b[i]), np.float64))
             a_out[s, i] = a
             h_out[s, i] = act_float(a, act_code, slope)
 
@@ -52,7 +52,7 @@ def normalize_rows(x, out):
     """out = x / max(|x|, 1e-12) per row, the norm summed in float64."""
     nb, n = x.shape
     for s in range(nb):
-        n2 = dot(x[s], x[s], np.float64)
+        n2 = dot(x, s, x, s, np.float64)
         inv = 1.0 / max(math.sqrt(n2), 1e-12)
         for j in range(n):
             out[s, j] = x[s, j] * inv

@@ -19,7 +19,7 @@ from .rounding import saturate
 @jit
 def _subtract_row_max(out, s):
     """Make row ``s`` of ``out`` relative to its maximum (the softmax is unchanged)."""
-    zmax = row_max(out[s])
+    zmax = row_max(out, s)
     for j in range(out.shape[1]):
         out[s, j] -= zmax
 
@@ -30,7 +30,7 @@ def logits_fixed(h, t, unit, out):
     the sum exact in int64."""
     for s in range(h.shape[0]):
         for j in range(t.shape[0]):
-            out[s, j] = np.int64(math.floor(np.float64(dot(h[s], t[j], np.int64)) * unit + 0.5))
+            out[s, j] = np.int64(math.floor(np.float64(dot(h, s, t, j, np.int64)) * unit + 0.5))
         _subtract_row_max(out, s)
 
 
@@ -39,17 +39,8 @@ def logits_float(h, t, unit, out):
     """out[s, j] = unit * sum_i h[s, i] t[j, i] - (the row's maximum), float64 accumulation."""
     for s in range(h.shape[0]):
         for j in range(t.shape[0]):
-            out[s, j] = dot(h[s], t[j], np.float64) * unit
+            out[s, j] = dot(h, s, t, j, np.float64) * unit
         _subtract_row_max(out, s)
-
-
-@jit
-def _scaled(a, h, d, s, i, scale, gated, act_code, slope, gate_h2):
-    """float64(d[s, i]) * scale, times the activation's derivative at ``a[s, i]`` when ``gated``."""
-    t = np.float64(d[s, i]) * scale
-    if gated:
-        t = t * gate_float(a[s, i], h[s, i], act_code, slope, gate_h2)
-    return t
 
 
 @jit
@@ -58,8 +49,10 @@ def post_fixed(a, h, d, scale, gated, act_code, slope, gate_h2, lo_u, hi_u, p_ou
     nb, m = d.shape
     for s in range(nb):
         for i in range(m):
-            t = math.floor(_scaled(a, h, d, s, i, scale, gated, act_code, slope, gate_h2) + 0.5)
-            p_out[s, i] = np.int64(saturate(t, lo_u, hi_u, SATURATE, sat, 2))
+            t = np.float64(d[s, i]) * scale
+            if gated:
+                t = t * gate_float(a[s, i], h[s, i], act_code, slope, gate_h2)
+            p_out[s, i] = np.int64(saturate(math.floor(t + 0.5), lo_u, hi_u, SATURATE, sat, 2))
 
 
 @jit
@@ -68,4 +61,7 @@ def post_float(a, h, d, scale, gated, act_code, slope, p_out):
     nb, m = d.shape
     for s in range(nb):
         for i in range(m):
-            p_out[s, i] = _scaled(a, h, d, s, i, scale, gated, act_code, slope, 1.0)
+            t = np.float64(d[s, i]) * scale
+            if gated:
+                t = t * gate_float(a[s, i], h[s, i], act_code, slope, 1.0)
+            p_out[s, i] = t
