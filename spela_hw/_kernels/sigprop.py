@@ -9,11 +9,9 @@ import math
 
 import numpy as np
 
-from ..codes import SATURATE
 from . import jit
 from .activation import gate_float
 from .generic import dot, row_max
-from .rounding import saturate
 
 
 @jit
@@ -52,7 +50,11 @@ def post_fixed(a, h, d, scale, gated, act_code, slope, gate_h2, lo_u, hi_u, p_ou
             t = np.float64(d[s, i]) * scale
             if gated:
                 t = t * gate_float(a[s, i], h[s, i], act_code, slope, gate_h2)
-            p_out[s, i] = np.int64(saturate(math.floor(t + 0.5), lo_u, hi_u, SATURATE, sat, 2))
+            t = math.floor(t + 0.5)
+            if t < lo_u or t > hi_u:
+                sat[2] += 1
+                t = lo_u if t < lo_u else hi_u
+            p_out[s, i] = np.int64(t)
 
 
 @jit
