@@ -7,8 +7,12 @@ import math
 
 import numpy as np
 
+from ..codes import NEAREST, SATURATE
 from . import jit
-from .fixed import _nonzero_columns, saturate, shift_round
+from .activation import gate_fixed, gate_float
+from .fixed import _nonzero_columns
+from .generic import row_max
+from .rounding import saturate, shift_round
 
 
 @jit
@@ -23,10 +27,7 @@ def softmax_ce_post_fixed(a, y, c1, q, lut, pow2neg, sc, lo_a, hi_a, lo_u, hi_u,
     mask = (np.int64(1) << np.int64(q)) - 1
     e = np.empty(nc, np.float64)
     for s in range(nb):
-        zmax = a[s, 0]
-        for c in range(1, nc):
-            if a[s, c] > zmax:
-                zmax = a[s, c]
+        zmax = row_max(a, s)
         tot = 0.0
         for c in range(nc):
             k = np.int64(math.floor(np.float64(zmax - a[s, c]) * c1 + 0.5))
@@ -41,10 +42,7 @@ def softmax_ce_post_fixed(a, y, c1, q, lut, pow2neg, sc, lo_a, hi_a, lo_u, hi_u,
             t = math.floor(sc * d + 0.5)
             if a[s, c] <= lo_a or a[s, c] >= hi_a:
                 t = 0.0
-            if t < lo_u or t > hi_u:
-                sat[2] += 1
-                t = lo_u if t < lo_u else hi_u
-            p_out[s, c] = np.int64(t)
+            p_out[s, c] = np.int64(saturate(t, lo_u, hi_u, SATURATE, sat, 2))
 
 
 @jit
@@ -53,10 +51,7 @@ def softmax_ce_post_float(a, y, scale, p_out):
     nb, nc = a.shape
     e = np.empty(nc, np.float64)
     for s in range(nb):
-        zmax = np.float64(a[s, 0])
-        for c in range(1, nc):
-            if a[s, c] > zmax:
-                zmax = np.float64(a[s, c])
+        zmax = np.float64(row_max(a, s))
         tot = 0.0
         for c in range(nc):
             e[c] = math.exp(np.float64(a[s, c]) - zmax)
@@ -68,58 +63,38 @@ def softmax_ce_post_float(a, y, scale, p_out):
 
 
 @jit
-def _gate_q(act_code, a, h, slope_q, two_fa, lo_a, hi_a):
-    """Derivative of the activation as a 16-fractional-bit integer (0 where ``a`` saturated)."""
-    if a <= lo_a or a >= hi_a:
-        return np.int64(0)
-    if act_code == 1:
-        return np.int64(65536) if a > 0 else slope_q
-    if act_code == 2:
-        return shift_round((np.int64(1) << np.int64(two_fa)) - h * h, two_fa - 16, 0, 0)
-    return np.int64(65536)
+def _error_sums(w, p, s, e, acc_t):
+    """e[j] = sum_i p[s, i] w[i, j] in ``acc_t`` (the error ``p W`` of sample ``s``), skipping
+    zero terms."""
+    for j in range(e.shape[0]):
+        e[j] = 0
+    for i in range(p.shape[1]):
+        pi = acc_t(p[s, i])
+        if pi != 0:
+            for j in range(e.shape[0]):
+                e[j] += acc_t(w[i, j]) * pi
 
 
 @jit
 def error_fixed(w, p_next, a, h, f_w, act_code, slope_q, two_fa, lo_a, hi_a, lo_u, hi_u, wrap_u, p_out, sat):
     """p = round(sat(round(p_next W >> f_w)) * gate >> 16): the error of the layer below."""
-    nb, m_next = p_next.shape
-    m = w.shape[1]
-    e = np.zeros(m, np.int64)
-    for s in range(nb):
-        for j in range(m):
-            e[j] = 0
-        for i in range(m_next):
-            pi = p_next[s, i]
-            if pi != 0:
-                for j in range(m):
-                    e[j] += np.int64(w[i, j]) * pi
-        for j in range(m):
-            v = saturate(shift_round(e[j], f_w, 0, 0), lo_u, hi_u, wrap_u, sat, 2)
-            p_out[s, j] = shift_round(v * _gate_q(act_code, a[s, j], h[s, j], slope_q, two_fa, lo_a, hi_a), 16, 0, 0)
+    e = np.zeros(w.shape[1], np.int64)
+    for s in range(p_next.shape[0]):
+        _error_sums(w, p_next, s, e, np.int64)
+        for j in range(e.shape[0]):
+            v = saturate(shift_round(e[j], f_w, NEAREST, 0), lo_u, hi_u, wrap_u, sat, 2)
+            g = gate_fixed(a[s, j], h[s, j], act_code, slope_q, two_fa, lo_a, hi_a)
+            p_out[s, j] = shift_round(v * g, 16, NEAREST, 0)
 
 
 @jit
 def error_float(w, p_next, a, h, act_code, slope, p_out):
     """p = (p_next W) * act'(a), float64 accumulation."""
-    nb, m_next = p_next.shape
-    m = w.shape[1]
-    e = np.zeros(m, np.float64)
-    for s in range(nb):
-        for j in range(m):
-            e[j] = 0.0
-        for i in range(m_next):
-            pi = np.float64(p_next[s, i])
-            if pi != 0.0:
-                for j in range(m):
-                    e[j] += np.float64(w[i, j]) * pi
-        for j in range(m):
-            if act_code == 1:
-                gate = 1.0 if a[s, j] > 0 else slope
-            elif act_code == 2:
-                gate = 1.0 - np.float64(h[s, j]) * h[s, j]
-            else:
-                gate = 1.0
-            p_out[s, j] = e[j] * gate
+    e = np.zeros(w.shape[1], np.float64)
+    for s in range(p_next.shape[0]):
+        _error_sums(w, p_next, s, e, np.float64)
+        for j in range(e.shape[0]):
+            p_out[s, j] = e[j] * gate_float(a[s, j], h[s, j], act_code, slope, 1.0)
 
 
 @jit

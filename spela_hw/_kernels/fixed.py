@@ -4,7 +4,12 @@ import math
 
 import numpy as np
 
+from ..codes import NEAREST
 from . import jit
+from .activation import act_fixed
+from .generic import dot, nonzero_indices, sparse_dot
+from .generic import readout as _readout
+from .rounding import saturate, shift_round
 
 
 @jit
@@ -48,55 +53,19 @@ def sr_offset(key, word, half, shift, srmask):
 
 
 @jit
-def shift_round(v, shift, mode, r):
-    """v / 2**shift rounded: mode 0 nearest (half up), 1 stochastic (+r), 2 truncate (floor)."""
-    if shift <= 0:
-        return v << np.int64(-shift)
-    if mode == 0:
-        return (v + (np.int64(1) << np.int64(shift - 1))) >> np.int64(shift)
-    if mode == 1:
-        return (v + r) >> np.int64(shift)
-    return v >> np.int64(shift)
-
-
-@jit
-def saturate(v, lo, hi, wrap, sat, k):
-    """Clip (or wrap) one value into [lo, hi], counting an event in sat[k]."""
-    if v < lo or v > hi:
-        sat[k] += 1
-        if wrap:
-            span = hi - lo + 1
-            return (v - lo) % span + lo
-        return lo if v < lo else hi
-    return v
-
-
-@jit
 def forward(w, b, x, f_a, shift_acc, lo, hi, wrap, act_code, slope_q, lut, act_min, a_out, h_out, sat):
     """acc = W x + (b << f_a); a = round(acc >> shift_acc); h = act(a). Skips zero inputs."""
     nb, n = x.shape
     m = w.shape[0]
     idx = np.empty(n, np.int64)
     for s in range(nb):
-        nnz = 0
-        for j in range(n):
-            if x[s, j] != 0:
-                idx[nnz] = j
-                nnz += 1
+        nnz = nonzero_indices(x, s, idx)
         for i in range(m):
-            acc = np.int64(b[i]) << np.int64(f_a)
-            for t in range(nnz):
-                j = idx[t]
-                acc += np.int64(w[i, j]) * x[s, j]
+            acc = sparse_dot(w, i, x, s, idx, nnz, np.int64(b[i]) << np.int64(f_a), np.int64)
             acc = saturate(acc, lo[0], hi[0], wrap[0], sat, 0)
-            a = saturate(shift_round(acc, shift_acc, 0, 0), lo[1], hi[1], wrap[1], sat, 1)
+            a = saturate(shift_round(acc, shift_acc, NEAREST, 0), lo[1], hi[1], wrap[1], sat, 1)
             a_out[s, i] = a
-            if act_code == 1:
-                h_out[s, i] = a if a > 0 else shift_round(a * slope_q, 16, 0, 0)
-            elif act_code == 2:
-                h_out[s, i] = lut[a - act_min]
-            else:
-                h_out[s, i] = a
+            h_out[s, i] = act_fixed(a, act_code, slope_q, lut, act_min)
 
 
 @jit
@@ -104,9 +73,7 @@ def normalize_rows(x, pow2_a, lo, hi, wrap, out, sat):
     """out = round(x * 2**f_a / |x|) per row; zero rows stay zero."""
     nb, n = x.shape
     for s in range(nb):
-        n2 = np.int64(0)
-        for j in range(n):
-            n2 += x[s, j] * x[s, j]
+        n2 = dot(x, s, x, s, np.int64)
         r = math.sqrt(np.float64(n2))
         sc = pow2_a / r if n2 > 0 else 0.0
         for j in range(n):
@@ -169,23 +136,7 @@ def _nonzero_columns(x):
 @jit
 def readout(h, v, out):
     """out[s, c] = sum_i v[c, i] h[s, i] in int64."""
-    nb, m = h.shape
-    nc = v.shape[0]
-    vt = np.empty((m, nc), np.int64)
-    for c in range(nc):
-        for i in range(m):
-            vt[i, c] = v[c, i]
-    acc = np.empty(nc, np.int64)
-    for s in range(nb):
-        for c in range(nc):
-            acc[c] = 0
-        for i in range(m):
-            hv = np.int64(h[s, i])
-            vi = vt[i]
-            for c in range(nc):
-                acc[c] += vi[c] * hv
-        for c in range(nc):
-            out[s, c] = acc[c]
+    _readout(h, v, np.int64, out)
 
 
 @jit

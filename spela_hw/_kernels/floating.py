@@ -4,7 +4,11 @@ import math
 
 import numpy as np
 
+from ..codes import NEG_COS
 from . import jit
+from .activation import act_float, gate_float
+from .generic import dot, nonzero_indices, sparse_dot
+from .generic import readout as _readout
 
 
 @jit
@@ -14,40 +18,20 @@ def forward(w, b, x, act_code, slope, a_out, h_out):
     m = w.shape[0]
     idx = np.empty(n, np.int64)
     for s in range(nb):
-        nnz = 0
-        for j in range(n):
-            if x[s, j] != 0:
-                idx[nnz] = j
-                nnz += 1
+        nnz = nonzero_indices(x, s, idx)
         for i in range(m):
-            acc = np.float64(b[i])
-            for t in range(nnz):
-                j = idx[t]
-                acc += np.float64(w[i, j]) * np.float64(x[s, j])
-            a = np.float32(acc)
+            a = np.float32(sparse_dot(w, i, x, s, idx, nnz, np.float64(b[i]), np.float64))
             a_out[s, i] = a
-            if act_code == 1:
-                h_out[s, i] = a if a > 0 else a * np.float32(slope)
-            elif act_code == 2:
-                h_out[s, i] = math.tanh(a)
-            else:
-                h_out[s, i] = a
+            h_out[s, i] = act_float(a, act_code, slope)
 
 
 @jit
 def activate(a, act_code, slope, h_out):
     """h = act(a) elementwise (LeakyReLU's negative side ``a * float32(slope)``)."""
     nb, m = a.shape
-    sl = np.float32(slope)
     for s in range(nb):
         for i in range(m):
-            v = a[s, i]
-            if act_code == 1:
-                h_out[s, i] = v if v > 0 else v * sl
-            elif act_code == 2:
-                h_out[s, i] = math.tanh(v)
-            else:
-                h_out[s, i] = v
+            h_out[s, i] = act_float(a[s, i], act_code, slope)
 
 
 @jit
@@ -65,11 +49,10 @@ def add_count(w, d):
 
 @jit
 def normalize_rows(x, out):
+    """out = x / max(|x|, 1e-12) per row, the norm summed in float64."""
     nb, n = x.shape
     for s in range(nb):
-        n2 = 0.0
-        for j in range(n):
-            n2 += np.float64(x[s, j]) * x[s, j]
+        n2 = dot(x, s, x, s, np.float64)
         inv = 1.0 / max(math.sqrt(n2), 1e-12)
         for j in range(n):
             out[s, j] = x[s, j] * inv
@@ -92,37 +75,15 @@ def spela_post(a, h, v, scale, loss_code, act_code, slope, p_out):
             continue
         r = math.sqrt(n2)
         c = dot / r
-        g = 1.0 if loss_code == 0 else 1.0 / (2.0 - c)
+        g = 1.0 if loss_code == NEG_COS else 1.0 / (2.0 - c)
         k = scale * g / r
         for i in range(m):
-            if act_code == 1:
-                gate = 1.0 if a[s, i] > 0 else slope
-            elif act_code == 2:
-                gate = 1.0 - np.float64(h[s, i]) * h[s, i]
-            else:
-                gate = 1.0
+            gate = gate_float(a[s, i], h[s, i], act_code, slope, 1.0)
             p_out[s, i] = k * gate * (v[s, i] - c * h[s, i] / r)
     return zeros
 
 
 @jit
 def readout(h, v, out):
-    """out[s, c] = sum_i v[c, i] h[s, i], float64 sums in ``i`` order; the classes advance side by
-    side (one sum alone would wait on each addition)."""
-    nb, m = h.shape
-    nc = v.shape[0]
-    vt = np.empty((m, nc), np.float64)
-    for c in range(nc):
-        for i in range(m):
-            vt[i, c] = v[c, i]
-    acc = np.empty(nc, np.float64)
-    for s in range(nb):
-        for c in range(nc):
-            acc[c] = 0.0
-        for i in range(m):
-            hv = np.float64(h[s, i])
-            vi = vt[i]
-            for c in range(nc):
-                acc[c] += vi[c] * hv
-        for c in range(nc):
-            out[s, c] = acc[c]
+    """out[s, c] = sum_i v[c, i] h[s, i], float64 sums in ``i`` order."""
+    _readout(h, v, np.float64, out)

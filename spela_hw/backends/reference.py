@@ -73,10 +73,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..activations import activate, activate_fixed, gate, gate_fixed
 from ..fixedpoint import ROUNDING_MODES, saturate, shift_round
 from ..rng import sr_bias_offsets, sr_weight_offsets
 from .common import (GATE_FRAC, LOSS_CODE, SAT_ACCUMULATOR, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT,
-                     SLOPE_FRAC, OpsBase, backprop_constants)
+                     OpsBase, backprop_constants)
 
 __all__ = ["ReferenceOps"]
 
@@ -95,14 +96,8 @@ class ReferenceOps(OpsBase):
         return q
 
     def _gate(self, a, h):
-        """Derivative of the activation at ``a`` (float64 in fixed point, float32 otherwise)."""
-        if self.spec.activation == "identity":
-            return np.ones(a.shape)
-        if self.spec.activation == "leaky_relu":
-            return np.where(a > 0, 1.0, self.slope)
-        if self.fixed:
-            return 1.0 - (h * h).astype(np.float64) * self.gate_h2
-        return 1.0 - h.astype(np.float32) ** 2
+        """Derivative of the activation at ``a`` in float64 (:func:`spela_hw.activations.gate`)."""
+        return gate(a, h, self.act_code, self.slope, self.gate_h2 if self.fixed else 1.0)
 
     # -- primitives ----------------------------------------------------------------------------
     def normalize_rows(self, x: np.ndarray) -> np.ndarray:
@@ -121,22 +116,11 @@ class ReferenceOps(OpsBase):
         sat = np.zeros(4, np.int64)
         if not self.fixed:
             a = x @ w.T + b
-            if self.spec.activation == "leaky_relu":
-                h = np.where(a > 0, a, a * np.float32(self.slope)).astype(np.float32)
-            elif self.spec.activation == "tanh":
-                h = np.tanh(a)
-            else:
-                h = a.copy()
-            return a.astype(np.float32), h.astype(np.float32), sat
+            return a.astype(np.float32), activate(a, self.act_code, self.slope).astype(np.float32), sat
         acc = np.asarray(x, np.int64) @ w.astype(np.int64).T + (b.astype(np.int64) << self.f_a)
         acc = self._sat(acc, SAT_ACCUMULATOR, sat)
         a = self._sat(shift_round(acc, self.shift_acc, "nearest"), SAT_ACTIVATION, sat)
-        if self.spec.activation == "leaky_relu":
-            h = np.where(a > 0, a, shift_round(a * self.slope_q, SLOPE_FRAC, "nearest"))
-        elif self.spec.activation == "tanh":
-            h = self.lut[a - self.precision.activation.min_int]
-        else:
-            h = a.copy()
+        h = activate_fixed(a, self.act_code, self.slope_q, self.lut, self.precision.activation.min_int)
         return a, h.astype(np.int64), sat
 
     def spela_post(self, a, h, v_y, vnorm_y, scale: float, loss: str):
@@ -216,15 +200,8 @@ class ReferenceOps(OpsBase):
 
     def _gate_q(self, a, h):
         """Activation derivative as a 16-fractional-bit integer (fixed-point error path)."""
-        if self.spec.activation == "leaky_relu":
-            g = np.where(np.asarray(a) > 0, np.int64(1 << GATE_FRAC), np.int64(self.slope_q))
-        elif self.spec.activation == "tanh":
-            two_fa = backprop_constants(self)["two_fa"]
-            h = np.asarray(h, np.int64)
-            g = shift_round((np.int64(1) << np.int64(two_fa)) - h * h, two_fa - GATE_FRAC, "nearest")
-        else:
-            g = np.full(np.shape(a), 1 << GATE_FRAC, np.int64)
-        return np.where(self._saturated(a), np.int64(0), g)
+        return gate_fixed(a, h, self.act_code, self.slope_q, backprop_constants(self)["two_fa"],
+                          self.lo[SAT_ACTIVATION], self.hi[SAT_ACTIVATION])
 
     def softmax_ce_post(self, a, y, scale: float):
         """Backprop's output term ``p = scale * (onehot(y) - softmax(a))`` for logits ``a`` ``(B, N)``.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..activations import activate, gate
 from ..counts import Counts
 from ..errors import ConfigError
 from .base import RULE_KEY, class_vector_readout, rule_for
@@ -34,12 +35,7 @@ def read_params(state, k: int, device=None):
 
 def _activate(ops, a: np.ndarray) -> np.ndarray:
     """The float32 activation of a pre-activation (as the float backends compute it)."""
-    act = ops.spec.activation
-    if act == "leaky_relu":
-        return np.where(a > 0, a, a * np.float32(ops.slope)).astype(np.float32)
-    if act == "tanh":
-        return np.tanh(a).astype(np.float32)
-    return a.copy()
+    return activate(a, ops.act_code, ops.slope).astype(np.float32)
 
 
 def forward_layer(state, ops, k: int, x, device=None, params=None):
@@ -79,14 +75,7 @@ def backward_error(ops, k: int, w, p, a, h, device=None):
     if e.shape != (len(p), w.shape[1]):
         raise ConfigError("device", f"mvm_transposed of layer {k} returned shape {e.shape}, "
                                     f"expected {(len(p), w.shape[1])}")
-    act = ops.spec.activation
-    if act == "leaky_relu":
-        gate = np.where(a > 0, np.float32(1.0), np.float32(ops.slope))
-    elif act == "tanh":
-        gate = 1.0 - h.astype(np.float32) ** 2
-    else:
-        gate = np.float32(1.0)
-    return (e * gate).astype(np.float32), np.zeros(4, np.int64)
+    return (e * gate(a, h, ops.act_code, ops.slope)).astype(np.float32), np.zeros(4, np.int64)
 
 
 def count_forward(counts: Counts, k: int, x: np.ndarray, m: int) -> None:
