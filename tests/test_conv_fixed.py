@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spela_hw import Adam, PrecisionSpec, Sgd, load_dataset
 from spela_hw.conv import ConvNetSpec
@@ -41,21 +43,27 @@ def test_same_seed_same_bits(mnist, optimizer):
     assert not np.array_equal(_codes(a)[0], a.state_.fixed[0].w * 0)  # trained codes, not all zero
 
 
-def test_conv_forward_is_the_direct_integer_convolution():
+@settings(max_examples=25, deadline=None)
+@given(cin=st.integers(1, 3), f=st.integers(1, 4), k=st.integers(1, 4), stride=st.integers(1, 2),
+       pad=st.integers(0, 2), size=st.integers(4, 7), seed=st.integers(0, 2**16))
+def test_conv_forward_is_the_direct_integer_convolution(cin, f, k, stride, pad, size, seed):
     """im2col + the dense fixed-point forward equals a direct convolution in int64, then the
     accumulator saturation, the rounding to the activation format and the LeakyReLU of the spec."""
-    spec = ConvNetSpec.parse("c3k3z1p1-d4", (2, 5, 5), n_classes=4, norm="none", projection_dim=4)
+    spec = ConvNetSpec.parse(f"c{f}k{k}s{stride}z{pad}p1-d4", (cin, size, size), n_classes=4, norm="none",
+                             projection_dim=4)
     blk = spec.conv_blocks[0]
-    fb = init_fixed_block(P8, spec, 0, M.init_conv_state(spec, "spela", 1, []).blocks[0])
-    rng = np.random.default_rng(0)
-    x = rng.integers(-3000, 3000, (2, 2, 5, 5))
+    fb = init_fixed_block(P8, spec, 0, M.init_conv_state(spec, "spela", seed, []).blocks[0])
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3000, 3000, (2, cin, size, size))
     y, _, _ = fixed_block_forward(fb, blk, x)
     w, b = fb.w.astype(np.int64), fb.conv.biases[0].astype(np.int64)
-    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
-    acc = np.zeros((2, 3, 5, 5), np.int64)
-    for i in range(5):
-        for j in range(5):
-            acc[:, :, i, j] = np.einsum("bckl,fckl->bf", xp[:, :, i:i + 3, j:j + 3], w)
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    hc = (size + 2 * pad - k) // stride + 1
+    acc = np.zeros((2, f, hc, hc), np.int64)
+    for i in range(hc):
+        for j in range(hc):
+            patch = xp[:, :, i * stride:i * stride + k, j * stride:j * stride + k]
+            acc[:, :, i, j] = np.einsum("bckl,fckl->bf", patch, w)
     acc += (b << P8.activation.frac_bits)[None, :, None, None]
     acc, _ = saturate(acc, P8.accumulator, raise_on_overflow=False)
     a, _ = saturate(shift_round(acc, P8.weight.frac_bits, "nearest"), P8.activation, raise_on_overflow=False)

@@ -46,6 +46,8 @@ NORMS = ("batch", "none")
 CONV_TARGETS = ("projection", "fixed_projection", "pooled")
 _CONV = re.compile(r"c(\d+)k(\d+)(?:s(\d+))?(?:z(\d+))?(?:p(\d+))?")
 _DENSE = re.compile(r"d(\d+)")
+#: Most class groups per channel of a projection target (the paper draws 2..9).
+MAX_GROUPS = 9
 #: Largest single number a spec string may hold (a guard against absurd allocations).
 MAX_SIZE = 1 << 20
 
@@ -266,8 +268,8 @@ class ConvNetSpec:
                 if spela:
                     proj = self.conv_target != "pooled"
                     row["projections"] = f * hp * wp * self.projection_dim if self.conv_target == "projection" else 0
-                    # projection targets: at most n_classes vectors of projection_dim per channel
-                    row["class_vectors"] = (f * self.n_classes * self.projection_dim if proj
+                    # projection targets: at most MAX_GROUPS group vectors of projection_dim per channel
+                    row["class_vectors"] = (f * min(MAX_GROUPS, self.n_classes) * self.projection_dim if proj
                                             else self.n_classes * f)
                     row["groups"] = f * self.n_classes if proj else 0
             else:

@@ -90,7 +90,7 @@ class ConvClassifier:
         See :class:`~spela_hw.conv.ConvNetSpec`.
     conv_optimizer : Sgd or Adam or None
         The conv blocks' optimiser under SPELA (default ``Adam(0.01)``); backprop uses ``rule``'s.
-    batch_size, epochs, shuffle, random_state, progress :
+    batch_size, epochs, shuffle, random_state :
         As :class:`spela_hw.Classifier`.
     """
 
@@ -98,7 +98,7 @@ class ConvClassifier:
 
     def __init__(self, net="c32k5p2-c64k5p2-d10", rule=None, precision=None, input_shape=None, norm="batch",
                  conv_target="projection", projection_dim=100, slope=1e-3, conv_optimizer=None,
-                 batch_size=64, epochs=1, shuffle=True, random_state=None, progress=False):
+                 batch_size=64, epochs=1, shuffle=True, random_state=None):
         self.net = net
         self.rule = rule
         self.precision = precision
@@ -112,7 +112,6 @@ class ConvClassifier:
         self.epochs = epochs
         self.shuffle = shuffle
         self.random_state = random_state
-        self.progress = progress
 
     def get_params(self, deep=True):
         import inspect

@@ -24,7 +24,7 @@ import numpy as np
 from ..classvectors import class_vectors
 from ..errors import ConfigError
 from ..specs import NetworkSpec
-from .description import ConvNetSpec
+from .description import MAX_GROUPS, ConvNetSpec
 from .reference import (
     conv_backward,
     conv_forward,
@@ -47,7 +47,6 @@ __all__ = [
 ]
 
 F32 = np.float32
-MAX_GROUPS = 9  # the paper's n_c in 2..9
 
 
 @dataclass
