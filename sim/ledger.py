@@ -575,12 +575,15 @@ def memory_ledger(
     # fixed targets (class vectors, feedback matrices) and inference working set
     if prof.targets == "class_vectors":
         cv_layers = Ls if (phase == "train" or readouts == "all") else Ls[-1:]
-        s = sum(C * L.loss_dim for L in cv_layers)
+        # a projection target stores one vector per class group of each channel (at most
+        # MAX_CLASS_GROUPS), not one per class: spela_hw.conv.description counts the same
+        s = sum((min(MAX_CLASS_GROUPS, C) if L.class_groups else C) * L.loss_dim for L in cv_layers)
+        per_layer = "min(C, groups)*d_k" if any(L.class_groups for L in cv_layers) else "C*d_k"
         if conv.class_vector_storage == "seed":
-            rows.append(_row("class_vectors", "register", 1, 64, f"one seed instead of sum_k C*d_k = {s} values", True,
-                             "regenerated from (seed, layer)"))
+            rows.append(_row("class_vectors", "register", 1, 64, f"one seed instead of sum_k {per_layer} = {s} values",
+                             True, "regenerated from (seed, layer)"))
         else:
-            rows.append(_row("class_vectors", "", s, bits.class_vector, f"sum_k C*d_k = {s}", True))
+            rows.append(_row("class_vectors", "", s, bits.class_vector, f"sum_k {per_layer} = {s}", True))
         g = sum(L.class_groups for L in cv_layers)
         if g and conv.class_vector_storage != "seed":  # else regenerated with the class vectors
             gb = math.ceil(math.log2(MAX_CLASS_GROUPS))
@@ -589,7 +592,9 @@ def memory_ledger(
     elif phase == "infer" and prof.exit_class_vectors and len(Ls) < wl.n_layers:
         # an early exit of a backprop network reads out by cosine to class vectors (as in spela_hw)
         cv_layers = Ls if readouts == "all" else Ls[-1:]
-        s = sum(C * L.loss_dim for L in cv_layers)
+        # a projection target stores one vector per class group of each channel (at most
+        # MAX_CLASS_GROUPS), not one per class: spela_hw.conv.description counts the same
+        s = sum((min(MAX_CLASS_GROUPS, C) if L.class_groups else C) * L.loss_dim for L in cv_layers)
         rows.append(_row("class_vectors", "", s, bits.class_vector, f"sum_(exits k) C*d_k = {s}", True,
                          "early-exit read-out"))
     elif prof.targets in ("drtp_feedback", "pepita_feedback") and phase == "train":

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spela_hw.conv import ConvBlock, ConvNetSpec
-from spela_hw.conv.model import MAX_GROUPS as MAX_CLASS_GROUPS
+from spela_hw.conv.description import MAX_GROUPS as MAX_CLASS_GROUPS
 from spela_hw.counts import COUNTERS, Counts
 from spela_hw.errors import ConfigError
 from spela_hw.specs import NetworkSpec, PrecisionSpec, Sigprop, Spela

@@ -358,7 +358,7 @@ def build_conv_estimator(args, image_shape):
         if getattr(args, opt) is not None:
             kw[opt] = getattr(args, opt)
     return cls(net=args.net, rule=rule, precision=_precision(args), input_shape=shape,
-               random_state=_opt(args, "seed"), progress=sys.stderr.isatty(), **kw)
+               random_state=_opt(args, "seed"), **kw)
 
 
 def _run_conv(args, out: Path, clf=None) -> int:
@@ -382,7 +382,7 @@ def _run_conv(args, out: Path, clf=None) -> int:
         if samples != len(y_tr):
             raise ConfigError("limit-train", f"the checkpoint {out} was trained on {samples} samples per epoch, "
                                              f"this run has {len(y_tr)} (--dataset or --limit-train differ)")
-        clf.set_params(epochs=clf.epochs if args.epochs is None else args.epochs, progress=sys.stderr.isatty())
+        clf.set_params(epochs=clf.epochs if args.epochs is None else args.epochs)
         say(f"resuming {out} at epoch {clf.epochs_done_}/{clf.epochs}")
         clf.continue_fit(x_tr, y_tr, eval_set=(x_te, y_te), callback=checkpoint)
     else:
