@@ -58,7 +58,10 @@ import numpy as np
 from numba import prange, types
 from numba.extending import intrinsic
 
+from ..codes import (INPUT_MAJOR, LEAKY_RELU, NEAREST, NEG_COS, OUTPUT_MAJOR,  # noqa: F401
+                     STOCHASTIC, TANH)
 from . import jit
+from .activation import act_fixed, act_float, gate_float
 from .fixed import lowbias32, saturate, shift_round, sr_key32, sr_offset
 
 # (S + r) >> sh for |S + r| < 2**62 as a logical shift of S + r + 2**62 (AVX2 has no 64-bit
@@ -72,8 +75,6 @@ N_COUNTERS = 5
 # Per-block counters of one pass.
 _B_WRITES, _B_SAT_ACC, _B_SAT_ACT, _B_SAT_W = range(4)
 
-# Layer layouts.
-INPUT_MAJOR, OUTPUT_MAJOR = 0, 1
 
 
 # ----------------------------------------------------------------------------------------------
@@ -178,7 +179,7 @@ def _sr_half_extract(r16, z32, w, half):
 @jit
 def _sr_const_fill(r16, w, mode):
     """The 16-bit rounding offsets of the deterministic modes: half (nearest) or 0 (truncate)."""
-    c = np.uint16(0x8000) if mode == 0 else np.uint16(0)
+    c = np.uint16(0x8000) if mode == NEAREST else np.uint16(0)
     for i in range(w):
         r16[i] = c
 
@@ -384,7 +385,7 @@ def _fx_bias(bb, sb, i0, w, m, n, key, srmask, sh_b, mode, lo, hi, wrap, cnt):
         if s == 0:
             continue
         r = np.int64(0)
-        if mode == 1:
+        if mode == STOCHASTIC:
             r = sr_offset(key, np.uint64(base + (i0 + i) // 2), (i0 + i) % 2, sh_b, srmask)
         d = shift_round(s, sh_b, mode, r)
         if d != 0:
@@ -398,7 +399,7 @@ def _fx_bias_block(bb, sb, i0, w, m, n, key, srmask, sh_b, mode, lo, hi, wrap, z
     """:func:`_fx_bias` for a block of ``w`` outputs starting at an even output: the SR unit's
     words of the block drawn in one vector loop into ``zb`` (uint32 scratch of ``ceil(w / 2)``
     words)."""
-    if mode != 1:
+    if mode != STOCHASTIC:
         _fx_bias(bb, sb, i0, w, m, n, key, srmask, sh_b, mode, lo, hi, wrap, cnt)
         return
     nw = (w + 1) // 2
@@ -410,7 +411,7 @@ def _fx_bias_block(bb, sb, i0, w, m, n, key, srmask, sh_b, mode, lo, hi, wrap, z
     for i in range(w):
         smax = max(smax, abs(sb[i]))
     fast = smax < (np.int64(1) << np.int64(61)) and sh_b <= 61
-    _fx_apply(bb, sb, r16, w, sh_b, 1, lo, hi, wrap, fast, cnt)
+    _fx_apply(bb, sb, r16, w, sh_b, STOCHASTIC, lo, hi, wrap, fast, cnt)
 
 
 @jit
@@ -418,14 +419,8 @@ def _fx_activate(v, lo, hi, wrap, shift_acc, act_code, slope_q, lut, act_min, sa
     """Accumulator -> (a, h): saturate, round to the activation format, activation function
     (the general path: any overflow mode)."""
     v = saturate(v, lo[0], hi[0], wrap[0], sat1, 0)
-    av = saturate(shift_round(v, shift_acc, 0, 0), lo[1], hi[1], wrap[1], sat1, 1)
-    if act_code == 1:
-        hv = av if av > 0 else shift_round(av * slope_q, 16, 0, 0)
-    elif act_code == 2:
-        hv = lut[av - act_min]
-    else:
-        hv = av
-    return av, hv
+    av = saturate(shift_round(v, shift_acc, NEAREST, 0), lo[1], hi[1], wrap[1], sat1, 1)
+    return av, act_fixed(av, act_code, slope_q, lut, act_min)
 
 
 @jit
@@ -445,7 +440,7 @@ def _fx_activate_row(ac, a3, ao, ho, w, lo, hi, wrap, shift_acc, act_code, slope
     n0 = 0
     n1 = 0
     lim = np.int64(1) << np.int64(61)
-    if act_code == 1 and -lim < lo0 and hi0 < lim and shift_acc < 62 and \
+    if act_code == LEAKY_RELU and -lim < lo0 and hi0 < lim and shift_acc < 62 and \
             max(-lo1, hi1) * abs(slope_q) + 32768 < (np.int64(1) << np.int64(31)):
         # LeakyReLU in vector lanes: the rounding shift as a logical shift of v + half + 2**62
         # (AVX2 has no 64-bit arithmetic shift) and the slope product in int32 (it fits)
@@ -479,12 +474,7 @@ def _fx_activate_row(ac, a3, ao, ho, w, lo, hi, wrap, shift_acc, act_code, slope
         av = lo1 if av < lo1 else av
         av = hi1 if av > hi1 else av
         ao[i] = av
-        if act_code == 1:
-            ho[i] = av if av > 0 else (av * slope_q + 32768) >> 16
-        elif act_code == 2:
-            ho[i] = lut[av - act_min]
-        else:
-            ho[i] = av
+        ho[i] = act_fixed(av, act_code, slope_q, lut, act_min)
     sat1[0] += n0
     sat1[1] += n1
 
@@ -533,7 +523,7 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key, 
             for i in range(w):
                 sr[i] += ps[i]
         _fx_bias_block(bb, sr, i0, w, m, n, key, srmask, sh_b, mode, lo_w, hi_w, wrap_w, zb, cnt)
-        if mode != 1:
+        if mode != STOCHASTIC:
             _sr_const_fill(r16, w, mode)
         if fast32:
             for s in range(pnb):
@@ -573,7 +563,7 @@ def _fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key, 
         c0 = cptr[j]
         c1 = cptr[j + 1]
         row = wt[j]
-        if q1 > q0 and mode == 1:
+        if q1 > q0 and mode == STOCHASTIC:
             _sr_words(zb, nw, ukey + np.uint64(j) * P, 1, srmask)
         if q1 == q0 + 1:
             s = pidx[q0]
@@ -645,7 +635,7 @@ def _fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, srmask, sh_w, s
     z32 = zrow.view(np.uint32)
     k32 = np.uint64(sr_key32(key))
     P = (m + 1) // 2
-    if has_prev and mode != 1:
+    if has_prev and mode != STOCHASTIC:
         _sr_const_fill(r16, n, mode)
     group = -1
     sb = np.zeros(1, np.int64)
@@ -672,7 +662,7 @@ def _fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, srmask, sh_w, s
                         sr[j] += p * np.int64(xs[j])
             p0 = np.int64(pp[0, i])
             if not first or (single and p0 != 0):
-                if mode == 1:
+                if mode == STOCHASTIC:
                     if i // 2 != group:
                         group = i // 2
                         _sr_words(z32, n, k32 + np.uint64(group), P, srmask)
@@ -742,12 +732,12 @@ def fx_post_sample(a, h, m, i0, i1, vs, vn, scale, loss_code, act_code, slope, g
         return 1, 0
     r = math.sqrt(np.float64(n2))
     c = np.float64(dot) / (r * vn)
-    g = 1.0 if loss_code == 0 else 1.0 / (2.0 - c)
+    g = 1.0 if loss_code == NEG_COS else 1.0 / (2.0 - c)
     sc = scale * g * pow2_au / r
     A = sc / vn
     C = sc * c / r
     nsat = 0
-    if narrow and act_code == 1 and p_narrow:  # LeakyReLU: one branch-free vector loop
+    if narrow and act_code == LEAKY_RELU and p_narrow:  # LeakyReLU: one branch-free vector loop
         for i in range(i0, i1):
             gate = 1.0 if a[i] > 0 else slope
             # np.floor stays a float (math.floor's int64 has no vector conversion)
@@ -759,12 +749,7 @@ def fx_post_sample(a, h, m, i0, i1, vs, vn, scale, loss_code, act_code, slope, g
             p_out[i] = np.int32(t)
         return 0, nsat
     for i in range(i0, i1):
-        if act_code == 1:
-            gate = 1.0 if a[i] > 0 else slope
-        elif act_code == 2:
-            gate = 1.0 - np.float64(h[i] * h[i]) * gate_h2
-        else:
-            gate = 1.0
+        gate = gate_float(a[i], h[i], act_code, slope, gate_h2)
         t = math.floor((A * np.float64(vs[i]) - C * np.float64(h[i])) * gate + 0.5)
         if t < lo_u or t > hi_u:
             nsat += 1
@@ -892,7 +877,6 @@ def _fl_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval,
             for i in range(w):
                 ac[i] += row[i] * xv
     cnt[_B_WRITES] += writes
-    sl = np.float32(slope)
     for s in range(cnb):
         ac = acc[s, :w]
         ao = a_out[s, i0:i1]
@@ -900,12 +884,7 @@ def _fl_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval,
         for i in range(w):
             av = ac[i] + bb[i]
             ao[i] = av
-            if act_code == 1:
-                ho[i] = av if av > 0 else av * sl
-            elif act_code == 2:
-                ho[i] = math.tanh(av)
-            else:
-                ho[i] = av
+            ho[i] = act_float(av, act_code, slope)
 
 
 @jit
@@ -946,7 +925,6 @@ def _fl_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, cnb, xc, act_code, s
     """Float32 twin of :func:`_fx_block_om`."""
     sr = srow[:n]
     writes = 0
-    sl = np.float32(slope)
     for i in range(i0, i1):
         row = W[i]
         if has_prev:
@@ -982,13 +960,7 @@ def _fl_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, cnb, xc, act_code, s
         if cnb % 2 == 1:
             a_out[cnb - 1, i] = _dot8x2(row, xc[cnb - 1], xc[cnb - 1], n)[0] + b[i]
         for s in range(cnb):
-            av = a_out[s, i]
-            if act_code == 1:
-                h_out[s, i] = av if av > 0 else av * sl
-            elif act_code == 2:
-                h_out[s, i] = math.tanh(av)
-            else:
-                h_out[s, i] = av
+            h_out[s, i] = act_float(a_out[s, i], act_code, slope)
     cnt[_B_WRITES] += writes
 
 
@@ -1032,16 +1004,12 @@ def fl_post_sample(a, h, m, i0, i1, vs, scale, loss_code, act_code, slope, p_out
         return 1
     r = math.sqrt(n2)
     c = dot / r
-    g = 1.0 if loss_code == 0 else 1.0 / (2.0 - c)
+    g = 1.0 if loss_code == NEG_COS else 1.0 / (2.0 - c)
     kk = scale * g / r
     cr = c / r
     for i in range(i0, i1):
-        if act_code == 1:
-            gate = 1.0 if a[i] > 0 else slope
-        elif act_code == 2:
-            gate = 1.0 - np.float64(h[i]) * h[i]
-        else:
-            gate = 1.0
+        # h in float64: tanh's 1 - h^2 squares in float64, as the reference
+        gate = gate_float(a[i], np.float64(h[i]), act_code, slope, 1.0)
         p_out[i] = kk * gate * (vs[i] - cr * h[i])
     return 0
 
@@ -1206,7 +1174,7 @@ def update_rows_fixed(w, b, p, x, key, srmask, sh_w, sh_b, mode, lo, hi, wrap, f
     k32 = np.uint64(sr_key32(key)) + np.uint64(c0) * np.uint64((m + 1) // 2)
     P = (m + 1) // 2
     group = -1
-    if mode != 1:
+    if mode != STOCHASTIC:
         _sr_const_fill(r16, span, mode)
     sb = np.zeros(1, np.int64)
     cnt = np.zeros(4, np.int64)
@@ -1245,7 +1213,7 @@ def update_rows_fixed(w, b, p, x, key, srmask, sh_w, sh_b, mode, lo, hi, wrap, f
                 if nz:
                     for jj in range(span):
                         sr[jj] = st[jj, l]
-                    if mode == 1:
+                    if mode == STOCHASTIC:
                         if i // 2 != group:
                             group = i // 2
                             _sr_words(zrow, span, k32 + np.uint64(group), P, srmask)
@@ -1271,7 +1239,7 @@ def update_rows_fixed(w, b, p, x, key, srmask, sh_w, sh_b, mode, lo, hi, wrap, f
                 for j in range(span):
                     sr[j] += pv * np.int64(xs[j])
         if not first:
-            if mode == 1:
+            if mode == STOCHASTIC:
                 if i // 2 != group:
                     group = i // 2
                     _sr_words(zrow, span, k32 + np.uint64(group), P, srmask)

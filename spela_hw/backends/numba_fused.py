@@ -27,6 +27,7 @@ from .._kernels import fused as kfu
 from .._kernels import fixed_chunk as kfx
 from .._kernels import float_chunk as kfl
 from .._kernels.sync import HANDSHAKE_SPINS
+from ..codes import INPUT_MAJOR, OUTPUT_MAJOR
 from ..rng import splitmix64
 from .common import LOSS_CODE, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT
 
@@ -58,7 +59,7 @@ def _lay_out(weights, w_flat, woff, layout, split, back=False):
     for k, wk in enumerate(weights):
         m, n = wk.shape
         seg = w_flat[woff[k]:woff[k] + m * n]
-        if layout[k] != kfu.INPUT_MAJOR:
+        if layout[k] != INPUT_MAJOR:
             if back:
                 wk[...] = seg.reshape(m, n)
             else:
@@ -247,7 +248,7 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     B = int(batch_size)
     n_steps = -(-N // B)
     shapes = spec.layer_shapes()
-    layout = np.array([kfu.OUTPUT_MAJOR if m < narrow else kfu.INPUT_MAJOR for m, _ in shapes],
+    layout = np.array([OUTPUT_MAJOR if m < narrow else INPUT_MAJOR for m, _ in shapes],
                       np.int64)
     dtype = state.weights[0].dtype
     per = 64 // np.dtype(dtype).itemsize  # layers start on 64-byte boundaries
@@ -263,9 +264,9 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     voff[1:] = np.cumsum([n_cls * m for m, _ in shapes])
     # Two threads own the outputs below and above split[k] of every layer for a whole segment
     # (the fixed_chunk / float_chunk kernels); one thread runs both parts in turn, same result.
-    parallel = threads > 1 and any(lay == kfu.INPUT_MAJOR and m >= _MIN_PARALLEL_WIDTH
+    parallel = threads > 1 and any(lay == INPUT_MAJOR and m >= _MIN_PARALLEL_WIDTH
                                    for lay, (m, _) in zip(layout, shapes))
-    split = np.array([two_cores_split(m, lay == kfu.INPUT_MAJOR) if parallel else m
+    split = np.array([two_cores_split(m, lay == INPUT_MAJOR) if parallel else m
                       for lay, (m, _) in zip(layout, shapes)], np.int64)
     if parallel and chooser is None:
         chooser = ops.__dict__.setdefault("_thread_chooser", ThreadChooser())
