@@ -18,7 +18,7 @@ from spela_hw.errors import DataError
 from spela_hw.estimator import SpelaClassifier
 from spela_hw.network import init_network
 from spela_hw._kernels import fixed as kfixed
-from spela_hw._kernels import fused as kfused
+from spela_hw._kernels import rounding_lanes, sr_unit
 from spela_hw.rng import (SR_BITS, lowbias32, sr_bias_offsets, sr_key32, sr_offsets,
                           sr_weight_offsets, stream_key)
 from spela_hw.rules.common import new_counts
@@ -240,7 +240,7 @@ def test_sr_unit_draws_one_word_per_two_outputs():
     x = np.array([0, 1, 2, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 123456789], np.uint64)
     np.testing.assert_array_equal([kfixed.lowbias32(v) for v in x], lowbias32(x.astype(np.uint32)))
     z = np.zeros(100, np.uint32)
-    kfused._sr_words(z, 100, np.uint64(0xFFFFFFF0), 3, np.uint32(0xFFFFFFFF))
+    sr_unit.sr_words(z, 100, np.uint64(0xFFFFFFF0), 3, np.uint32(0xFFFFFFFF))
     np.testing.assert_array_equal(z, lowbias32(((0xFFFFFFF0 + 3 * np.arange(100)) % 2**32)
                                                .astype(np.uint32)))
     for w, h, shift in ((5, 0, 28), (2**32 + 5, 1, 28), (77, 1, 5), (77, 0, 16)):
@@ -410,7 +410,8 @@ def test_estimator_numba_equals_reference(prec):
 
 
 def _two_core_args(dims, n, seed):
-    from spela_hw._kernels.fused import N_COUNTERS, OUTPUT_MAJOR
+    from spela_hw._kernels.buffers import N_COUNTERS
+    from spela_hw.codes import OUTPUT_MAJOR
 
     rng = np.random.default_rng(seed)
     L = len(dims) - 1
@@ -503,17 +504,17 @@ def test_narrow_lane_rounding_equals_the_int64_formula():
             row0[:4] = (hi, lo, hi, lo)
             want_row = row0.astype(np.int64)
             cnt0 = np.zeros(4, np.int64)
-            kfused._fx_apply_px(want_row, ps, x, np.zeros(w, np.int64), r16, w, e + 16, 1, lo, hi,
+            rounding_lanes.fx_apply_px(want_row, ps, x, np.zeros(w, np.int64), r16, w, e + 16, 1, lo, hi,
                                 False, True, cnt0)
             for variant in ("p32", "p16"):
                 row = row0.copy()
                 cnt = np.zeros(4, np.int64)
                 if variant == "p32":
-                    kfused._fx_apply_p32(row, ps, x, r16, w, e, lo, hi, cnt)
+                    rounding_lanes.fx_apply_p32(row, ps, x, r16, w, e, lo, hi, cnt)
                 else:
                     if max(-lo, hi) + 2**max(14 - e, 0) + 1 >= 32767:
                         continue
-                    kfused._fx_apply_p16(row, ps, x, r16, w, e, lo, hi, cnt, np.zeros(w, np.int16))
+                    rounding_lanes.fx_apply_p16(row, ps, x, r16, w, e, lo, hi, cnt, np.zeros(w, np.int16))
                 np.testing.assert_array_equal(row, want_row, err_msg=f"{variant} e={e}")
                 np.testing.assert_array_equal(cnt, cnt0, err_msg=f"{variant} e={e}")
 

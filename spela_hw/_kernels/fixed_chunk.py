@@ -1,7 +1,7 @@
 """Fixed-point SPELA chunk trainer, on one core or two: the twin of
 :mod:`spela_hw._kernels.float_chunk` (see there for how the two threads share every layer and
 meet once per layer and step), with the integer block passes, loss unit and stochastic
-rounding of :mod:`spela_hw._kernels.fused`. Results are bit-exact with the reference backend
+rounding of :mod:`spela_hw._kernels.blocks_fixed`. Results are bit-exact with the reference backend
 whatever the number of threads: every output sees the same integer operations in the same
 order, and the integer sums of the loss unit do not depend on their order.
 """
@@ -9,11 +9,14 @@ order, and the integer sums of the loss unit do not depend on their order.
 import numpy as np
 from numba import prange
 
+from ..codes import INPUT_MAJOR
 from . import jit
-from .fused import (_B_SAT_ACC, _B_SAT_ACT, _B_SAT_W, _B_WRITES, C_FWD_NNZ, C_SAT, C_UPD_NNZ,
-                    C_WRITES, C_ZERO, INPUT_MAJOR, _aligned2, _fx_block_im, _fx_block_om,
-                    _fx_normalize, block_view, csc_of, fx_post_sample, nnz_of,
-                    update_nnz)
+from .blocks_fixed import fx_block_im, fx_block_om
+from .buffers import (B_SAT_ACC, B_SAT_ACT, B_SAT_W, B_WRITES, C_FWD_NNZ, C_SAT, C_UPD_NNZ,
+                      C_WRITES, C_ZERO, aligned2, block_view)
+from .fixed import normalize_rows
+from .loss_unit import fx_post_sample
+from .sparse import csc_of, nnz_of, update_nnz
 from .sync import load_inputs, meet, new_sync, own_outputs, publish, stored_block
 
 
@@ -38,15 +41,16 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
     pbuf = np.empty_like(pbuf_t)
     val = np.empty_like(val_t)
     pnb = np.zeros(L, np.int64)  # pending batch size (0: none)
-    acc = _aligned2(B, nmax, np.zeros(1, np.int64))
-    acc32 = _aligned2(B, nmax, np.zeros(1, np.int32))
-    srow = _aligned2(1, nmax, np.zeros(1, np.int64))[0]
-    zbuf = _aligned2(1, (nmax + 3) // 4, np.zeros(1, np.uint64))[0]
+    acc = aligned2(B, nmax, np.zeros(1, np.int64))
+    acc32 = aligned2(B, nmax, np.zeros(1, np.int32))
+    srow = aligned2(1, nmax, np.zeros(1, np.int64))[0]
+    zbuf = aligned2(1, (nmax + 3) // 4, np.zeros(1, np.uint64))[0]
     zrow = np.zeros(nmax, np.uint64)
     phl = np.zeros((2, B, nmax), np.int32)
-    a_buf = _aligned2(B, nmax, np.zeros(1, np.int64))
-    h_buf = _aligned2(B, nmax, np.zeros(1, np.int64))
+    a_buf = aligned2(B, nmax, np.zeros(1, np.int64))
+    h_buf = aligned2(B, nmax, np.zeros(1, np.int64))
     bcnt = np.zeros((1, 8), np.int64)
+    nsat_norm = np.zeros(4, np.int64)
     phase = 0
     for t in range(nsteps + 1):  # the last pass (t == nsteps) applies the pending updates
         s0 = t * B
@@ -67,8 +71,9 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
             xin = xbuf[k, par]
             if nb > 0:
                 load_inputs(xin, nb, n, X, s0, k, h_buf, hb, par, nthreads)
-                if normalize:
-                    _fx_normalize(xin, nb, n, pow2_a, lo[1], hi[1], wrap[1])
+                if normalize:  # (saturations not counted, as in the reference)
+                    xs = xin[:nb, :n]
+                    normalize_rows(xs, pow2_a, lo[1], hi[1], wrap[1], xs, nsat_norm)
             has_prev = pnb[k] > 0
             key = keys[t - 1, k] if has_prev else np.uint64(0)
             pq = 1 - par
@@ -83,7 +88,7 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
                 for half in range(2):  # the layer is stored block-major at split[k]
                     c0, c1 = stored_block(i0, i1, split[k], half)
                     if c1 > c0:
-                        _fx_block_im(c0, c1, n, m, block_view(wk, n, c0, c1), b, has_prev,
+                        fx_block_im(c0, c1, n, m, block_view(wk, n, c0, c1), b, has_prev,
                                      pbuf[k], pnb[k], ptr[k, pq], idx[k, pq], val[k, pq], key,
                                      srmask, sh_w, sh_b, mode, lo, hi, wrap, nb, ptr[k, par], idx[k, par],
                                      val[k, par], f_a, shift_acc, act_code, slope_q, lut, act_min,
@@ -93,12 +98,12 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
                 if nb > 0 and tid == 0:
                     counters[k, C_FWD_NNZ] += nnz_of(xin, nb, n)
                 if i1 > i0:
-                    _fx_block_om(i0, i1, n, m, wk.reshape(m, n), b, has_prev, pbuf[k], pnb[k],
+                    fx_block_om(i0, i1, n, m, wk.reshape(m, n), b, has_prev, pbuf[k], pnb[k],
                                  xbuf[k, pq], key, srmask, sh_w, sh_b, mode, lo, hi, wrap, nb, xin, f_a,
                                  shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
                                  srow, zbuf, zrow, a_buf, h_buf, bcnt[0])
-            counters[k, C_WRITES] += bcnt[0, _B_WRITES]
-            counters[k, C_SAT] += bcnt[0, _B_SAT_ACC] + bcnt[0, _B_SAT_ACT] + bcnt[0, _B_SAT_W]
+            counters[k, C_WRITES] += bcnt[0, B_WRITES]
+            counters[k, C_SAT] += bcnt[0, B_SAT_ACC] + bcnt[0, B_SAT_ACT] + bcnt[0, B_SAT_W]
             pnb[k] = nb
             if nb == 0:
                 continue
@@ -129,8 +134,8 @@ def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat,
     ``fparams = (lr, slope, gate_h2, pow2_au, pow2_a)``; row ``k`` of ``iparams`` holds layer
     ``k``'s ``(f_a, shift_acc, shift_w, shift_b, mode, act_code, loss_code, slope_q, act_min,
     normalize, kflush, fast, fast32, srmask)`` (``fast``: update sums cannot wrap int64, see
-    :func:`~spela_hw._kernels.fused._fx_apply`; ``fast32``: a single contribution rounds in int32
-    lanes, see :func:`~spela_hw._kernels.fused._fx_apply_px32`; ``srmask``: the SR unit's kept
+    :func:`~spela_hw._kernels.rounding_lanes.fx_apply`; ``fast32``: a single contribution rounds in int32
+    lanes, see :func:`~spela_hw._kernels.rounding_lanes.fx_apply_px32`; ``srmask``: the SR unit's kept
     random bits of a hash word, :func:`spela_hw.rng.sr_mask32`) and row ``k`` of
     ``lo``/``hi``/``wrap`` its limits (layers may have their own weight and accumulator binary
     points). ``xbuf`` (L, 2, B, nmax: layer inputs by step parity), ``pbuf`` (L, B, nmax: pending
@@ -156,7 +161,7 @@ def train_chunk_fixed_two_cores(X, Y, B, dims, layout, w_flat, woff, b_flat, bof
     for k in range(L + 1):
         nmax = max(nmax, dims[k])
     sync = new_sync()
-    hb2 = _aligned2(2 * L * B, nmax, np.zeros(1, np.int64))
+    hb2 = aligned2(2 * L * B, nmax, np.zeros(1, np.int64))
     hb = hb2.reshape(2 * L, B, hb2.shape[1])  # h of layer k at parity p: hb[2k + p]
     met = np.zeros(2, np.int64)
     for tid in prange(2):

@@ -7,7 +7,7 @@ parallel-region launch and a cold start per layer and step (more than the halved
 one sample per step) and leaves the narrow output-major layers, the loss unit and the input
 preparation on one thread (half the time of a mini-batch step once the wide layer runs on two).
 Here two threads enter **one** parallel region for the whole chunk. Thread ``t`` keeps its
-outputs' weights (a contiguous block, :func:`~spela_hw._kernels.fused.block_view`), pending
+outputs' weights (a contiguous block, :func:`~spela_hw._kernels.buffers.block_view`), pending
 updates and sparse copies of the inputs to itself, and the two
 meet once per layer and step at a spin barrier, after publishing their halves of ``h``:
 
@@ -29,10 +29,13 @@ having changed nothing, and the caller falls back to one thread.
 import numpy as np
 from numba import prange
 
+from ..codes import INPUT_MAJOR
 from . import jit
-from .fused import (_B_WRITES, C_FWD_NNZ, C_UPD_NNZ, C_WRITES, C_ZERO, INPUT_MAJOR, _aligned2,
-                    _fl_block_im, _fl_block_om, _fl_normalize, block_view, csc_of, nnz_of,
-                    fl_post_sample, update_nnz)
+from .blocks_float import fl_block_im, fl_block_om
+from .buffers import B_WRITES, C_FWD_NNZ, C_UPD_NNZ, C_WRITES, C_ZERO, aligned2, block_view
+from .floating import normalize_rows
+from .loss_unit import fl_post_sample
+from .sparse import csc_of, nnz_of, update_nnz
 from .sync import load_inputs, meet, new_sync, own_outputs, publish, stored_block
 
 
@@ -43,7 +46,7 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
     (thread 0) or the rest (thread 1), meeting the partner at a barrier once per layer and step
     (``hb``, ``sync``: see :func:`train_chunk_float_two_cores`); with ``nthreads == 1`` both
     parts in turn, no barrier (:func:`train_chunk_float`). Input-major layers are stored
-    block-major at ``split[k]`` (:func:`~spela_hw._kernels.fused.block_view`)."""
+    block-major at ``split[k]`` (:func:`~spela_hw._kernels.buffers.block_view`)."""
     L = len(dims) - 1
     N = X.shape[0]
     nsteps = (N + B - 1) // B
@@ -56,10 +59,10 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
     xbuf = np.empty((L, 2, B, nmax), np.float32)
     pbuf = np.empty((L, B, nmax), np.float32)
     pnb = np.zeros(L, np.int64)
-    acc = _aligned2(B, nmax, np.zeros(1, np.float32))
-    srow = _aligned2(1, nmax, np.zeros(1, np.float32))[0]
-    a_buf = _aligned2(B, nmax, np.zeros(1, np.float32))
-    h_buf = _aligned2(B, nmax, np.zeros(1, np.float32))
+    acc = aligned2(B, nmax, np.zeros(1, np.float32))
+    srow = aligned2(1, nmax, np.zeros(1, np.float32))[0]
+    a_buf = aligned2(B, nmax, np.zeros(1, np.float32))
+    h_buf = aligned2(B, nmax, np.zeros(1, np.float32))
     bcnt = np.zeros((1, 8), np.int64)
     phase = 0
     for t in range(nsteps + 1):  # the last pass (t == nsteps) applies the pending updates
@@ -76,10 +79,11 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
             if nb > 0:
                 load_inputs(xin, nb, n, X, s0, k, h_buf, hb, par, nthreads)
                 if normalize:
-                    _fl_normalize(xin, nb, n)
+                    xs = xin[:nb, :n]
+                    normalize_rows(xs, xs)
             has_prev = pnb[k] > 0
             pq = 1 - par
-            bcnt[0, _B_WRITES] = 0
+            bcnt[0, B_WRITES] = 0
             if layout[k] == INPUT_MAJOR:
                 if nb > 0:
                     nnz = csc_of(xin, nb, n, ptr[k, par], idx[k, par], val[k, par])
@@ -90,7 +94,7 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
                 for half in range(2):  # the layer is stored block-major at split[k]
                     c0, c1 = stored_block(i0, i1, split[k], half)
                     if c1 > c0:
-                        _fl_block_im(c0, c1, n, m, block_view(wk, n, c0, c1), b, has_prev,
+                        fl_block_im(c0, c1, n, m, block_view(wk, n, c0, c1), b, has_prev,
                                      pbuf[k], pnb[k], ptr[k, pq], idx[k, pq], val[k, pq], nb,
                                      ptr[k, par], idx[k, par], val[k, par], act_code, slope, acc,
                                      srow, a_buf, h_buf, bcnt[0])
@@ -98,9 +102,9 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
                 if nb > 0 and tid == 0:
                     counters[k, C_FWD_NNZ] += nnz_of(xin, nb, n)
                 if i1 > i0:
-                    _fl_block_om(i0, i1, n, m, wk.reshape(m, n), b, has_prev, pbuf[k], pnb[k],
+                    fl_block_om(i0, i1, n, m, wk.reshape(m, n), b, has_prev, pbuf[k], pnb[k],
                                  xbuf[k, pq], nb, xin, act_code, slope, srow, a_buf, h_buf, bcnt[0])
-            counters[k, C_WRITES] += bcnt[0, _B_WRITES]
+            counters[k, C_WRITES] += bcnt[0, B_WRITES]
             pnb[k] = nb
             if nb == 0:
                 continue
@@ -118,7 +122,7 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
 def train_chunk_float(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n_cls,
                       lr, act_code, loss_code, slope, normalize, split, counters):
     """Float32 SPELA over ``X`` in steps of ``B`` samples on one thread: the twin of
-    :func:`spela_hw._kernels.fused.train_chunk_fixed` (no rounding keys, no saturation).
+    :func:`spela_hw._kernels.fixed_chunk.train_chunk_fixed` (no rounding keys, no saturation).
     Input-major layers are stored block-major at ``split[k]`` (``m``: one block); the result
     does not depend on it."""
     none = np.zeros((1, 1, 1), np.float32)
@@ -139,7 +143,7 @@ def train_chunk_float_two_cores(X, Y, B, dims, layout, w_flat, woff, b_flat, bof
     for k in range(L + 1):
         nmax = max(nmax, dims[k])
     sync = new_sync()
-    hb2 = _aligned2(2 * L * B, nmax, np.zeros(1, np.float32))
+    hb2 = aligned2(2 * L * B, nmax, np.zeros(1, np.float32))
     hb = hb2.reshape(2 * L, B, hb2.shape[1])  # h of layer k at parity p: hb[2k + p]
     met = np.zeros(2, np.int64)
     for tid in prange(2):

@@ -23,9 +23,10 @@ import time
 
 import numpy as np
 
-from .._kernels import fused as kfu
+from .._kernels import buffers as kfu  # the fused kernels' counter columns (C_*)
 from .._kernels import fixed_chunk as kfx
 from .._kernels import float_chunk as kfl
+from .._kernels import forward as kfw
 from .._kernels.sync import HANDSHAKE_SPINS
 from ..codes import INPUT_MAJOR, OUTPUT_MAJOR
 from ..rng import splitmix64
@@ -54,7 +55,7 @@ def stream_keys(seed: int, n_layers: int, step0: int, n_steps: int) -> np.ndarra
 def _lay_out(weights, w_flat, woff, layout, split, back=False):
     """Copy ``weights`` (``(m, n)`` each) into ``w_flat`` as the fused kernels read them, or back
     (``back``). Input-major layers are stored block-major at ``split[k]``
-    (:func:`spela_hw._kernels.fused.block_view`: one transposed copy per block, no intermediate),
+    (:func:`spela_hw._kernels.buffers.block_view`: one transposed copy per block, no intermediate),
     output-major layers as they are."""
     for k, wk in enumerate(weights):
         m, n = wk.shape
@@ -121,7 +122,7 @@ def update_is_fast(ops, batch: int, p=None, x=None) -> bool:
 
 
 def update_is_fast32(ops) -> bool:
-    """Whether a single contribution ``p x`` rounds in int32 lanes (:func:`kfu._fx_apply_px32`):
+    """Whether a single contribution ``p x`` rounds in int32 lanes (:func:`~spela_hw._kernels.rounding_lanes.fx_apply_px32`):
     saturating weights, ``shift_w >= 16`` and every term of ``ph x + ((pl x) >> e) + r16`` within
     int32 (``e = shift_w - 16``, ``p = ph 2**e + pl``) for the formats' largest values."""
     if not ops.fixed or ops.wrap[SAT_WEIGHT] or ops.shift_w < 16:
@@ -137,7 +138,7 @@ class ThreadChooser:
 
     Per-step barriers make the threaded path fast on idle cores and many times slower when the
     cores are busy with other work (a waiting thread loses its time slice at every step). Results
-    never depend on the choice (see :mod:`spela_hw._kernels.fused`), so segments may switch
+    never depend on the choice (see :mod:`spela_hw._kernels`), so segments may switch
     freely. The faster mode (threads only when clearly faster: they occupy every core) runs in
     segments that double while it keeps winning, from a short probe up to ``segment_samples``
     (or ``MIN_STEPS`` steps), so that one lucky measurement costs little; the other mode is
@@ -390,9 +391,9 @@ def forward_batch(ops, w, b, x, threads: int = 1):
         wl = wl.astype(np.float32, copy=False)
         b = b.astype(np.float32, copy=False)
         if parallel:
-            kfu.forward_float_parallel(wl, b, x, ops.act_code, float(ops.slope), _FORWARD_SUB, a, h)
+            kfw.forward_float_parallel(wl, b, x, ops.act_code, float(ops.slope), _FORWARD_SUB, a, h)
         else:
-            kfu.forward_float(wl, b, x, ops.act_code, float(ops.slope), _FORWARD_SUB, a, h)
+            kfw.forward_float(wl, b, x, ops.act_code, float(ops.slope), _FORWARD_SUB, a, h)
         return a, h, sat
     x = np.ascontiguousarray(x)
     if x.dtype not in (np.int32, np.int64):
@@ -408,7 +409,7 @@ def forward_batch(ops, w, b, x, threads: int = 1):
     args = (ops.f_a, ops.shift_acc, ops.lo, ops.hi, ops.wrap, ops.act_code, ops.slope_q, lut,
             ops.precision.activation.min_int, kflush, _FORWARD_SUB, a, h, sat)
     if parallel:
-        kfu.forward_fixed_parallel(wl, b, x, *args)
+        kfw.forward_fixed_parallel(wl, b, x, *args)
     else:
-        kfu.forward_fixed(wl, b, x, *args)
+        kfw.forward_fixed(wl, b, x, *args)
     return a, h, sat
