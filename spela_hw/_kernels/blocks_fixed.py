@@ -17,26 +17,25 @@ from .sparse import active_rows
 from .sr_unit import sr_const_fill, sr_half_extract, sr_words
 
 @jit
-def fx_activate(v, lo, hi, wrap, shift_acc, act_code, slope_q, lut, act_min, sat1):
+def fx_activate(v, lo, hi, wrap, shift_acc, act, sat1):
     """Accumulator -> (a, h): saturate, round to the activation format, activation function
-    (the general path: any overflow mode)."""
+    ``act`` (:class:`~.records.Activation`; the general path: any overflow mode)."""
     v = saturate(v, lo[0], hi[0], wrap[0], sat1, 0)
     av = saturate(shift_round(v, shift_acc, NEAREST, 0), lo[1], hi[1], wrap[1], sat1, 1)
-    return av, act_fixed(av, act_code, slope_q, lut, act_min)
+    return av, act_fixed(av, act.code, act.slope_q, act.lut, act.act_min)
 
 
 @jit
-def fx_activate_row(ac, a3, ao, ho, w, lo, hi, wrap, shift_acc, act_code, slope_q, lut, act_min,
-                     sat1):
+def fx_activate_row(ac, a3, ao, ho, w, lo, hi, wrap, shift_acc, act, sat1):
     """(ao, ho)[i] = activation of the accumulator ac[i] + a3[i], i < w (branch-light when the
     formats saturate; the general path otherwise)."""
     if wrap[0] != 0 or wrap[1] != 0 or shift_acc <= 0:
         for i in range(w):
-            av, hv = fx_activate(ac[i] + a3[i], lo, hi, wrap, shift_acc, act_code, slope_q, lut,
-                                  act_min, sat1)
+            av, hv = fx_activate(ac[i] + a3[i], lo, hi, wrap, shift_acc, act, sat1)
             ao[i] = av
             ho[i] = hv
         return
+    act_code, slope_q, lut, act_min = act.code, act.slope_q, act.lut, act.act_min
     lo0, hi0, lo1, hi1 = lo[0], hi[0], lo[1], hi[1]
     half = np.int64(1) << np.int64(shift_acc - 1)
     n0 = 0
@@ -82,15 +81,21 @@ def fx_activate_row(ac, a3, ao, ho, w, lo, hi, wrap, shift_acc, act_code, slope_
 
 
 @jit
-def fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key, srmask,
-                 sh_w, sh_b, mode, lo, hi, wrap, cnb, cptr, cidx, cval,
-                 f_a, shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
-                 acc, acc32, srow, zbuf, phl, a_out, h_out, cnt):
-    """Input-major block [i0, i1) (``i0`` even): pending update, then forward pass of the new
-    inputs. ``wt`` holds the block's own weights ``(n, i1 - i0)`` (:func:`block_view`); ``acc``,
-    ``acc32`` (``(cnb, >= w)``), ``srow`` and ``zbuf`` (uint64, read as the SR unit's uint32
-    words, one per two outputs) are the block's own scratch, indexed from 0; ``phl`` holds the
-    pending terms split for :func:`fx_apply_px32` (used when ``fast32``)."""
+def fx_block_im(i0, i1, n, m, wt, b, key, lay, act, pp, pend, cur, scr, a_out, h_out, cnt):
+    """Input-major block [i0, i1) (``i0`` even) of a layer with formats ``lay``
+    (:class:`~.records.FixedLayer`) and activation ``act``: the pending update (terms ``pp`` of
+    the inputs ``pend``, rounding key ``key``), then the forward pass of the new inputs ``cur``
+    (both :class:`~.records.Inputs`, by column) into ``a_out``, ``h_out``. ``wt`` holds the
+    block's own weights ``(n, i1 - i0)`` (:func:`~.buffers.block_view`); the scratch ``scr``
+    (:class:`~.records.FixedScratch`: ``acc``, ``acc32`` ``(cur.nb, >= w)``, ``srow``, ``zbuf``
+    read as the SR unit's uint32 words, one per two outputs, ``phl`` the pending terms split for
+    :func:`~.rounding_lanes.fx_apply_px32`) is the block's own, indexed from 0."""
+    lo, hi, wrap, f_a, shift_acc = lay.lo, lay.hi, lay.wrap, lay.f_a, lay.shift_acc
+    sh_w, sh_b, mode, srmask = lay.sh_w, lay.sh_b, lay.mode, lay.srmask
+    kflush, fast, fast32 = lay.kflush, lay.fast, lay.fast32
+    has_prev, pnb, pptr, pidx, pval = pend.nb > 0, pend.nb, pend.ptr, pend.idx, pend.val
+    cnb, cptr, cidx, cval = cur.nb, cur.ptr, cur.idx, cur.val
+    acc, acc32, srow, zbuf, phl = scr.acc, scr.acc32, scr.srow, scr.zbuf, scr.phl
     lo_w, hi_w, wrap_w = lo[3], hi[3], wrap[3]
     w = i1 - i0
     bb = b[i0:i1]
@@ -202,21 +207,25 @@ def fx_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval, key, s
                         ac[i] += np.int64(row[i]) * xv
     sat1 = np.zeros(4, np.int64)
     for s in range(cnb):
-        fx_activate_row(acc[s, :w], acc32[s, :w], a_out[s, i0:i1], h_out[s, i0:i1], w, lo,
-                         hi, wrap, shift_acc, act_code, slope_q, lut, act_min, sat1)
+        fx_activate_row(acc[s, :w], acc32[s, :w], a_out[s, i0:i1], h_out[s, i0:i1], w, lo, hi,
+                        wrap, shift_acc, act, sat1)
     cnt[B_SAT_ACC] += sat1[0]
     cnt[B_SAT_ACT] += sat1[1]
 
 
 @jit
-def fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, srmask, sh_w, sh_b, mode, lo, hi, wrap,
-                 cnb, xc, f_a, shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
-                 srow, zbuf, zrow, a_out, h_out, cnt):
-    """Output-major block of rows [i0, i1) of ``W`` (m, n): pending update, then forward pass.
-    ``zrow`` (uint64 scratch of ``n`` or more, read as uint32) holds the SR unit's words of the
-    current pair of rows (outputs ``2g, 2g + 1`` share words ``j P + g``); a single
+def fx_block_om(i0, i1, n, m, W, b, key, lay, act, pp, pend, cur, scr, a_out, h_out, cnt):
+    """Output-major block of rows [i0, i1) of ``W`` (m, n): pending update, then forward pass
+    (the arguments of :func:`fx_block_im`; the inputs are read dense, ``pend.x`` and ``cur.x``).
+    ``scr.zrow`` (uint64 scratch of ``n`` or more, read as uint32) holds the SR unit's words of
+    the current pair of rows (outputs ``2g, 2g + 1`` share words ``j P + g``); a single
     pending sample rounds in int32 lanes when ``fast32``; dot products sum ``kflush`` products
     in int32 lanes at a time (0: int64 only)."""
+    lo, hi, wrap, f_a, shift_acc = lay.lo, lay.hi, lay.wrap, lay.f_a, lay.shift_acc
+    sh_w, sh_b, mode, srmask = lay.sh_w, lay.sh_b, lay.mode, lay.srmask
+    kflush, fast, fast32 = lay.kflush, lay.fast, lay.fast32
+    has_prev, pnb, xp, cnb, xc = pend.nb > 0, pend.nb, pend.x, cur.nb, cur.x
+    srow, zbuf, zrow = scr.srow, scr.zbuf, scr.zrow
     lo_w, hi_w, wrap_w = lo[3], hi[3], wrap[3]
     sr = srow[:n]
     r16 = zbuf[:(n + 3) // 4].view(np.uint16)
@@ -278,7 +287,7 @@ def fx_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, key, srmask, sh_w, sh
                 for j in range(n):
                     v += np.int64(row[j]) * np.int64(xs[j])
             v += np.int64(b[i]) << np.int64(f_a)
-            av, hv = fx_activate(v, lo, hi, wrap, shift_acc, act_code, slope_q, lut, act_min, sat1)
+            av, hv = fx_activate(v, lo, hi, wrap, shift_acc, act, sat1)
             a_out[s, i] = av
             h_out[s, i] = hv
     cnt[B_SAT_ACC] += sat1[0]

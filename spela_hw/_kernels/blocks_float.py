@@ -13,10 +13,14 @@ from .buffers import B_WRITES
 from .sparse import active_rows
 
 @jit
-def fl_block_im(i0, i1, n, m, wt, b, has_prev, pp, pnb, pptr, pidx, pval,
-                 cnb, cptr, cidx, cval, act_code, slope, acc, srow, a_out, h_out, cnt):
-    """Float32 twin of :func:`fx_block_im`: ``wt`` holds the block's own weights,
-    ``(n, i1 - i0)`` (see :func:`block_view`)."""
+def fl_block_im(i0, i1, n, m, wt, b, act, pp, pend, cur, scr, a_out, h_out, cnt):
+    """Float32 twin of :func:`~.blocks_fixed.fx_block_im` (scratch
+    :class:`~.records.FloatScratch`): ``wt`` holds the block's own weights, ``(n, i1 - i0)``
+    (see :func:`~.buffers.block_view`)."""
+    act_code, slope = act.code, act.slope
+    has_prev, pnb, pptr, pidx, pval = pend.nb > 0, pend.nb, pend.ptr, pend.idx, pend.val
+    cnb, cptr, cidx, cval = cur.nb, cur.ptr, cur.idx, cur.val
+    acc, srow = scr.acc, scr.srow
     w = i1 - i0
     bb = b[i0:i1]
     writes = 0
@@ -158,9 +162,11 @@ def dot8x2(a, x, y, n):
 
 
 @jit
-def fl_block_om(i0, i1, n, m, W, b, has_prev, pp, pnb, xp, cnb, xc, act_code, slope, srow,
-                 a_out, h_out, cnt):
-    """Float32 twin of :func:`fx_block_om`."""
+def fl_block_om(i0, i1, n, m, W, b, act, pp, pend, cur, scr, a_out, h_out, cnt):
+    """Float32 twin of :func:`~.blocks_fixed.fx_block_om`."""
+    act_code, slope = act.code, act.slope
+    has_prev, pnb, xp, cnb, xc = pend.nb > 0, pend.nb, pend.x, cur.nb, cur.x
+    srow = scr.srow
     sr = srow[:n]
     writes = 0
     for i in range(i0, i1):

@@ -16,19 +16,20 @@ from .buffers import (B_SAT_ACC, B_SAT_ACT, B_SAT_W, B_WRITES, C_FWD_NNZ, C_SAT,
                       C_WRITES, C_ZERO, aligned2, block_view)
 from .fixed import normalize_rows
 from .loss_unit import fx_post_sample
+from .records import FixedScratch, Inputs, layer_of
 from .sparse import csc_of, nnz_of, update_nnz
 from .sync import load_inputs, meet, new_sync, own_outputs, publish, stored_block
 
 
 @jit
-def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
-            vnorm_flat, n_cls, keys, fparams, iparams, lo_k, hi_k, wrap_k, lut, split, xbuf_t,
-            pbuf_t, val_t, hb, sync, counters):
-    """Thread ``tid``'s share of a chunk (outputs split at ``split[k]`` as in
+def _worker(tid, nthreads, X, Y, B, net, rule, act, fmts, keys, bufs, hb, sync, counters):
+    """Thread ``tid``'s share of a chunk (outputs split at ``net.split[k]`` as in
     :func:`spela_hw._kernels.float_chunk._worker`; ``nthreads == 1``: both parts in turn, no
-    barrier). ``xbuf_t``, ``pbuf_t``, ``val_t`` give the shapes and integer types of the
-    thread's scratch (see :func:`train_chunk_fixed`)."""
-    lr, slope, gate_h2, pow2_au, pow2_a = fparams[0], fparams[1], fparams[2], fparams[3], fparams[4]
+    barrier). ``bufs`` gives the shapes and integer types of the thread's buffers (see
+    :func:`train_chunk_fixed`)."""
+    dims, layout, split, n_cls = net.dims, net.layout, net.split, net.n_cls
+    w_flat, woff, b_flat, boff = net.w_flat, net.woff, net.b_flat, net.boff
+    v_flat, voff, vnorm_flat = net.v_flat, net.voff, net.vnorm
     L = len(dims) - 1
     N = X.shape[0]
     nsteps = (N + B - 1) // B
@@ -37,9 +38,9 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
         nmax = max(nmax, dims[k])
     ptr = np.zeros((L, 2, nmax + 1), np.int64)
     idx = np.empty((L, 2, B * nmax), np.int64)  # (written before read: not zeroed)
-    xbuf = np.empty_like(xbuf_t)
-    pbuf = np.empty_like(pbuf_t)
-    val = np.empty_like(val_t)
+    xbuf = np.empty_like(bufs.xbuf)
+    pbuf = np.empty_like(bufs.pbuf)
+    val = np.empty_like(bufs.val)
     pnb = np.zeros(L, np.int64)  # pending batch size (0: none)
     acc = aligned2(B, nmax, np.zeros(1, np.int64))
     acc32 = aligned2(B, nmax, np.zeros(1, np.int32))
@@ -47,6 +48,7 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
     zbuf = aligned2(1, (nmax + 3) // 4, np.zeros(1, np.uint64))[0]
     zrow = np.zeros(nmax, np.uint64)
     phl = np.zeros((2, B, nmax), np.int32)
+    scr = FixedScratch(acc, acc32, srow, zbuf, zrow, phl)
     a_buf = aligned2(B, nmax, np.zeros(1, np.int64))
     h_buf = aligned2(B, nmax, np.zeros(1, np.int64))
     bcnt = np.zeros((1, 8), np.int64)
@@ -57,12 +59,8 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
         nb = min(B, N - s0) if t < nsteps else 0
         par = t & 1
         for k in range(L):
-            ip = iparams[k]
-            f_a, shift_acc, sh_w, sh_b, mode = ip[0], ip[1], ip[2], ip[3], ip[4]
-            act_code, loss_code, slope_q, act_min = ip[5], ip[6], ip[7], ip[8]
-            normalize, kflush, fast, fast32 = ip[9], ip[10], ip[11] != 0, ip[12] != 0
-            srmask = np.uint32(ip[13])
-            lo, hi, wrap = lo_k[k], hi_k[k], wrap_k[k]
+            lay = layer_of(fmts, k)
+            lo, hi, wrap = lay.lo, lay.hi, lay.wrap
             n = dims[k]
             m = dims[k + 1]
             i0, i1 = own_outputs(tid, nthreads, split[k], m)
@@ -71,12 +69,14 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
             xin = xbuf[k, par]
             if nb > 0:
                 load_inputs(xin, nb, n, X, s0, k, h_buf, hb, par, nthreads)
-                if normalize:  # (saturations not counted, as in the reference)
+                if rule.normalize:  # (saturations not counted, as in the reference)
                     xs = xin[:nb, :n]
-                    normalize_rows(xs, pow2_a, lo[1], hi[1], wrap[1], xs, nsat_norm)
+                    normalize_rows(xs, fmts.pow2_a, lo[1], hi[1], wrap[1], xs, nsat_norm)
             has_prev = pnb[k] > 0
             key = keys[t - 1, k] if has_prev else np.uint64(0)
             pq = 1 - par
+            pend = Inputs(pnb[k], xbuf[k, pq], ptr[k, pq], idx[k, pq], val[k, pq])
+            cur = Inputs(nb, xin, ptr[k, par], idx[k, par], val[k, par])
             bcnt[0, :] = 0
             if layout[k] == INPUT_MAJOR:
                 if nb > 0:
@@ -88,20 +88,14 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
                 for half in range(2):  # the layer is stored block-major at split[k]
                     c0, c1 = stored_block(i0, i1, split[k], half)
                     if c1 > c0:
-                        fx_block_im(c0, c1, n, m, block_view(wk, n, c0, c1), b, has_prev,
-                                     pbuf[k], pnb[k], ptr[k, pq], idx[k, pq], val[k, pq], key,
-                                     srmask, sh_w, sh_b, mode, lo, hi, wrap, nb, ptr[k, par], idx[k, par],
-                                     val[k, par], f_a, shift_acc, act_code, slope_q, lut, act_min,
-                                     kflush, fast, fast32, acc, acc32, srow, zbuf, phl, a_buf,
-                                     h_buf, bcnt[0])
+                        fx_block_im(c0, c1, n, m, block_view(wk, n, c0, c1), b, key, lay, act,
+                                    pbuf[k], pend, cur, scr, a_buf, h_buf, bcnt[0])
             else:
                 if nb > 0 and tid == 0:
                     counters[k, C_FWD_NNZ] += nnz_of(xin, nb, n)
                 if i1 > i0:
-                    fx_block_om(i0, i1, n, m, wk.reshape(m, n), b, has_prev, pbuf[k], pnb[k],
-                                 xbuf[k, pq], key, srmask, sh_w, sh_b, mode, lo, hi, wrap, nb, xin, f_a,
-                                 shift_acc, act_code, slope_q, lut, act_min, kflush, fast, fast32,
-                                 srow, zbuf, zrow, a_buf, h_buf, bcnt[0])
+                    fx_block_om(i0, i1, n, m, wk.reshape(m, n), b, key, lay, act, pbuf[k], pend,
+                                cur, scr, a_buf, h_buf, bcnt[0])
             counters[k, C_WRITES] += bcnt[0, B_WRITES]
             counters[k, C_SAT] += bcnt[0, B_SAT_ACC] + bcnt[0, B_SAT_ACT] + bcnt[0, B_SAT_W]
             pnb[k] = nb
@@ -112,8 +106,8 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
             vn = vnorm_flat[k * n_cls:(k + 1) * n_cls]
             for s in range(nb):
                 c_ = Y[s0 + s]
-                zero, nsat = fx_post_sample(a_buf[s], hk[s], m, i0, i1, vk[c_], vn[c_], lr / nb,
-                                            loss_code, act_code, slope, gate_h2, pow2_au,
+                zero, nsat = fx_post_sample(a_buf[s], hk[s], m, i0, i1, vk[c_], vn[c_],
+                                            rule.lr / nb, rule.loss, act, fmts.pow2_au,
                                             np.float64(lo[2]), np.float64(hi[2]), pbuf[k, s])
                 if tid == 0:
                     counters[k, C_ZERO] += zero
@@ -122,40 +116,30 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
 
 
 @jit
-def train_chunk_fixed(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, vnorm_flat,
-                      n_cls, keys, fparams, iparams, lo_k, hi_k, wrap_k, lut, split, xbuf, pbuf,
-                      val, counters):
+def train_chunk_fixed(X, Y, B, net, rule, act, fmts, keys, bufs, counters):
     """Train SPELA on ``X`` (inputs in the activation format) in steps of ``B`` samples, one
     thread.
 
-    ``w_flat`` holds every layer's weights, input-major (``layout[k] == 0``, stored block-major
-    at ``split[k]``; ``m``: one block) or output-major; ``keys[t, k]`` is the
-    stochastic-rounding key of step ``t``, layer ``k``.
-    ``fparams = (lr, slope, gate_h2, pow2_au, pow2_a)``; row ``k`` of ``iparams`` holds layer
-    ``k``'s ``(f_a, shift_acc, shift_w, shift_b, mode, act_code, loss_code, slope_q, act_min,
-    normalize, kflush, fast, fast32, srmask)`` (``fast``: update sums cannot wrap int64, see
-    :func:`~spela_hw._kernels.rounding_lanes.fx_apply`; ``fast32``: a single contribution rounds in int32
-    lanes, see :func:`~spela_hw._kernels.rounding_lanes.fx_apply_px32`; ``srmask``: the SR unit's kept
-    random bits of a hash word, :func:`spela_hw.rng.sr_mask32`) and row ``k`` of
-    ``lo``/``hi``/``wrap`` its limits (layers may have their own weight and accumulator binary
-    points). ``xbuf`` (L, 2, B, nmax: layer inputs by step parity), ``pbuf`` (L, B, nmax: pending
-    post-synaptic terms) and ``val`` (L, 2, B * nmax: sparse input values) give the shapes and
-    the narrowest integer types that hold the formats. ``counters[k]`` receives the C_* columns.
+    ``net``: the network, flat (:class:`~.records.Network`); ``rule``: SPELA's options
+    (:class:`~.records.SpelaRule`); ``act``: the activation (:class:`~.records.Activation`);
+    ``fmts``: every layer's formats and update rounding (:class:`~.records.FixedFormats`; layers
+    may have their own weight and accumulator binary points); ``keys[t, k]``: the
+    stochastic-rounding key of step ``t``, layer ``k``; ``bufs``: the shapes and narrowest
+    integer types of the layer buffers (:class:`~.records.ChunkBuffers`). ``counters[k]``
+    receives the C_* columns.
     """
     none = np.zeros((1, 1, 1), np.int64)
-    _worker(0, 1, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, vnorm_flat,
-            n_cls, keys, fparams, iparams, lo_k, hi_k, wrap_k, lut, split, xbuf, pbuf, val, none,
-            np.zeros(1, np.int64), counters)
+    _worker(0, 1, X, Y, B, net, rule, act, fmts, keys, bufs, none, np.zeros(1, np.int64),
+            counters)
 
 
 @jit(parallel=True)
-def train_chunk_fixed_two_cores(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
-                                vnorm_flat, n_cls, keys, fparams, iparams, lo_k, hi_k, wrap_k,
-                                lut, split, xbuf, pbuf, val, counters2, spins):
+def train_chunk_fixed_two_cores(X, Y, B, net, rule, act, fmts, keys, bufs, counters2, spins):
     """:func:`train_chunk_fixed` on two threads; ``False`` (and nothing changed) when the two
-    threads could not meet. ``split[k]``: first output of thread 1 in layer ``k`` (even, so the
-    two never share a stochastic-rounding word); ``counters2[t]`` receives thread ``t``'s
+    threads could not meet. ``net.split[k]``: first output of thread 1 in layer ``k`` (even, so
+    the two never share a stochastic-rounding word); ``counters2[t]`` receives thread ``t``'s
     counters (their sum is the one-thread kernel's)."""
+    dims = net.dims
     L = len(dims) - 1
     nmax = 0
     for k in range(L + 1):
@@ -167,7 +151,5 @@ def train_chunk_fixed_two_cores(X, Y, B, dims, layout, w_flat, woff, b_flat, bof
     for tid in prange(2):
         if meet(sync, tid, spins):
             met[tid] = 1
-            _worker(tid, 2, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
-                    vnorm_flat, n_cls, keys, fparams, iparams, lo_k, hi_k, wrap_k, lut, split,
-                    xbuf, pbuf, val, hb, sync, counters2[tid])
+            _worker(tid, 2, X, Y, B, net, rule, act, fmts, keys, bufs, hb, sync, counters2[tid])
     return met[0] + met[1] == 2

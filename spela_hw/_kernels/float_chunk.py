@@ -35,18 +35,21 @@ from .blocks_float import fl_block_im, fl_block_om
 from .buffers import B_WRITES, C_FWD_NNZ, C_UPD_NNZ, C_WRITES, C_ZERO, aligned2, block_view
 from .floating import normalize_rows
 from .loss_unit import fl_post_sample
+from .records import FloatScratch, Inputs
 from .sparse import csc_of, nnz_of, update_nnz
 from .sync import load_inputs, meet, new_sync, own_outputs, publish, stored_block
 
 
 @jit
-def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n_cls,
-            lr, act_code, loss_code, slope, normalize, split, hb, sync, counters):
+def _worker(tid, nthreads, X, Y, B, net, rule, act, hb, sync, counters):
     """Thread ``tid``'s share of a chunk: with ``nthreads == 2`` the outputs below ``split[k]``
     (thread 0) or the rest (thread 1), meeting the partner at a barrier once per layer and step
     (``hb``, ``sync``: see :func:`train_chunk_float_two_cores`); with ``nthreads == 1`` both
     parts in turn, no barrier (:func:`train_chunk_float`). Input-major layers are stored
     block-major at ``split[k]`` (:func:`~spela_hw._kernels.buffers.block_view`)."""
+    dims, layout, split, n_cls = net.dims, net.layout, net.split, net.n_cls
+    w_flat, woff, b_flat, boff, v_flat, voff = net.w_flat, net.woff, net.b_flat, net.boff, \
+        net.v_flat, net.voff
     L = len(dims) - 1
     N = X.shape[0]
     nsteps = (N + B - 1) // B
@@ -63,6 +66,7 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
     srow = aligned2(1, nmax, np.zeros(1, np.float32))[0]
     a_buf = aligned2(B, nmax, np.zeros(1, np.float32))
     h_buf = aligned2(B, nmax, np.zeros(1, np.float32))
+    scr = FloatScratch(acc, srow)
     bcnt = np.zeros((1, 8), np.int64)
     phase = 0
     for t in range(nsteps + 1):  # the last pass (t == nsteps) applies the pending updates
@@ -78,11 +82,12 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
             xin = xbuf[k, par]
             if nb > 0:
                 load_inputs(xin, nb, n, X, s0, k, h_buf, hb, par, nthreads)
-                if normalize:
+                if rule.normalize:
                     xs = xin[:nb, :n]
                     normalize_rows(xs, xs)
-            has_prev = pnb[k] > 0
             pq = 1 - par
+            pend = Inputs(pnb[k], xbuf[k, pq], ptr[k, pq], idx[k, pq], val[k, pq])
+            cur = Inputs(nb, xin, ptr[k, par], idx[k, par], val[k, par])
             bcnt[0, B_WRITES] = 0
             if layout[k] == INPUT_MAJOR:
                 if nb > 0:
@@ -94,16 +99,14 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
                 for half in range(2):  # the layer is stored block-major at split[k]
                     c0, c1 = stored_block(i0, i1, split[k], half)
                     if c1 > c0:
-                        fl_block_im(c0, c1, n, m, block_view(wk, n, c0, c1), b, has_prev,
-                                     pbuf[k], pnb[k], ptr[k, pq], idx[k, pq], val[k, pq], nb,
-                                     ptr[k, par], idx[k, par], val[k, par], act_code, slope, acc,
-                                     srow, a_buf, h_buf, bcnt[0])
+                        fl_block_im(c0, c1, n, m, block_view(wk, n, c0, c1), b, act, pbuf[k],
+                                    pend, cur, scr, a_buf, h_buf, bcnt[0])
             else:
                 if nb > 0 and tid == 0:
                     counters[k, C_FWD_NNZ] += nnz_of(xin, nb, n)
                 if i1 > i0:
-                    fl_block_om(i0, i1, n, m, wk.reshape(m, n), b, has_prev, pbuf[k], pnb[k],
-                                 xbuf[k, pq], nb, xin, act_code, slope, srow, a_buf, h_buf, bcnt[0])
+                    fl_block_om(i0, i1, n, m, wk.reshape(m, n), b, act, pbuf[k], pend, cur, scr,
+                                a_buf, h_buf, bcnt[0])
             counters[k, C_WRITES] += bcnt[0, B_WRITES]
             pnb[k] = nb
             if nb == 0:
@@ -111,33 +114,30 @@ def _worker(tid, nthreads, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_
             hk, phase = publish(h_buf, hb, k, par, nb, i0, i1, nthreads, sync, tid, phase)
             vk = v_flat[voff[k]:voff[k] + n_cls * m].reshape(n_cls, m)
             for s in range(nb):
-                zeros = fl_post_sample(a_buf[s], hk[s], m, i0, i1, vk[Y[s0 + s]], lr / nb,
-                                       loss_code, act_code, slope, pbuf[k, s])
+                zeros = fl_post_sample(a_buf[s], hk[s], m, i0, i1, vk[Y[s0 + s]], rule.lr / nb,
+                                       rule.loss, act, pbuf[k, s])
                 if tid == 0:
                     counters[k, C_ZERO] += zeros
                 counters[k, C_UPD_NNZ] += update_nnz(pbuf[k, s], i0, i1, xin[s], n)
 
 
 @jit
-def train_chunk_float(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n_cls,
-                      lr, act_code, loss_code, slope, normalize, split, counters):
+def train_chunk_float(X, Y, B, net, rule, act, counters):
     """Float32 SPELA over ``X`` in steps of ``B`` samples on one thread: the twin of
     :func:`spela_hw._kernels.fixed_chunk.train_chunk_fixed` (no rounding keys, no saturation).
-    Input-major layers are stored block-major at ``split[k]`` (``m``: one block); the result
+    Input-major layers are stored block-major at ``net.split[k]`` (``m``: one block); the result
     does not depend on it."""
     none = np.zeros((1, 1, 1), np.float32)
-    _worker(0, 1, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff, n_cls, lr,
-            act_code, loss_code, slope, normalize, split, none, np.zeros(1, np.int64), counters)
+    _worker(0, 1, X, Y, B, net, rule, act, none, np.zeros(1, np.int64), counters)
 
 
 @jit(parallel=True)
-def train_chunk_float_two_cores(X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
-                                n_cls, lr, act_code, loss_code, slope, normalize, split, counters2,
-                                spins):
+def train_chunk_float_two_cores(X, Y, B, net, rule, act, counters2, spins):
     """:func:`train_chunk_float` on two threads; ``False`` (and nothing changed) when the two
-    threads could not meet. ``split[k]``: first output of thread 1 in layer ``k`` (a multiple of
-    16, so the halves never share a cache line; input-major layers stored block-major for it);
-    ``counters2[t]`` receives thread ``t``'s counters (their sum is the serial kernel's)."""
+    threads could not meet. ``net.split[k]``: first output of thread 1 in layer ``k`` (a multiple
+    of 16, so the halves never share a cache line; input-major layers stored block-major for
+    it); ``counters2[t]`` receives thread ``t``'s counters (their sum is the serial kernel's)."""
+    dims = net.dims
     L = len(dims) - 1
     nmax = 0
     for k in range(L + 1):
@@ -149,7 +149,5 @@ def train_chunk_float_two_cores(X, Y, B, dims, layout, w_flat, woff, b_flat, bof
     for tid in prange(2):
         if meet(sync, tid, spins):
             met[tid] = 1
-            _worker(tid, 2, X, Y, B, dims, layout, w_flat, woff, b_flat, boff, v_flat, voff,
-                    n_cls, lr, act_code, loss_code, slope, normalize, split, hb, sync,
-                    counters2[tid])
+            _worker(tid, 2, X, Y, B, net, rule, act, hb, sync, counters2[tid])
     return met[0] + met[1] == 2

@@ -15,15 +15,18 @@ from . import jit
 from .activation import gate_float
 
 @jit
-def fx_post_sample(a, h, m, i0, i1, vs, vn, scale, loss_code, act_code, slope, gate_h2, pow2_au,
-                   lo_u, hi_u, p_out):
-    """One sample's SPELA post-synaptic terms of outputs ``[i0, i1)`` (the reference's float64
-    expressions; ``|h|^2`` and ``h . v`` over all ``m``, exact in int64). Returns (1 for a
-    zero-norm ``h`` (its terms are 0), update saturations).
+def fx_post_sample(a, h, m, i0, i1, vs, vn, scale, loss_code, act, pow2_au, lo_u, hi_u, p_out):
+    """One sample's SPELA post-synaptic terms of outputs ``[i0, i1)`` into ``p_out`` (the
+    reference's float64 expressions; ``|h|^2`` and ``h . v`` over all ``m``, exact in int64),
+    from pre-activations ``a``, activations ``h``, the label's class vector ``vs`` of norm
+    ``vn``, ``scale`` (learning rate / batch), the loss and activation (:class:`~.records.
+    Activation`), the update format's scale ``pow2_au`` and limits ``lo_u``, ``hi_u`` (floats).
+    Returns (1 for a zero-norm ``h`` (its terms are 0), update saturations).
 
     When the activations and class vectors fit int32 the loops convert through int32 (AVX2 has
     vector int32 <-> float64 conversions and 32 x 32 -> 64-bit products, not int64 ones), and
     ``p`` through int32 when the update format fits it: the same values."""
+    act_code, slope, gate_h2 = act.code, act.slope, act.gate_h2
     lim = np.int64(1) << np.int64(31)
     p_narrow = lo_u >= -2.0**31 and hi_u < 2.0**31
     lo_hv = np.int64(0)
@@ -76,10 +79,11 @@ def fx_post_sample(a, h, m, i0, i1, vs, vn, scale, loss_code, act_code, slope, g
 
 
 @jit
-def fl_post_sample(a, h, m, i0, i1, vs, scale, loss_code, act_code, slope, p_out):
+def fl_post_sample(a, h, m, i0, i1, vs, scale, loss_code, act, p_out):
     """One sample's post-synaptic terms of outputs ``[i0, i1)`` (``|h|^2`` and ``h . v_y`` over
     all ``m``, float64 in four interleaved partial sums: one sum alone waits on each addition);
     returns 1 for a zero-norm ``h`` (its terms are 0)."""
+    act_code, slope = act.code, act.slope
     n0 = n1 = n2_ = n3 = 0.0
     d0 = d1 = d2 = d3 = 0.0
     m4 = m - m % 4

@@ -28,7 +28,9 @@ from .._kernels import fixed_chunk as kfx
 from .._kernels import float_chunk as kfl
 from .._kernels import forward as kfw
 from .._kernels.sync import HANDSHAKE_SPINS
-from ..codes import INPUT_MAJOR, OUTPUT_MAJOR
+from .._kernels.records import (Activation, ChunkBuffers, FixedFormats, FixedLayer, Network,
+                                SpelaRule)
+from ..codes import INPUT_MAJOR, NEAREST, OUTPUT_MAJOR
 from ..rng import splitmix64
 from .common import LOSS_CODE, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT
 
@@ -227,6 +229,46 @@ def fused_supported(ops, rule, device=None) -> bool:
     return not ops.fixed or sys.byteorder == "little"
 
 
+def _activation(ops) -> Activation:
+    """The kernels' :class:`~spela_hw._kernels.records.Activation` of ``ops``."""
+    if not ops.fixed:
+        return Activation(int(ops.act_code), float(ops.slope), 0, np.zeros(1, np.int64), 0, 1.0)
+    return Activation(int(ops.act_code), float(ops.slope), int(ops.slope_q),
+                      np.ascontiguousarray(ops.lut, np.int64),
+                      int(ops.precision.activation.min_int), float(ops.gate_h2))
+
+
+def _kflush(wmax: int, xmax: int) -> int:
+    """Products of weights and inputs up to ``wmax``, ``xmax`` summed in int32 lanes before a flush
+    to int64 (0: int64 only)."""
+    return (2**31 - 1) // (wmax * xmax) if wmax * xmax <= 2**31 - 1 else 0
+
+
+def _limit(lo, hi) -> int:
+    return max(abs(int(lo)), abs(int(hi)))
+
+
+def _fixed_formats(ops, L: int, B: int) -> FixedFormats:
+    """Every layer's formats and update rounding (each layer its own weight binary point) for
+    steps of ``B`` samples."""
+    layers = [ops.layer(k) for k in range(L)]
+    xmax = _limit(ops.lo[SAT_ACTIVATION], ops.hi[SAT_ACTIVATION])
+
+    def col(f, dtype=np.int64):
+        return np.array([f(lk) for lk in layers], dtype)
+
+    return FixedFormats(
+        lo=np.stack([lk.lo for lk in layers]), hi=np.stack([lk.hi for lk in layers]),
+        wrap=np.stack([lk.wrap for lk in layers]), f_a=int(ops.f_a),
+        shift_acc=col(lambda lk: lk.shift_acc), sh_w=col(lambda lk: lk.shift_w),
+        sh_b=col(lambda lk: lk.shift_b), mode=int(ops.rounding),
+        srmask=col(lambda lk: int(lk.sr_mask32), np.uint32),
+        kflush=col(lambda lk: _kflush(_limit(lk.lo[SAT_WEIGHT], lk.hi[SAT_WEIGHT]), xmax)),
+        fast=col(lambda lk: update_is_fast(lk, B), np.bool_),
+        fast32=col(lambda lk: update_is_fast32(lk), np.bool_),
+        pow2_a=float(ops.pow2_a), pow2_au=float(ops.pow2_au))
+
+
 def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts,
                       threads: int = 1, narrow: int = _NARROW,
                       chooser: ThreadChooser | None = None) -> None:
@@ -273,9 +315,9 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
         chooser = ops.__dict__.setdefault("_thread_chooser", ThreadChooser())
     yi = np.ascontiguousarray(y, np.int64)
     kc = np.zeros((L, kfu.N_COUNTERS), np.int64)
-    act = ops.act_code
-    loss = LOSS_CODE[rule.loss]
+    act = _activation(ops)
     normalize = rule.input_norm != "off"
+    srule = SpelaRule(float(lr), LOSS_CODE[rule.loss], bool(normalize))
     if ops.fixed:
         nmax = int(dims.max())
         xdt = _int_dtype(ops.lo[SAT_ACTIVATION], ops.hi[SAT_ACTIVATION])
@@ -284,41 +326,26 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
         v_flat = np.concatenate([np.asarray(v, np.int64).ravel() for v in state.vectors])
         vn_flat = np.concatenate([np.asarray(v, np.float64) for v in state.vector_norms])
         keys = stream_keys(state.rounding_seed, L, state.update_step, n_steps)
-        xmax = max(abs(int(ops.lo[SAT_ACTIVATION])), abs(int(ops.hi[SAT_ACTIVATION])))
-        fparams = np.array([lr, ops.slope, ops.gate_h2, ops.pow2_au, ops.pow2_a], np.float64)
-        iparams = np.empty((L, 14), np.int64)  # one row per layer (own weight binary point)
-        for k in range(L):
-            lk = ops.layer(k)
-            wmax = max(abs(int(lk.lo[SAT_WEIGHT])), abs(int(lk.hi[SAT_WEIGHT])))
-            # Products summed in int32 lanes for kflush rows, then flushed to int64 (0: int64 only).
-            kflush = (2**31 - 1) // (wmax * xmax) if wmax * xmax <= 2**31 - 1 else 0
-            iparams[k] = (ops.f_a, lk.shift_acc, lk.shift_w, lk.shift_b, ops.rounding, act, loss,
-                          ops.slope_q, ops.precision.activation.min_int, int(normalize), kflush,
-                          int(update_is_fast(lk, B)), int(update_is_fast32(lk)), int(lk.sr_mask32))
-        lo = np.stack([ops.layer(k).lo for k in range(L)])
-        hi = np.stack([ops.layer(k).hi for k in range(L)])
-        wrap = np.stack([ops.layer(k).wrap for k in range(L)])
-        # shapes and integer types of each thread's scratch
-        xbuf = np.empty((L, 2, B, nmax), xdt)
-        pbuf = np.empty((L, B, nmax), pdt)
-        val = np.empty((L, 2, B * nmax), xdt)
-        lut = np.ascontiguousarray(ops.lut, np.int64)
+        fmts = _fixed_formats(ops, L, B)
+        # shapes and integer types of each thread's buffers
+        bufs = ChunkBuffers(np.empty((L, 2, B, nmax), xdt), np.empty((L, B, nmax), pdt),
+                            np.empty((L, 2, B * nmax), xdt))
         one, two = kfx.train_chunk_fixed, kfx.train_chunk_fixed_two_cores
 
-        def tail(t0, t1):  # the arguments after the weights' (steps t0..t1)
-            return (v_flat, voff, vn_flat, n_cls, keys[t0:t1], fparams, iparams, lo, hi, wrap, lut,
-                    split, xbuf, pbuf, val)
+        def tail(t0, t1):  # the arguments after the activation's (steps t0..t1)
+            return fmts, keys[t0:t1], bufs
     else:
         X = np.ascontiguousarray(x, np.float32)
         v_flat = np.concatenate([np.asarray(v, np.float32).ravel() for v in state.vectors])
+        vn_flat = np.zeros(1, np.float64)  # (float32 class vectors are unit vectors)
         one, two = kfl.train_chunk_float, kfl.train_chunk_float_two_cores
 
         def tail(t0, t1):
-            return (v_flat, voff, n_cls, float(lr), act, loss, float(ops.slope), bool(normalize),
-                    split)
+            return ()
+    net = Network(dims, layout, split, w_flat, woff, b_flat, boff, v_flat, voff, vn_flat, n_cls)
 
     def run(t0, t1, par):
-        head = (X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat, woff, b_flat, boff)
+        head = (X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, net, srule, act)
         a = tail(t0, t1)
         if par and not ops.__dict__.get("_two_cores_failed", False):
             kc2 = np.zeros((2, L, kfu.N_COUNTERS), np.int64)
@@ -384,32 +411,28 @@ def forward_batch(ops, w, b, x, threads: int = 1):
     wl = np.ascontiguousarray(w.T)  # input-major for every layer (narrow ones included)
     b = np.ascontiguousarray(b)
     parallel = threads > 1 and nb > _FORWARD_SUB
+    act = _activation(ops)
     if not ops.fixed:
         x = np.ascontiguousarray(x, np.float32)
         a = np.empty((nb, m), np.float32)
         h = np.empty((nb, m), np.float32)
         wl = wl.astype(np.float32, copy=False)
         b = b.astype(np.float32, copy=False)
-        if parallel:
-            kfw.forward_float_parallel(wl, b, x, ops.act_code, float(ops.slope), _FORWARD_SUB, a, h)
-        else:
-            kfw.forward_float(wl, b, x, ops.act_code, float(ops.slope), _FORWARD_SUB, a, h)
+        fwd = kfw.forward_float_parallel if parallel else kfw.forward_float
+        fwd(wl, b, x, act, _FORWARD_SUB, a, h)
         return a, h, sat
     x = np.ascontiguousarray(x)
     if x.dtype not in (np.int32, np.int64):
         x = x.astype(np.int64)
     a = np.empty((nb, m), np.int64)
     h = np.empty((nb, m), np.int64)
-    wmax = max(abs(int(ops.lo[SAT_WEIGHT])), abs(int(ops.hi[SAT_WEIGHT])))
-    xmax = max(abs(int(ops.lo[SAT_ACTIVATION])), abs(int(ops.hi[SAT_ACTIVATION])))
-    kflush = (2**31 - 1) // (wmax * xmax) if wmax * xmax <= 2**31 - 1 else 0
+    xmax = _limit(ops.lo[SAT_ACTIVATION], ops.hi[SAT_ACTIVATION])
+    kflush = _kflush(_limit(ops.lo[SAT_WEIGHT], ops.hi[SAT_WEIGHT]), xmax)
     if not x.size or int(np.abs(x).max(initial=0)) > xmax:
         kflush = 0  # inputs outside the activation format: int64 lanes only
-    lut = np.ascontiguousarray(ops.lut, np.int64)
-    args = (ops.f_a, ops.shift_acc, ops.lo, ops.hi, ops.wrap, ops.act_code, ops.slope_q, lut,
-            ops.precision.activation.min_int, kflush, _FORWARD_SUB, a, h, sat)
-    if parallel:
-        kfw.forward_fixed_parallel(wl, b, x, *args)
-    else:
-        kfw.forward_fixed(wl, b, x, *args)
+    # the layer's formats (no update: its fields are not read)
+    lay = FixedLayer(ops.lo, ops.hi, ops.wrap, int(ops.f_a), int(ops.shift_acc), 1, 1, NEAREST,
+                     np.uint32(0), kflush, True, False)
+    fwd = kfw.forward_fixed_parallel if parallel else kfw.forward_fixed
+    fwd(wl, b, x, lay, act, _FORWARD_SUB, a, h, sat)
     return a, h, sat
