@@ -14,8 +14,8 @@ Modules
 ========================  ========================================================================
 ``fixed``, ``floating``   per-step kernels of each number type (forward, post-synaptic term, ...)
 ``activation``            the activation functions and their gates, once
-``fixed_chunk``,          fused SPELA training over a chunk of samples, on one core or two
-``float_chunk``
+``chunk``                 fused SPELA training over a chunk of samples, on one core or two
+``records``               the parameter records (named tuples) the fused kernels take
 ``sync``                  the two threads' handshake, barrier and split of every layer
 ``blocks_fixed``,         the block passes: a block of outputs of one layer, its pending update
 ``blocks_float``          fused with its forward pass
@@ -49,7 +49,7 @@ Why the fused trainer is fast
   could overflow), post-synaptic terms and inputs are held in ``int32`` when their formats allow.
 * **Blocks of output neurons** are independent in the fused pass: two threads each own a block
   of every layer (its weights stored contiguously, :func:`~.buffers.block_view`, and scratch of
-  its own), see :mod:`~.float_chunk`. Every reduction over output neurons (``|h|^2``,
+  its own), see :mod:`~.chunk`. Every reduction over output neurons (``|h|^2``,
   ``h . v``) covers all outputs in a fixed order and each output sums its inputs in the same
   order whatever the blocks, so results do not depend on the number of threads.
 

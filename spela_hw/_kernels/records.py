@@ -64,5 +64,6 @@ SpelaRule = namedtuple("SpelaRule", "lr loss normalize")
 
 #: Shapes and types of one thread's layer buffers (copied per thread): inputs by step parity
 #: ``xbuf`` (L, 2, B, nmax), pending post-synaptic terms ``pbuf`` (L, B, nmax) and sparse input
-#: values ``val`` (L, 2, B * nmax), in the narrowest types that hold the formats.
-ChunkBuffers = namedtuple("ChunkBuffers", "xbuf pbuf val")
+#: values ``val`` (L, 2, B * nmax), in the narrowest types that hold the formats; ``h``: one
+#: value of the type of the activations ``a``, ``h`` (int64 or float32).
+ChunkBuffers = namedtuple("ChunkBuffers", "xbuf pbuf val h")

@@ -1,10 +1,9 @@
 """Fused SPELA training and batched primitives for the numba backend.
 
 :func:`spela_train_chunk` is what :meth:`NumbaOps.spela_train_chunk` runs. It lays the weights
-out input-major for the duration of one call, runs :mod:`spela_hw._kernels.fixed_chunk` or
-:mod:`spela_hw._kernels.float_chunk` (pending update of step t fused with the forward pass of
-step t+1, zero skipping, narrow weights, every layer optionally split between two threads),
-then writes the weights back and fills the same
+out input-major for the duration of one call, runs :mod:`spela_hw._kernels.chunk` (pending
+update of step t fused with the forward pass of step t+1, zero skipping, narrow weights, every
+layer optionally split between two threads), then writes the weights back and fills the same
 :class:`~spela_hw.counts.Counts` as the per-step path. Fixed-point results equal the per-step
 path (and the reference) bit for bit; float32 results agree within float tolerance; the number
 of threads never changes a result, so a :class:`ThreadChooser` may run each segment of a
@@ -24,8 +23,7 @@ import time
 import numpy as np
 
 from .._kernels import buffers as kfu  # the fused kernels' counter columns (C_*)
-from .._kernels import fixed_chunk as kfx
-from .._kernels import float_chunk as kfl
+from .._kernels import chunk as kch
 from .._kernels import forward as kfw
 from .._kernels.sync import HANDSHAKE_SPINS
 from .._kernels.records import (Activation, ChunkBuffers, FixedFormats, FixedLayer, Network,
@@ -124,9 +122,10 @@ def update_is_fast(ops, batch: int, p=None, x=None) -> bool:
 
 
 def update_is_fast32(ops) -> bool:
-    """Whether a single contribution ``p x`` rounds in int32 lanes (:func:`~spela_hw._kernels.rounding_lanes.fx_apply_px32`):
-    saturating weights, ``shift_w >= 16`` and every term of ``ph x + ((pl x) >> e) + r16`` within
-    int32 (``e = shift_w - 16``, ``p = ph 2**e + pl``) for the formats' largest values."""
+    """Whether a single contribution ``p x`` rounds in int32 lanes
+    (:func:`~spela_hw._kernels.rounding_lanes.fx_apply_px32`): saturating weights,
+    ``shift_w >= 16`` and every term of ``ph x + ((pl x) >> e) + r16`` within int32
+    (``e = shift_w - 16``, ``p = ph 2**e + pl``) for the formats' largest values."""
     if not ops.fixed or ops.wrap[SAT_WEIGHT] or ops.shift_w < 16:
         return False
     e = ops.shift_w - 16
@@ -306,7 +305,7 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     voff = np.zeros(L + 1, np.int64)
     voff[1:] = np.cumsum([n_cls * m for m, _ in shapes])
     # Two threads own the outputs below and above split[k] of every layer for a whole segment
-    # (the fixed_chunk / float_chunk kernels); one thread runs both parts in turn, same result.
+    # (the chunk kernels); one thread runs both parts in turn, same result.
     parallel = threads > 1 and any(lay == INPUT_MAJOR and m >= _MIN_PARALLEL_WIDTH
                                    for lay, (m, _) in zip(layout, shapes))
     split = np.array([two_cores_split(m, lay == INPUT_MAJOR) if parallel else m
@@ -318,43 +317,36 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     act = _activation(ops)
     normalize = rule.input_norm != "off"
     srule = SpelaRule(float(lr), LOSS_CODE[rule.loss], bool(normalize))
+    nmax = int(dims.max())
     if ops.fixed:
-        nmax = int(dims.max())
         xdt = _int_dtype(ops.lo[SAT_ACTIVATION], ops.hi[SAT_ACTIVATION])
         pdt = _int_dtype(ops.lo[SAT_UPDATE], ops.hi[SAT_UPDATE])
-        X = np.ascontiguousarray(x, xdt)
+        hdt = np.int64
         v_flat = np.concatenate([np.asarray(v, np.int64).ravel() for v in state.vectors])
         vn_flat = np.concatenate([np.asarray(v, np.float64) for v in state.vector_norms])
         keys = stream_keys(state.rounding_seed, L, state.update_step, n_steps)
         fmts = _fixed_formats(ops, L, B)
-        # shapes and integer types of each thread's buffers
-        bufs = ChunkBuffers(np.empty((L, 2, B, nmax), xdt), np.empty((L, B, nmax), pdt),
-                            np.empty((L, 2, B * nmax), xdt))
-        one, two = kfx.train_chunk_fixed, kfx.train_chunk_fixed_two_cores
-
-        def tail(t0, t1):  # the arguments after the activation's (steps t0..t1)
-            return fmts, keys[t0:t1], bufs
-    else:
-        X = np.ascontiguousarray(x, np.float32)
+    else:  # (no formats: the kernels' float32 version)
+        xdt = pdt = hdt = np.float32
         v_flat = np.concatenate([np.asarray(v, np.float32).ravel() for v in state.vectors])
-        vn_flat = np.zeros(1, np.float64)  # (float32 class vectors are unit vectors)
-        one, two = kfl.train_chunk_float, kfl.train_chunk_float_two_cores
-
-        def tail(t0, t1):
-            return ()
+        vn_flat = np.ones(L * n_cls)  # (unused: float32 class vectors are unit vectors)
+        keys = np.zeros((n_steps, 0), np.uint64)  # (unused: no rounding)
+        fmts = None
+    X = np.ascontiguousarray(x, xdt)
     net = Network(dims, layout, split, w_flat, woff, b_flat, boff, v_flat, voff, vn_flat, n_cls)
+    # shapes and narrowest types of each thread's buffers
+    bufs = ChunkBuffers(np.empty((L, 2, B, nmax), xdt), np.empty((L, B, nmax), pdt),
+                        np.empty((L, 2, B * nmax), xdt), np.zeros(1, hdt))
 
     def run(t0, t1, par):
-        head = (X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, net, srule, act)
-        a = tail(t0, t1)
+        args = (X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, net, srule, act, fmts, keys[t0:t1], bufs)
         if par and not ops.__dict__.get("_two_cores_failed", False):
             kc2 = np.zeros((2, L, kfu.N_COUNTERS), np.int64)
-            if two(*head, *a, kc2, HANDSHAKE_SPINS):
+            if kch.train_chunk_two_cores(*args, kc2, HANDSHAKE_SPINS):
                 kc[...] += kc2.sum(axis=0)
                 return
             ops.__dict__["_two_cores_failed"] = True  # the threads never ran together
-        one(*head, *a, kc)
-
+        kch.train_chunk(*args, kc)
     # Weights stay block-major for the whole chunk: one thread runs the same blocks in turn, so
     # segments may switch modes without re-laying the weights out.
     _lay_out(state.weights, w_flat, woff, layout, split)
