@@ -18,6 +18,32 @@ UPDATE_BLOCK = 64
 
 
 @jit
+def block_sums(st, p, ptr, idx, val, span, i0, i1):
+    """``st[j, l] = sum_s x_sj p_s(i0 + l)`` for outputs ``[i0, i1)``: the mini-batch update sums
+    of a block of outputs, transposed (contiguous in ``l``), from the non-zero inputs by column
+    (``ptr``, ``idx``, ``val``), in sample order. ``p`` and ``val`` hold the sums' type (int64:
+    exact; float32: summed in float32)."""
+    wb = i1 - i0
+    for jj in range(span):
+        strow = st[jj]
+        q0 = ptr[jj]
+        q1 = ptr[jj + 1]
+        if q0 == q1:
+            for l in range(wb):
+                strow[l] = 0
+            continue
+        ps = p[idx[q0], i0:i1]
+        xv = val[q0]
+        for l in range(wb):
+            strow[l] = ps[l] * xv
+        for q in range(q0 + 1, q1):
+            ps = p[idx[q], i0:i1]
+            xv = val[q]
+            for l in range(wb):
+                strow[l] += ps[l] * xv
+
+
+@jit
 def update_rows_fixed(w, b, p, x, key, srmask, sh_w, sh_b, mode, lo, hi, wrap, fast, sat):
     """``W += round(p^T x)``, ``b += round(sum p)`` on row-major ``W`` (m, n); returns writes.
 
@@ -49,23 +75,7 @@ def update_rows_fixed(w, b, p, x, key, srmask, sh_w, sh_b, mode, lo, hi, wrap, f
         for i0 in range(0, m, BLK):
             i1 = min(i0 + BLK, m)
             wb = i1 - i0
-            for jj in range(span):
-                strow = st[jj]
-                q0 = ptr[jj]
-                q1 = ptr[jj + 1]
-                if q0 == q1:
-                    for l in range(wb):
-                        strow[l] = 0
-                    continue
-                ps = p[idx[q0], i0:i1]
-                xv = np.int64(val[q0])
-                for l in range(wb):
-                    strow[l] = np.int64(ps[l]) * xv
-                for q in range(q0 + 1, q1):
-                    ps = p[idx[q], i0:i1]
-                    xv = np.int64(val[q])
-                    for l in range(wb):
-                        strow[l] += np.int64(ps[l]) * xv
+            block_sums(st, p, ptr, idx, val, span, i0, i1)
             for l in range(wb):
                 i = i0 + l
                 sb[0] = 0
@@ -140,23 +150,7 @@ def update_rows_float(w, b, p, x):
         for i0 in range(0, m, BLK):
             i1 = min(i0 + BLK, m)
             wb = i1 - i0
-            for jj in range(span):
-                strow = st[jj]
-                q0 = ptr[jj]
-                q1 = ptr[jj + 1]
-                if q0 == q1:
-                    for l in range(wb):
-                        strow[l] = 0
-                    continue
-                ps = p[idx[q0], i0:i1]
-                xv = val[q0]
-                for l in range(wb):
-                    strow[l] = ps[l] * xv
-                for q in range(q0 + 1, q1):
-                    ps = p[idx[q], i0:i1]
-                    xv = val[q]
-                    for l in range(wb):
-                        strow[l] += ps[l] * xv
+            block_sums(st, p, ptr, idx, val, span, i0, i1)
             for l in range(wb):
                 i = i0 + l
                 sb = np.float32(0)
