@@ -249,13 +249,13 @@ def measure_bandwidth(quick: bool) -> dict:
 def measure_hash_rate() -> float:
     """The stochastic-rounding unit's 32-bit lowbias32 words per second (one word feeds two
     synapses; the kernel an input-major row uses, one thread)."""
-    from spela_hw._kernels.fused import _sr_words
+    from spela_hw._kernels.sr_unit import sr_words
 
     zb = np.empty(1 << 16, np.uint32)
-    _sr_words(zb, len(zb), np.uint64(12345), 1, np.uint32(0xFFFFFFFF))
+    sr_words(zb, len(zb), np.uint64(12345), 1, np.uint32(0xFFFFFFFF))
     t0 = time.perf_counter()
     for r in range(200):
-        _sr_words(zb, len(zb), np.uint64(r), 1, np.uint32(0xFFFFFFFF))
+        sr_words(zb, len(zb), np.uint64(r), 1, np.uint32(0xFFFFFFFF))
     return 200 * len(zb) / (time.perf_counter() - t0)
 
 

@@ -18,3 +18,7 @@ NEAREST, STOCHASTIC, TRUNCATE = 0, 1, 2
 
 # Overflow handling of a format: saturate (also used for "raise"; the wrapper raises) or wrap.
 SATURATE, WRAP = 0, 1
+
+# Layout of a layer's weights in the fused kernels: input-major ``wt[j, i] = W[i, j]`` (a row per
+# input: wide layers) or output-major ``W[i, :]`` (narrow layers).
+INPUT_MAJOR, OUTPUT_MAJOR = 0, 1

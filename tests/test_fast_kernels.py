@@ -18,7 +18,7 @@ from spela_hw.errors import DataError
 from spela_hw.estimator import SpelaClassifier
 from spela_hw.network import init_network
 from spela_hw._kernels import fixed as kfixed
-from spela_hw._kernels import fused as kfused
+from spela_hw._kernels import rounding_lanes, sr_unit
 from spela_hw.rng import (SR_BITS, lowbias32, sr_bias_offsets, sr_key32, sr_offsets,
                           sr_weight_offsets, stream_key)
 from spela_hw.rules.common import new_counts
@@ -240,7 +240,7 @@ def test_sr_unit_draws_one_word_per_two_outputs():
     x = np.array([0, 1, 2, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 123456789], np.uint64)
     np.testing.assert_array_equal([kfixed.lowbias32(v) for v in x], lowbias32(x.astype(np.uint32)))
     z = np.zeros(100, np.uint32)
-    kfused._sr_words(z, 100, np.uint64(0xFFFFFFF0), 3, np.uint32(0xFFFFFFFF))
+    sr_unit.sr_words(z, 100, np.uint64(0xFFFFFFF0), 3, np.uint32(0xFFFFFFFF))
     np.testing.assert_array_equal(z, lowbias32(((0xFFFFFFF0 + 3 * np.arange(100)) % 2**32)
                                                .astype(np.uint32)))
     for w, h, shift in ((5, 0, 28), (2**32 + 5, 1, 28), (77, 1, 5), (77, 0, 16)):
@@ -410,7 +410,11 @@ def test_estimator_numba_equals_reference(prec):
 
 
 def _two_core_args(dims, n, seed):
-    from spela_hw._kernels.fused import N_COUNTERS, OUTPUT_MAJOR
+    """Arguments of the two-core chunk kernel, float32 (before ``spins``), its weights and its
+    counters."""
+    from spela_hw._kernels.buffers import N_COUNTERS
+    from spela_hw._kernels.records import Activation, ChunkBuffers, Network, SpelaRule
+    from spela_hw.codes import LEAKY_RELU, LOG_2_MINUS_COS, OUTPUT_MAJOR
 
     rng = np.random.default_rng(seed)
     L = len(dims) - 1
@@ -424,8 +428,15 @@ def _two_core_args(dims, n, seed):
     b = np.zeros(int(boff[-1]), np.float32)
     v = rng.standard_normal(int(voff[-1])).astype(np.float32)
     split = np.array([m // 2 for m, _ in shapes], np.int64)
-    return (x.astype(np.float32), y, 1, np.array(dims, np.int64), layout, w, woff, b, boff, v, voff, 3,
-            0.1, 1, 1, 0.01, False, split, np.zeros((2, L, N_COUNTERS), np.int64))
+    net = Network(np.array(dims, np.int64), layout, split, w, woff, b, boff, v, voff,
+                  np.ones(L * 3), 3)
+    act = Activation(LEAKY_RELU, 0.01, 0, np.zeros(1, np.int64), 0, 1.0)
+    counters = np.zeros((2, L, N_COUNTERS), np.int64)
+    nmax = max(dims)
+    bufs = ChunkBuffers(np.empty((L, 2, 1, nmax), np.float32), np.empty((L, 1, nmax), np.float32),
+                        np.empty((L, 2, nmax), np.float32), np.zeros(1, np.float32))
+    return (x.astype(np.float32), y, 1, net, SpelaRule(0.1, LOG_2_MINUS_COS, False), act, None,
+            np.zeros((n, 0), np.uint64), bufs, counters), w, counters
 
 
 def test_two_core_kernel_meets_or_gives_up_without_changing_anything():
@@ -433,27 +444,27 @@ def test_two_core_kernel_meets_or_gives_up_without_changing_anything():
     time and both give up, leaving the weights untouched (the caller then runs serially)."""
     import numba
 
-    from spela_hw._kernels.float_chunk import train_chunk_float_two_cores
+    from spela_hw._kernels.chunk import train_chunk_two_cores
 
-    args = _two_core_args((12, 96, 5), 6, 0)
-    w0 = args[5].copy()
+    args, w, counters = _two_core_args((12, 96, 5), 6, 0)
+    w0 = w.copy()
     if numba.config.NUMBA_NUM_THREADS >= 2:
         with_two = numba.get_num_threads()
         numba.set_num_threads(2)
         try:
-            assert train_chunk_float_two_cores(*args, 10**9)
+            assert train_chunk_two_cores(*args, 10**9)
         finally:
             numba.set_num_threads(with_two)
-        assert not np.array_equal(args[5], w0) and args[18].sum() > 0
-    args = _two_core_args((12, 96, 5), 6, 0)
+        assert not np.array_equal(w, w0) and counters.sum() > 0
+    args, w, counters = _two_core_args((12, 96, 5), 6, 0)
     saved = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        assert not train_chunk_float_two_cores(*args, 1000)
+        assert not train_chunk_two_cores(*args, 1000)
     finally:
         numba.set_num_threads(saved)
-    np.testing.assert_array_equal(args[5], w0)
-    assert args[18].sum() == 0
+    np.testing.assert_array_equal(w, w0)
+    assert counters.sum() == 0
 
 
 @pytest.mark.parametrize("prec", ["fp32", "w8", "w6-trunc-wrap", "w8-a32-u32"])
@@ -472,10 +483,8 @@ def test_two_core_path_equals_one_thread(monkeypatch, prec, rule, batch):
 
     p = PRECISIONS[prec]
     rule = _usable_rule(rule, p)
-    mod, name = (nf.kfx, "train_chunk_fixed_two_cores") if p.is_fixed else \
-        (nf.kfl, "train_chunk_float_two_cores")
-    real, met = getattr(mod, name), []
-    monkeypatch.setattr(mod, name, lambda *a: met.append(real(*a)) or met[-1])
+    real, met = nf.kch.train_chunk_two_cores, []
+    monkeypatch.setattr(nf.kch, "train_chunk_two_cores", lambda *a: met.append(real(*a)) or met[-1])
     dims = (20, 300, 130, 3)  # two input-major layers (block-major halves), a narrow output-major one
     x, y = _data(dims[0], 9, 3, 5)
     one = _train("numba", p, dims, x, y, rule, batch, 0.5, fused=True, threads=1, seed=5)
@@ -503,17 +512,17 @@ def test_narrow_lane_rounding_equals_the_int64_formula():
             row0[:4] = (hi, lo, hi, lo)
             want_row = row0.astype(np.int64)
             cnt0 = np.zeros(4, np.int64)
-            kfused._fx_apply_px(want_row, ps, x, np.zeros(w, np.int64), r16, w, e + 16, 1, lo, hi,
+            rounding_lanes.fx_apply_px(want_row, ps, x, np.zeros(w, np.int64), r16, w, e + 16, 1, lo, hi,
                                 False, True, cnt0)
             for variant in ("p32", "p16"):
                 row = row0.copy()
                 cnt = np.zeros(4, np.int64)
                 if variant == "p32":
-                    kfused._fx_apply_p32(row, ps, x, r16, w, e, lo, hi, cnt)
+                    rounding_lanes.fx_apply_p32(row, ps, x, r16, w, e, lo, hi, cnt)
                 else:
                     if max(-lo, hi) + 2**max(14 - e, 0) + 1 >= 32767:
                         continue
-                    kfused._fx_apply_p16(row, ps, x, r16, w, e, lo, hi, cnt, np.zeros(w, np.int16))
+                    rounding_lanes.fx_apply_p16(row, ps, x, r16, w, e, lo, hi, cnt, np.zeros(w, np.int16))
                 np.testing.assert_array_equal(row, want_row, err_msg=f"{variant} e={e}")
                 np.testing.assert_array_equal(cnt, cnt0, err_msg=f"{variant} e={e}")
 

@@ -16,7 +16,7 @@ from reports.cli import main
 from sim import BitWidths
 from spela_hw import PrecisionSpec, SpelaClassifier
 from spela_hw._kernels import fixed as kfixed
-from spela_hw._kernels import fused as kfused
+from spela_hw._kernels import sr_unit
 from spela_hw.errors import ConfigError, ModelFileError
 from spela_hw.io import load_model, save_model
 from spela_hw.rng import SR_BITS, lowbias32, sr_half16, sr_key32, sr_mask32, sr_offsets
@@ -58,7 +58,7 @@ def test_b_random_bits_round_the_sum_to_b_bits_then_add_b_random_bits(b, shift):
 @pytest.mark.parametrize("b", [1, 3, 8, 16])
 def test_the_kernels_draw_the_reference_bits_of_every_width(b):
     z = np.zeros(64, np.uint32)
-    kfused._sr_words(z, 64, np.uint64(0xFFFFFFF0), 5, np.uint32(sr_mask32(b)))
+    sr_unit.sr_words(z, 64, np.uint64(0xFFFFFFF0), 5, np.uint32(sr_mask32(b)))
     want = lowbias32(((0xFFFFFFF0 + 5 * np.arange(64)) % 2**32).astype(np.uint32)) & np.uint32(sr_mask32(b))
     np.testing.assert_array_equal(z, want | np.uint32(sr_half16(b) * 0x10001))
     for w, h, shift in ((5, 0, 28), (2**32 + 5, 1, 28), (77, 1, 5), (77, 0, 16)):

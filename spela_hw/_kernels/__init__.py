@@ -1,11 +1,93 @@
-"""Private numba kernels. Called only through :class:`spela_hw.backends.numba_ops.NumbaOps`.
+"""Private numba kernels. Called only through :class:`spela_hw.backends.numba_ops.NumbaOps`
+and :mod:`spela_hw.backends.numba_fused`.
 
 Rules for every kernel: validated contiguous arrays and scalars in, no globals read (compile-time
-constants aside), never raise (saturation events are counted into a ``sat`` vector and the
-wrapper applies the overflow policy), random numbers derived from an explicit key.
+constants aside: the codes of :mod:`spela_hw.codes`), never raise (saturation events are counted
+into a ``sat`` vector and the wrapper applies the overflow policy), random numbers derived from an
+explicit key.
 
 Every kernel is made by :func:`jit`, whose on-disk cache is safe to share between processes
 (sweep and report workers, several ``spela-hw`` commands side by side): see :class:`SharedCache`.
+
+Modules
+-------
+========================  ========================================================================
+``fixed``, ``floating``   per-step kernels of each number type (forward, post-synaptic term, ...)
+``activation``            the activation functions and their gates, once
+``chunk``                 fused SPELA training over a chunk of samples, on one core or two
+``records``               the parameter records (named tuples) the fused kernels take
+``sync``                  the two threads' handshake, barrier and split of every layer
+``blocks_fixed``,         the block passes: a block of outputs of one layer, its pending update
+``blocks_float``          fused with its forward pass
+``rounding_lanes``        weights plus rounded update sums, and the lane-width variants below
+``sr_unit``               the stochastic-rounding unit's random words, in vector loops
+``loss_unit``             SPELA's post-synaptic terms of one sample
+``sparse``                non-zero inputs by column, their counts, the rows a pass touches
+``buffers``               aligned scratch, block-major weights, the counters the trainers return
+``forward``               batched forward pass (inference, ``ops.forward`` on many samples)
+``update``                update of row-major weights (``ops.update``, every rule's per-step path)
+========================  ========================================================================
+
+Why the fused trainer is fast
+-----------------------------
+* **One pass over the weights per step.** The update of step ``t`` is kept *pending* and applied
+  row by row during the forward pass of step ``t + 1`` (a row is updated, then immediately read
+  for the new dot products while it sits in L1). Every weight is streamed once per step instead
+  of read twice and written once. Each weight still receives exactly the same operations in the
+  same order as in the per-step path, so results are unchanged.
+* **Layout for the access pattern.** Wide layers are held *input-major*, ``wt[j, i] = W[i, j]``:
+  row ``j`` holds all fan-out weights of input ``j``, so the update ``wt[j, :] += p * x_j`` and
+  the forward ``acc[:] += wt[j, :] * x_j`` are contiguous SIMD loops over output neurons (no float
+  reduction whose order the compiler would have to keep). Narrow layers (few outputs, e.g. the
+  10-unit output layer) stay *output-major* ``W[i, :]``: their loops run over the long input
+  dimension instead of a handful of outputs.
+* **Zero skipping.** In input-major layers, rows whose pending and new inputs are all zero are not
+  touched at all (about 80 % of MNIST pixels are zero). A zero input never changes a weight, not
+  even stochastically, so nothing is lost.
+* **Narrow integers.** Fixed-point weights stay in their storage type (``int8`` for 8-bit);
+  products that fit 32 bits are formed and summed in 32-bit lanes (flushed to 64 bits before they
+  could overflow), post-synaptic terms and inputs are held in ``int32`` when their formats allow.
+* **Blocks of output neurons** are independent in the fused pass: two threads each own a block
+  of every layer (its weights stored contiguously, :func:`~.buffers.block_view`, and scratch of
+  its own), see :mod:`~.chunk`. Every reduction over output neurons (``|h|^2``,
+  ``h . v``) covers all outputs in a fixed order and each output sums its inputs in the same
+  order whatever the blocks, so results do not depend on the number of threads.
+
+Arithmetic
+----------
+Fixed point: exactly the pipeline documented in :mod:`spela_hw.backends.reference` (same integer
+formulas, same float64 loss-unit expressions, the same stochastic-rounding unit of
+:mod:`spela_hw.rng`, drawn as :mod:`~.sr_unit` explains): bit-exact. Float32: the forward pass
+sums in float32 (input order in wide layers, eight interleaved partial sums in narrow layers) and
+then adds the bias, as ``x @ W.T + b`` does with its own order; a batch of one updates
+``W += fl32(p_i x_j)``, bit for bit the reference's update; mini-batch sums ``sum_n p_ni x_nj``
+are accumulated in float32 in sample order (BLAS may order them differently: within tolerance).
+The loss unit sums ``|h|^2`` and ``h . v`` in float64 in four interleaved partial sums (the
+reference sums in order: within tolerance).
+
+Lane-width variants
+-------------------
+The same operation in narrower SIMD lanes when the formats allow it (checked by the caller; the
+results are those of the general loop, bit for bit). Adding rounded updates to a row
+(:mod:`~.rounding_lanes`, ``e = shift_w - 16``):
+
+==================  ============================================================================
+``fx_apply``        general: any rounding mode, wrap-around, any shift; 64-bit vector lanes
+                    when no sum can wrap (``fast``), the reference's scalar formulas otherwise
+``fx_apply_px``     ``fx_apply`` for one contribution ``p x`` (a batch of one): product in the loop
+``fx_apply_p32``    one contribution, ``|p x| < 2**30``: product and rounding in int32 lanes
+``fx_apply_p16``    ``fx_apply_p32`` with increments and weights in int16 lanes (8-bit weights)
+``fx_apply_px32``   one contribution, ``|p x| >= 2**30``: ``p = ph 2**e + pl`` split so that every
+                    term fits int32 (no 64-bit multiply or shift)
+``fx_apply_xp32``   ``fx_apply_px32`` along an output-major row (one ``p``, inputs vary)
+``fx_bias_block``   bias of a block: the SR words in one vector loop; ``fx_bias`` one by one
+==================  ============================================================================
+
+Elsewhere: accumulators sum ``kflush`` products in int32 lanes before flushing to int64
+(``blocks_fixed``, ``forward``); LeakyReLU activation with its slope product in int32
+(``blocks_fixed.fx_activate_row``); the fixed loss unit converts through int32 when ``h`` and
+``v`` fit (``loss_unit.fx_post_sample``); float32 output-major dot products in eight
+interleaved partial sums, two samples at a time (``blocks_float.dot8x2``).
 """
 
 import contextlib

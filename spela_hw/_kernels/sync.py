@@ -1,6 +1,5 @@
 """Two threads in one numba parallel region: a bounded handshake, a spin barrier, and the split
-of every layer between them that the chunk trainers (:mod:`~spela_hw._kernels.fixed_chunk`,
-:mod:`~spela_hw._kernels.float_chunk`) share.
+of every layer between them that the chunk trainer (:mod:`~spela_hw._kernels.chunk`) uses.
 
 The threads synchronise through atomic loads, stores and a compare-and-swap on an ``int64``
 array (LLVM atomics; numba has none on the CPU). Before their main loop they shake hands with a

@@ -1,10 +1,9 @@
 """Fused SPELA training and batched primitives for the numba backend.
 
 :func:`spela_train_chunk` is what :meth:`NumbaOps.spela_train_chunk` runs. It lays the weights
-out input-major for the duration of one call, runs :mod:`spela_hw._kernels.fixed_chunk` or
-:mod:`spela_hw._kernels.float_chunk` (pending update of step t fused with the forward pass of
-step t+1, zero skipping, narrow weights, every layer optionally split between two threads),
-then writes the weights back and fills the same
+out input-major for the duration of one call, runs :mod:`spela_hw._kernels.chunk` (pending
+update of step t fused with the forward pass of step t+1, zero skipping, narrow weights, every
+layer optionally split between two threads), then writes the weights back and fills the same
 :class:`~spela_hw.counts.Counts` as the per-step path. Fixed-point results equal the per-step
 path (and the reference) bit for bit; float32 results agree within float tolerance; the number
 of threads never changes a result, so a :class:`ThreadChooser` may run each segment of a
@@ -23,10 +22,13 @@ import time
 
 import numpy as np
 
-from .._kernels import fused as kfu
-from .._kernels import fixed_chunk as kfx
-from .._kernels import float_chunk as kfl
+from .._kernels import buffers as kfu  # the fused kernels' counter columns (C_*)
+from .._kernels import chunk as kch
+from .._kernels import forward as kfw
 from .._kernels.sync import HANDSHAKE_SPINS
+from .._kernels.records import (Activation, ChunkBuffers, FixedFormats, FixedLayer, Network,
+                                SpelaRule)
+from ..codes import INPUT_MAJOR, NEAREST, OUTPUT_MAJOR
 from ..rng import splitmix64
 from .common import LOSS_CODE, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT
 
@@ -53,12 +55,12 @@ def stream_keys(seed: int, n_layers: int, step0: int, n_steps: int) -> np.ndarra
 def _lay_out(weights, w_flat, woff, layout, split, back=False):
     """Copy ``weights`` (``(m, n)`` each) into ``w_flat`` as the fused kernels read them, or back
     (``back``). Input-major layers are stored block-major at ``split[k]``
-    (:func:`spela_hw._kernels.fused.block_view`: one transposed copy per block, no intermediate),
+    (:func:`spela_hw._kernels.buffers.block_view`: one transposed copy per block, no intermediate),
     output-major layers as they are."""
     for k, wk in enumerate(weights):
         m, n = wk.shape
         seg = w_flat[woff[k]:woff[k] + m * n]
-        if layout[k] != kfu.INPUT_MAJOR:
+        if layout[k] != INPUT_MAJOR:
             if back:
                 wk[...] = seg.reshape(m, n)
             else:
@@ -120,9 +122,10 @@ def update_is_fast(ops, batch: int, p=None, x=None) -> bool:
 
 
 def update_is_fast32(ops) -> bool:
-    """Whether a single contribution ``p x`` rounds in int32 lanes (:func:`kfu._fx_apply_px32`):
-    saturating weights, ``shift_w >= 16`` and every term of ``ph x + ((pl x) >> e) + r16`` within
-    int32 (``e = shift_w - 16``, ``p = ph 2**e + pl``) for the formats' largest values."""
+    """Whether a single contribution ``p x`` rounds in int32 lanes
+    (:func:`~spela_hw._kernels.rounding_lanes.fx_apply_px32`): saturating weights,
+    ``shift_w >= 16`` and every term of ``ph x + ((pl x) >> e) + r16`` within int32
+    (``e = shift_w - 16``, ``p = ph 2**e + pl``) for the formats' largest values."""
     if not ops.fixed or ops.wrap[SAT_WEIGHT] or ops.shift_w < 16:
         return False
     e = ops.shift_w - 16
@@ -136,7 +139,7 @@ class ThreadChooser:
 
     Per-step barriers make the threaded path fast on idle cores and many times slower when the
     cores are busy with other work (a waiting thread loses its time slice at every step). Results
-    never depend on the choice (see :mod:`spela_hw._kernels.fused`), so segments may switch
+    never depend on the choice (see :mod:`spela_hw._kernels`), so segments may switch
     freely. The faster mode (threads only when clearly faster: they occupy every core) runs in
     segments that double while it keeps winning, from a short probe up to ``segment_samples``
     (or ``MIN_STEPS`` steps), so that one lucky measurement costs little; the other mode is
@@ -225,6 +228,46 @@ def fused_supported(ops, rule, device=None) -> bool:
     return not ops.fixed or sys.byteorder == "little"
 
 
+def _activation(ops) -> Activation:
+    """The kernels' :class:`~spela_hw._kernels.records.Activation` of ``ops``."""
+    if not ops.fixed:
+        return Activation(int(ops.act_code), float(ops.slope), 0, np.zeros(1, np.int64), 0, 1.0)
+    return Activation(int(ops.act_code), float(ops.slope), int(ops.slope_q),
+                      np.ascontiguousarray(ops.lut, np.int64),
+                      int(ops.precision.activation.min_int), float(ops.gate_h2))
+
+
+def _kflush(wmax: int, xmax: int) -> int:
+    """Products of weights and inputs up to ``wmax``, ``xmax`` summed in int32 lanes before a flush
+    to int64 (0: int64 only)."""
+    return (2**31 - 1) // (wmax * xmax) if wmax * xmax <= 2**31 - 1 else 0
+
+
+def _limit(lo, hi) -> int:
+    return max(abs(int(lo)), abs(int(hi)))
+
+
+def _fixed_formats(ops, L: int, B: int) -> FixedFormats:
+    """Every layer's formats and update rounding (each layer its own weight binary point) for
+    steps of ``B`` samples."""
+    layers = [ops.layer(k) for k in range(L)]
+    xmax = _limit(ops.lo[SAT_ACTIVATION], ops.hi[SAT_ACTIVATION])
+
+    def col(f, dtype=np.int64):
+        return np.array([f(lk) for lk in layers], dtype)
+
+    return FixedFormats(
+        lo=np.stack([lk.lo for lk in layers]), hi=np.stack([lk.hi for lk in layers]),
+        wrap=np.stack([lk.wrap for lk in layers]), f_a=int(ops.f_a),
+        shift_acc=col(lambda lk: lk.shift_acc), sh_w=col(lambda lk: lk.shift_w),
+        sh_b=col(lambda lk: lk.shift_b), mode=int(ops.rounding),
+        srmask=col(lambda lk: int(lk.sr_mask32), np.uint32),
+        kflush=col(lambda lk: _kflush(_limit(lk.lo[SAT_WEIGHT], lk.hi[SAT_WEIGHT]), xmax)),
+        fast=col(lambda lk: update_is_fast(lk, B), np.bool_),
+        fast32=col(lambda lk: update_is_fast32(lk), np.bool_),
+        pow2_a=float(ops.pow2_a), pow2_au=float(ops.pow2_au))
+
+
 def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts,
                       threads: int = 1, narrow: int = _NARROW,
                       chooser: ThreadChooser | None = None) -> None:
@@ -247,7 +290,7 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     B = int(batch_size)
     n_steps = -(-N // B)
     shapes = spec.layer_shapes()
-    layout = np.array([kfu.OUTPUT_MAJOR if m < narrow else kfu.INPUT_MAJOR for m, _ in shapes],
+    layout = np.array([OUTPUT_MAJOR if m < narrow else INPUT_MAJOR for m, _ in shapes],
                       np.int64)
     dtype = state.weights[0].dtype
     per = 64 // np.dtype(dtype).itemsize  # layers start on 64-byte boundaries
@@ -262,70 +305,48 @@ def spela_train_chunk(ops, state, rule, x, y, lr: float, batch_size: int, counts
     voff = np.zeros(L + 1, np.int64)
     voff[1:] = np.cumsum([n_cls * m for m, _ in shapes])
     # Two threads own the outputs below and above split[k] of every layer for a whole segment
-    # (the fixed_chunk / float_chunk kernels); one thread runs both parts in turn, same result.
-    parallel = threads > 1 and any(lay == kfu.INPUT_MAJOR and m >= _MIN_PARALLEL_WIDTH
+    # (the chunk kernels); one thread runs both parts in turn, same result.
+    parallel = threads > 1 and any(lay == INPUT_MAJOR and m >= _MIN_PARALLEL_WIDTH
                                    for lay, (m, _) in zip(layout, shapes))
-    split = np.array([two_cores_split(m, lay == kfu.INPUT_MAJOR) if parallel else m
+    split = np.array([two_cores_split(m, lay == INPUT_MAJOR) if parallel else m
                       for lay, (m, _) in zip(layout, shapes)], np.int64)
     if parallel and chooser is None:
         chooser = ops.__dict__.setdefault("_thread_chooser", ThreadChooser())
     yi = np.ascontiguousarray(y, np.int64)
     kc = np.zeros((L, kfu.N_COUNTERS), np.int64)
-    act = ops.act_code
-    loss = LOSS_CODE[rule.loss]
+    act = _activation(ops)
     normalize = rule.input_norm != "off"
+    srule = SpelaRule(float(lr), LOSS_CODE[rule.loss], bool(normalize))
+    nmax = int(dims.max())
     if ops.fixed:
-        nmax = int(dims.max())
         xdt = _int_dtype(ops.lo[SAT_ACTIVATION], ops.hi[SAT_ACTIVATION])
         pdt = _int_dtype(ops.lo[SAT_UPDATE], ops.hi[SAT_UPDATE])
-        X = np.ascontiguousarray(x, xdt)
+        hdt = np.int64
         v_flat = np.concatenate([np.asarray(v, np.int64).ravel() for v in state.vectors])
         vn_flat = np.concatenate([np.asarray(v, np.float64) for v in state.vector_norms])
         keys = stream_keys(state.rounding_seed, L, state.update_step, n_steps)
-        xmax = max(abs(int(ops.lo[SAT_ACTIVATION])), abs(int(ops.hi[SAT_ACTIVATION])))
-        fparams = np.array([lr, ops.slope, ops.gate_h2, ops.pow2_au, ops.pow2_a], np.float64)
-        iparams = np.empty((L, 14), np.int64)  # one row per layer (own weight binary point)
-        for k in range(L):
-            lk = ops.layer(k)
-            wmax = max(abs(int(lk.lo[SAT_WEIGHT])), abs(int(lk.hi[SAT_WEIGHT])))
-            # Products summed in int32 lanes for kflush rows, then flushed to int64 (0: int64 only).
-            kflush = (2**31 - 1) // (wmax * xmax) if wmax * xmax <= 2**31 - 1 else 0
-            iparams[k] = (ops.f_a, lk.shift_acc, lk.shift_w, lk.shift_b, ops.rounding, act, loss,
-                          ops.slope_q, ops.precision.activation.min_int, int(normalize), kflush,
-                          int(update_is_fast(lk, B)), int(update_is_fast32(lk)), int(lk.sr_mask32))
-        lo = np.stack([ops.layer(k).lo for k in range(L)])
-        hi = np.stack([ops.layer(k).hi for k in range(L)])
-        wrap = np.stack([ops.layer(k).wrap for k in range(L)])
-        # shapes and integer types of each thread's scratch
-        xbuf = np.empty((L, 2, B, nmax), xdt)
-        pbuf = np.empty((L, B, nmax), pdt)
-        val = np.empty((L, 2, B * nmax), xdt)
-        lut = np.ascontiguousarray(ops.lut, np.int64)
-        one, two = kfx.train_chunk_fixed, kfx.train_chunk_fixed_two_cores
-
-        def tail(t0, t1):  # the arguments after the weights' (steps t0..t1)
-            return (v_flat, voff, vn_flat, n_cls, keys[t0:t1], fparams, iparams, lo, hi, wrap, lut,
-                    split, xbuf, pbuf, val)
-    else:
-        X = np.ascontiguousarray(x, np.float32)
+        fmts = _fixed_formats(ops, L, B)
+    else:  # (no formats: the kernels' float32 version)
+        xdt = pdt = hdt = np.float32
         v_flat = np.concatenate([np.asarray(v, np.float32).ravel() for v in state.vectors])
-        one, two = kfl.train_chunk_float, kfl.train_chunk_float_two_cores
-
-        def tail(t0, t1):
-            return (v_flat, voff, n_cls, float(lr), act, loss, float(ops.slope), bool(normalize),
-                    split)
+        vn_flat = np.ones(L * n_cls)  # (unused: float32 class vectors are unit vectors)
+        keys = np.zeros((n_steps, 0), np.uint64)  # (unused: no rounding)
+        fmts = None
+    X = np.ascontiguousarray(x, xdt)
+    net = Network(dims, layout, split, w_flat, woff, b_flat, boff, v_flat, voff, vn_flat, n_cls)
+    # shapes and narrowest types of each thread's buffers
+    bufs = ChunkBuffers(np.empty((L, 2, B, nmax), xdt), np.empty((L, B, nmax), pdt),
+                        np.empty((L, 2, B * nmax), xdt), np.zeros(1, hdt))
 
     def run(t0, t1, par):
-        head = (X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, dims, layout, w_flat, woff, b_flat, boff)
-        a = tail(t0, t1)
+        args = (X[t0 * B:t1 * B], yi[t0 * B:t1 * B], B, net, srule, act, fmts, keys[t0:t1], bufs)
         if par and not ops.__dict__.get("_two_cores_failed", False):
             kc2 = np.zeros((2, L, kfu.N_COUNTERS), np.int64)
-            if two(*head, *a, kc2, HANDSHAKE_SPINS):
+            if kch.train_chunk_two_cores(*args, kc2, HANDSHAKE_SPINS):
                 kc[...] += kc2.sum(axis=0)
                 return
             ops.__dict__["_two_cores_failed"] = True  # the threads never ran together
-        one(*head, *a, kc)
-
+        kch.train_chunk(*args, kc)
     # Weights stay block-major for the whole chunk: one thread runs the same blocks in turn, so
     # segments may switch modes without re-laying the weights out.
     _lay_out(state.weights, w_flat, woff, layout, split)
@@ -369,32 +390,28 @@ def forward_batch(ops, w, b, x, threads: int = 1):
     wl = np.ascontiguousarray(w.T)  # input-major for every layer (narrow ones included)
     b = np.ascontiguousarray(b)
     parallel = threads > 1 and nb > _FORWARD_SUB
+    act = _activation(ops)
     if not ops.fixed:
         x = np.ascontiguousarray(x, np.float32)
         a = np.empty((nb, m), np.float32)
         h = np.empty((nb, m), np.float32)
         wl = wl.astype(np.float32, copy=False)
         b = b.astype(np.float32, copy=False)
-        if parallel:
-            kfu.forward_float_parallel(wl, b, x, ops.act_code, float(ops.slope), _FORWARD_SUB, a, h)
-        else:
-            kfu.forward_float(wl, b, x, ops.act_code, float(ops.slope), _FORWARD_SUB, a, h)
+        fwd = kfw.forward_float_parallel if parallel else kfw.forward_float
+        fwd(wl, b, x, act, _FORWARD_SUB, a, h)
         return a, h, sat
     x = np.ascontiguousarray(x)
     if x.dtype not in (np.int32, np.int64):
         x = x.astype(np.int64)
     a = np.empty((nb, m), np.int64)
     h = np.empty((nb, m), np.int64)
-    wmax = max(abs(int(ops.lo[SAT_WEIGHT])), abs(int(ops.hi[SAT_WEIGHT])))
-    xmax = max(abs(int(ops.lo[SAT_ACTIVATION])), abs(int(ops.hi[SAT_ACTIVATION])))
-    kflush = (2**31 - 1) // (wmax * xmax) if wmax * xmax <= 2**31 - 1 else 0
+    xmax = _limit(ops.lo[SAT_ACTIVATION], ops.hi[SAT_ACTIVATION])
+    kflush = _kflush(_limit(ops.lo[SAT_WEIGHT], ops.hi[SAT_WEIGHT]), xmax)
     if not x.size or int(np.abs(x).max(initial=0)) > xmax:
         kflush = 0  # inputs outside the activation format: int64 lanes only
-    lut = np.ascontiguousarray(ops.lut, np.int64)
-    args = (ops.f_a, ops.shift_acc, ops.lo, ops.hi, ops.wrap, ops.act_code, ops.slope_q, lut,
-            ops.precision.activation.min_int, kflush, _FORWARD_SUB, a, h, sat)
-    if parallel:
-        kfu.forward_fixed_parallel(wl, b, x, *args)
-    else:
-        kfu.forward_fixed(wl, b, x, *args)
+    # the layer's formats (no update: its fields are not read)
+    lay = FixedLayer(ops.lo, ops.hi, ops.wrap, int(ops.f_a), int(ops.shift_acc), 1, 1, NEAREST,
+                     np.uint32(0), kflush, True, False)
+    fwd = kfw.forward_fixed_parallel if parallel else kfw.forward_fixed
+    fwd(wl, b, x, lay, act, _FORWARD_SUB, a, h, sat)
     return a, h, sat

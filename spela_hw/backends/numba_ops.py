@@ -8,7 +8,7 @@ import numpy as np
 from .._kernels import backprop as kbp
 from .._kernels import fixed as kfx
 from .._kernels import floating as kfl
-from .._kernels import fused as kfu
+from .._kernels import update as kup
 from .._kernels import sigprop as ksp
 from ..errors import DataError
 from .common import LOSS_CODE, SAT_ACTIVATION, SAT_UPDATE, SAT_WEIGHT, OpsBase, backprop_constants
@@ -121,17 +121,17 @@ class NumbaOps(OpsBase):
         return p, int(z), sat
 
     def update(self, w, b, p, x, key):
-        # Rows streamed over the span of non-zero inputs, vectorised (see _kernels.fused).
+        # Rows streamed over the span of non-zero inputs, vectorised (see _kernels.update).
         sat = np.zeros(4, np.int64)
         if not self.fixed:
             if p.shape[0] >= BLAS_BATCH_MIN:  # the reference's BLAS product, in place after
                 p32 = np.asarray(p, np.float32)
                 writes = kfl.add_count(w, p32.T @ np.asarray(x, np.float32))
                 return int(writes + kfl.add_count(b, p32.sum(axis=0))), sat
-            return int(kfu.update_rows_float(w, b, _c(p, np.float32), _c(x, np.float32))), sat
+            return int(kup.update_rows_float(w, b, _c(p, np.float32), _c(x, np.float32))), sat
         k = SAT_WEIGHT
         p, x = _c(p, np.int64), _c(x, np.int64)
-        writes = kfu.update_rows_fixed(w, b, p, x, np.uint64(key), self.sr_mask32, self.shift_w,
+        writes = kup.update_rows_fixed(w, b, p, x, np.uint64(key), self.sr_mask32, self.shift_w,
                                        self.shift_b, self.rounding, self.lo[k], self.hi[k], self.wrap[k],
                                        update_is_fast(self, p.shape[0], p, x), sat)
         return int(writes), sat
