@@ -9,6 +9,8 @@ from . import jit
 from .activation import act_fixed
 from .generic import dot, nonzero_indices, sparse_dot
 from .generic import readout as _readout
+from .loss_unit import fx_post_sample
+from .records import Activation
 from .rounding import saturate, shift_round
 
 
@@ -83,38 +85,16 @@ def normalize_rows(x, pow2_a, lo, hi, wrap, out, sat):
 
 @jit
 def spela_post(a, h, v, vnorm, scale, loss_code, act_code, slope, gate_h2, pow2_au, lo_u, hi_u, p_out, sat):
-    """SPELA's post-synaptic term per sample (see the reference module docstring)."""
+    """SPELA's post-synaptic term per sample: the fused trainer's loss unit
+    (:func:`~spela_hw._kernels.loss_unit.fx_post_sample`) on each row; returns the zero-norm rows."""
+    act = Activation(act_code, slope, 0, np.zeros(1, np.int64), 0, gate_h2)
     nb, m = h.shape
     zeros = 0
     for s in range(nb):
-        n2 = np.int64(0)
-        dot = np.int64(0)
-        for i in range(m):
-            n2 += h[s, i] * h[s, i]
-            dot += h[s, i] * v[s, i]
-        if n2 == 0:
-            zeros += 1
-            for i in range(m):
-                p_out[s, i] = 0
-            continue
-        r = math.sqrt(np.float64(n2))
-        c = np.float64(dot) / (r * vnorm[s])
-        g = 1.0 if loss_code == 0 else 1.0 / (2.0 - c)
-        sc = scale * g * pow2_au / r
-        A = sc / vnorm[s]
-        C = sc * c / r
-        for i in range(m):
-            if act_code == 1:
-                gate = 1.0 if a[s, i] > 0 else slope
-            elif act_code == 2:
-                gate = 1.0 - np.float64(h[s, i] * h[s, i]) * gate_h2
-            else:
-                gate = 1.0
-            t = math.floor((A * np.float64(v[s, i]) - C * np.float64(h[s, i])) * gate + 0.5)
-            if t < lo_u or t > hi_u:
-                sat[2] += 1
-                t = lo_u if t < lo_u else hi_u
-            p_out[s, i] = np.int64(t)
+        z, nsat = fx_post_sample(a[s], h[s], m, 0, m, v[s], vnorm[s], scale, loss_code, act, pow2_au, lo_u, hi_u,
+                                 p_out[s])
+        zeros += z
+        sat[2] += nsat
     return zeros
 
 
