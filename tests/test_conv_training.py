@@ -144,3 +144,19 @@ def test_bad_parameters_name_the_field(mnist, kw, field):
 def test_backprop_refuses_a_conv_optimizer_it_would_ignore(mnist):
     with pytest.raises(ConfigError, match="ignored"):
         ConvBackpropClassifier("c4k5p2-d10", conv_optimizer=Adam(0.1)).fit(mnist[0][:50], mnist[1][:50])
+
+
+def test_conv_results_do_not_depend_on_blas_threads():
+    """The conv trainer runs BLAS on one thread whatever the caller allows: the same bits with one
+    thread or two (BLAS splits a product differently for another thread count)."""
+    from threadpoolctl import threadpool_limits
+
+    d = load_dataset("mnist-bundled")
+    X, y = d.features("train")[:1500], d.y_train[:1500]
+    weights = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            clf = ConvSpelaClassifier(net="c32k5p2-c64k5p2-d10", epochs=1, random_state=0).fit(X, y)
+        weights.append([blk.w.copy() for blk in clf.state_.blocks] + [clf.predict_layers(X[:300])])
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
