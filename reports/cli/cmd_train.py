@@ -78,7 +78,7 @@ def add_model_options(p) -> None:
                         f"{SR_BITS_RANGE[0]}..{SR_BITS_RANGE[1]} (default {DEFAULT_SR_BITS}; size --sr-bits "
                         f"prices the same unit)")
     p.add_argument("--batch-size", type=int, help="1 = per-sample edge mode (default 1, --net 64; preset's own)")
-    p.add_argument("--epochs", type=int, help="epochs (default 3, --net 1; preset's own; with --resume: the total "
+    p.add_argument("--epochs", type=int, help="epochs (default 3; preset's own; with --resume: the total "
                                               "to reach)")
     p.add_argument("--lr", type=float, help="learning rate (constant unless the preset has a schedule; --net: the "
                                             "dense layers' SGD under spela, whose conv blocks keep Adam 0.01, or "
@@ -327,6 +327,9 @@ def run(args) -> int:
 _MLP_ONLY = {"dims": "--dims describes an MLP's widths and --net a conv network: give one of the two",
              "preset": "the recipes are MLP recipes; --net trains with the conv estimator's defaults",
              "backend": "conv networks run the NumPy reference (no numba kernels yet): leave --backend out"}
+# `train --net` without --epochs: 3, as for dense networks. c32k5p2-c64k5p2-d10 on the bundled
+# data read out 87.3 % at the head after 1 epoch, 95.8 % after 3 (seed 0), in about 20 s.
+CONV_TRAIN_EPOCHS = 3
 _CONV_RULES = {"spela": ConvSpelaClassifier, "backprop": ConvBackpropClassifier}
 
 
@@ -354,6 +357,7 @@ def build_conv_estimator(args, image_shape):
     ConvNetSpec.parse(args.net, shape, **kw)  # kernels and pools that do not fit, refused before training
     cls = _CONV_RULES[_opt(args, "rule")]
     rule = None if args.lr is None else _with_lr(cls._default_rule, args.lr)
+    kw["epochs"] = CONV_TRAIN_EPOCHS  # as the dense default; the estimator's own is 1
     for opt in ("batch_size", "epochs"):
         if getattr(args, opt) is not None:
             kw[opt] = getattr(args, opt)
