@@ -51,13 +51,16 @@ def default_precisions() -> dict:
 
 def default_heads(epochs: int, **params) -> dict:
     """A SPELA head (one layer to 34 output dimensions, the paper-v2 rule, per sample) and a
-    backprop head (softmax regression, Adam 5e-4, batch 32), as ``name: make(seed, precision)``.
+    backprop head (softmax regression, Adam 5e-3, batch 32), as ``name: make(seed, precision, n_classes)``.
+
+    On 2000 bundled MNIST 5-9 images (codes of a c16k5p2-c32k5p2 extractor, 3 epochs) SPELA at lr
+    0.05 fell to 30 % in float32 (0.01: 94 %); backprop at Adam 1e-3 reached 92 %, 5e-3 94 %.
 
     ``params`` (estimator parameters such as ``backend``, ``batch_size``) apply to both.
     """
     spela = dict(layer_sizes=(34,), rule=Spela(loss="neg_cos", input_norm="every_layer", optimizer=Sgd(0.01)),
                  init="he_normal", batch_size=1)
-    bp = dict(rule=Backprop(optimizer=Adam(5e-4)), batch_size=32)
+    bp = dict(rule=Backprop(optimizer=Adam(5e-3)), batch_size=32)
     return {
         "spela": lambda seed, precision, n_classes: SpelaClassifier(
             **{**spela, "epochs": epochs, **params, "precision": precision, "random_state": seed}),
@@ -133,7 +136,7 @@ def _check_positive(name, value):
 
 
 def transfer(dataset, split: str = "classes", target_dataset=None, net: str = DEFAULT_EXTRACTOR,
-             extractor_epochs: int = 1, head_epochs: int = 1, trials: int = 1, heads: dict | None = None,
+             extractor_epochs: int = 1, head_epochs: int = 3, trials: int = 1, heads: dict | None = None,
              precisions: dict | None = None, seed: int = 0, limit_source: int | None = None,
              limit_target: int | None = None) -> list[dict]:
     """Transfer-learning protocol: one extractor per trial, every head in every precision on it.
