@@ -85,6 +85,10 @@ def test_cli_transfer_prints_records_with_memory(capsys):
     fp32, w8 = out["records"]
     assert w8["memory_bytes"] < fp32["memory_bytes"] and w8["fits_budget"]
     assert w8["memory_by_class"]["weights"] == 144 * 5  # one byte per 8-bit weight
+    spela = main(argv[:-3] + ["--rule", "spela", "--json"])
+    assert spela == 0
+    s8 = json.loads(capsys.readouterr().out)["records"][1]
+    assert s8["memory_by_class"]["class_vectors"] == 5 * 34  # the target's 5 classes, 8 bits each
 
 
 @pytest.mark.parametrize("extra, option", [

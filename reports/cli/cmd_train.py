@@ -571,7 +571,7 @@ def _transfer_memory(rec: dict, budget) -> dict:
 
     rule = rule_from_dict(rec["rule"])
     ledger = memory_ledger(rec["dims"], rule, bits=BitWidths.from_precision(PrecisionSpec.from_dict(rec["precision_spec"])),
-                           batch_size=rec["batch_size"])
+                           batch_size=rec["batch_size"], n_classes=rec["n_classes"])
     fit = ledger.fits(budget)
     return {"memory_bytes": int(ledger.peak_bytes), "memory_by_class": ledger.by_class(), "fits_budget": fit.fits}
 
