@@ -23,6 +23,9 @@ def test_class_split_separates_the_classes(data):
     assert len(ys) + len(yt) == len(data.y_train)
     (xs, ys), (xt, yt), (xe, ye) = transfer_split(data, "half")
     assert len(ys) == len(data.y_train) // 2 and len(ye) == len(data.y_test)
+    other = load_dataset("mnist-bundled")  # stands in for another data set (e.g. Fashion-MNIST)
+    (xs, ys), (xt, yt), (xe, ye) = transfer_split(data, "dataset", other)
+    assert len(ys) == len(yt) == len(data.y_train) and len(ye) == len(other.y_test)
 
 
 def test_transfer_records_and_the_heads_learn(data):
