@@ -103,6 +103,10 @@ def test_cli_transfer_prints_records_with_memory(capsys):
     (["--split", "dataset"], "target-dataset"),
     (["--budget", "lots"], "budget"),
     (["--test-fraction", "0.9"], "test-fraction"),
+    (["--epochs", "0"], "epochs"),
+    (["--extractor-epochs", "0"], "extractor-epochs"),
+    (["--jobs", "1"], "jobs"),
+    (["--weight-range", "0.5"], "weight-range"),
 ])
 def test_cli_refuses_options_that_do_not_apply(capsys, extra, option):
     assert main(["train", "--protocol", "transfer", "--net", NET] + extra) == 2

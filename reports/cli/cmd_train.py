@@ -583,6 +583,9 @@ def _run_transfer(args) -> int:
         raise ConfigError("jobs", "--protocol transfer: the heads use the kernels' default threads")
     if args.rule is not None and args.rule not in ("spela", "backprop"):
         raise ConfigError("rule", f"--protocol transfer has spela and backprop heads, got {args.rule}")
+    for name in ("epochs", "extractor_epochs", "trials"):  # named as on the command line
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ConfigError(name.replace("_", "-"), f"must be a positive integer, got {getattr(args, name)}")
     split = args.split or ("dataset" if args.target_dataset else "classes")
     if (split == "dataset") != (args.target_dataset is not None):
         raise ConfigError("target-dataset", "is needed by --split dataset and only by it")
