@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from reports.cli import main
-from spela_hw import ConfigError, PrecisionSpec, load_dataset
-from spela_hw.transfer import default_heads, extract_features, train_extractor, transfer, transfer_split
+from spela_hw import ConfigError, load_dataset
+from spela_hw.transfer import HEAD_WEIGHT_RANGES, default_heads, extract_features, train_extractor, transfer, transfer_split
 
 NET = "c4k5p4"  # one small block: 4 x 6 x 6 = 144 features
 
@@ -37,6 +37,7 @@ def test_transfer_records_and_the_heads_learn(data):
         assert r["dims"][0] == 144 and r["extractor"] == "c4k5p4-d5"
         assert r["trainable_parameters"] == 144 * r["dims"][1] + r["dims"][1]
         assert r["accuracy"] > 0.5, r  # 5 target classes: chance is 0.2
+        assert r["weight_range"] == (None if r["precision"] == "fp32" else HEAD_WEIGHT_RANGES[r["head"]])
     assert json.loads(json.dumps(recs))  # tidy: plain JSON values
 
 
@@ -56,7 +57,7 @@ def test_8_bit_head_is_bit_exact_between_backends(data):
     models = {}
     for backend in ("numba", "reference"):
         for name, make in default_heads(1, backend=backend).items():
-            models[name, backend] = make(3, PrecisionSpec.fixed(8), 5).fit(f, yt[:40])
+            models[name, backend] = make(3, 8, 5).fit(f, yt[:40])
     for name in ("spela", "backprop"):
         a, b = models[name, "numba"].state_, models[name, "reference"].state_
         for wa, wb in zip(a.weights, b.weights):
@@ -88,6 +89,7 @@ def test_cli_transfer_prints_records_with_memory(capsys):
     fp32, w8 = out["records"]
     assert w8["memory_bytes"] < fp32["memory_bytes"] and w8["fits_budget"]
     assert w8["memory_by_class"]["weights"] == 144 * 5  # one byte per 8-bit weight
+    assert w8["weight_range"] == HEAD_WEIGHT_RANGES["backprop"] and fp32["weight_range"] is None
     spela = main(argv[:-3] + ["--rule", "spela", "--json"])
     assert spela == 0
     s8 = json.loads(capsys.readouterr().out)["records"][1]
@@ -111,6 +113,15 @@ def test_cli_transfer_prints_records_with_memory(capsys):
 def test_cli_refuses_options_that_do_not_apply(capsys, extra, option):
     assert main(["train", "--protocol", "transfer", "--net", NET] + extra) == 2
     assert f"error: {option}" in capsys.readouterr().err
+
+
+def test_cli_weight_options_set_the_fixed_head(capsys):
+    argv = ["train", "--protocol", "transfer", "--net", NET, "--limit-train", "200", "--epochs", "1",
+            "--rule", "backprop", "--json"]
+    assert main(argv + ["--weight-bits", "6"]) == 0
+    assert json.loads(capsys.readouterr().out)["records"][1]["precision"] == "w6a16"
+    assert main(argv + ["--weight-bits", "8", "--weight-range", "0.5"]) == 0
+    assert json.loads(capsys.readouterr().out)["records"][1]["weight_range"] == 0.5
 
 
 @pytest.mark.parametrize("extra", [["--split", "half"], ["--extractor-epochs", "2"], ["--budget", "1MiB"]])

@@ -197,7 +197,7 @@ def register(sub) -> None:
                    help="standard split, the few-shot protocol or the 1-epoch protocol (SPELA vs backprop; "
                         "--rule trains that rule alone), or transfer: a frozen conv extractor (--net, default "
                         f"{DEFAULT_EXTRACTOR}, backprop off-device) and dense heads learned on device in float32 "
-                        "and fixed point (--weight-bits, default 8)")
+                        "and fixed point (--weight-bits, default 8, at each head's own range unless --weight-range)")
     p.add_argument("--split", choices=SPLITS,
                    help="--protocol transfer: source and target (classes: lower / upper half of the classes, "
                         "default; half: first / second half of the training set; dataset: --dataset / "
@@ -593,7 +593,9 @@ def _run_transfer(args) -> int:
     from sim import MemoryBudget
 
     MemoryBudget.coerce(budget)  # a bad budget refused before training
-    fixed = _precision(args) or PrecisionSpec.fixed(8)
+    fixed = _precision(args)  # --weight-bits alone: its bits at each head's own range (transfer.HEAD_WEIGHT_RANGES)
+    if fixed is None or (args.weight_range, args.sr_bits) == (None, None):
+        fixed = 8 if args.weight_bits is None else args.weight_bits
     epochs = 3 if args.epochs is None else args.epochs
     heads = default_heads(epochs, backend=_opt(args, "backend"))
     if args.rule is not None:
@@ -602,16 +604,17 @@ def _run_transfer(args) -> int:
     target = load_data(args.target_dataset, data_dir=args.data_dir) if args.target_dataset else None
     net = args.net or DEFAULT_EXTRACTOR
     extractor_epochs = 1 if args.extractor_epochs is None else args.extractor_epochs
+    label = f"w{fixed}" if isinstance(fixed, int) else fixed.name
     say(f"transfer protocol on {data.name} (split {split}{', target ' + target.name if target else ''}): "
-        f"extractor {net} {extractor_epochs} epochs, heads {', '.join(heads)} {epochs} epochs, fp32 and {fixed.name}")
+        f"extractor {net} {extractor_epochs} epochs, heads {', '.join(heads)} {epochs} epochs, fp32 and {label}")
     records = transfer(data, split, target, net=net, extractor_epochs=extractor_epochs, head_epochs=epochs,
                        trials=1 if args.trials is None else args.trials, heads=heads,
-                       precisions={"fp32": None, fixed.name: fixed}, seed=_opt(args, "seed"),
+                       precisions={"fp32": None, label: fixed}, seed=_opt(args, "seed"),
                        limit_source=args.limit_train, limit_target=args.limit_train)
     for r in records:
         r.update(_transfer_memory(r, budget))
-        say(f"transfer {r['head']:9s} {r['precision']:7s} trial {r['trial']} dims {'-'.join(map(str, r['dims']))} "
-            f"params {r['trainable_parameters']} accuracy {r['accuracy']:.4f} memory {r['memory_bytes'] / 1024:.1f} KiB "
+        say(f"transfer {r['head']:9s} {r['precision']:7s} range {r['weight_range'] or '-'} trial {r['trial']} "
+            f"dims {'-'.join(map(str, r['dims']))} params {r['trainable_parameters']} accuracy {r['accuracy']:.4f} memory {r['memory_bytes'] / 1024:.1f} KiB "
             f"({'fits' if r['fits_budget'] else 'exceeds'} {budget})")
     if args.json:
         print(jsonio.dumps({"protocol": "transfer", "dataset": data.name, "split": split,
