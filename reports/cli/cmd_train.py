@@ -197,7 +197,8 @@ def register(sub) -> None:
                    help="standard split, the few-shot protocol or the 1-epoch protocol (SPELA vs backprop; "
                         "--rule trains that rule alone), or transfer: a frozen conv extractor (--net, default "
                         f"{DEFAULT_EXTRACTOR}, backprop off-device) and dense heads learned on device in float32 "
-                        "and fixed point (--weight-bits, default 8, at each head's own range unless --weight-range)")
+                        "and fixed point (--weight-bits, default 8, at each head's own range unless --weight-range); "
+                        "--limit-train limits the source and the target training samples")
     p.add_argument("--split", choices=SPLITS,
                    help="--protocol transfer: source and target (classes: lower / upper half of the classes, "
                         "default; half: first / second half of the training set; dataset: --dataset / "
@@ -207,7 +208,7 @@ def register(sub) -> None:
     p.add_argument("--budget", help="--protocol transfer: memory budget of the on-device head (default 256KiB SRAM)")
     p.add_argument("--test-fraction", type=float, action="append",
                    help="few-shot test fraction (repeatable; default 0.95 and 0.99)")
-    p.add_argument("--trials", type=int, help="few-shot / 1-epoch trials (default 5)")
+    p.add_argument("--trials", type=int, help="few-shot / 1-epoch trials (default 5), transfer trials (default 1)")
     p.add_argument("--out", type=Path, help="model file; .npz is appended when missing "
                                             "(default runs/<rule>-<dataset>.npz)")
     p.add_argument("--resume", action="store_true",
@@ -570,8 +571,8 @@ def _transfer_memory(rec: dict, budget) -> dict:
     from spela_hw.specs import rule_from_dict
 
     rule = rule_from_dict(rec["rule"])
-    ledger = memory_ledger(rec["dims"], rule, bits=BitWidths.from_precision(PrecisionSpec.from_dict(rec["precision_spec"])),
-                           batch_size=rec["batch_size"], n_classes=rec["n_classes"])
+    bits = BitWidths.from_precision(PrecisionSpec.from_dict(rec["precision_spec"]))
+    ledger = memory_ledger(rec["dims"], rule, bits=bits, batch_size=rec["batch_size"], n_classes=rec["n_classes"])
     fit = ledger.fits(budget)
     return {"memory_bytes": int(ledger.peak_bytes), "memory_by_class": ledger.by_class(), "fits_budget": fit.fits}
 
