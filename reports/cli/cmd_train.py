@@ -21,6 +21,7 @@ from spela_hw.estimator import Classifier
 from spela_hw.io import load_model, model_path, read_training_data
 from spela_hw.recipes import PRESETS, default_params, preset_params
 from spela_hw.protocols import default_competitors, few_shot, one_epoch
+from spela_hw.transfer import DEFAULT_EXTRACTOR, SPLITS, default_heads, transfer
 from spela_hw.specs import DEFAULT_SR_BITS, RULES, SR_BITS_RANGE, Sgd, spec_to_dict
 
 log = logging.getLogger("spela-hw.train")
@@ -192,12 +193,22 @@ def register(sub) -> None:
                                  "[s<stride>][z<padding>][p<pool>] blocks (conv, norm, LeakyReLU, max-pool), then "
                                  "d<units> dense layers (spela or backprop; `size --net` sizes the same network)")
     add_conv_options(p)
-    p.add_argument("--protocol", default="standard", choices=("standard", "few-shot", "one-epoch"),
+    p.add_argument("--protocol", default="standard", choices=("standard", "few-shot", "one-epoch", "transfer"),
                    help="standard split, the few-shot protocol or the 1-epoch protocol (SPELA vs backprop; "
-                        "--rule trains that rule alone)")
+                        "--rule trains that rule alone), or transfer: a frozen conv extractor (--net, default "
+                        f"{DEFAULT_EXTRACTOR}, backprop off-device) and dense heads learned on device in float32 "
+                        "and fixed point (--weight-bits, default 8, at each head's own range unless --weight-range); "
+                        "--limit-train limits the source and the target training samples")
+    p.add_argument("--split", choices=SPLITS,
+                   help="--protocol transfer: source and target (classes: lower / upper half of the classes, "
+                        "default; half: first / second half of the training set; dataset: --dataset / "
+                        "--target-dataset)")
+    p.add_argument("--target-dataset", help="--protocol transfer --split dataset: the target data set")
+    p.add_argument("--extractor-epochs", type=int, help="--protocol transfer: the extractor's epochs (default 1)")
+    p.add_argument("--budget", help="--protocol transfer: memory budget of the on-device head (default 256KiB SRAM)")
     p.add_argument("--test-fraction", type=float, action="append",
                    help="few-shot test fraction (repeatable; default 0.95 and 0.99)")
-    p.add_argument("--trials", type=int, help="few-shot / 1-epoch trials (default 5)")
+    p.add_argument("--trials", type=int, help="few-shot / 1-epoch trials (default 5), transfer trials (default 1)")
     p.add_argument("--out", type=Path, help="model file; .npz is appended when missing "
                                             "(default runs/<rule>-<dataset>.npz)")
     p.add_argument("--resume", action="store_true",
@@ -231,6 +242,9 @@ def run(args) -> int:
         raise ConfigError("limit-train", f"must be a positive number of samples, got {args.limit_train}")
     if args.seed is not None and args.seed < 0:
         raise ConfigError("seed", f"must be a non-negative integer, got {args.seed}")
+    if args.protocol == "transfer":
+        return _run_transfer(args)
+    _refuse(args, _TRANSFER_ONLY, "applies to --protocol transfer only")
     if not args.resume:
         conv_spec_options(args)  # conv options need --net (or a conv checkpoint)
     if args.net is not None:
@@ -539,4 +553,76 @@ def _run_protocol(args) -> int:
         say(f"{r['protocol']} {r['rule']:9s} trial {r['trial']} n_train={r['n_train']} accuracy={r['accuracy']:.4f}")
     if args.json:
         print(jsonio.dumps({"protocol": args.protocol, "dataset": data.name, "records": records}))
+    return 0
+
+
+# -- transfer learning (--protocol transfer) ---------------------------------------------------------
+
+_TRANSFER_ONLY = ("split", "target_dataset", "extractor_epochs", "budget")
+#: Options the transfer protocol does not take, and why (each refused by name).
+_NOT_TRANSFER = {
+    ("out", "resume"): "--protocol transfer saves no model",
+    ("test_fraction",): "applies to --protocol few-shot only",
+    ("dims", "preset", "lr", "batch_size"): "--protocol transfer trains its own heads (transfer.default_heads)",
+    CONV_OPTIONS: "--protocol transfer's extractor is a backprop conv network with the defaults",
+}
+DEFAULT_BUDGET = "256KiB"
+
+
+def _transfer_memory(rec: dict, budget) -> dict:
+    """The on-device head's training memory (sim's ledger) and whether it fits ``budget``."""
+    from sim import BitWidths, memory_ledger
+    from spela_hw.specs import rule_from_dict
+
+    rule = rule_from_dict(rec["rule"])
+    bits = BitWidths.from_precision(PrecisionSpec.from_dict(rec["precision_spec"]))
+    ledger = memory_ledger(rec["dims"], rule, bits=bits, batch_size=rec["batch_size"], n_classes=rec["n_classes"])
+    fit = ledger.fits(budget)
+    return {"memory_bytes": int(ledger.peak_bytes), "memory_by_class": ledger.by_class(), "fits_budget": fit.fits}
+
+
+def _run_transfer(args) -> int:
+    for names, why in _NOT_TRANSFER.items():
+        _refuse(args, names, why)
+    if args.jobs != -1:
+        raise ConfigError("jobs", "--protocol transfer: the heads use the kernels' default threads")
+    if args.rule is not None and args.rule not in ("spela", "backprop"):
+        raise ConfigError("rule", f"--protocol transfer has spela and backprop heads, got {args.rule}")
+    for name in ("epochs", "extractor_epochs", "trials"):  # named as on the command line
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ConfigError(name.replace("_", "-"), f"must be a positive integer, got {getattr(args, name)}")
+    split = args.split or ("dataset" if args.target_dataset else "classes")
+    if (split == "dataset") != (args.target_dataset is not None):
+        raise ConfigError("target-dataset", "is needed by --split dataset and only by it")
+    budget = args.budget or DEFAULT_BUDGET
+    from sim import MemoryBudget
+
+    MemoryBudget.coerce(budget)  # a bad budget refused before training
+    fixed = _precision(args)  # --weight-bits alone: its bits at each head's own range (transfer.HEAD_WEIGHT_RANGES)
+    if fixed is None or (args.weight_range, args.sr_bits) == (None, None):
+        fixed = 8 if args.weight_bits is None else args.weight_bits
+    epochs = 3 if args.epochs is None else args.epochs
+    heads = default_heads(epochs, backend=_opt(args, "backend"))
+    if args.rule is not None:
+        heads = {args.rule: heads[args.rule]}
+    data = load_data(_opt(args, "dataset"), data_dir=args.data_dir)
+    target = load_data(args.target_dataset, data_dir=args.data_dir) if args.target_dataset else None
+    net = args.net or DEFAULT_EXTRACTOR
+    extractor_epochs = 1 if args.extractor_epochs is None else args.extractor_epochs
+    label = f"w{fixed}" if isinstance(fixed, int) else fixed.name
+    say(f"transfer protocol on {data.name} (split {split}{', target ' + target.name if target else ''}): "
+        f"extractor {net} {extractor_epochs} epochs, heads {', '.join(heads)} {epochs} epochs, fp32 and {label}")
+    records = transfer(data, split, target, net=net, extractor_epochs=extractor_epochs, head_epochs=epochs,
+                       trials=1 if args.trials is None else args.trials, heads=heads,
+                       precisions={"fp32": None, label: fixed}, seed=_opt(args, "seed"),
+                       limit_source=args.limit_train, limit_target=args.limit_train)
+    for r in records:
+        r.update(_transfer_memory(r, budget))
+        say(f"transfer {r['head']:9s} {r['precision']:7s} range {r['weight_range'] or '-'} trial {r['trial']} "
+            f"dims {'-'.join(map(str, r['dims']))} params {r['trainable_parameters']} accuracy {r['accuracy']:.4f} memory {r['memory_bytes'] / 1024:.1f} KiB "
+            f"({'fits' if r['fits_budget'] else 'exceeds'} {budget})")
+    if args.json:
+        print(jsonio.dumps({"protocol": "transfer", "dataset": data.name, "split": split,
+                            "target_dataset": target.name if target else None, "budget": budget,
+                            "records": records}))
     return 0
