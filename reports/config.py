@@ -222,6 +222,10 @@ class ReportConfig:
     spike_dims : tuple of int
         Layer widths of the spiking network.
     spike_train_samples, spike_test_samples : int
+    transfer : {"on", "off"}
+        ``on``: the on-device transfer-learning section (``spela_hw.transfer``, one trial per
+        seed on the configured dataset's images: a frozen conv extractor, SPELA and backprop
+        heads in float32 and at the first fixed-point precision of ``bits``, 8 bits without one).
     budget : str or None
         On-chip memory budget (total of registers, SRAM, NVM and crossbar arrays; DRAM excluded),
         e.g. ``"256 KB"`` (default: the 256 KB tiny-training budget of Lin et al. 2022) or
@@ -252,6 +256,7 @@ class ReportConfig:
     spike_dims: tuple = (784, 100, 10)
     spike_train_samples: int = 1000
     spike_test_samples: int = 300
+    transfer: str = "on"
     budget: str | None = "256 KB"
     workers: int = 0
     out: str = "report"
@@ -281,6 +286,8 @@ class ReportConfig:
         set_("spike_dims", parse_dims(self.spike_dims, "spike_dims"))
         set_("spike_train_samples", _parse_int(self.spike_train_samples, "spike_train_samples", 1))
         set_("spike_test_samples", _parse_int(self.spike_test_samples, "spike_test_samples", 1))
+        if self.transfer not in ("on", "off"):
+            raise ConfigError("transfer", f"must be 'on' or 'off', got {self.transfer!r}")
         if self.budget is not None:
             if not isinstance(self.budget, str) or not self.budget.strip():
                 raise ConfigError("budget", f"must be a size such as '256 KB', got {self.budget!r}")

@@ -16,6 +16,11 @@ Task kinds
     test, re-split at random with ``test_fraction`` held out (split seed ``seed * 1000 + trial``
     as in :func:`spela_hw.protocols.few_shot`), train
     ``epochs`` epochs, score on the held-out part.
+``"transfer"``
+    The on-device transfer-learning protocol (:func:`spela_hw.transfer.transfer`, one trial
+    seeded by ``seed``): a backprop conv extractor trained on the lower half of the classes,
+    frozen with 8-bit features, then SPELA and backprop heads learned on the upper half in
+    float32 and at ``bits``, for ``epochs`` epochs.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ __all__ = [
     "run_task",
     "train_task",
     "few_shot_task",
+    "transfer_task",
     "confidence_margin",
     "confidence_exit",
     "make_classifier",
@@ -214,7 +220,18 @@ def _spike_task(task: dict) -> dict:
     return spike_task(task)
 
 
-_KINDS = {"train": train_task, "few_shot": few_shot_task, "spike": _spike_task}
+def transfer_task(task: dict) -> dict:
+    """Run a ``"transfer"`` task: one trial of the transfer protocol, its records as the result."""
+    from spela_hw.transfer import transfer
+
+    limit = task.get("train_samples")
+    records = transfer(_dataset(task["dataset"]), "classes", head_epochs=task["epochs"], seed=task["seed"],
+                       precisions={"fp32": None, precision_label(task["bits"]): int(task["bits"])},
+                       limit_source=limit, limit_target=limit)
+    return {"records": records}
+
+
+_KINDS = {"train": train_task, "few_shot": few_shot_task, "spike": _spike_task, "transfer": transfer_task}
 
 
 def run_task(task: dict) -> dict:
@@ -241,6 +258,8 @@ def task_label(task: dict) -> str:
     """Short human label of a task for progress lines."""
     if task["kind"] == "spike":
         return f"spike spela {'-'.join(map(str, task['dims']))} ({task['train_samples']} samples)"
+    if task["kind"] == "transfer":
+        return f"transfer heads spela, backprop fp32 and {precision_label(task['bits'])} seed {task['seed']}"
     extra = f" held-out {task['test_fraction']} trial {task.get('trial', 0)}" if task["kind"] == "few_shot" else ""
     return f"{task['kind']} {task['rule']} {precision_label(task['bits'])} seed {task['seed']}{extra}"
 

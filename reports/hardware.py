@@ -20,7 +20,7 @@ from spela_hw.specs import RULES
 
 from .config import precision_for, precision_label, weight_bits_of
 
-__all__ = ["HardwareTables", "size_runs", "dims_for_rule", "budget_bytes", "sources_tables"]
+__all__ = ["HardwareTables", "size_runs", "dims_for_rule", "budget_bytes", "sources_tables", "transfer_head_costs"]
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +238,35 @@ def size_runs(runs: list[dict], presets, batch_size: int, budget: str | None, n_
     out.early_exit = pd.DataFrame(exits)
     out.confidence_exit = pd.DataFrame(policy)
     return out
+
+
+def transfer_head_costs(record: dict, presets=(), budget: str | None = None) -> dict:
+    """Price one on-device head of the transfer protocol (a record of :func:`spela_hw.transfer.transfer`).
+
+    Returns its training memory from ``sim``'s ledger (``memory_bytes``, ``memory_by_class``,
+    ``fits_budget`` against ``budget``, None without one) and, per preset, its energy per training
+    sample from closed-form counts as ``{"nominal_pj", "low_pj", "high_pj"}`` over the placeholder
+    ranges, or ``{"error": why}`` when the preset cannot hold the head (float32 weights in
+    crossbar cells).
+    """
+    from sim import BitWidths, design_point, memory_ledger
+    from spela_hw import PrecisionSpec
+    from spela_hw.errors import SpelaError
+    from spela_hw.specs import rule_from_dict
+
+    rule = rule_from_dict(record["rule"])
+    bits = BitWidths.from_precision(PrecisionSpec.from_dict(record["precision_spec"]))
+    dims, batch, n_classes = tuple(record["dims"]), int(record["batch_size"]), int(record["n_classes"])
+    ledger = memory_ledger(dims, rule, bits=bits, batch_size=batch, n_classes=n_classes)
+    energy = {}
+    for preset in presets:
+        try:
+            iv = design_point(dims, preset, rule, bits=bits, batch_size=batch, n_classes=n_classes).interval("train")
+            energy[preset] = {"nominal_pj": iv.nominal_pj, "low_pj": iv.low_pj, "high_pj": iv.high_pj}
+        except SpelaError as exc:
+            energy[preset] = {"error": str(exc)}
+    return {"memory_bytes": int(ledger.peak_bytes), "memory_by_class": ledger.by_class(),
+            "fits_budget": ledger.fits(budget).fits if budget else None, "energy": energy}
 
 
 class _NotApplicable(Exception):

@@ -138,6 +138,10 @@ def plan_tasks(config: ReportConfig, n_classes: int, spike_target: str | None = 
                               "exit_thresholds": list(config.exit_thresholds)})
     tasks[len(tasks) - len(config.bits) * len(config.rules) * len(config.seeds):] = \
         _compile_leaders_first(tasks[len(tasks) - len(config.bits) * len(config.rules) * len(config.seeds):])
+    if transfer_reason(config, n_classes) is None:
+        for seed in config.seeds:
+            tasks.append({"kind": "transfer", **common, "seed": seed, "bits": _design_bits(config, fixed=True),
+                          "epochs": config.epochs, "train_samples": config.train_samples})
     for frac in config.few_shot_test_fractions:
         for rule in config.rules:
             for trial in range(config.few_shot_trials):
@@ -411,6 +415,7 @@ def _assemble(config, results, hw, n_classes, n_train_all, n_test_all, spike_rea
     add(_accuracy_section(config, ok_train, train, main_precs))
     add(_bits_section(config, ok_train))
     add(_data_scarce_section(config, results, ok_train))
+    add(_transfer_section(config, results, n_classes))
     add(_memory_section(config, hw, main_precs, n_classes))
     add(_energy_section(config, hw, main_precs))
     add(_crossbar_section(config, hw))
@@ -442,10 +447,11 @@ def _assemble(config, results, hw, n_classes, n_train_all, n_test_all, spike_rea
 PLACEHOLDER_FACTORS = (0.5, 2.0)
 
 
-def _design_bits(config: ReportConfig):
+def _design_bits(config: ReportConfig, fixed: bool = False):
     """The precision of the verdict: the first fixed-point one configured (edge hardware stores
-    fixed-point weights; float32 cannot sit in crossbar cells), else the first one."""
-    return next((b for b in config.bits if b != "fp32"), config.bits[0])
+    fixed-point weights; float32 cannot sit in crossbar cells), else the first one (``fixed``:
+    else 8 bits)."""
+    return next((b for b in config.bits if b != "fp32"), 8 if fixed else config.bits[0])
 
 
 def _design_point(run: dict, preset: str, batch_size: int, n_classes: int):
@@ -687,6 +693,61 @@ def _data_scarce_section(config, results, ok_train) -> Section:
                           T.COLUMNS["published_reference"]))
     if not ok_fs and not ok_train:
         s.status, s.reason = "unavailable", "no run finished"
+    return s
+
+
+def transfer_reason(config: ReportConfig, n_classes: int) -> str | None:
+    """Why the transfer section does not run, or None when it does."""
+    if config.transfer == "off":
+        return "transfer = off"
+    if n_classes < 4:
+        return f"the protocol splits the classes in halves and {config.dataset} has {n_classes}"
+    return None
+
+
+def _transfer_section(config, results, n_classes) -> Section:
+    from spela_hw.transfer import DEFAULT_EXTRACTOR
+
+    from .hardware import transfer_head_costs
+
+    s = Section("transfer", "On-device transfer learning")
+    reason = transfer_reason(config, n_classes)
+    if reason:
+        return Section.unavailable(s.id, s.title, reason, status="not run")
+    runs = [r for r in results if r["task"]["kind"] == "transfer"]
+    ok = [r for r in runs if not r.get("error")]
+    if not ok:
+        why = "; ".join(sorted({r["error"] for r in runs if r.get("error")})) or "no transfer run finished"
+        return Section.unavailable(s.id, s.title, why)
+    s.paragraphs.append(
+        f"The edge scenario: a feature extractor ({DEFAULT_EXTRACTOR}, backprop, float32, one epoch) is trained "
+        f"off-device on the training images of the lower half of the classes of {config.dataset}, frozen, and "
+        "its outputs quantised once to 8-bit codes; on the device a head learns the upper half of the classes "
+        "from those codes (spela_hw.transfer, docs/transfer.md): SPELA, one layer to 34 dimensions per sample, "
+        "and backprop, softmax regression at batch 32, each in float32 and in fixed point, for "
+        f"{config.epochs} epoch(s). Memory is the head's training step from sim's ledger against the budget "
+        f"({config.budget or 'none'}); energy per training sample is priced from closed-form counts on each "
+        "preset, with all placeholders at their low and high ends. The frozen extractor's inference is not "
+        "included (spela-hw size --net sizes it).")
+    rows = []
+    for run in ok:
+        for rec in run["records"]:
+            costs = transfer_head_costs(rec, config.presets, config.budget)
+            for preset, e in costs["energy"].items():
+                rows.append({"head": rec["head"], "precision": rec["precision_label"], "preset": preset,
+                             "accuracy": rec["accuracy"], "trainable_parameters": rec["trainable_parameters"],
+                             "train_memory_kib": costs["memory_bytes"] / 1024, "fits_budget": costs["fits_budget"],
+                             "energy_nj": e.get("nominal_pj", float("nan")) / 1e3,
+                             "energy_low_nj": e.get("low_pj", float("nan")) / 1e3,
+                             "energy_high_nj": e.get("high_pj", float("nan")) / 1e3, "energy_note": e.get("error", "")})
+    df = T.transfer(rows)
+    n = int(df["n_seeds"].min())
+    s.tables.append(Table("transfer", "Heads learned on device", df,
+                          f"Mean and std over {n} seeds (one extractor each)." if n >= 2 else "One seed: no std.",
+                          T.COLUMNS["transfer"]))
+    s.notes += T.transfer_verdicts(df, config.presets[0])
+    if len(ok) < len(runs):
+        s.notes.append(Note("bad", f"{len(runs) - len(ok)} of {len(runs)} transfer run(s) failed; see Reproduce."))
     return s
 
 

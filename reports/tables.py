@@ -16,7 +16,7 @@ from .config import precision_label, weight_bits_of
 from .document import Note, format_energy
 
 __all__ = ["COLUMNS", "learning_curves", "final_accuracy", "accuracy_vs_bits", "saturations", "few_shot",
-           "few_shot_verdicts", "one_epoch", "published_reference", "energy_by_component", "hw_summary",
+           "few_shot_verdicts", "transfer", "transfer_verdicts", "one_epoch", "published_reference", "energy_by_component", "hw_summary",
            "energy_verdicts", "final_output_accuracy", "spiking_tables", "runs_table", "output_accuracy_by_seed", "short_notes",
            "verdict_table", "verdict_display", "verdict_sentence", "seeds_phrase", "best_spela_exit"]
 
@@ -63,6 +63,17 @@ COLUMNS: dict[str, dict[str, str]] = {
     "few_shot_runs": {**_RULE, "test_fraction": "held-out fraction", "trial": "re-split index",
                       "n_train": "training samples", "n_test": "held-out samples scored",
                       "layer": "read-out layer", "accuracy": "test accuracy (fraction)"},
+    "transfer": {"head": "on-device head: spela (one layer to 34 dims) or backprop (softmax regression)",
+                 "precision": "the head's weights: fp32 or intN (N-bit fixed point at the head's weight range)",
+                 **_HW, "accuracy_mean": "mean test accuracy on the target classes (fraction)",
+                 "accuracy_std": "std over seeds", "n_seeds": "trials aggregated (one extractor each)",
+                 "trainable_parameters": "the head's weights and biases",
+                 "train_memory_kib": "the head's training memory (sim ledger; KiB = 1024 bytes)",
+                 "fits_budget": "whether that memory fits the report's budget",
+                 "energy_nj": "energy per training sample of the head on the preset (nJ, nominal)",
+                 "energy_low_nj": "all placeholders at their low ends (nJ)",
+                 "energy_high_nj": "all placeholders at their high ends (nJ)",
+                 "energy_note": "why no energy: the preset cannot hold the head"},
     "one_epoch": {**_RULE, **_PREC, "seed": "random_state",
                   "epoch1_output_accuracy": "output accuracy after one epoch (fraction)",
                   "epoch1_best_layer": "layer with the best accuracy after one epoch",
@@ -268,6 +279,44 @@ def few_shot(runs: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     agg = g.agg(n_train=("n_train", "first"), n_test=("n_test", "first"), accuracy_mean=("accuracy", "mean"),
                 accuracy_std=("accuracy", "std"), n_trials=("accuracy", "count")).reset_index()
     return agg[list(COLUMNS["few_shot"])], raw
+
+
+def transfer(rows: list[dict]) -> pd.DataFrame:
+    """The transfer protocol's heads over seeds: one row per head, precision and preset.
+
+    ``rows``: one per priced record and preset, with the :data:`COLUMNS` ``["transfer"]`` keys
+    except the aggregates, plus ``accuracy``. Memory and energy do not depend on the seed.
+    """
+    cols = list(COLUMNS["transfer"])
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    df = pd.DataFrame(rows)
+    g = df.groupby(["head", "precision", "preset"], sort=False, dropna=False)
+    out = g.agg(accuracy_mean=("accuracy", "mean"), accuracy_std=("accuracy", "std"), n_seeds=("accuracy", "count"),
+                **{c: (c, "first") for c in cols[6:]}).reset_index()
+    return out[cols]
+
+
+def transfer_verdicts(df: pd.DataFrame, preset: str) -> list[Note]:
+    """SPELA's head against backprop's at each precision on ``preset``: accuracy (with the seed
+    spread), training memory and energy per training sample."""
+    notes = []
+    d = df[df["preset"] == preset].set_index(["precision", "head"])
+    for prec in dict.fromkeys(df["precision"]):
+        if (prec, "spela") not in d.index or (prec, "backprop") not in d.index:
+            continue
+        a, b = d.loc[(prec, "spela")], d.loc[(prec, "backprop")]
+        diff = a["accuracy_mean"] - b["accuracy_mean"]
+        noise = float(np.hypot(np.nan_to_num(a["accuracy_std"]), np.nan_to_num(b["accuracy_std"])))
+        acc = ("no clear difference (within the seed spread)" if abs(diff) <= noise else
+               f"{'SPELA' if diff > 0 else 'backprop'} ahead by {100 * abs(diff):.1f} points")
+        energy = (f"{a['energy_nj']:.3g} vs {b['energy_nj']:.3g} nJ per training sample on {preset}"
+                  if np.isfinite(a["energy_nj"]) and np.isfinite(b["energy_nj"]) else
+                  f"no energy on {preset} ({a['energy_note'] or b['energy_note']})")
+        notes.append(Note("info", f"transfer, {prec} heads: SPELA {100 * a['accuracy_mean']:.1f}% vs backprop "
+                                  f"{100 * b['accuracy_mean']:.1f}% ({acc}); training memory "
+                                  f"{a['train_memory_kib']:.1f} vs {b['train_memory_kib']:.1f} KiB; {energy}"))
+    return notes
 
 
 def few_shot_verdicts(fs: pd.DataFrame) -> list[Note]:

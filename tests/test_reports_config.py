@@ -28,6 +28,7 @@ def _parse(argv):
     ({"exit_thresholds": "0.2,1.5"}, "exit_thresholds"),
     ({"few_shot_test_fractions": "1.0"}, "few_shot_test_fractions"),
     ({"spiking": "maybe"}, "spiking"),
+    ({"transfer": "yes"}, "transfer"),
     ({"budget": "lots"}, "budget"),
     ({"workers": -1}, "workers"),
 ])

@@ -30,7 +30,8 @@ TINY = dict(dims=(784, 24, 16, 10), bits=("fp32", 8, 4), rules=("spela", "backpr
 REPO = Path(__file__).resolve().parents[1]
 
 FIGURES = ("learning_curves", "accuracy_vs_bits", "few_shot", "memory_ledger", "energy", "crossbars", "early_exit")
-SHOWN_TABLES = ("final_accuracy", "accuracy_vs_bits", "few_shot", "one_epoch", "memory_verdicts", "energy_summary",
+SHOWN_TABLES = ("final_accuracy", "accuracy_vs_bits", "few_shot", "one_epoch", "transfer", "memory_verdicts",
+                "energy_summary",
                 "memory_vs_batch", "budget_solver",
                 "crossbars", "early_exit", "confidence_exit", "presets", "conventions", "action_costs",
                 "configuration", "versions", "runs")
@@ -112,6 +113,33 @@ def test_sections_and_visible_degradation(report):
     assert "section unavailable: no run could be sized" in render_html(Document("t", "s", [sec]))
 
 
+def test_transfer_section_prices_every_head_from_its_run(report):
+    """The transfer section: every head x precision x preset, accuracy from the runs' records, memory
+    and energy from sim for that head; float32 has no energy on the crossbar preset and says why."""
+    from reports.hardware import transfer_head_costs
+    from reports.report import plan_tasks
+    from spela_hw.specs import Sgd, Spela, spec_to_dict
+
+    res, _ = report
+    df = pd.read_csv(res.out / "tables" / "transfer.csv", keep_default_na=False, na_values=[""])
+    assert len(df) == 2 * 2 * len(TINY["presets"])  # spela/backprop x fp32/int8 x presets
+    assert set(df["precision"]) == {"fp32", "int8"} and set(df["n_seeds"]) == {3}
+    fp32_cim = df[(df["precision"] == "fp32") & (df["preset"] == "sram-cim-22nm")]
+    assert fp32_cim["energy_nj"].isna().all() and fp32_cim["energy_note"].str.contains("fixed-point").all()
+    assert np.isfinite(df[df["preset"] == "mcu-256kb"]["energy_nj"]).all()
+    # memory and energy are sim's for that head (the int8 SPELA head: 512-34, per sample)
+    rec = {"rule": spec_to_dict(Spela(loss="neg_cos", input_norm="every_layer", optimizer=Sgd(0.01))),
+           "precision_spec": PrecisionSpec.fixed(8, 0.25).to_dict(), "dims": [512, 34], "batch_size": 1, "n_classes": 5}
+    want = transfer_head_costs(rec, ("mcu-256kb",), TINY.get("budget", "256 KB"))
+    row = df[(df["head"] == "spela") & (df["precision"] == "int8") & (df["preset"] == "mcu-256kb")].iloc[0]
+    assert row["train_memory_kib"] == pytest.approx(want["memory_bytes"] / 1024)
+    assert row["energy_nj"] == pytest.approx(want["energy"]["mcu-256kb"]["nominal_pj"] / 1e3)
+    # off: no transfer task is planned and the section says why
+    assert not [t for t in plan_tasks(ReportConfig(**TINY, transfer="off"), 10) if t["kind"] == "transfer"]
+    assert len([t for t in plan_tasks(ReportConfig(**TINY), 10) if t["kind"] == "transfer"]) == 3
+    assert not [t for t in plan_tasks(ReportConfig(**TINY), 3) if t["kind"] == "transfer"]  # too few classes
+
+
 def test_html_is_self_contained_and_well_formed(report):
     res, _ = report
     page = res.index_html.read_text()
@@ -124,7 +152,7 @@ def test_html_is_self_contained_and_well_formed(report):
     # reports.crossover is there: its own tests check it)
     sections = json.loads((res.out / "manifest.json").read_text())["sections"]
     crossover = "crossover" in sections
-    assert c.tags["section"] == 1 + len(sections) and len(sections) == 10 + crossover
+    assert c.tags["section"] == 1 + len(sections) and len(sections) == 11 + crossover
     assert page.index('id="verdict"') < page.index('class="toc"')
     assert len(c.imgs) == len(FIGURES) + crossover
     for img in c.imgs:

@@ -41,6 +41,7 @@ _OPTIONS = (
     ("--spike-dims", "spike_dims", "layer widths of the spiking network, e.g. 784,100,10"),
     ("--spike-train-samples", "spike_train_samples", "training samples of the spiking run"),
     ("--spike-test-samples", "spike_test_samples", "test samples of the spiking run"),
+    ("--transfer", "transfer", "on (the on-device transfer-learning section) or off"),
     ("--workers", "workers", "parallel training processes (0: one per core)"),
     ("--out", "out", "output directory (default ./report)"),
 )

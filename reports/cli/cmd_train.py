@@ -569,18 +569,6 @@ _NOT_TRANSFER = {
 DEFAULT_BUDGET = "256KiB"
 
 
-def _transfer_memory(rec: dict, budget) -> dict:
-    """The on-device head's training memory (sim's ledger) and whether it fits ``budget``."""
-    from sim import BitWidths, memory_ledger
-    from spela_hw.specs import rule_from_dict
-
-    rule = rule_from_dict(rec["rule"])
-    bits = BitWidths.from_precision(PrecisionSpec.from_dict(rec["precision_spec"]))
-    ledger = memory_ledger(rec["dims"], rule, bits=bits, batch_size=rec["batch_size"], n_classes=rec["n_classes"])
-    fit = ledger.fits(budget)
-    return {"memory_bytes": int(ledger.peak_bytes), "memory_by_class": ledger.by_class(), "fits_budget": fit.fits}
-
-
 def _run_transfer(args) -> int:
     for names, why in _NOT_TRANSFER.items():
         _refuse(args, names, why)
@@ -595,6 +583,7 @@ def _run_transfer(args) -> int:
     if (split == "dataset") != (args.target_dataset is not None):
         raise ConfigError("target-dataset", "is needed by --split dataset and only by it")
     budget = args.budget or DEFAULT_BUDGET
+    from reports.hardware import transfer_head_costs  # pandas and sim: loaded only here
     from sim import MemoryBudget
 
     MemoryBudget.coerce(budget)  # a bad budget refused before training
@@ -617,7 +606,7 @@ def _run_transfer(args) -> int:
                        precisions={"fp32": None, label: fixed}, seed=_opt(args, "seed"),
                        limit_source=args.limit_train, limit_target=args.limit_train)
     for r in records:
-        r.update(_transfer_memory(r, budget))
+        r.update(transfer_head_costs(r, budget=budget))
         say(f"transfer {r['head']:9s} {r['precision']:7s} range {r['weight_range'] or '-'} trial {r['trial']} "
             f"dims {'-'.join(map(str, r['dims']))} params {r['trainable_parameters']} accuracy {r['accuracy']:.4f} memory {r['memory_bytes'] / 1024:.1f} KiB "
             f"({'fits' if r['fits_budget'] else 'exceeds'} {budget})")
