@@ -744,7 +744,7 @@ def _transfer_section(config, results, n_classes) -> Section:
     n = int(df["n_seeds"].min())
     s.tables.append(Table("transfer", "Heads learned on device", df,
                           f"Mean and std over {n} seeds (one extractor each)." if n >= 2 else "One seed: no std.",
-                          T.COLUMNS["transfer"]))
+                          T.COLUMNS["transfer"], display=T.transfer_display(df)))
     s.notes += T.transfer_verdicts(df, config.presets[0])
     if len(ok) < len(runs):
         s.notes.append(Note("bad", f"{len(runs) - len(ok)} of {len(runs)} transfer run(s) failed; see Reproduce."))

@@ -16,7 +16,7 @@ from .config import precision_label, weight_bits_of
 from .document import Note, format_energy
 
 __all__ = ["COLUMNS", "learning_curves", "final_accuracy", "accuracy_vs_bits", "saturations", "few_shot",
-           "few_shot_verdicts", "transfer", "transfer_verdicts", "one_epoch", "published_reference", "energy_by_component", "hw_summary",
+           "few_shot_verdicts", "transfer", "transfer_display", "transfer_verdicts", "one_epoch", "published_reference", "energy_by_component", "hw_summary",
            "energy_verdicts", "final_output_accuracy", "spiking_tables", "runs_table", "output_accuracy_by_seed", "short_notes",
            "verdict_table", "verdict_display", "verdict_sentence", "seeds_phrase", "best_spela_exit"]
 
@@ -297,6 +297,32 @@ def transfer(rows: list[dict]) -> pd.DataFrame:
     return out[cols]
 
 
+def _no_energy(row) -> str:
+    """Why a transfer head has no energy on its preset, in a few words."""
+    return "float32 weights do not fit crossbar cells" if "crossbar" in row["energy_note"] else row["energy_note"]
+
+
+def transfer_display(df: pd.DataFrame) -> pd.DataFrame:
+    """The transfer table as the page shows it: accuracy with its spread, memory and energy with units."""
+    def accuracy(r):
+        sd = f" ± {100 * r['accuracy_std']:.2f}" if np.isfinite(r["accuracy_std"]) else ""
+        return f"{100 * r['accuracy_mean']:.2f}{sd} %"
+
+    def energy(r):
+        if not np.isfinite(r["energy_nj"]):
+            return f"– ({_no_energy(r)})"
+        return f"{r['energy_nj']:.3g} nJ ({r['energy_low_nj']:.3g} to {r['energy_high_nj']:.3g})"
+
+    return pd.DataFrame({
+        "head": df["head"], "precision": df["precision"], "preset": df["preset"],
+        "accuracy (seeds)": [f"{accuracy(r)} ({r['n_seeds']})" for _, r in df.iterrows()],
+        "parameters": [f"{p:,}" for p in df["trainable_parameters"]],
+        "training memory": [f"{m:.1f} KiB ({'fits' if f else 'over'} budget)" if f is not None and f == f else
+                            f"{m:.1f} KiB" for m, f in zip(df["train_memory_kib"], df["fits_budget"])],
+        "energy per training sample (placeholder range)": [energy(r) for _, r in df.iterrows()],
+    })
+
+
 def transfer_verdicts(df: pd.DataFrame, preset: str) -> list[Note]:
     """SPELA's head against backprop's at each precision on ``preset``: accuracy (with the seed
     spread), training memory and energy per training sample."""
@@ -312,7 +338,7 @@ def transfer_verdicts(df: pd.DataFrame, preset: str) -> list[Note]:
                f"{'SPELA' if diff > 0 else 'backprop'} ahead by {100 * abs(diff):.1f} points")
         energy = (f"{a['energy_nj']:.3g} vs {b['energy_nj']:.3g} nJ per training sample on {preset}"
                   if np.isfinite(a["energy_nj"]) and np.isfinite(b["energy_nj"]) else
-                  f"no energy on {preset} ({a['energy_note'] or b['energy_note']})")
+                  f"no energy on {preset}: {_no_energy(a if not np.isfinite(a['energy_nj']) else b)}")
         notes.append(Note("info", f"transfer, {prec} heads: SPELA {100 * a['accuracy_mean']:.1f}% vs backprop "
                                   f"{100 * b['accuracy_mean']:.1f}% ({acc}); training memory "
                                   f"{a['train_memory_kib']:.1f} vs {b['train_memory_kib']:.1f} KiB; {energy}"))
