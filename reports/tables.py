@@ -311,7 +311,8 @@ def transfer_display(df: pd.DataFrame) -> pd.DataFrame:
     def energy(r):
         if not np.isfinite(r["energy_nj"]):
             return f"– ({_no_energy(r)})"
-        return f"{r['energy_nj']:.3g} nJ ({r['energy_low_nj']:.3g} to {r['energy_high_nj']:.3g})"
+        pj = 1e3 * r["energy_nj"], 1e3 * r["energy_low_nj"], 1e3 * r["energy_high_nj"]
+        return f"{_amount(pj[0], 'pJ')} ({_range(pj[1], pj[2], 'pJ')})"
 
     return pd.DataFrame({
         "head": df["head"], "precision": df["precision"], "preset": df["preset"],
@@ -336,7 +337,8 @@ def transfer_verdicts(df: pd.DataFrame, preset: str) -> list[Note]:
         noise = float(np.hypot(np.nan_to_num(a["accuracy_std"]), np.nan_to_num(b["accuracy_std"])))
         acc = ("no clear difference (within the seed spread)" if abs(diff) <= noise else
                f"{'SPELA' if diff > 0 else 'backprop'} ahead by {100 * abs(diff):.1f} points")
-        energy = (f"{a['energy_nj']:.3g} vs {b['energy_nj']:.3g} nJ per training sample on {preset}"
+        energy = (f"{_amount(1e3 * a['energy_nj'], 'pJ')} vs {_amount(1e3 * b['energy_nj'], 'pJ')} per training "
+                  f"sample on {preset}"
                   if np.isfinite(a["energy_nj"]) and np.isfinite(b["energy_nj"]) else
                   f"no energy on {preset}: {_no_energy(a if not np.isfinite(a['energy_nj']) else b)}")
         notes.append(Note("info", f"transfer, {prec} heads: SPELA {100 * a['accuracy_mean']:.1f}% vs backprop "
