@@ -1,0 +1,125 @@
+"""The numba backend of the fixed-point conv blocks: :mod:`spela_hw.conv.fixed`'s pipeline on the
+kernels of :mod:`spela_hw._kernels.conv_fixed`, bit for bit (same codes, same saturation counts,
+same stochastic-rounding stream; ``tests/test_conv_kernels.py``).
+
+What differs is only how the work is laid out: the convolution reads the padded maps directly
+(no ``im2col`` rows), the conv layer's update sums run over the non-zero post-synaptic terms
+only (three in four positions of a 2 x 2 max-pool have none), and every channel's projection is
+one slice of a stacked ``(C, d, S)`` array (``FixedBlock.proj.weights`` are views of it). The
+optimisers with state step from the exact sums by :func:`spela_hw.rules.optim.step_from_sums`,
+plain SGD rounds them with the SR unit as ``ops.update`` does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._kernels import conv_fixed as K
+from ..rng import stream_key
+from ..rules.optim import is_stateful, post_scale, step_from_sums
+
+__all__ = ["forward", "project", "step"]
+
+_I32 = 2**31 - 1
+
+
+def _narrow(a: np.ndarray, w: np.ndarray, fan_in: int) -> np.dtype:
+    """int32 when no partial sum of ``fan_in`` products of ``a`` and ``w`` can leave int32."""
+    amax = int(np.abs(a).max()) if a.size else 0
+    wmax = int(np.abs(w.astype(np.int64)).max()) if w.size else 0
+    return np.dtype(np.int32) if amax <= _I32 and fan_in * amax * wmax <= _I32 else np.dtype(np.int64)
+
+
+def forward(fb, blk, x: np.ndarray):
+    """``(y, cache, sat)`` as :func:`spela_hw.conv.fixed.fixed_block_forward`; the cache holds
+    the padded input, the pre-activations and the pool's indices."""
+    ops = fb.conv_ops
+    x = np.asarray(x, np.int64)
+    pad, kk, stride = blk.padding, blk.kernel, blk.stride
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))) if pad else x
+    nb, nc, hh, ww = xp.shape
+    hc, wc = (hh - kk) // stride + 1, (ww - kk) // stride + 1
+    dt = _narrow(xp, fb.w, nc * kk * kk)
+    xq = np.ascontiguousarray(xp, dt)
+    wt = np.ascontiguousarray(fb.w.transpose(1, 2, 3, 0), dt)
+    f = fb.w.shape[0]
+    a = np.empty((nb, f, hc, wc), np.int64)
+    h = np.empty_like(a)
+    sat = np.zeros(4, np.int64)
+    K.conv_forward(xq, wt, np.ascontiguousarray(fb.conv.biases[0]), stride, hc, wc, ops.f_a, ops.shift_acc,
+                   ops.lo, ops.hi, ops.wrap, np.int64(ops.slope_q), np.zeros(f, dt), a, h, sat)
+    if blk.pool == 1:
+        return h, (xq, a, None, h.shape), sat
+    y = np.empty((nb, f, hc // blk.pool, wc // blk.pool), np.int64)
+    idx = np.empty(y.shape, np.int64)
+    K.max_pool(h, blk.pool, y, idx)
+    return y, (xq, a, idx, h.shape), sat
+
+
+def projection_stack(fb) -> np.ndarray:
+    """The projections ``(C, d, S)`` of which ``fb.proj.weights`` are views (re-stacked, and the
+    views re-pointed, if something replaced the per-channel arrays)."""
+    ws = fb.proj.weights
+    stack = fb.proj_stack
+    if stack is None or len(ws) != len(stack) or any(w.base is not stack for w in ws):
+        stack = fb.proj_stack = np.ascontiguousarray(np.stack(ws))
+        fb.proj.weights[:] = list(stack)
+    return stack
+
+
+def project(fb, y: np.ndarray):
+    """``(q (C, B, d), maps (B, C, S), sat)``: every channel's projection of ``y``."""
+    ops = fb.proj_ops
+    pw = projection_stack(fb)
+    ys = np.ascontiguousarray(y.reshape(y.shape[0], y.shape[1], -1))
+    q = np.empty((pw.shape[0], len(y), pw.shape[1]), np.int64)
+    sat = np.zeros(4, np.int64)
+    K.project(ys, pw, ops.shift_acc, ops.lo, ops.hi, ops.wrap, q, sat)
+    return q, ys, sat
+
+
+def _step_sums(layer, ops, optimizer, k: int, gw, gb, lr: float, key: int) -> np.ndarray:
+    """One optimiser step of ``layer``'s stored array ``k`` from its exact sums; saturations."""
+    if is_stateful(optimizer):
+        return step_from_sums(layer, ops, optimizer, k, gw, gb, lr, key)[1]
+    lops = ops.layer(k)
+    sat = np.zeros(4, np.int64)
+    w = layer.weights[k]
+    K.apply_sums(w.reshape(w.shape[0], -1), layer.biases[k], gw, gb, np.uint64(key), np.uint32(lops.sr_mask32),
+                 lops.shift_w, lops.shift_b, lops.rounding, lops.lo, lops.hi, lops.wrap, sat)
+    return sat
+
+
+def step(fb, blk, x, labels, optimizer, lr: float, train_projection: bool, rounding_seed: int, k: int,
+         step_index: int):
+    """:func:`spela_hw.conv.fixed.fixed_block_step` on the kernels."""
+    y, (xq, a, idx, hshape), sat = forward(fb, blk, x)
+    q, ys, s = project(fb, y)
+    sat += s
+    pops = fb.proj_ops
+    labels = np.ascontiguousarray(labels, np.int64)
+    p = np.empty_like(q)
+    K.loss_unit(q, labels, fb.groups, fb.targets, fb.target_norms, post_scale(optimizer, lr, len(x)),
+                pops.pow2_au, float(pops.lo[2]), float(pops.hi[2]), p, sat)
+    pw = projection_stack(fb)
+    pconv = np.zeros(hshape, np.int64)
+    pool = blk.pool
+    if idx is None:  # no pool: every position is its own window
+        idx = np.zeros(hshape, np.int64)
+    K.conv_error(p, pw, pops.f_w, pops.lo, pops.hi, pops.wrap, idx, pool, a, np.int64(fb.conv_ops.slope_q),
+                 np.zeros(pw.shape[2], np.int64), pconv, sat)
+    gw = np.zeros(fb.w.shape, np.int64)
+    gb = np.zeros(fb.w.shape[0], np.int64)
+    K.conv_grad_sums(xq, pconv, blk.kernel, blk.stride, gw, gb)
+    f = fb.w.shape[0]
+    sat += _step_sums(fb.conv, fb.conv_ops, optimizer, 0, gw.reshape(f, -1), gb, lr,
+                      stream_key(rounding_seed, 10_000 + k, step_index))
+    if train_projection:
+        sw = np.zeros(pw.shape, np.int64)
+        sb = np.zeros(pw.shape[:2], np.int64)
+        K.projection_grad_sums(p, ys, sw, sb)
+        for c in range(f):
+            sat += _step_sums(fb.proj, pops, optimizer, c, sw[c], sb[c], lr,
+                              stream_key(rounding_seed, 20_000 + 1000 * k + c, step_index))
+            fb.proj.biases[c][...] = 0  # the projection has no bias
+    return y, sat
