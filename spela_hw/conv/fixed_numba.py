@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from .._kernels import conv_fixed as K
+from .._kernels import optim_fixed
 from ..rng import stream_key
-from ..rules.optim import is_stateful, post_scale, step_from_sums
+from ..rules.optim import STEP_FRAC, is_stateful, layer_optimizer_state, post_scale, step_from_sums
 
 __all__ = ["forward", "project", "step"]
 
@@ -56,15 +57,43 @@ def forward(fb, blk, x: np.ndarray):
     return y, (xq, a, idx, h.shape), sat
 
 
+def _views_of(stack, arrays) -> bool:
+    return stack is not None and len(arrays) == len(stack) and all(a.base is stack for a in arrays)
+
+
 def projection_stack(fb) -> np.ndarray:
     """The projections ``(C, d, S)`` of which ``fb.proj.weights`` are views (re-stacked, and the
-    views re-pointed, if something replaced the per-channel arrays)."""
-    ws = fb.proj.weights
-    stack = fb.proj_stack
-    if stack is None or len(ws) != len(stack) or any(w.base is not stack for w in ws):
-        stack = fb.proj_stack = np.ascontiguousarray(np.stack(ws))
-        fb.proj.weights[:] = list(stack)
-    return stack
+    views re-pointed, if something replaced the per-channel arrays, e.g. a model file)."""
+    if not _views_of(fb.proj_stack, fb.proj.weights):
+        fb.proj_stack = np.ascontiguousarray(np.stack(fb.proj.weights))
+        fb.proj.weights[:] = list(fb.proj_stack)
+    return fb.proj_stack
+
+
+_MOMENTS = ("m_w", "v_w", "m_b", "v_b")
+
+
+def _adam_moments(layer, optimizer, ks) -> list:
+    """Adam's moments of ``layer``'s arrays ``ks`` stacked ``(L, ...)`` (the per-array state
+    dicts hold views of the stacks, re-stacked when a model file replaced them); every array's
+    step count advanced, as ``optim._steps`` does."""
+    states = [layer_optimizer_state(layer, optimizer, k) for k in ks]
+    stacks = layer.extra.setdefault("_adam_stacks", {})
+    out = []
+    for name in _MOMENTS:
+        parts = [st[name] for st in states]
+        if len(ks) == 1:  # one array: its own moments, with a leading axis
+            out.append(parts[0][None])
+            continue
+        if not _views_of(stacks.get(name), parts):
+            stacks[name] = np.ascontiguousarray(np.stack(parts))
+            for st, view in zip(states, stacks[name]):
+                st[name] = view
+        out.append(stacks[name])
+    for st in states:
+        st["t"] += 1
+    ts = np.array([st["t"] for st in states], np.float64)
+    return out, ts
 
 
 def project(fb, y: np.ndarray):
@@ -78,15 +107,27 @@ def project(fb, y: np.ndarray):
     return q, ys, sat
 
 
-def _step_sums(layer, ops, optimizer, k: int, gw, gb, lr: float, key: int) -> np.ndarray:
-    """One optimiser step of ``layer``'s stored array ``k`` from its exact sums; saturations."""
-    if is_stateful(optimizer):
-        return step_from_sums(layer, ops, optimizer, k, gw, gb, lr, key)[1]
-    lops = ops.layer(k)
+def _step_sums(layer, ops, optimizer, ks, w, b, gw, gb, lr: float, keys) -> np.ndarray:
+    """One optimiser step of ``layer``'s stored arrays ``ks`` (their weights stacked in ``w``
+    ``(L, m, n)``, biases ``b`` ``(L, m)``) from their exact sums ``gw``, ``gb``; saturations."""
     sat = np.zeros(4, np.int64)
-    w = layer.weights[k]
-    K.apply_sums(w.reshape(w.shape[0], -1), layer.biases[k], gw, gb, np.uint64(key), np.uint32(lops.sr_mask32),
-                 lops.shift_w, lops.shift_b, lops.rounding, lops.lo, lops.hi, lops.wrap, sat)
+    lops = ops.layer(ks[0])
+    if optimizer.kind == "adam" and lops is ops:
+        (mw, vw, mb, vb), ts = _adam_moments(layer, optimizer, ks)
+        c1 = (1.0 - optimizer.beta1**ts).astype(np.float32)
+        c2 = (1.0 - optimizer.beta2**ts).astype(np.float32)
+        optim_fixed.adam_fixed(w, b, gw, gb, mw, vw, mb, vb, 2.0 ** -(ops.f_u + ops.f_a), 2.0**-ops.f_u,
+                               np.float32(lr), np.float32(optimizer.beta1), np.float32(optimizer.beta2),
+                               np.float32(optimizer.eps), c1, c2, np.array(keys, np.uint64),
+                               2.0 ** (ops.f_w + STEP_FRAC), ops.rounding, ops.lo, ops.hi, ops.wrap, sat)
+        return sat
+    for t, k in enumerate(ks):
+        if is_stateful(optimizer):  # momentum, or layers of their own formats: NumPy
+            sat += step_from_sums(layer, ops, optimizer, k, gw[t], gb[t], lr, keys[t])[1]
+            continue
+        lops = ops.layer(k)
+        K.apply_sums(w[t], b[t], gw[t], gb[t], np.uint64(keys[t]), np.uint32(lops.sr_mask32), lops.shift_w,
+                     lops.shift_b, lops.rounding, lops.lo, lops.hi, lops.wrap, sat)
     return sat
 
 
@@ -112,14 +153,16 @@ def step(fb, blk, x, labels, optimizer, lr: float, train_projection: bool, round
     gb = np.zeros(fb.w.shape[0], np.int64)
     K.conv_grad_sums(xq, pconv, blk.kernel, blk.stride, gw, gb)
     f = fb.w.shape[0]
-    sat += _step_sums(fb.conv, fb.conv_ops, optimizer, 0, gw.reshape(f, -1), gb, lr,
-                      stream_key(rounding_seed, 10_000 + k, step_index))
+    sat += _step_sums(fb.conv, fb.conv_ops, optimizer, [0], fb.w.reshape(1, f, -1), fb.conv.biases[0][None],
+                      gw.reshape(1, f, -1), gb[None], lr, [stream_key(rounding_seed, 10_000 + k, step_index)])
     if train_projection:
         sw = np.zeros(pw.shape, np.int64)
         sb = np.zeros(pw.shape[:2], np.int64)
         K.projection_grad_sums(p, ys, sw, sb)
-        for c in range(f):
-            sat += _step_sums(fb.proj, pops, optimizer, c, sw[c], sb[c], lr,
-                              stream_key(rounding_seed, 20_000 + 1000 * k + c, step_index))
-            fb.proj.biases[c][...] = 0  # the projection has no bias
+        bias = np.zeros(sb.shape, pw.dtype)  # the projection has no bias: held at zero, never stored
+        keys = [stream_key(rounding_seed, 20_000 + 1000 * k + c, step_index) for c in range(f)]
+        sat += _step_sums(fb.proj, pops, optimizer, range(f), pw, bias, sw, sb, lr, keys)
+        if is_stateful(optimizer) and optimizer.kind != "adam":  # NumPy stepped the stored biases
+            for bc in fb.proj.biases:
+                bc[...] = 0
     return y, sat
