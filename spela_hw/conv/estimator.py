@@ -99,9 +99,9 @@ class ConvClassifier:
     batch_size, epochs, shuffle, random_state :
         As :class:`spela_hw.Classifier`.
     backend : {"numba", "reference"}
-        What runs the fixed-point conv blocks: compiled kernels (default) or the NumPy reference
-        (:mod:`spela_hw.conv.fixed`); the results are the same bit for bit. Float32 networks run
-        NumPy either way.
+        What runs SPELA's conv blocks: compiled kernels (default) or the NumPy reference
+        (:mod:`spela_hw.conv.fixed`, :mod:`spela_hw.conv.model`). Fixed point: the same results
+        bit for bit; float32: within float32 rounding. Inference and backprop run NumPy either way.
     """
 
     _default_rule = DEFAULT_SPELA
@@ -194,6 +194,7 @@ class ConvClassifier:
                                       np.random.default_rng([model_seed, 2]))
         self.state_ = M.init_conv_state(spec, rule.name, model_seed, dense)
         self.state_.rounding_seed = round_seed
+        self.state_.backend = self.backend
         if precision.is_fixed:
             self.state_.fixed = [init_fixed_block(precision, spec, k, b, self.backend)
                                  for k, b in enumerate(self.state_.blocks)]

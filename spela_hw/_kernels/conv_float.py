@@ -1,0 +1,175 @@
+"""Float32 conv SPELA block kernels: the heavy parts of :func:`spela_hw.conv.model.conv_spela_step`
+(convolution, projection loss and its gradients, the convolution's weight gradient, Adam).
+
+Sums run in float32 (float64 for the loss unit's norms and dot products) in loop order, where the
+reference's BLAS products and einsums use their own orders: results agree within float32
+rounding (``tests/test_conv_kernels.py`` states the tolerance). Adam's update is NumPy's float32
+expression of :func:`~spela_hw.conv.model.optimizer_step`, element by element.
+"""
+
+import math
+
+import numpy as np
+
+from . import jit
+from .blocks_float import dot8x2
+
+
+@jit
+def conv_forward(xp, wt, b, stride, hc, wc, acc, z_out):
+    """``z = conv(xp, w) + b`` ``(B, F, Hc, Wc)`` from the padded input ``xp`` and the weights
+    input-major ``wt`` ``(C, K, K, F)``; zero inputs skipped; ``acc`` ``(F,)`` scratch."""
+    nb, nc = xp.shape[0], xp.shape[1]
+    k = wt.shape[1]
+    nf = wt.shape[3]
+    for s in range(nb):
+        for i in range(hc):
+            for j in range(wc):
+                for f in range(nf):
+                    acc[f] = 0
+                for c in range(nc):
+                    for ki in range(k):
+                        xrow = xp[s, c, i * stride + ki]
+                        for kj in range(k):
+                            xv = xrow[j * stride + kj]
+                            if xv == 0:
+                                continue
+                            wrow = wt[c, ki, kj]
+                            for f in range(nf):
+                                acc[f] += wrow[f] * xv
+                for f in range(nf):
+                    z_out[s, f, i, j] = acc[f] + b[f]
+
+
+@jit
+def leaky_pool(u, slope, pool, a_out, y_out, idx_out):
+    """``a = LeakyReLU(u)`` and its ``pool x pool`` max-pool ``y`` with the first maximum's index."""
+    nb, nf, hc, wc = u.shape
+    sl = np.float32(slope)
+    for s in range(nb):
+        for f in range(nf):
+            for i in range(hc):
+                for j in range(wc):
+                    v = u[s, f, i, j]
+                    a_out[s, f, i, j] = v if v > 0 else v * sl
+    hp, wp = y_out.shape[2], y_out.shape[3]
+    for s in range(nb):
+        for f in range(nf):
+            for i in range(hp):
+                for j in range(wp):
+                    best = a_out[s, f, i * pool, j * pool]
+                    arg = 0
+                    for di in range(pool):
+                        for dj in range(pool):
+                            v = a_out[s, f, i * pool + di, j * pool + dj]
+                            if v > best:
+                                best = v
+                                arg = di * pool + dj
+                    y_out[s, f, i, j] = best
+                    idx_out[s, f, i, j] = arg
+
+
+@jit
+def projection_loss(y, proj, targets, groups, labels, train_projection, q, dy_out, dproj_out):
+    """SPELA's projection loss of a block's output ``y`` ``(B, C, S)`` with projections ``proj``
+    ``(C, S, d)``: returns the loss; ``dy_out`` ``(B, C, S)`` and (``train_projection``)
+    ``dproj_out`` ``(C, S, d)`` its gradients (``dproj_out`` zero-filled by the caller); ``q``
+    ``(d,)`` scratch. Float32 as :func:`spela_hw.conv.model.block_loss_grad`, norms and dot
+    products summed in float64."""
+    nb, nc, ns = y.shape
+    d = proj.shape[2]
+    total = 0.0
+    inv = np.float32(1.0 / (nb * nc))
+    dq = np.empty(d, np.float32)
+    for c in range(nc):
+        pc = proj[c]
+        for s in range(nb):
+            ys = y[s, c]
+            for t in range(d):
+                q[t] = 0
+            for u in range(ns):
+                yv = ys[u]
+                if yv == 0:
+                    continue
+                prow = pc[u]
+                for t in range(d):
+                    q[t] += yv * prow[t]
+            tv = targets[c, groups[c, labels[s]]]
+            n2 = 0.0
+            dot = 0.0
+            for t in range(d):
+                n2 += np.float64(q[t]) * q[t]
+                dot += np.float64(q[t]) * tv[t]
+            nrm = np.float32(max(math.sqrt(n2), 1e-12))
+            cos = np.float32(dot / nrm)
+            total += (1.0 - cos) ** 2
+            dcos = np.float32(-2.0) * (np.float32(1) - cos) * inv
+            a = dcos / nrm
+            bq = cos / nrm
+            for t in range(d):
+                dq[t] = a * (tv[t] - bq * q[t])
+            dys = dy_out[s, c]
+            for u in range(ns):
+                dys[u] = dot8x2(dq, pc[u], pc[u], d)[0]
+            if train_projection:
+                dpc = dproj_out[c]
+                for u in range(ns):
+                    yv = ys[u]
+                    if yv == 0:
+                        continue
+                    drow = dpc[u]
+                    for t in range(d):
+                        drow[t] += yv * dq[t]
+    return total / (nb * nc)
+
+
+@jit
+def pool_leaky_backward(dy, idx, pool, u, slope, du_out):
+    """``du`` ``(B, F, Hc, Wc)`` (zero-filled by the caller): ``dy`` routed to each window's
+    maximum, times the LeakyReLU derivative at ``u``."""
+    nb, nf, hp, wp = dy.shape
+    sl = np.float32(slope)
+    for s in range(nb):
+        for f in range(nf):
+            for i in range(hp):
+                for j in range(wp):
+                    di, dj = divmod(idx[s, f, i, j], pool)
+                    ii, jj = i * pool + di, j * pool + dj
+                    du_out[s, f, ii, jj] = dy[s, f, i, j] * (np.float32(1) if u[s, f, ii, jj] > 0 else sl)
+
+
+@jit
+def conv_weight_grad(xp, dz, k, stride, dw_out, db_out):
+    """``dw[f, c, ki, kj] = sum dz[s, f, i, j] xp[s, c, i stride + ki, j stride + kj]`` and
+    ``db[f] = sum dz[s, f]`` over the non-zero ``dz`` (outputs zero-filled by the caller)."""
+    nb, nf, hc, wc = dz.shape
+    nc = xp.shape[1]
+    for s in range(nb):
+        for f in range(nf):
+            for i in range(hc):
+                for j in range(wc):
+                    g = dz[s, f, i, j]
+                    if g == 0:
+                        continue
+                    db_out[f] += g
+                    for c in range(nc):
+                        for ki in range(k):
+                            xrow = xp[s, c, i * stride + ki]
+                            drow = dw_out[f, c, ki]
+                            for kj in range(k):
+                                drow[kj] += g * xrow[j * stride + kj]
+
+
+@jit
+def adam(param, grad, m, v, lr, one_b1, one_b2, b1, b2, c1, c2, eps):
+    """One Adam step in place on flat float32 arrays, NumPy's expression of
+    :func:`spela_hw.conv.model.optimizer_step` element by element (``one_b1`` is
+    ``float32(1 - beta1)``, ``c1`` ``float32(1 - beta1**t)``, ...)."""
+    for i in range(param.shape[0]):
+        g = grad[i]
+        mi = np.float32(np.float32(m[i] * b1) + np.float32(one_b1 * g))
+        vi = np.float32(np.float32(v[i] * b2) + np.float32(np.float32(one_b2 * g) * g))
+        m[i] = mi
+        v[i] = vi
+        den = np.float32(np.float32(np.sqrt(np.float32(vi / c2))) + eps)
+        param[i] = np.float32(param[i] - np.float32(np.float32(lr * np.float32(mi / c1)) / den))

@@ -1,0 +1,77 @@
+"""The numba backend of the float32 conv SPELA step: :func:`spela_hw.conv.model.conv_spela_step`
+on the kernels of :mod:`spela_hw._kernels.conv_float`, one block at a time.
+
+Same recipe and results within float32 rounding: the kernels sum in their own order where the
+reference uses BLAS and einsum, and BatchNorm runs the reference's NumPy functions. Adam steps
+each parameter with the reference's float32 expression, element by element; other optimisers
+and the ``pooled`` read-out run the reference's NumPy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._kernels import conv_float as K
+from . import model as M
+from .reference import norm_backward, norm_forward
+
+__all__ = ["block_step", "supported"]
+
+F32 = np.float32
+
+
+def supported(state) -> bool:
+    """Whether the kernels cover this network's blocks (the projection read-outs)."""
+    return all(st.projection is not None for st in state.blocks)
+
+
+def _step(state, name: str, param: np.ndarray, grad: np.ndarray, optimizer, lr: float) -> None:
+    """:func:`spela_hw.conv.model.optimizer_step`, Adam on the kernel."""
+    if optimizer.kind != "adam" or not param.flags.c_contiguous:
+        M.optimizer_step(state, name, param, grad, optimizer, lr)
+        return
+    m = state.optim.setdefault(name + ".m", np.zeros_like(param))
+    v = state.optim.setdefault(name + ".v", np.zeros_like(param))
+    t = state.optim[name + ".t"] = state.optim.get(name + ".t", 0) + 1
+    K.adam(param.reshape(-1), np.ascontiguousarray(grad, F32).reshape(-1), m.reshape(-1), v.reshape(-1), F32(lr),
+           F32(1 - optimizer.beta1), F32(1 - optimizer.beta2), F32(optimizer.beta1), F32(optimizer.beta2),
+           F32(1 - optimizer.beta1**t), F32(1 - optimizer.beta2**t), F32(optimizer.eps))
+
+
+def block_step(state, k: int, x: np.ndarray, labels: np.ndarray, optimizer, lr: float, train_projection: bool):
+    """One SPELA step of conv block ``k`` on ``x`` ``(B, C, H, W)``: ``(y, loss)``, ``y`` its
+    output before the step."""
+    st, blk, slope = state.blocks[k], state.spec.conv_blocks[k], state.spec.slope
+    x = np.asarray(x, F32)
+    pad, kk, stride, pool = blk.padding, blk.kernel, blk.stride, blk.pool
+    xp = np.ascontiguousarray(np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))) if pad else x)
+    nb, _, hh, ww = xp.shape
+    hc, wc = (hh - kk) // stride + 1, (ww - kk) // stride + 1
+    nf = st.w.shape[0]
+    z = np.empty((nb, nf, hc, wc), F32)
+    K.conv_forward(xp, np.ascontiguousarray(st.w.transpose(1, 2, 3, 0)), st.b, stride, hc, wc, np.empty(nf, F32), z)
+    u, ncache = norm_forward(z, st.gamma, st.beta, st.running_mean, st.running_var, True) if st.gamma is not None \
+        else (z, None)
+    u = np.ascontiguousarray(u, F32)
+    a = np.empty_like(u)
+    y = np.empty((nb, nf, hc // pool, wc // pool), F32)
+    idx = np.empty(y.shape, np.int64)
+    K.leaky_pool(u, slope, pool, a, y, idx)
+    ys = y.reshape(nb, nf, -1)
+    dy = np.empty_like(ys)
+    dproj = np.zeros(st.projection.shape if train_projection else (1, 1, 1), F32)
+    loss = K.projection_loss(ys, st.projection, st.targets, st.groups, np.ascontiguousarray(labels, np.int64),
+                             train_projection, np.empty(st.projection.shape[2], F32), dy, dproj)
+    du = np.zeros_like(u)
+    K.pool_leaky_backward(dy.reshape(y.shape), idx, pool, u, slope, du)
+    grads = {}
+    if st.gamma is not None:
+        du, grads["gamma"], grads["beta"] = norm_backward(du, ncache, st.gamma)
+        du = np.ascontiguousarray(du, F32)
+    grads["w"], grads["b"] = np.zeros_like(st.w), np.zeros_like(st.b)
+    K.conv_weight_grad(xp, du, kk, stride, grads["w"], grads["b"])
+    for name, p in st.params().items():
+        _step(state, f"{k}.{name}", p, grads[name], optimizer, lr)
+    if train_projection:
+        _step(state, f"{k}.projection", st.projection, dproj, optimizer, lr)
+    return y, float(loss)
