@@ -112,7 +112,7 @@ def project(y, pw, shift_acc, lo, hi, wrap, q_out, sat):
                                           sat, 1)
 
 
-@jit
+@jit(error_model="numpy")
 def loss_unit(q, labels, groups, targets, tnorms, scale, pow2_au, lo_u, hi_u, p_out, sat):
     """The projection loss unit of :mod:`spela_hw.conv.fixed` (its float64 expressions in the
     same order): ``p`` ``(C, B, d)`` from ``q`` ``(C, B, d)``, the group vectors ``targets``

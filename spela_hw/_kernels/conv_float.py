@@ -69,7 +69,7 @@ def leaky_pool(u, slope, pool, a_out, y_out, idx_out):
                     idx_out[s, f, i, j] = arg
 
 
-@jit
+@jit(error_model="numpy")
 def projection_loss(y, proj, targets, groups, labels, train_projection, q, dy_out, dproj_out):
     """SPELA's projection loss of a block's output ``y`` ``(B, C, S)`` with projections ``proj``
     ``(C, S, d)``: returns the loss; ``dy_out`` ``(B, C, S)`` and (``train_projection``)
@@ -160,7 +160,7 @@ def conv_weight_grad(xp, dz, k, stride, dw_out, db_out):
                                 drow[kj] += g * xrow[j * stride + kj]
 
 
-@jit
+@jit(error_model="numpy")  # division by zero gives inf as in NumPy (no check: the loop vectorises)
 def adam(param, grad, m, v, lr, one_b1, one_b2, b1, b2, c1, c2, eps):
     """One Adam step in place on flat float32 arrays, NumPy's expression of
     :func:`spela_hw.conv.model.optimizer_step` element by element (``one_b1`` is
