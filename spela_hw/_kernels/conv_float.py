@@ -1,9 +1,10 @@
-"""Float32 conv SPELA block kernels: the heavy parts of :func:`spela_hw.conv.model.conv_spela_step`
-(convolution, projection loss and its gradients, the convolution's weight gradient, Adam).
+"""Float32 conv SPELA block kernels: the parts of :func:`spela_hw.conv.model.conv_spela_step` that
+NumPy runs slowly (LeakyReLU and max-pool with their backward pass, the projection loss and its
+gradients, Adam); the convolution stays NumPy's im2col and BLAS (:mod:`spela_hw.conv.float_numba`).
 
-Sums run in float32 (float64 for the loss unit's norms and dot products) in loop order, where the
-reference's BLAS products and einsums use their own orders: results agree within float32
-rounding (``tests/test_conv_kernels.py`` states the tolerance). Adam's update is NumPy's float32
+Sums run in float32 (float64 for the loss's norms and dot products) in loop order, where the
+reference's einsums use their own orders: results agree within float32 rounding
+(``tests/test_conv_kernels.py`` states the tolerance). Adam's update is NumPy's float32
 expression of :func:`~spela_hw.conv.model.optimizer_step`, element by element.
 """
 
@@ -13,32 +14,6 @@ import numpy as np
 
 from . import jit
 from .blocks_float import dot8x2
-
-
-@jit
-def conv_forward(xp, wt, b, stride, hc, wc, acc, z_out):
-    """``z = conv(xp, w) + b`` ``(B, F, Hc, Wc)`` from the padded input ``xp`` and the weights
-    input-major ``wt`` ``(C, K, K, F)``; zero inputs skipped; ``acc`` ``(F,)`` scratch."""
-    nb, nc = xp.shape[0], xp.shape[1]
-    k = wt.shape[1]
-    nf = wt.shape[3]
-    for s in range(nb):
-        for i in range(hc):
-            for j in range(wc):
-                for f in range(nf):
-                    acc[f] = 0
-                for c in range(nc):
-                    for ki in range(k):
-                        xrow = xp[s, c, i * stride + ki]
-                        for kj in range(k):
-                            xv = xrow[j * stride + kj]
-                            if xv == 0:
-                                continue
-                            wrow = wt[c, ki, kj]
-                            for f in range(nf):
-                                acc[f] += wrow[f] * xv
-                for f in range(nf):
-                    z_out[s, f, i, j] = acc[f] + b[f]
 
 
 @jit
@@ -136,28 +111,6 @@ def pool_leaky_backward(dy, idx, pool, u, slope, du_out):
                     di, dj = divmod(idx[s, f, i, j], pool)
                     ii, jj = i * pool + di, j * pool + dj
                     du_out[s, f, ii, jj] = dy[s, f, i, j] * (np.float32(1) if u[s, f, ii, jj] > 0 else sl)
-
-
-@jit
-def conv_weight_grad(xp, dz, k, stride, dw_out, db_out):
-    """``dw[f, c, ki, kj] = sum dz[s, f, i, j] xp[s, c, i stride + ki, j stride + kj]`` and
-    ``db[f] = sum dz[s, f]`` over the non-zero ``dz`` (outputs zero-filled by the caller)."""
-    nb, nf, hc, wc = dz.shape
-    nc = xp.shape[1]
-    for s in range(nb):
-        for f in range(nf):
-            for i in range(hc):
-                for j in range(wc):
-                    g = dz[s, f, i, j]
-                    if g == 0:
-                        continue
-                    db_out[f] += g
-                    for c in range(nc):
-                        for ki in range(k):
-                            xrow = xp[s, c, i * stride + ki]
-                            drow = dw_out[f, c, ki]
-                            for kj in range(k):
-                                drow[kj] += g * xrow[j * stride + kj]
 
 
 @jit(error_model="numpy")  # division by zero gives inf as in NumPy (no check: the loop vectorises)
