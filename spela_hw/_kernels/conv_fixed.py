@@ -13,6 +13,7 @@ conv map, ``(Hp, Wp)`` pooled map, ``S = Hp Wp``, ``d`` projection dimension):
 ==========================  ====================================================================
 ``conv_forward``            conv + bias, accumulator saturation, rounding to the activation
                             format, LeakyReLU: ``a``, ``h`` ``(B, F, Hc, Wc)``
+``conv_activate``           the same from sums formed elsewhere (exact float64 BLAS products)
 ``max_pool``                ``pool x pool`` max-pool, first maximum of a window in row-major order
 ``project``                 every channel's projection ``q`` ``(F, B, d)`` (identity layer)
 ``loss_unit``               the post-synaptic terms ``p`` ``(F, B, d)`` of the projection loss
@@ -65,6 +66,24 @@ def conv_forward(xp, wt, b, stride, hc, wc, f_a, shift_acc, lo, hi, wrap, slope_
                                 acc[f] += wrow[f] * xv
                 for f in range(nf):
                     v = np.int64(acc[f]) + (np.int64(b[f]) << np.int64(f_a))
+                    v = saturate(v, lo[0], hi[0], wrap[0], sat, 0)
+                    v = saturate(shift_round(v, shift_acc, NEAREST, 0), lo[1], hi[1], wrap[1], sat, 1)
+                    a_out[s, f, i, j] = v
+                    h_out[s, f, i, j] = v if v > 0 else shift_round(v * slope_q, GATE_FRAC, NEAREST, 0)
+
+
+@jit
+def conv_activate(acc, b, f_a, shift_acc, lo, hi, wrap, slope_q, a_out, h_out, sat):
+    """The end of :func:`conv_forward` on precomputed sums ``acc`` ``(B Hc Wc, F)`` (row
+    ``s Hc Wc + i Wc + j``; float64 holding exact integers, or int64): bias, saturation,
+    rounding and LeakyReLU into ``a_out``, ``h_out`` ``(B, F, Hc, Wc)``."""
+    nb, nf, hc, wc = a_out.shape
+    for s in range(nb):
+        for i in range(hc):
+            for j in range(wc):
+                row = acc[(s * hc + i) * wc + j]
+                for f in range(nf):
+                    v = np.int64(row[f]) + (np.int64(b[f]) << np.int64(f_a))
                     v = saturate(v, lo[0], hi[0], wrap[0], sat, 0)
                     v = saturate(shift_round(v, shift_acc, NEAREST, 0), lo[1], hi[1], wrap[1], sat, 1)
                     a_out[s, f, i, j] = v

@@ -2,12 +2,16 @@
 kernels of :mod:`spela_hw._kernels.conv_fixed`, bit for bit (same codes, same saturation counts,
 same stochastic-rounding stream; ``tests/test_conv_kernels.py``).
 
-What differs is only how the work is laid out: the convolution reads the padded maps directly
-(no ``im2col`` rows), the conv layer's update sums run over the non-zero post-synaptic terms
-only (three in four positions of a 2 x 2 max-pool have none), and every channel's projection is
-one slice of a stacked ``(C, d, S)`` array (``FixedBlock.proj.weights`` are views of it). The
-optimisers with state step from the exact sums by :func:`spela_hw.rules.optim.step_from_sums`,
-plain SGD rounds them with the SR unit as ``ops.update`` does.
+What differs is only how the work is laid out. The convolution's integer sums and the conv
+layer's update sums are BLAS products in float64 when they are exact there: every term and
+every partial sum an integer below ``2**53``, which a bound on the operands' largest magnitudes
+and the number of terms guarantees (then any summation order, FMA included, gives the exact
+integer); otherwise loop kernels in int32 or int64 (the convolution reads the padded maps
+directly, the update sums run over the non-zero post-synaptic terms only). Every channel's
+projection is one slice of a stacked ``(C, d, S)`` array (``FixedBlock.proj.weights`` are views
+of it). Adam steps from the exact sums on a kernel (:mod:`spela_hw._kernels.optim_fixed`),
+momentum by :func:`spela_hw.rules.optim.step_from_sums`, plain SGD rounds them with the SR unit
+as ``ops.update`` does.
 """
 
 from __future__ import annotations
@@ -17,11 +21,32 @@ import numpy as np
 from .._kernels import conv_fixed as K
 from .._kernels import optim_fixed
 from ..rng import stream_key
+from .reference import im2col
 from ..rules.optim import STEP_FRAC, is_stateful, layer_optimizer_state, post_scale, step_from_sums
 
 __all__ = ["forward", "project", "step"]
 
 _I32 = 2**31 - 1
+_EXACT = 2**53  # float64 holds every integer below this exactly
+_COLS_MAX = 1 << 22  # im2col values per BLAS product (32 MB in float64)
+
+
+def _amax(a: np.ndarray) -> int:
+    return int(np.abs(a.astype(np.int64, copy=False)).max()) if a.size else 0
+
+
+def _exact(a: np.ndarray, b: np.ndarray, terms: int) -> bool:
+    """Whether float64 sums of ``terms`` products of entries of ``a`` and ``b`` are exact."""
+    return terms * _amax(a) * _amax(b) < _EXACT
+
+
+def _col_chunks(xq: np.ndarray, kk: int, stride: int):
+    """``(s0, s1, cols)``: im2col rows ``(samples x positions, C K K)`` in float64 of the padded
+    input, a few samples at a time (at most ``_COLS_MAX`` values each)."""
+    per = max(1, _COLS_MAX // max(1, im2col(xq[:1], kk, stride, 0)[0].size))
+    for s0 in range(0, len(xq), per):
+        cols, _, _ = im2col(xq[s0:s0 + per].astype(np.float64), kk, stride, 0)
+        yield s0, min(s0 + per, len(xq)), cols.reshape(-1, cols.shape[-1])
 
 
 def _narrow(a: np.ndarray, w: np.ndarray, fan_in: int) -> np.dtype:
@@ -42,13 +67,20 @@ def forward(fb, blk, x: np.ndarray):
     hc, wc = (hh - kk) // stride + 1, (ww - kk) // stride + 1
     dt = _narrow(xp, fb.w, nc * kk * kk)
     xq = np.ascontiguousarray(xp, dt)
-    wt = np.ascontiguousarray(fb.w.transpose(1, 2, 3, 0), dt)
     f = fb.w.shape[0]
     a = np.empty((nb, f, hc, wc), np.int64)
     h = np.empty_like(a)
     sat = np.zeros(4, np.int64)
-    K.conv_forward(xq, wt, np.ascontiguousarray(fb.conv.biases[0]), stride, hc, wc, ops.f_a, ops.shift_acc,
-                   ops.lo, ops.hi, ops.wrap, np.int64(ops.slope_q), np.zeros(f, dt), a, h, sat)
+    bias = np.ascontiguousarray(fb.conv.biases[0])
+    if _exact(xq, fb.w, nc * kk * kk):
+        wt = fb.w.reshape(f, -1).T.astype(np.float64)
+        for s0, s1, cols in _col_chunks(xq, kk, stride):
+            K.conv_activate(cols @ wt, bias, ops.f_a, ops.shift_acc, ops.lo, ops.hi, ops.wrap, np.int64(ops.slope_q),
+                            a[s0:s1], h[s0:s1], sat)
+    else:
+        wt = np.ascontiguousarray(fb.w.transpose(1, 2, 3, 0), dt)
+        K.conv_forward(xq, wt, bias, stride, hc, wc, ops.f_a, ops.shift_acc, ops.lo, ops.hi, ops.wrap,
+                       np.int64(ops.slope_q), np.zeros(f, dt), a, h, sat)
     if blk.pool == 1:
         return h, (xq, a, None, h.shape), sat
     y = np.empty((nb, f, hc // blk.pool, wc // blk.pool), np.int64)
@@ -131,6 +163,22 @@ def _step_sums(layer, ops, optimizer, ks, w, b, gw, gb, lr: float, keys) -> np.n
     return sat
 
 
+def _conv_grad_sums(xq: np.ndarray, pconv: np.ndarray, blk):
+    """``(p_conv^T cols (F, C, K, K), sum p_conv (F,))`` exactly: BLAS in float64 per chunk of
+    samples when exact there (int64 sums of the chunks), else the loop kernel."""
+    nb, f, hc, wc = pconv.shape
+    gb = pconv.sum(axis=(0, 2, 3))
+    if _exact(pconv, xq, nb * hc * wc):
+        gw = np.zeros((f, xq.shape[1] * blk.kernel**2), np.int64)
+        p2 = pconv.transpose(0, 2, 3, 1).reshape(-1, f).astype(np.float64)
+        for s0, s1, cols in _col_chunks(xq, blk.kernel, blk.stride):
+            gw += (p2[s0 * hc * wc:s1 * hc * wc].T @ cols).astype(np.int64)
+        return gw.reshape(f, xq.shape[1], blk.kernel, blk.kernel), gb
+    gw = np.zeros((f, xq.shape[1], blk.kernel, blk.kernel), np.int64)
+    K.conv_grad_sums(xq, pconv, blk.kernel, blk.stride, gw, np.zeros(f, np.int64))
+    return gw, gb
+
+
 def step(fb, blk, x, labels, optimizer, lr: float, train_projection: bool, rounding_seed: int, k: int,
          step_index: int):
     """:func:`spela_hw.conv.fixed.fixed_block_step` on the kernels."""
@@ -149,9 +197,7 @@ def step(fb, blk, x, labels, optimizer, lr: float, train_projection: bool, round
         idx = np.zeros(hshape, np.int64)
     K.conv_error(p, pw, pops.f_w, pops.lo, pops.hi, pops.wrap, idx, pool, a, np.int64(fb.conv_ops.slope_q),
                  np.zeros(pw.shape[2], np.int64), pconv, sat)
-    gw = np.zeros(fb.w.shape, np.int64)
-    gb = np.zeros(fb.w.shape[0], np.int64)
-    K.conv_grad_sums(xq, pconv, blk.kernel, blk.stride, gw, gb)
+    gw, gb = _conv_grad_sums(xq, pconv, blk)
     f = fb.w.shape[0]
     sat += _step_sums(fb.conv, fb.conv_ops, optimizer, [0], fb.w.reshape(1, f, -1), fb.conv.biases[0][None],
                       gw.reshape(1, f, -1), gb[None], lr, [stream_key(rounding_seed, 10_000 + k, step_index)])
