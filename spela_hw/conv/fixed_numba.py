@@ -20,7 +20,7 @@ import numpy as np
 
 from .._kernels import conv_fixed as K
 from .._kernels import optim_fixed
-from ..rng import stream_key
+from ..rng import stream_key, stream_keys
 from .reference import im2col
 from ..rules.optim import STEP_FRAC, is_stateful, layer_optimizer_state, post_scale, step_from_sums
 
@@ -155,7 +155,7 @@ def _step_sums(layer, ops, optimizer, ks, w, b, gw, gb, lr: float, keys) -> np.n
         return sat
     for t, k in enumerate(ks):
         if is_stateful(optimizer):  # momentum, or layers of their own formats: NumPy
-            sat += step_from_sums(layer, ops, optimizer, k, gw[t], gb[t], lr, keys[t])[1]
+            sat += step_from_sums(layer, ops, optimizer, k, gw[t], gb[t], lr, int(keys[t]))[1]
             continue
         lops = ops.layer(k)
         K.apply_sums(w[t], b[t], gw[t], gb[t], np.uint64(keys[t]), np.uint32(lops.sr_mask32), lops.shift_w,
@@ -206,7 +206,7 @@ def step(fb, blk, x, labels, optimizer, lr: float, train_projection: bool, round
         sb = np.zeros(pw.shape[:2], np.int64)
         K.projection_grad_sums(p, ys, sw, sb)
         bias = np.zeros(sb.shape, pw.dtype)  # the projection has no bias: held at zero, never stored
-        keys = [stream_key(rounding_seed, 20_000 + 1000 * k + c, step_index) for c in range(f)]
+        keys = stream_keys(rounding_seed, 20_000 + 1000 * k + np.arange(f), step_index)
         sat += _step_sums(fb.proj, pops, optimizer, range(f), pw, bias, sw, sb, lr, keys)
         if is_stateful(optimizer) and optimizer.kind != "adam":  # NumPy stepped the stored biases
             for bc in fb.proj.biases:
