@@ -1,12 +1,14 @@
 """The numba backend of the float32 conv SPELA step: :func:`spela_hw.conv.model.conv_spela_step`
 with the kernels of :mod:`spela_hw._kernels.conv_float` where NumPy is slow, one block at a time.
 
-The convolution and its weight gradient stay the reference's im2col and BLAS products (faster
-than a loop kernel at every batch size measured), BatchNorm the reference's NumPy; LeakyReLU
-and pool, the projection loss with its gradients, and Adam run on kernels (Adam on 560 k
-projection values per step dominated per-sample training). Same recipe, results within float32
-rounding (the loss kernel sums in its own order). Other optimisers and the ``pooled`` read-out
-run the reference's NumPy.
+The products stay the reference's: im2col and BLAS for the convolution and its weight gradient,
+einsum (BLAS) for the projection loss and its gradients (loop kernels were slower at batch 64
+and no faster at batch 1), BatchNorm its NumPy. LeakyReLU with the max-pool and their backward
+pass, and Adam run on kernels: Adam on the 560 k projection values of ``c32k5p2-c64k5p2-d10``
+took a third of a per-sample step in NumPy's seven passes over them. Same recipe and Adam's
+float32 expression element by element, so results equal the reference's up to the order of the
+kernels' few float32 operations (``tests/test_conv_kernels.py``). Other optimisers and the
+``pooled`` read-out run the reference's NumPy.
 """
 
 from __future__ import annotations
@@ -55,13 +57,9 @@ def block_step(state, k: int, x: np.ndarray, labels: np.ndarray, optimizer, lr: 
     y = np.empty((nb, nf, hc // pool, wc // pool), F32)
     idx = np.empty(y.shape, np.int64)
     K.leaky_pool(u, slope, pool, a, y, idx)
-    ys = y.reshape(nb, nf, -1)
-    dy = np.empty_like(ys)
-    dproj = np.zeros(st.projection.shape if train_projection else (1, 1, 1), F32)
-    loss = K.projection_loss(ys, st.projection, st.targets, st.groups, np.ascontiguousarray(labels, np.int64),
-                             train_projection, np.empty(st.projection.shape[2], F32), dy, dproj)
+    loss, dy, dproj = M.block_loss_grad(st, y, labels, train_projection)
     du = np.zeros_like(u)
-    K.pool_leaky_backward(dy.reshape(y.shape), idx, pool, u, slope, du)
+    K.pool_leaky_backward(np.ascontiguousarray(dy, F32), idx, pool, u, slope, du)
     grads = {}
     if st.gamma is not None:
         du, grads["gamma"], grads["beta"] = norm_backward(du, ncache, st.gamma)
