@@ -204,6 +204,7 @@ def test_numba_backend_resumes_a_saved_model_bit_exact(mnist, tmp_path):
               projection_dim=10, conv_optimizer=Adam(0.01))
     clf = ConvSpelaClassifier(**kw).fit(X, y)
     loaded = load_model(clf.save(tmp_path / "m"))
+    assert loaded.state_.fixed[0].backend == "numba"
     clf.epochs = loaded.epochs = 2
     clf.continue_fit(X, y)
     loaded.continue_fit(X, y)
