@@ -1,12 +1,18 @@
 """Float32 conv SPELA block kernels: the parts of :func:`spela_hw.conv.model.conv_spela_step` that
-NumPy runs slowly (LeakyReLU and max-pool with their backward pass, Adam); the products stay
+NumPy runs slowly (LeakyReLU and max-pool with their backward pass, Adam, and the projection
+loss of a few samples, where einsum's per-call planning dominates); the convolution stays
 NumPy's BLAS (:mod:`spela_hw.conv.float_numba`). Adam's update is NumPy's float32 expression of
-:func:`~spela_hw.conv.model.optimizer_step`, element by element.
+:func:`~spela_hw.conv.model.optimizer_step`, element by element; the loss kernel sums in loop
+order (float64 for the norms and dot products), the reference's einsum in its own: within
+float32 rounding.
 """
+
+import math
 
 import numpy as np
 
 from . import jit
+from .blocks_float import dot8x2
 
 
 @jit
@@ -35,6 +41,60 @@ def leaky_pool(u, slope, pool, a_out, y_out, idx_out):
                                 arg = di * pool + dj
                     y_out[s, f, i, j] = best
                     idx_out[s, f, i, j] = arg
+
+
+@jit(error_model="numpy")
+def projection_loss(y, proj, targets, groups, labels, train_projection, q, dy_out, dproj_out):
+    """SPELA's projection loss of a block's output ``y`` ``(B, C, S)`` with projections ``proj``
+    ``(C, S, d)``: returns the loss; ``dy_out`` ``(B, C, S)`` and (``train_projection``)
+    ``dproj_out`` ``(C, S, d)`` its gradients (``dproj_out`` zero-filled by the caller); ``q``
+    ``(d,)`` scratch. Float32 as :func:`spela_hw.conv.model.block_loss_grad`, norms and dot
+    products summed in float64."""
+    nb, nc, ns = y.shape
+    d = proj.shape[2]
+    total = 0.0
+    inv = np.float32(1.0 / (nb * nc))
+    dq = np.empty(d, np.float32)
+    for c in range(nc):
+        pc = proj[c]
+        for s in range(nb):
+            ys = y[s, c]
+            for t in range(d):
+                q[t] = 0
+            for u in range(ns):
+                yv = ys[u]
+                if yv == 0:
+                    continue
+                prow = pc[u]
+                for t in range(d):
+                    q[t] += yv * prow[t]
+            tv = targets[c, groups[c, labels[s]]]
+            n2 = 0.0
+            dot = 0.0
+            for t in range(d):
+                n2 += np.float64(q[t]) * q[t]
+                dot += np.float64(q[t]) * tv[t]
+            nrm = np.float32(max(math.sqrt(n2), 1e-12))
+            cos = np.float32(dot / nrm)
+            total += (1.0 - cos) ** 2
+            dcos = np.float32(-2.0) * (np.float32(1) - cos) * inv
+            a = dcos / nrm
+            bq = cos / nrm
+            for t in range(d):
+                dq[t] = a * (tv[t] - bq * q[t])
+            dys = dy_out[s, c]
+            for u in range(ns):
+                dys[u] = dot8x2(dq, pc[u], pc[u], d)[0]
+            if train_projection:
+                dpc = dproj_out[c]
+                for u in range(ns):
+                    yv = ys[u]
+                    if yv == 0:
+                        continue
+                    drow = dpc[u]
+                    for t in range(d):
+                        drow[t] += yv * dq[t]
+    return total / (nb * nc)
 
 
 @jit

@@ -2,12 +2,14 @@
 with the kernels of :mod:`spela_hw._kernels.conv_float` where NumPy is slow, one block at a time.
 
 The products stay the reference's: im2col and BLAS for the convolution and its weight gradient,
-einsum (BLAS) for the projection loss and its gradients (loop kernels were slower at batch 64
-and no faster at batch 1), BatchNorm its NumPy. LeakyReLU with the max-pool and their backward
-pass, and Adam run on kernels: Adam on the 560 k projection values of ``c32k5p2-c64k5p2-d10``
-took a third of a per-sample step in NumPy's seven passes over them. Same recipe and Adam's
-float32 expression element by element, so results equal the reference's up to the order of the
-kernels' few float32 operations (``tests/test_conv_kernels.py``). Other optimisers and the
+einsum (BLAS) for the projection loss and its gradients from ``LOSS_KERNEL_MAX + 1`` samples
+(a loop kernel was ten times slower at batch 64), BatchNorm its NumPy. LeakyReLU with the
+max-pool and their backward pass, Adam, and the projection loss of smaller batches (einsum's
+planning cost more than its products) run on kernels: Adam on the 560 k projection values of
+``c32k5p2-c64k5p2-d10`` took a third of a per-sample step in NumPy's seven passes over them.
+Same recipe; from ``LOSS_KERNEL_MAX + 1`` samples the same bits as the reference (the kernels
+run its float32 operations element by element), below within float32 rounding (the loss
+kernel's sums in loop order; ``tests/test_conv_kernels.py``). Other optimisers and the
 ``pooled`` read-out run the reference's NumPy.
 """
 
@@ -22,6 +24,8 @@ from .reference import conv_backward, conv_forward, norm_backward, norm_forward
 __all__ = ["block_step", "supported"]
 
 F32 = np.float32
+#: Batches of at most this many samples compute the projection loss on the kernel.
+LOSS_KERNEL_MAX = 4
 
 
 def supported(state) -> bool:
@@ -34,8 +38,9 @@ def _step(state, name: str, param: np.ndarray, grad: np.ndarray, optimizer, lr: 
     if optimizer.kind != "adam" or not param.flags.c_contiguous:
         M.optimizer_step(state, name, param, grad, optimizer, lr)
         return
-    m = state.optim.setdefault(name + ".m", np.zeros_like(param))
-    v = state.optim.setdefault(name + ".v", np.zeros_like(param))
+    if name + ".m" not in state.optim:
+        state.optim[name + ".m"], state.optim[name + ".v"] = np.zeros_like(param), np.zeros_like(param)
+    m, v = state.optim[name + ".m"], state.optim[name + ".v"]
     t = state.optim[name + ".t"] = state.optim.get(name + ".t", 0) + 1
     K.adam(param.reshape(-1), np.ascontiguousarray(grad, F32).reshape(-1), m.reshape(-1), v.reshape(-1), F32(lr),
            F32(1 - optimizer.beta1), F32(1 - optimizer.beta2), F32(optimizer.beta1), F32(optimizer.beta2),
@@ -57,9 +62,16 @@ def block_step(state, k: int, x: np.ndarray, labels: np.ndarray, optimizer, lr: 
     y = np.empty((nb, nf, hc // pool, wc // pool), F32)
     idx = np.empty(y.shape, np.int64)
     K.leaky_pool(u, slope, pool, a, y, idx)
-    loss, dy, dproj = M.block_loss_grad(st, y, labels, train_projection)
+    if nb <= LOSS_KERNEL_MAX:
+        ys = y.reshape(nb, nf, -1)
+        dy = np.empty_like(ys)
+        dproj = np.zeros(st.projection.shape if train_projection else (1, 1, 1), F32)
+        loss = K.projection_loss(ys, st.projection, st.targets, st.groups, np.ascontiguousarray(labels, np.int64),
+                                 train_projection, np.empty(st.projection.shape[2], F32), dy, dproj)
+    else:
+        loss, dy, dproj = M.block_loss_grad(st, y, labels, train_projection)
     du = np.zeros_like(u)
-    K.pool_leaky_backward(np.ascontiguousarray(dy, F32), idx, pool, u, slope, du)
+    K.pool_leaky_backward(np.ascontiguousarray(dy, F32).reshape(y.shape), idx, pool, u, slope, du)
     grads = {}
     if st.gamma is not None:
         du, grads["gamma"], grads["beta"] = norm_backward(du, ncache, st.gamma)
