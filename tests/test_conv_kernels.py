@@ -155,7 +155,7 @@ def test_update_sums_beyond_float64_fall_back_to_exact_integers():
     xp = np.pad(rng.integers(-2**28, 2**28, (2, 3, 9, 9)), ((0, 0), (0, 0), (1, 1), (1, 1)))
     for top in (2**10, 2**27):
         pconv = rng.integers(-top, top, (2, 4, 7, 7)) * (rng.random((2, 4, 7, 7)) < 0.5)
-        gw, gb = _conv_grad_sums(xp, pconv, blk)
+        gw, gb = _conv_grad_sums((xp, None), pconv, blk)
         rows = im2col(xp, 5, 1, 0)[0].reshape(-1, 75)
         want = pconv.transpose(0, 2, 3, 1).reshape(-1, 4).T @ rows  # int64, exact
         assert _same(gw.reshape(4, -1), want) and _same(gb, pconv.sum(axis=(0, 2, 3)))

@@ -72,21 +72,24 @@ def forward(fb, blk, x: np.ndarray):
     h = np.empty_like(a)
     sat = np.zeros(4, np.int64)
     bias = np.ascontiguousarray(fb.conv.biases[0])
+    chunks = None
     if _exact(xq, fb.w, nc * kk * kk):
         wt = fb.w.reshape(f, -1).T.astype(np.float64)
-        for s0, s1, cols in _col_chunks(xq, kk, stride):
+        chunks = list(_col_chunks(xq, kk, stride)) if len(xq) * hc * wc * nc * kk * kk <= _COLS_MAX else None
+        for s0, s1, cols in chunks or _col_chunks(xq, kk, stride):
             K.conv_activate(cols @ wt, bias, ops.f_a, ops.shift_acc, ops.lo, ops.hi, ops.wrap, np.int64(ops.slope_q),
                             a[s0:s1], h[s0:s1], sat)
     else:
         wt = np.ascontiguousarray(fb.w.transpose(1, 2, 3, 0), dt)
         K.conv_forward(xq, wt, bias, stride, hc, wc, ops.f_a, ops.shift_acc, ops.lo, ops.hi, ops.wrap,
                        np.int64(ops.slope_q), np.zeros(f, dt), a, h, sat)
+    xin = (xq, chunks)  # the update sums reuse the im2col rows of one chunk
     if blk.pool == 1:
-        return h, (xq, a, None, h.shape), sat
+        return h, (xin, a, None, h.shape), sat
     y = np.empty((nb, f, hc // blk.pool, wc // blk.pool), np.int64)
     idx = np.empty(y.shape, np.int64)
     K.max_pool(h, blk.pool, y, idx)
-    return y, (xq, a, idx, h.shape), sat
+    return y, (xin, a, idx, h.shape), sat
 
 
 def _views_of(stack, arrays) -> bool:
@@ -163,15 +166,17 @@ def _step_sums(layer, ops, optimizer, ks, w, b, gw, gb, lr: float, keys) -> np.n
     return sat
 
 
-def _conv_grad_sums(xq: np.ndarray, pconv: np.ndarray, blk):
+def _conv_grad_sums(xin, pconv: np.ndarray, blk):
     """``(p_conv^T cols (F, C, K, K), sum p_conv (F,))`` exactly: BLAS in float64 per chunk of
-    samples when exact there (int64 sums of the chunks), else the loop kernel."""
+    samples when exact there (int64 sums of the chunks), else the loop kernel. ``xin``: the
+    padded input and the forward pass's im2col chunks (or ``None``)."""
+    xq, chunks = xin
     nb, f, hc, wc = pconv.shape
     gb = pconv.sum(axis=(0, 2, 3))
     if _exact(pconv, xq, nb * hc * wc):
         gw = np.zeros((f, xq.shape[1] * blk.kernel**2), np.int64)
         p2 = pconv.transpose(0, 2, 3, 1).reshape(-1, f).astype(np.float64)
-        for s0, s1, cols in _col_chunks(xq, blk.kernel, blk.stride):
+        for s0, s1, cols in chunks or _col_chunks(xq, blk.kernel, blk.stride):
             gw += (p2[s0 * hc * wc:s1 * hc * wc].T @ cols).astype(np.int64)
         return gw.reshape(f, xq.shape[1], blk.kernel, blk.kernel), gb
     gw = np.zeros((f, xq.shape[1], blk.kernel, blk.kernel), np.int64)
@@ -182,7 +187,7 @@ def _conv_grad_sums(xq: np.ndarray, pconv: np.ndarray, blk):
 def step(fb, blk, x, labels, optimizer, lr: float, train_projection: bool, rounding_seed: int, k: int,
          step_index: int):
     """:func:`spela_hw.conv.fixed.fixed_block_step` on the kernels."""
-    y, (xq, a, idx, hshape), sat = forward(fb, blk, x)
+    y, (xin, a, idx, hshape), sat = forward(fb, blk, x)
     q, ys, s = project(fb, y)
     sat += s
     pops = fb.proj_ops
@@ -197,7 +202,7 @@ def step(fb, blk, x, labels, optimizer, lr: float, train_projection: bool, round
         idx = np.zeros(hshape, np.int64)
     K.conv_error(p, pw, pops.f_w, pops.lo, pops.hi, pops.wrap, idx, pool, a, np.int64(fb.conv_ops.slope_q),
                  np.zeros(pw.shape[2], np.int64), pconv, sat)
-    gw, gb = _conv_grad_sums(xq, pconv, blk)
+    gw, gb = _conv_grad_sums(xin, pconv, blk)
     f = fb.w.shape[0]
     sat += _step_sums(fb.conv, fb.conv_ops, optimizer, [0], fb.w.reshape(1, f, -1), fb.conv.biases[0][None],
                       gw.reshape(1, f, -1), gb[None], lr, [stream_key(rounding_seed, 10_000 + k, step_index)])
