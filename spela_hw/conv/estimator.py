@@ -101,7 +101,9 @@ class ConvClassifier:
     backend : {"numba", "reference"}
         What runs SPELA's conv blocks: compiled kernels (default) or the NumPy reference
         (:mod:`spela_hw.conv.fixed`, :mod:`spela_hw.conv.model`). Fixed point: the same results
-        bit for bit; float32: within float32 rounding. Inference and backprop run NumPy either way.
+        bit for bit, training and inference. Float32 training: the same bits from batches of
+        five samples, within float32 rounding below (:mod:`spela_hw.conv.float_numba`); float32
+        inference and backprop run NumPy either way.
     """
 
     _default_rule = DEFAULT_SPELA
