@@ -71,9 +71,11 @@ def adam_fixed(w, b, gw, gb, mw, vw, mb, vb, unit_w, unit_b, lr, b1, b2, eps, c1
     writes = 0
     for layer in range(nl):
         key = np.uint64(keys[layer])
-        for i in range(m):
-            writes += _adam_row(w[layer, i], gw[layer, i], mw[layer, i], vw[layer, i], n, np.uint64(i * n), unit_w,
-                                lr, b1, b2, eps, c1[layer], c2[layer], key, to_lsb, mode, lo[3], hi[3], wrap[3], sat)
+        # weight (i, j) draws index i n + j: its position in the layer's row-major weights, so
+        # the layer is one row of m n weights (contiguous arrays, checked by the caller)
+        writes += _adam_row(w[layer].reshape(-1), gw[layer].reshape(-1), mw[layer].reshape(-1), vw[layer].reshape(-1),
+                            m * n, np.uint64(0), unit_w, lr, b1, b2, eps, c1[layer], c2[layer], key, to_lsb, mode,
+                            lo[3], hi[3], wrap[3], sat)
         writes += _adam_row(b[layer], gb[layer], mb[layer], vb[layer], m, np.uint64(m * n), unit_b, lr, b1, b2, eps,
                             c1[layer], c2[layer], key, to_lsb, mode, lo[3], hi[3], wrap[3], sat)
     return writes

@@ -20,7 +20,7 @@ import numpy as np
 
 from .._kernels import conv_fixed as K
 from .._kernels import optim_fixed
-from ..rng import stream_key, stream_keys
+from ..rng import stream_keys
 from .reference import im2col
 from ..rules.optim import STEP_FRAC, is_stateful, layer_optimizer_state, post_scale, step_from_sums
 
@@ -204,15 +204,16 @@ def step(fb, blk, x, labels, optimizer, lr: float, train_projection: bool, round
                  np.zeros(pw.shape[2], np.int64), pconv, sat)
     gw, gb = _conv_grad_sums(xin, pconv, blk)
     f = fb.w.shape[0]
+    # the conv layer's key and every projection's, in one vector call
+    keys = stream_keys(rounding_seed, np.r_[10_000 + k, 20_000 + 1000 * k + np.arange(f)], step_index)
     sat += _step_sums(fb.conv, fb.conv_ops, optimizer, [0], fb.w.reshape(1, f, -1), fb.conv.biases[0][None],
-                      gw.reshape(1, f, -1), gb[None], lr, [stream_key(rounding_seed, 10_000 + k, step_index)])
+                      gw.reshape(1, f, -1), gb[None], lr, keys[:1])
     if train_projection:
         sw = np.zeros(pw.shape, np.int64)
         sb = np.zeros(pw.shape[:2], np.int64)
         K.projection_grad_sums(p, ys, sw, sb)
         bias = np.zeros(sb.shape, pw.dtype)  # the projection has no bias: held at zero, never stored
-        keys = stream_keys(rounding_seed, 20_000 + 1000 * k + np.arange(f), step_index)
-        sat += _step_sums(fb.proj, pops, optimizer, range(f), pw, bias, sw, sb, lr, keys)
+        sat += _step_sums(fb.proj, pops, optimizer, range(f), pw, bias, sw, sb, lr, keys[1:])
         if is_stateful(optimizer) and optimizer.kind != "adam":  # NumPy stepped the stored biases
             for bc in fb.proj.biases:
                 bc[...] = 0
