@@ -15,9 +15,11 @@ conv map, ``(Hp, Wp)`` pooled map, ``S = Hp Wp``, ``d`` projection dimension):
                             format, LeakyReLU: ``a``, ``h`` ``(B, F, Hc, Wc)``
 ``conv_activate``           the same from sums formed elsewhere (exact float64 BLAS products)
 ``max_pool``                ``pool x pool`` max-pool, first maximum of a window in row-major order
-``project``                 every channel's projection ``q`` ``(F, B, d)`` (identity layer)
+``project``                 every channel's projection ``q`` ``(F, B, d)`` (identity layer);
+                            ``project_finish`` from sums formed elsewhere
 ``loss_unit``               the post-synaptic terms ``p`` ``(F, B, d)`` of the projection loss
-``conv_error``              ``e = p P_c`` to the map, through the pool and the LeakyReLU gate
+``conv_error``              ``e = p P_c`` to the map, through the pool and the LeakyReLU gate;
+                            ``route_error`` from sums formed elsewhere
 ``conv_grad_sums``          ``p_conv^T cols`` and ``sum p_conv`` without forming ``cols``
 ``projection_grad_sums``    ``p_c^T y_c`` and ``sum p_c`` of every channel
 ``apply_sums``              ``W += round(S)``, ``b += round(Sb)`` by the SR unit (``ops.update``)
@@ -118,6 +120,7 @@ def project(y, pw, shift_acc, lo, hi, wrap, q_out, sat):
     bias) for every channel ``c`` and sample ``s``; ``y`` ``(B, C, S)``, ``pw`` ``(C, d, S)``."""
     nb, nc, ns = y.shape
     d = pw.shape[1]
+    acc = np.empty((nc, nb, d), np.int64)
     for c in range(nc):
         for s in range(nb):
             ys = y[s, c]
@@ -126,9 +129,20 @@ def project(y, pw, shift_acc, lo, hi, wrap, q_out, sat):
                 v = np.int64(0)
                 for u in range(ns):
                     v += np.int64(prow[u]) * ys[u]
-                v = saturate(v, lo[0], hi[0], wrap[0], sat, 0)
-                q_out[c, s, t] = saturate(shift_round(v, shift_acc, NEAREST, 0), lo[1], hi[1], wrap[1],
-                                          sat, 1)
+                acc[c, s, t] = v
+    project_finish(acc, shift_acc, lo, hi, wrap, q_out, sat)
+
+
+@jit
+def project_finish(acc, shift_acc, lo, hi, wrap, q_out, sat):
+    """The end of :func:`project` on its sums ``acc`` ``(C, B, d)`` (int64, or float64 holding
+    exact integers): accumulator saturation, rounding, activation saturation."""
+    nc, nb, d = acc.shape
+    for c in range(nc):
+        for s in range(nb):
+            for t in range(d):
+                v = saturate(np.int64(acc[c, s, t]), lo[0], hi[0], wrap[0], sat, 0)
+                q_out[c, s, t] = saturate(shift_round(v, shift_acc, NEAREST, 0), lo[1], hi[1], wrap[1], sat, 1)
 
 
 @jit(error_model="numpy")
@@ -168,28 +182,38 @@ def loss_unit(q, labels, groups, targets, tnorms, scale, pow2_au, lo_u, hi_u, p_
 
 
 @jit
-def conv_error(p, pw, f_wp, lo, hi, wrap, idx, pool, a, slope_q, e, pconv_out, sat):
+def conv_error(p, pw, f_wp, lo, hi, wrap, idx, pool, a, slope_q, pconv_out, sat):
     """The conv layer's post-synaptic terms ``p_conv`` ``(B, F, Hc, Wc)`` (zero-filled by the
-    caller): ``e = sat(round(p_c P_c >> f_wp))`` (exact int64 products, scratch ``e`` ``(S,)``),
-    routed to each window's maximum (``idx``), times the LeakyReLU derivative as a
-    16-fractional-bit integer (0 where ``a`` sits at a limit of the activation format)."""
+    caller): ``e = sat(round(p_c P_c >> f_wp))`` (exact int64 products), routed to each window's
+    maximum (``idx``), times the LeakyReLU derivative as a 16-fractional-bit integer (0 where
+    ``a`` sits at a limit of the activation format)."""
     nc, nb, d = p.shape
     ns = pw.shape[2]
-    wp = idx.shape[3]
+    e = np.zeros((nc, nb, ns), np.int64)
     for c in range(nc):
         for s in range(nb):
             ps = p[c, s]
-            for u in range(ns):
-                e[u] = 0
+            es = e[c, s]
             for t in range(d):
                 pv = ps[t]
                 if pv == 0:
                     continue
                 prow = pw[c, t]
                 for u in range(ns):
-                    e[u] += pv * np.int64(prow[u])
+                    es[u] += pv * np.int64(prow[u])
+    route_error(e, f_wp, lo, hi, wrap, idx, pool, a, slope_q, pconv_out, sat)
+
+
+@jit
+def route_error(e, f_wp, lo, hi, wrap, idx, pool, a, slope_q, pconv_out, sat):
+    """The end of :func:`conv_error` on its sums ``e`` ``(C, B, S)`` (int64, or float64 holding
+    exact integers)."""
+    nc, nb, ns = e.shape
+    wp = idx.shape[3]
+    for c in range(nc):
+        for s in range(nb):
             for u in range(ns):
-                v = saturate(shift_round(e[u], f_wp, NEAREST, 0), lo[2], hi[2], wrap[2], sat, 2)
+                v = saturate(shift_round(np.int64(e[c, s, u]), f_wp, NEAREST, 0), lo[2], hi[2], wrap[2], sat, 2)
                 i, j = u // wp, u % wp
                 di, dj = divmod(idx[s, c, i, j], pool)
                 ii, jj = i * pool + di, j * pool + dj

@@ -29,6 +29,9 @@ __all__ = ["forward", "project", "step"]
 _I32 = 2**31 - 1
 _EXACT = 2**53  # float64 holds every integer below this exactly
 _COLS_MAX = 1 << 22  # im2col values per BLAS product (32 MB in float64)
+#: From this batch size the projections' products run on BLAS (when exact): below, converting
+#: the projections to float64 costs more than the loop kernels.
+BLAS_BATCH = 8
 
 
 def _amax(a: np.ndarray) -> int:
@@ -131,14 +134,25 @@ def _adam_moments(layer, optimizer, ks) -> list:
     return out, ts
 
 
-def project(fb, y: np.ndarray):
-    """``(q (C, B, d), maps (B, C, S), sat)``: every channel's projection of ``y``."""
+def _float_projections(fb, nb: int):
+    """The projections ``(C, d, S)`` in float64 for a batch of ``nb`` (BLAS), or ``None`` (kernels)."""
+    return projection_stack(fb).astype(np.float64) if nb >= BLAS_BATCH else None
+
+
+def project(fb, y: np.ndarray, pw64=None):
+    """``(q (C, B, d), maps (B, C, S), sat)``: every channel's projection of ``y`` (``pw64``:
+    the projections in float64 for BLAS, when exact there)."""
     ops = fb.proj_ops
     pw = projection_stack(fb)
     ys = np.ascontiguousarray(y.reshape(y.shape[0], y.shape[1], -1))
     q = np.empty((pw.shape[0], len(y), pw.shape[1]), np.int64)
     sat = np.zeros(4, np.int64)
-    K.project(ys, pw, ops.shift_acc, ops.lo, ops.hi, ops.wrap, q, sat)
+    pw64 = _float_projections(fb, len(y)) if pw64 is None else pw64
+    if pw64 is not None and _exact(ys, pw, ys.shape[2]):
+        acc = np.matmul(ys.transpose(1, 0, 2).astype(np.float64), pw64.transpose(0, 2, 1))
+        K.project_finish(acc, ops.shift_acc, ops.lo, ops.hi, ops.wrap, q, sat)
+    else:
+        K.project(ys, pw, ops.shift_acc, ops.lo, ops.hi, ops.wrap, q, sat)
     return q, ys, sat
 
 
@@ -188,7 +202,8 @@ def step(fb, blk, x, labels, optimizer, lr: float, train_projection: bool, round
          step_index: int):
     """:func:`spela_hw.conv.fixed.fixed_block_step` on the kernels."""
     y, (xin, a, idx, hshape), sat = forward(fb, blk, x)
-    q, ys, s = project(fb, y)
+    pw64 = _float_projections(fb, len(x))
+    q, ys, s = project(fb, y, pw64)
     sat += s
     pops = fb.proj_ops
     labels = np.ascontiguousarray(labels, np.int64)
@@ -200,8 +215,12 @@ def step(fb, blk, x, labels, optimizer, lr: float, train_projection: bool, round
     pool = blk.pool
     if idx is None:  # no pool: every position is its own window
         idx = np.zeros(hshape, np.int64)
-    K.conv_error(p, pw, pops.f_w, pops.lo, pops.hi, pops.wrap, idx, pool, a, np.int64(fb.conv_ops.slope_q),
-                 np.zeros(pw.shape[2], np.int64), pconv, sat)
+    slope_q = np.int64(fb.conv_ops.slope_q)
+    if pw64 is not None and _exact(p, pw, pw.shape[1]):
+        e = np.matmul(p.astype(np.float64), pw64)
+        K.route_error(e, pops.f_w, pops.lo, pops.hi, pops.wrap, idx, pool, a, slope_q, pconv, sat)
+    else:
+        K.conv_error(p, pw, pops.f_w, pops.lo, pops.hi, pops.wrap, idx, pool, a, slope_q, pconv, sat)
     gw, gb = _conv_grad_sums(xin, pconv, blk)
     f = fb.w.shape[0]
     # the conv layer's key and every projection's, in one vector call
@@ -209,9 +228,13 @@ def step(fb, blk, x, labels, optimizer, lr: float, train_projection: bool, round
     sat += _step_sums(fb.conv, fb.conv_ops, optimizer, [0], fb.w.reshape(1, f, -1), fb.conv.biases[0][None],
                       gw.reshape(1, f, -1), gb[None], lr, keys[:1])
     if train_projection:
-        sw = np.zeros(pw.shape, np.int64)
-        sb = np.zeros(pw.shape[:2], np.int64)
-        K.projection_grad_sums(p, ys, sw, sb)
+        sb = p.sum(axis=1)
+        if pw64 is not None and _exact(p, ys, len(x)):
+            sw = np.matmul(p.transpose(0, 2, 1).astype(np.float64), ys.transpose(1, 0, 2).astype(np.float64))
+            sw = sw.astype(np.int64)
+        else:
+            sw = np.zeros(pw.shape, np.int64)
+            K.projection_grad_sums(p, ys, sw, np.zeros(sb.shape, np.int64))
         bias = np.zeros(sb.shape, pw.dtype)  # the projection has no bias: held at zero, never stored
         sat += _step_sums(fb.proj, pops, optimizer, range(f), pw, bias, sw, sb, lr, keys[1:])
         if is_stateful(optimizer) and optimizer.kind != "adam":  # NumPy stepped the stored biases
