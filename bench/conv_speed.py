@@ -120,7 +120,7 @@ def run_peer(cases: list[dict], arrays: Path, timeout_s: float = 7200) -> tuple[
     root = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     r = subprocess.run([exe, "-m", "bench.conv_torch_peer", str(spec_path), str(out_path)], env=env,
-                       capture_output=True, text=True, timeout=timeout_s, cwd=root)
+                       capture_output=True, text=True, timeout=timeout_s, cwd=root, check=False)
     if r.returncode != 0:
         return [], f"PyTorch peer failed ({_shown(exe, root)}): {r.stderr.strip()[-1500:]}"
     rows = json.loads(out_path.read_text())
@@ -130,7 +130,7 @@ def run_peer(cases: list[dict], arrays: Path, timeout_s: float = 7200) -> tuple[
 
 def _uptime() -> str:
     try:
-        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=10).stdout.strip()
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=10, check=False).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 

@@ -49,9 +49,24 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["splitmix64", "lowbias32", "stream_key", "stream_keys", "random_bits", "uniform01", "SR_BITS",
-           "SR_LANES", "sr_mask16", "sr_half16", "sr_mask32", "sr_key32", "sr_words_per_input", "sr_offsets", "sr_weight_offsets",
-           "sr_bias_offsets"]
+__all__ = [
+    "SR_BITS",
+    "SR_LANES",
+    "lowbias32",
+    "random_bits",
+    "splitmix64",
+    "sr_bias_offsets",
+    "sr_half16",
+    "sr_key32",
+    "sr_mask16",
+    "sr_mask32",
+    "sr_offsets",
+    "sr_weight_offsets",
+    "sr_words_per_input",
+    "stream_key",
+    "stream_keys",
+    "uniform01",
+]
 
 SR_BITS = 16  # random bits of one lane (a 16-bit half word): the most the SR unit can use
 SR_LANES = 2  # synapses (neighbouring output neurons) fed by one 32-bit hash word

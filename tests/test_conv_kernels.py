@@ -14,7 +14,12 @@ from spela_hw import Adam, PrecisionSpec, Sgd, load_dataset
 from spela_hw.conv import ConvNetSpec
 from spela_hw.conv import model as M
 from spela_hw.conv.estimator import ConvSpelaClassifier
-from spela_hw.conv.fixed import fixed_block_forward, fixed_block_scores, fixed_block_step, init_fixed_block
+from spela_hw.conv.fixed import (
+    fixed_block_forward,
+    fixed_block_scores,
+    fixed_block_step,
+    init_fixed_block,
+)
 from spela_hw.errors import ConfigError
 
 OPTIMIZERS = {"sgd": Sgd(4.0), "adam": Adam(0.02), "momentum": Sgd(0.5, momentum=0.9)}
@@ -205,8 +210,8 @@ def _codes(clf):
 @pytest.mark.parametrize("conv_target", ["projection", "fixed_projection"])
 def test_estimator_backends_train_the_same_bits(mnist, conv_target):
     X, y = mnist
-    kw = dict(net="c4k5p2-c6k3p2-d10", norm="none", precision=PrecisionSpec.fixed(8), batch_size=16,
-              conv_target=conv_target, projection_dim=20, random_state=2, epochs=2)
+    kw = {"net": "c4k5p2-c6k3p2-d10", "norm": "none", "precision": PrecisionSpec.fixed(8), "batch_size": 16,
+          "conv_target": conv_target, "projection_dim": 20, "random_state": 2, "epochs": 2}
     ref = ConvSpelaClassifier(backend="reference", **kw).fit(X, y)
     fast = ConvSpelaClassifier(**kw).fit(X, y)
     assert fast.backend == "numba" and fast.state_.fixed[0].backend == "numba"
@@ -216,7 +221,7 @@ def test_estimator_backends_train_the_same_bits(mnist, conv_target):
 
 def test_float_estimator_backends_train_the_same_bits(mnist):
     X, y = mnist
-    kw = dict(net="c4k5p2-c6k3p2-d10", batch_size=16, projection_dim=20, random_state=2, epochs=2)
+    kw = {"net": "c4k5p2-c6k3p2-d10", "batch_size": 16, "projection_dim": 20, "random_state": 2, "epochs": 2}
     ref = ConvSpelaClassifier(backend="reference", **kw).fit(X, y)
     fast = ConvSpelaClassifier(**kw).fit(X, y)
     assert fast.state_.backend == "numba" and ref.state_.backend == "reference"
@@ -230,8 +235,8 @@ def test_numba_backend_resumes_a_saved_model_bit_exact(mnist, tmp_path):
     from spela_hw.io import load_model
 
     X, y = mnist
-    kw = dict(net="c4k5p2-d10", norm="none", precision=PrecisionSpec.fixed(8), batch_size=32, random_state=4,
-              projection_dim=10, conv_optimizer=Adam(0.01))
+    kw = {"net": "c4k5p2-d10", "norm": "none", "precision": PrecisionSpec.fixed(8), "batch_size": 32,
+          "random_state": 4, "projection_dim": 10, "conv_optimizer": Adam(0.01)}
     clf = ConvSpelaClassifier(**kw).fit(X, y)
     loaded = load_model(clf.save(tmp_path / "m"))
     assert loaded.state_.fixed[0].backend == "numba"

@@ -49,8 +49,7 @@ def _adam_row(wr, gr, mr, vr, n, base, unit, lr, b1, b2, eps, c1, c2, key, to_ls
             span = hi - lo + 1
             v = (v - lo) % span + lo
         else:
-            v = lo if v < lo else v
-            v = hi if v > hi else v
+            v = min(max(v, lo), hi)
         wr[j] = v
     sat[3] += nsat
     return writes

@@ -21,8 +21,14 @@ import numpy as np
 from .._kernels import conv_fixed as K
 from .._kernels import optim_fixed
 from ..rng import stream_keys
+from ..rules.optim import (
+    STEP_FRAC,
+    is_stateful,
+    layer_optimizer_state,
+    post_scale,
+    step_from_sums,
+)
 from .reference import im2col
-from ..rules.optim import STEP_FRAC, is_stateful, layer_optimizer_state, post_scale, step_from_sums
 
 __all__ = ["forward", "project", "step"]
 
@@ -54,9 +60,8 @@ def _col_chunks(xq: np.ndarray, kk: int, stride: int):
 
 def _narrow(a: np.ndarray, w: np.ndarray, fan_in: int) -> np.dtype:
     """int32 when no partial sum of ``fan_in`` products of ``a`` and ``w`` can leave int32."""
-    amax = int(np.abs(a).max()) if a.size else 0
-    wmax = int(np.abs(w.astype(np.int64)).max()) if w.size else 0
-    return np.dtype(np.int32) if amax <= _I32 and fan_in * amax * wmax <= _I32 else np.dtype(np.int64)
+    amax = _amax(a)
+    return np.dtype(np.int32) if amax <= _I32 and fan_in * amax * _amax(w) <= _I32 else np.dtype(np.int64)
 
 
 def forward(fb, blk, x: np.ndarray):

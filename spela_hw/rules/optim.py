@@ -34,8 +34,15 @@ from ..backends.common import SAT_WEIGHT
 from ..fixedpoint import ROUNDING_MODES, saturate, shift_round
 from ..rng import random_bits
 
-__all__ = ["is_stateful", "post_scale", "step_layer", "step_from_sums", "layer_optimizer_state",
-           "optimizer_state_arrays", "restore_optimizer_state"]
+__all__ = [
+    "is_stateful",
+    "layer_optimizer_state",
+    "optimizer_state_arrays",
+    "post_scale",
+    "restore_optimizer_state",
+    "step_from_sums",
+    "step_layer",
+]
 
 STEP_FRAC = 24  # extra fractional bits of a stateful optimiser's step before rounding to an LSB
 
