@@ -33,18 +33,24 @@ def supported(state) -> bool:
     return all(st.projection is not None for st in state.blocks)
 
 
+def _adam_args(state, name: str, param: np.ndarray, optimizer, lr: float) -> tuple:
+    """The moments of ``param`` (created on first use), its step count advanced, and Adam's
+    float32 constants as the kernels take them (those of :func:`~spela_hw.conv.model.optimizer_step`)."""
+    if name + ".m" not in state.optim:
+        state.optim[name + ".m"], state.optim[name + ".v"] = np.zeros_like(param), np.zeros_like(param)
+    t = state.optim[name + ".t"] = state.optim.get(name + ".t", 0) + 1
+    return (state.optim[name + ".m"], state.optim[name + ".v"], F32(lr), F32(1 - optimizer.beta1),
+            F32(1 - optimizer.beta2), F32(optimizer.beta1), F32(optimizer.beta2), F32(1 - optimizer.beta1**t),
+            F32(1 - optimizer.beta2**t), F32(optimizer.eps))
+
+
 def _step(state, name: str, param: np.ndarray, grad: np.ndarray, optimizer, lr: float) -> None:
     """:func:`spela_hw.conv.model.optimizer_step`, Adam on the kernel."""
     if optimizer.kind != "adam" or not param.flags.c_contiguous:
         M.optimizer_step(state, name, param, grad, optimizer, lr)
         return
-    if name + ".m" not in state.optim:
-        state.optim[name + ".m"], state.optim[name + ".v"] = np.zeros_like(param), np.zeros_like(param)
-    m, v = state.optim[name + ".m"], state.optim[name + ".v"]
-    t = state.optim[name + ".t"] = state.optim.get(name + ".t", 0) + 1
-    K.adam(param.reshape(-1), np.ascontiguousarray(grad, F32).reshape(-1), m.reshape(-1), v.reshape(-1), F32(lr),
-           F32(1 - optimizer.beta1), F32(1 - optimizer.beta2), F32(optimizer.beta1), F32(optimizer.beta2),
-           F32(1 - optimizer.beta1**t), F32(1 - optimizer.beta2**t), F32(optimizer.eps))
+    m, v, *consts = _adam_args(state, name, param, optimizer, lr)
+    K.adam(param.reshape(-1), np.ascontiguousarray(grad, F32).reshape(-1), m.reshape(-1), v.reshape(-1), *consts)
 
 
 def block_step(state, k: int, x: np.ndarray, labels: np.ndarray, optimizer, lr: float, train_projection: bool):
@@ -62,12 +68,21 @@ def block_step(state, k: int, x: np.ndarray, labels: np.ndarray, optimizer, lr: 
     y = np.empty((nb, nf, hc // pool, wc // pool), F32)
     idx = np.empty(y.shape, np.int64)
     K.leaky_pool(u, slope, pool, a, y, idx)
+    fused = False
     if nb <= LOSS_KERNEL_MAX:
         ys = y.reshape(nb, nf, -1)
         dy = np.empty_like(ys)
-        dproj = np.zeros(st.projection.shape if train_projection else (1, 1, 1), F32)
-        loss = K.projection_loss(ys, st.projection, st.targets, st.groups, np.ascontiguousarray(labels, np.int64),
-                                 train_projection, np.empty(st.projection.shape[2], F32), dy, dproj)
+        labels = np.ascontiguousarray(labels, np.int64)
+        scratch = (np.empty(st.projection.shape[2], F32), np.empty((nb, st.projection.shape[2]), F32))
+        fused = train_projection and optimizer.kind == "adam"
+        if fused:  # the projections' gradient goes straight into their Adam step
+            loss = K.projection_loss_adam(ys, st.projection, st.targets, st.groups, labels,
+                                          *_adam_args(state, f"{k}.projection", st.projection, optimizer, lr),
+                                          *scratch, dy)
+        else:
+            dproj = np.zeros(st.projection.shape if train_projection else (1, 1, 1), F32)
+            loss = K.projection_loss(ys, st.projection, st.targets, st.groups, labels, train_projection, *scratch,
+                                     dy, dproj)
     else:
         loss, dy, dproj = M.block_loss_grad(st, y, labels, train_projection)
     du = np.zeros_like(u)
@@ -79,6 +94,6 @@ def block_step(state, k: int, x: np.ndarray, labels: np.ndarray, optimizer, lr: 
     grads["w"], grads["b"], _ = conv_backward(du, cols, st.w)
     for name, p in st.params().items():
         _step(state, f"{k}.{name}", p, grads[name], optimizer, lr)
-    if train_projection:
+    if train_projection and not fused:
         _step(state, f"{k}.projection", st.projection, dproj, optimizer, lr)
     return y, float(loss)
