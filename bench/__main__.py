@@ -293,11 +293,12 @@ def render(rows: list[dict], meta: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the speed section of ``path`` (created with the markers if needed), atomically."""
+def write_section(path: Path, section: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the section of ``path`` between the markers ``begin`` and ``end`` (default the speed
+    section; appended with its markers if absent), atomically."""
     text = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    if BEGIN in text and END in text:
-        a, b = text.index(BEGIN), text.index(END) + len(END)
+    if begin in text and end in text:
+        a, b = text.index(begin), text.index(end) + len(end)
         text = text[:a] + section + text[b:]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"

@@ -49,9 +49,24 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["splitmix64", "lowbias32", "stream_key", "random_bits", "uniform01", "SR_BITS",
-           "SR_LANES", "sr_mask16", "sr_half16", "sr_mask32", "sr_key32", "sr_words_per_input", "sr_offsets", "sr_weight_offsets",
-           "sr_bias_offsets"]
+__all__ = [
+    "SR_BITS",
+    "SR_LANES",
+    "lowbias32",
+    "random_bits",
+    "splitmix64",
+    "sr_bias_offsets",
+    "sr_half16",
+    "sr_key32",
+    "sr_mask16",
+    "sr_mask32",
+    "sr_offsets",
+    "sr_weight_offsets",
+    "sr_words_per_input",
+    "stream_key",
+    "stream_keys",
+    "uniform01",
+]
 
 SR_BITS = 16  # random bits of one lane (a 16-bit half word): the most the SR unit can use
 SR_LANES = 2  # synapses (neighbouring output neurons) fed by one 32-bit hash word
@@ -89,6 +104,13 @@ def stream_key(seed: int, stream: int, step: int) -> int:
     k = splitmix64(k ^ np.uint64(stream & 0xFFFFFFFFFFFFFFFF))
     k = splitmix64(k ^ np.uint64(step & 0xFFFFFFFFFFFFFFFF))
     return int(k[0])
+
+
+def stream_keys(seed: int, streams: np.ndarray, step: int) -> np.ndarray:
+    """:func:`stream_key` of many streams at once (uint64, the same values)."""
+    k = splitmix64(np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))
+    k = splitmix64(k ^ (np.asarray(streams, dtype=np.int64).astype(np.uint64)))
+    return splitmix64(k ^ np.uint64(step & 0xFFFFFFFFFFFFFFFF))
 
 
 def random_bits(key: int, index: np.ndarray, shift: int) -> np.ndarray:

@@ -340,7 +340,8 @@ def run(args) -> int:
 #: Options that describe or run an MLP only, refused with --net (naming both).
 _MLP_ONLY = {"dims": "--dims describes an MLP's widths and --net a conv network: give one of the two",
              "preset": "the recipes are MLP recipes; --net trains with the conv estimator's defaults",
-             "backend": "conv networks run the NumPy reference (no numba kernels yet): leave --backend out"}
+             "backend": "conv networks run numba kernels, chosen by the library (ConvSpelaClassifier(backend=...) "
+                        "selects the NumPy reference): leave --backend out"}
 # `train --net` without --epochs: 3, as for dense networks. c32k5p2-c64k5p2-d10 on the bundled
 # data read out 86.5 % at the head after 1 epoch, 96.0 % after 3 (seed 0), in 26 s (loaded machine).
 CONV_TRAIN_EPOCHS = 3
@@ -353,7 +354,7 @@ def _check_conv_options(args) -> None:
         if getattr(args, name) is not None:
             raise ConfigError(name.replace("_", "-"), f"--{name.replace('_', '-')} with --net: {why}")
     if args.jobs != -1:
-        raise ConfigError("jobs", "--jobs with --net: conv networks run the NumPy reference (no kernel threads)")
+        raise ConfigError("jobs", "--jobs with --net: conv networks train on one thread (no kernel threads to set)")
     if _opt(args, "rule") not in _CONV_RULES:
         raise ConfigError("rule", f"--rule {args.rule} with --net: conv networks train by {' or '.join(_CONV_RULES)}")
     if args.projection_dim is not None and args.projection_dim < 1:

@@ -26,6 +26,9 @@ Modules
 ``buffers``               aligned scratch, block-major weights, the counters the trainers return
 ``forward``               batched forward pass (inference, ``ops.forward`` on many samples)
 ``update``                update of row-major weights (``ops.update``, every rule's per-step path)
+``conv_fixed``            the fixed-point conv SPELA block (:mod:`spela_hw.conv.fixed_numba`)
+``conv_float``            the float32 conv SPELA block's pool, loss and Adam (``conv.float_numba``)
+``optim_fixed``           Adam's step of fixed-point weights from exact sums (``rules.optim``'s twin)
 ========================  ========================================================================
 
 Why the fused trainer is fast

@@ -24,6 +24,7 @@ from ..rules.spela import train_batch
 from ..specs import Adam, Backprop, NetworkSpec, PrecisionSpec, Sgd, Spela
 from . import model as M
 from .description import ConvNetSpec, parse_layers
+from .fixed import BACKENDS as FIXED_BACKENDS
 from .fixed import (
     check_fixed_spec,
     fixed_block_forward,
@@ -97,13 +98,19 @@ class ConvClassifier:
         The conv blocks' optimiser under SPELA (default ``Adam(0.01)``); backprop uses ``rule``'s.
     batch_size, epochs, shuffle, random_state :
         As :class:`spela_hw.Classifier`.
+    backend : {"numba", "reference"}
+        What runs SPELA's conv blocks: compiled kernels (default) or the NumPy reference
+        (:mod:`spela_hw.conv.fixed`, :mod:`spela_hw.conv.model`). Fixed point: the same results
+        bit for bit, training and inference. Float32 training: the same bits from batches of
+        five samples, within float32 rounding below (:mod:`spela_hw.conv.float_numba`); float32
+        inference and backprop run NumPy either way.
     """
 
     _default_rule = DEFAULT_SPELA
 
     def __init__(self, net="c32k5p2-c64k5p2-d10", rule=None, precision=None, input_shape=None, norm="batch",
                  conv_target="projection", projection_dim=100, slope=1e-3, conv_optimizer=None,
-                 batch_size=64, epochs=1, shuffle=True, random_state=None):
+                 batch_size=64, epochs=1, shuffle=True, random_state=None, backend="numba"):
         self.net = net
         self.rule = rule
         self.precision = precision
@@ -117,6 +124,7 @@ class ConvClassifier:
         self.epochs = epochs
         self.shuffle = shuffle
         self.random_state = random_state
+        self.backend = backend
 
     def get_params(self, deep=True):
         import inspect
@@ -143,6 +151,8 @@ class ConvClassifier:
         seed = self.random_state
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
             raise ConfigError("random_state", f"must be None or a non-negative integer, got {seed!r}")
+        if self.backend not in FIXED_BACKENDS:
+            raise ConfigError("backend", f"must be one of {FIXED_BACKENDS}, got {self.backend!r}")
         precision = self.precision if self.precision is not None else PrecisionSpec()
         if not isinstance(precision, PrecisionSpec):
             raise ConfigError("precision", f"must be a PrecisionSpec, got {type(precision).__name__}")
@@ -186,8 +196,10 @@ class ConvClassifier:
                                       np.random.default_rng([model_seed, 2]))
         self.state_ = M.init_conv_state(spec, rule.name, model_seed, dense)
         self.state_.rounding_seed = round_seed
+        self.state_.backend = self.backend
         if precision.is_fixed:
-            self.state_.fixed = [init_fixed_block(precision, spec, k, b) for k, b in enumerate(self.state_.blocks)]
+            self.state_.fixed = [init_fixed_block(precision, spec, k, b, self.backend)
+                                 for k, b in enumerate(self.state_.blocks)]
         self.spec_ = spec
         self.precision_ = precision
         self.rule_ = rule

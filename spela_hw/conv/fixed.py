@@ -32,6 +32,9 @@ updates
     Adam keeps float32 moments and rounds its step with 24 random bits, as for dense layers. Keys:
     ``stream_key(rounding_seed, 10000 + k, step)`` for block ``k``'s conv layer and
     ``stream_key(rounding_seed, 20000 + 1000 k + c, step)`` for its channel ``c``'s projection.
+
+Backends: this module is the NumPy reference; ``FixedBlock.backend == "numba"`` (the default)
+runs the same pipeline on compiled kernels (:mod:`spela_hw.conv.fixed_numba`), bit for bit.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from ..specs import NetworkSpec, PrecisionSpec
 from .reference import im2col, pool_backward, pool_forward
 
 __all__ = [
+    "BACKENDS",
     "PROJECTION_RANGE",
     "FixedBlock",
     "fixed_block_forward",
@@ -60,6 +64,7 @@ __all__ = [
 
 GATE_FRAC = 16
 PROJECTION_RANGE = 4.0  # N(0, 1) projections: 4 sigma
+BACKENDS = ("numba", "reference")
 
 
 @dataclass
@@ -83,6 +88,8 @@ class FixedBlock:
     targets: np.ndarray | None = None  # (F, G, d) int codes of the group vectors
     target_norms: np.ndarray | None = None  # (F, G)
     groups: np.ndarray | None = None  # (F, N)
+    backend: str = "numba"  # "numba" (compiled kernels) or "reference" (this module's NumPy)
+    proj_stack: np.ndarray | None = None  # (F, d, S): proj.weights[c] are its views
 
 
 def projection_precision(precision: PrecisionSpec) -> PrecisionSpec:
@@ -102,15 +109,18 @@ def check_fixed_spec(spec) -> None:
                                          "'fixed_projection' in this version")
 
 
-def init_fixed_block(precision: PrecisionSpec, spec, k: int, float_block) -> FixedBlock:
-    """Quantise a float block's initial parameters (``float_block``, a ``model.BlockState``)."""
+def init_fixed_block(precision: PrecisionSpec, spec, k: int, float_block, backend: str = "numba") -> FixedBlock:
+    """Quantise a float block's initial parameters (``float_block``, a ``model.BlockState``);
+    ``backend`` (:data:`BACKENDS`) runs its steps, with the same results."""
     check_fixed_spec(spec)
+    if backend not in BACKENDS:
+        raise ConfigError("backend", f"must be one of {BACKENDS}, got {backend!r}")
     f = float_block.w.shape[0]
     fan_in = int(np.prod(float_block.w.shape[1:]))
     conv_ops = ReferenceOps(precision, NetworkSpec((fan_in, f), activation="leaky_relu", slope=float(spec.slope)))
     w, b, _ = conv_ops.store_params(float_block.w.reshape(f, -1).astype(np.float64), float_block.b.astype(np.float64))
     w4 = w.reshape(float_block.w.shape)
-    fb = FixedBlock(conv_ops, _Layer([w4.reshape(f, -1)], [b]), w4, groups=float_block.groups)
+    fb = FixedBlock(conv_ops, _Layer([w4.reshape(f, -1)], [b]), w4, groups=float_block.groups, backend=backend)
     _, s, d = float_block.projection.shape
     fb.proj_ops = ReferenceOps(projection_precision(precision), NetworkSpec((s, d), activation="identity"))
     pw, pb = [], []
@@ -118,7 +128,8 @@ def init_fixed_block(precision: PrecisionSpec, spec, k: int, float_block) -> Fix
         q, zero, _ = fb.proj_ops.store_params(float_block.projection[c].T.astype(np.float64), np.zeros(d))
         pw.append(q)
         pb.append(zero)
-    fb.proj = _Layer(pw, pb)
+    fb.proj_stack = np.stack(pw)  # one array for the kernels; each channel's weights a view of it
+    fb.proj = _Layer(list(fb.proj_stack), pb)
     g = float_block.targets.shape[1]
     fb.targets = np.zeros((f, g, d), np.int64)
     fb.target_norms = np.ones((f, g))
@@ -131,6 +142,10 @@ def init_fixed_block(precision: PrecisionSpec, spec, k: int, float_block) -> Fix
 
 def fixed_block_forward(fb: FixedBlock, blk, x: np.ndarray):
     """``(y, cache, sat)`` of a block on integer input maps ``x`` ``(B, C, H, W)``."""
+    if fb.backend == "numba":
+        from . import fixed_numba
+
+        return fixed_numba.forward(fb, blk, x)
     cols, hc, wc = im2col(np.asarray(x, np.int64), blk.kernel, blk.stride, blk.padding)
     bsz = len(x)
     rows = cols.reshape(bsz * hc * wc, -1)
@@ -155,7 +170,12 @@ def _project(fb: FixedBlock, y: np.ndarray):
 
 def fixed_block_scores(fb: FixedBlock, y: np.ndarray) -> np.ndarray:
     """Read-out scores ``(B, N)``: the mean over channels of the cosine to each class's group vector."""
-    q, _, _ = _project(fb, y)
+    if fb.backend == "numba":
+        from . import fixed_numba
+
+        q = fixed_numba.project(fb, y)[0]
+    else:
+        q = _project(fb, y)[0]
     n2 = (q * q).sum(axis=2).astype(np.float64)
     r = np.sqrt(np.where(n2 > 0, n2, 1.0))
     dots = np.einsum("cbd,cgd->cbg", q, fb.targets).astype(np.float64)
@@ -191,6 +211,10 @@ def _loss_unit(fb: FixedBlock, q, labels, scale: float):
 def fixed_block_step(fb: FixedBlock, blk, x: np.ndarray, labels: np.ndarray, optimizer, lr: float,
                      train_projection: bool, rounding_seed: int, k: int, step: int):
     """One SPELA step of a fixed-point block; returns its pre-update output ``y`` and saturations."""
+    if fb.backend == "numba":
+        from . import fixed_numba
+
+        return fixed_numba.step(fb, blk, x, labels, optimizer, lr, train_projection, rounding_seed, k, step)
     y, (rows, a, idx, hshape), sat = fixed_block_forward(fb, blk, x)
     q, ys, s = _project(fb, y)
     sat += s

@@ -83,6 +83,7 @@ class ConvState:
     step: int = 0
     fixed: list | None = None  # fixed-point blocks (spela_hw.conv.fixed), None in float32
     rounding_seed: int = 0
+    backend: str = "reference"  # "numba": SPELA's float32 conv steps on kernels (conv.float_numba)
 
 
 def dense_network_spec(spec: ConvNetSpec) -> NetworkSpec:
@@ -283,6 +284,15 @@ def conv_spela_step(state: ConvState, x: np.ndarray, labels: np.ndarray, optimiz
     spec = state.spec
     train_proj = spec.conv_target == "projection"
     losses = []
+    if state.backend == "numba":
+        from . import float_numba
+
+        if float_numba.supported(state):
+            for k in range(len(state.blocks)):
+                x, loss = float_numba.block_step(state, k, x, labels, optimizer, lr, train_proj)
+                losses.append(loss)
+            state.step += 1
+            return x.reshape(len(x), -1), losses
     for k, (st, blk) in enumerate(zip(state.blocks, spec.conv_blocks)):
         y, cache = block_forward(st, blk, x, spec.slope, training=True)
         loss, dy, dproj = block_loss_grad(st, y, labels, train_proj)

@@ -34,8 +34,15 @@ from ..backends.common import SAT_WEIGHT
 from ..fixedpoint import ROUNDING_MODES, saturate, shift_round
 from ..rng import random_bits
 
-__all__ = ["is_stateful", "post_scale", "step_layer", "optimizer_state_arrays",
-           "restore_optimizer_state"]
+__all__ = [
+    "is_stateful",
+    "layer_optimizer_state",
+    "optimizer_state_arrays",
+    "post_scale",
+    "restore_optimizer_state",
+    "step_from_sums",
+    "step_layer",
+]
 
 STEP_FRAC = 24  # extra fractional bits of a stateful optimiser's step before rounding to an LSB
 
@@ -50,8 +57,9 @@ def post_scale(opt, lr: float, batch: int) -> float:
     return 1.0 / batch if is_stateful(opt) else lr / batch
 
 
-def _layer_state(state, opt, k: int) -> dict:
-    """The float32 optimiser state of layer ``k`` (created zero on first use)."""
+def layer_optimizer_state(state, opt, k: int) -> dict:
+    """The float32 optimiser state of layer ``k`` (created zero on first use): ``m_w``, ``m_b``,
+    ``v_w``, ``v_b`` (Adam) or ``u_w``, ``u_b`` (momentum) and the step count ``t``."""
     st = state.extra.setdefault("optim", {"kind": opt.kind, "layers": {}})
     if st["kind"] != opt.kind:  # a different optimiser starts from fresh state
         st.clear()
@@ -130,13 +138,15 @@ def step_layer(state, ops, opt, k: int, p, x, lr: float, key: int, device=None) 
     ``device`` (float32 only) receives the real increment and returns the stored weights.
     """
     w, b = state.weights[k], state.biases[k]
-    ops = ops.layer(k)
     stateful = is_stateful(opt)
+    if stateful and device is None:
+        return step_from_sums(state, ops, opt, k, *ops.layer(k).grad_sum(p, x), lr, key)
+    ops = ops.layer(k)
     if not stateful and device is None:
         return ops.update(w, b, p, x, key)
     if stateful:
         gw, gb = _real_gradients(ops, *ops.grad_sum(p, x))
-        sw, sb = _steps(_layer_state(state, opt, k), opt, lr, gw, gb)
+        sw, sb = _steps(layer_optimizer_state(state, opt, k), opt, lr, gw, gb)
     else:
         sw, sb = ops.grad_sum(p, x)
     if device is not None:
@@ -144,6 +154,21 @@ def step_layer(state, ops, opt, k: int, p, x, lr: float, key: int, device=None) 
         w[...] = new_w
         b[...] = new_b
         return int(np.count_nonzero(sw) + np.count_nonzero(sb)), np.zeros(4, np.int64)
+    if ops.fixed:
+        return _apply_fixed(ops, w, b, sw, sb, key)
+    w += sw
+    b += sb
+    return int(np.count_nonzero(sw) + np.count_nonzero(sb)), np.zeros(4, np.int64)
+
+
+def step_from_sums(state, ops, opt, k: int, gw, gb, lr: float, key: int) -> tuple[int, np.ndarray]:
+    """The step of an optimiser with state (Adam, SGD with momentum) of layer ``k`` from the
+    sums ``(p^T x, sum p)`` that ``ops.grad_sum`` returns (a caller that forms them its own way,
+    e.g. a convolution, steps exactly as :func:`step_layer`); returns ``(update_writes, sat)``."""
+    w, b = state.weights[k], state.biases[k]
+    ops = ops.layer(k)
+    gw, gb = _real_gradients(ops, gw, gb)
+    sw, sb = _steps(layer_optimizer_state(state, opt, k), opt, lr, gw, gb)
     if ops.fixed:
         return _apply_fixed(ops, w, b, sw, sb, key)
     w += sw

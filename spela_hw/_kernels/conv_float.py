@@ -1,0 +1,171 @@
+"""Float32 conv SPELA block kernels: the parts of :func:`spela_hw.conv.model.conv_spela_step` that
+NumPy runs slowly (LeakyReLU and max-pool with their backward pass, Adam, and the projection
+loss of a few samples, where einsum's per-call planning dominates); the convolution stays
+NumPy's BLAS (:mod:`spela_hw.conv.float_numba`). Adam's update is NumPy's float32 expression of
+:func:`~spela_hw.conv.model.optimizer_step`, element by element; the loss kernel sums in loop
+order (float64 for the norms and dot products), the reference's einsum in its own: within
+float32 rounding.
+"""
+
+import math
+
+import numpy as np
+
+from . import jit
+from .blocks_float import dot8x2
+
+
+@jit
+def leaky_pool(u, slope, pool, a_out, y_out, idx_out):
+    """``a = LeakyReLU(u)`` and its ``pool x pool`` max-pool ``y`` with the first maximum's index."""
+    nb, nf, hc, wc = u.shape
+    sl = np.float32(slope)
+    for s in range(nb):
+        for f in range(nf):
+            for i in range(hc):
+                for j in range(wc):
+                    v = u[s, f, i, j]
+                    a_out[s, f, i, j] = v if v > 0 else v * sl
+    hp, wp = y_out.shape[2], y_out.shape[3]
+    for s in range(nb):
+        for f in range(nf):
+            for i in range(hp):
+                for j in range(wp):
+                    best = a_out[s, f, i * pool, j * pool]
+                    arg = 0
+                    for di in range(pool):
+                        for dj in range(pool):
+                            v = a_out[s, f, i * pool + di, j * pool + dj]
+                            if v > best:
+                                best = v
+                                arg = di * pool + dj
+                    y_out[s, f, i, j] = best
+                    idx_out[s, f, i, j] = arg
+
+
+@jit(error_model="numpy", inline="always")
+def _channel_loss(c, y, proj, targets, groups, labels, q, dq, dy_out):
+    """Channel ``c``'s share of :func:`projection_loss`: its loss summed over the samples, the
+    gradients ``dq`` ``(B, d)`` of its projections and ``dy_out[:, c]``."""
+    nb, nc, ns = y.shape
+    d = proj.shape[2]
+    inv = np.float32(1.0 / (nb * nc))
+    pc = proj[c]
+    total = 0.0
+    for s in range(nb):
+        ys = y[s, c]
+        for t in range(d):
+            q[t] = 0
+        for u in range(ns):
+            yv = ys[u]
+            if yv == 0:
+                continue
+            prow = pc[u]
+            for t in range(d):
+                q[t] += yv * prow[t]
+        tv = targets[c, groups[c, labels[s]]]
+        n2 = 0.0
+        dot = 0.0
+        for t in range(d):
+            n2 += np.float64(q[t]) * q[t]
+            dot += np.float64(q[t]) * tv[t]
+        nrm = np.float32(max(math.sqrt(n2), 1e-12))
+        cos = np.float32(dot / nrm)
+        total += (1.0 - cos) ** 2
+        dcos = np.float32(-2.0) * (np.float32(1) - cos) * inv
+        a = dcos / nrm
+        bq = cos / nrm
+        dqs = dq[s]
+        for t in range(d):
+            dqs[t] = a * (tv[t] - bq * q[t])
+        dys = dy_out[s, c]
+        for u in range(ns):
+            dys[u] = dot8x2(dqs, pc[u], pc[u], d)[0]
+    return total
+
+
+@jit(error_model="numpy")
+def projection_loss(y, proj, targets, groups, labels, train_projection, q, dq, dy_out, dproj_out):
+    """SPELA's projection loss of a block's output ``y`` ``(B, C, S)`` with projections ``proj``
+    ``(C, S, d)``: returns the loss; ``dy_out`` ``(B, C, S)`` and (``train_projection``)
+    ``dproj_out`` ``(C, S, d)`` its gradients (``dproj_out`` zero-filled by the caller); ``q``
+    ``(d,)`` and ``dq`` ``(B, d)`` scratch. Float32 as
+    :func:`spela_hw.conv.model.block_loss_grad`, norms and dot products summed in float64."""
+    nb, nc, ns = y.shape
+    d = proj.shape[2]
+    total = 0.0
+    for c in range(nc):
+        total += _channel_loss(c, y, proj, targets, groups, labels, q, dq, dy_out)
+        if train_projection:
+            dpc = dproj_out[c]
+            for s in range(nb):
+                ys = y[s, c]
+                for u in range(ns):
+                    yv = ys[u]
+                    if yv == 0:
+                        continue
+                    drow = dpc[u]
+                    for t in range(d):
+                        drow[t] += yv * dq[s, t]
+    return total / (nb * nc)
+
+
+@jit(error_model="numpy")
+def projection_loss_adam(y, proj, targets, groups, labels, m, v, lr, one_b1, one_b2, b1, b2, c1, c2, eps, q, dq,
+                         dy_out):
+    """:func:`projection_loss` fused with :func:`adam` on the projections (moments ``m``, ``v``
+    ``(C, S, d)``): each channel's gradient is formed where its Adam step reads it, never
+    stored (the same float32 operations in the same order, so the same bits); ``dy_out`` is
+    computed from the projections before their step."""
+    nb, nc, ns = y.shape
+    d = proj.shape[2]
+    total = 0.0
+    g = np.empty(d, np.float32)
+    for c in range(nc):
+        total += _channel_loss(c, y, proj, targets, groups, labels, q, dq, dy_out)
+        for u in range(ns):
+            for t in range(d):
+                g[t] = 0
+            for s in range(nb):
+                yv = y[s, c, u]
+                if yv == 0:
+                    continue
+                for t in range(d):
+                    g[t] += yv * dq[s, t]
+            pr, mr, vr = proj[c, u], m[c, u], v[c, u]
+            for t in range(d):
+                pr[t], mr[t], vr[t] = _adam1(pr[t], g[t], mr[t], vr[t], lr, one_b1, one_b2, b1, b2, c1, c2, eps)
+    return total / (nb * nc)
+
+
+@jit
+def pool_leaky_backward(dy, idx, pool, u, slope, du_out):
+    """``du`` ``(B, F, Hc, Wc)`` (zero-filled by the caller): ``dy`` routed to each window's
+    maximum, times the LeakyReLU derivative at ``u``."""
+    nb, nf, hp, wp = dy.shape
+    sl = np.float32(slope)
+    for s in range(nb):
+        for f in range(nf):
+            for i in range(hp):
+                for j in range(wp):
+                    di, dj = divmod(idx[s, f, i, j], pool)
+                    ii, jj = i * pool + di, j * pool + dj
+                    du_out[s, f, ii, jj] = dy[s, f, i, j] * (np.float32(1) if u[s, f, ii, jj] > 0 else sl)
+
+
+@jit(error_model="numpy", inline="always")
+def _adam1(p, g, m, v, lr, one_b1, one_b2, b1, b2, c1, c2, eps):
+    """One element of :func:`adam`: ``(p, m, v)`` after the step."""
+    mi = np.float32(np.float32(m * b1) + np.float32(one_b1 * g))
+    vi = np.float32(np.float32(v * b2) + np.float32(np.float32(one_b2 * g) * g))
+    den = np.float32(np.float32(np.sqrt(np.float32(vi / c2))) + eps)
+    return np.float32(p - np.float32(np.float32(lr * np.float32(mi / c1)) / den)), mi, vi
+
+
+@jit(error_model="numpy")  # division by zero gives inf as in NumPy (no check: the loop vectorises)
+def adam(param, grad, m, v, lr, one_b1, one_b2, b1, b2, c1, c2, eps):
+    """One Adam step in place on flat float32 arrays, NumPy's expression of
+    :func:`spela_hw.conv.model.optimizer_step` element by element (``one_b1`` is
+    ``float32(1 - beta1)``, ``c1`` ``float32(1 - beta1**t)``, ...)."""
+    for i in range(param.shape[0]):
+        param[i], m[i], v[i] = _adam1(param[i], grad[i], m[i], v[i], lr, one_b1, one_b2, b1, b2, c1, c2, eps)

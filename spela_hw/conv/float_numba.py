@@ -1,0 +1,99 @@
+"""The numba backend of the float32 conv SPELA step: :func:`spela_hw.conv.model.conv_spela_step`
+with the kernels of :mod:`spela_hw._kernels.conv_float` where NumPy is slow, one block at a time.
+
+The products stay the reference's: im2col and BLAS for the convolution and its weight gradient,
+einsum (BLAS) for the projection loss and its gradients from ``LOSS_KERNEL_MAX + 1`` samples
+(a loop kernel was ten times slower at batch 64), BatchNorm its NumPy. LeakyReLU with the
+max-pool and their backward pass, Adam, and the projection loss of smaller batches (einsum's
+planning cost more than its products) run on kernels: Adam on the 560 k projection values of
+``c32k5p2-c64k5p2-d10`` took a third of a per-sample step in NumPy's seven passes over them.
+Same recipe; from ``LOSS_KERNEL_MAX + 1`` samples the same bits as the reference (the kernels
+run its float32 operations element by element), below within float32 rounding (the loss
+kernel's sums in loop order; ``tests/test_conv_kernels.py``). Other optimisers and the
+``pooled`` read-out run the reference's NumPy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._kernels import conv_float as K
+from . import model as M
+from .reference import conv_backward, conv_forward, norm_backward, norm_forward
+
+__all__ = ["block_step", "supported"]
+
+F32 = np.float32
+#: Batches of at most this many samples compute the projection loss on the kernel.
+LOSS_KERNEL_MAX = 4
+
+
+def supported(state) -> bool:
+    """Whether the kernels cover this network's blocks (the projection read-outs)."""
+    return all(st.projection is not None for st in state.blocks)
+
+
+def _adam_args(state, name: str, param: np.ndarray, optimizer, lr: float) -> tuple:
+    """The moments of ``param`` (created on first use), its step count advanced, and Adam's
+    float32 constants as the kernels take them (those of :func:`~spela_hw.conv.model.optimizer_step`)."""
+    if name + ".m" not in state.optim:
+        state.optim[name + ".m"], state.optim[name + ".v"] = np.zeros_like(param), np.zeros_like(param)
+    t = state.optim[name + ".t"] = state.optim.get(name + ".t", 0) + 1
+    return (state.optim[name + ".m"], state.optim[name + ".v"], F32(lr), F32(1 - optimizer.beta1),
+            F32(1 - optimizer.beta2), F32(optimizer.beta1), F32(optimizer.beta2), F32(1 - optimizer.beta1**t),
+            F32(1 - optimizer.beta2**t), F32(optimizer.eps))
+
+
+def _step(state, name: str, param: np.ndarray, grad: np.ndarray, optimizer, lr: float) -> None:
+    """:func:`spela_hw.conv.model.optimizer_step`, Adam on the kernel."""
+    if optimizer.kind != "adam" or not param.flags.c_contiguous:
+        M.optimizer_step(state, name, param, grad, optimizer, lr)
+        return
+    m, v, *consts = _adam_args(state, name, param, optimizer, lr)
+    K.adam(param.reshape(-1), np.ascontiguousarray(grad, F32).reshape(-1), m.reshape(-1), v.reshape(-1), *consts)
+
+
+def block_step(state, k: int, x: np.ndarray, labels: np.ndarray, optimizer, lr: float, train_projection: bool):
+    """One SPELA step of conv block ``k`` on ``x`` ``(B, C, H, W)``: ``(y, loss)``, ``y`` its
+    output before the step."""
+    st, blk, slope = state.blocks[k], state.spec.conv_blocks[k], state.spec.slope
+    x = np.asarray(x, F32)
+    pool = blk.pool
+    z, cols = conv_forward(st.w, st.b, x, blk.stride, blk.padding)
+    nb, nf, hc, wc = z.shape
+    u, ncache = norm_forward(z, st.gamma, st.beta, st.running_mean, st.running_var, True) if st.gamma is not None \
+        else (z, None)
+    u = np.ascontiguousarray(u, F32)
+    a = np.empty_like(u)
+    y = np.empty((nb, nf, hc // pool, wc // pool), F32)
+    idx = np.empty(y.shape, np.int64)
+    K.leaky_pool(u, slope, pool, a, y, idx)
+    fused = False
+    if nb <= LOSS_KERNEL_MAX:
+        ys = y.reshape(nb, nf, -1)
+        dy = np.empty_like(ys)
+        labels = np.ascontiguousarray(labels, np.int64)
+        scratch = (np.empty(st.projection.shape[2], F32), np.empty((nb, st.projection.shape[2]), F32))
+        fused = train_projection and optimizer.kind == "adam"
+        if fused:  # the projections' gradient goes straight into their Adam step
+            loss = K.projection_loss_adam(ys, st.projection, st.targets, st.groups, labels,
+                                          *_adam_args(state, f"{k}.projection", st.projection, optimizer, lr),
+                                          *scratch, dy)
+        else:
+            dproj = np.zeros(st.projection.shape if train_projection else (1, 1, 1), F32)
+            loss = K.projection_loss(ys, st.projection, st.targets, st.groups, labels, train_projection, *scratch,
+                                     dy, dproj)
+    else:
+        loss, dy, dproj = M.block_loss_grad(st, y, labels, train_projection)
+    du = np.zeros_like(u)
+    K.pool_leaky_backward(np.ascontiguousarray(dy, F32).reshape(y.shape), idx, pool, u, slope, du)
+    grads = {}
+    if st.gamma is not None:
+        du, grads["gamma"], grads["beta"] = norm_backward(du, ncache, st.gamma)
+        du = np.ascontiguousarray(du, F32)
+    grads["w"], grads["b"], _ = conv_backward(du, cols, st.w)
+    for name, p in st.params().items():
+        _step(state, f"{k}.{name}", p, grads[name], optimizer, lr)
+    if train_projection and not fused:
+        _step(state, f"{k}.projection", st.projection, dproj, optimizer, lr)
+    return y, float(loss)
