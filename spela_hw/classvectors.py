@@ -6,6 +6,13 @@
   ``n_classes > dim + 1`` where no closed form exists.
 * ``gaussian``: normalised N(0, 1) vectors, the random ablation of the paper.
 * ``auto``: ``simplex`` when it exists, otherwise ``coulomb``.
+* ``aligned``: ``auto``, except in a layer exactly as wide as the number of classes (a 10-unit
+  output layer), where the simplex is aligned with the axes: the centred one-hots
+  ``e_c - 1/N`` (normalised). A LeakyReLU output is almost non-negative, and a randomly rotated
+  simplex in N dimensions leaves some classes almost out of the non-negative orthant's reach
+  (``|v_c^+|`` as low as 0.2), so those classes learn late or never (issue 18, bench/RESULTS.md);
+  aligned, every class reaches cosine ``sqrt((N-1)/N)`` with a non-negative output, and the
+  read-out is the argmax of the output units.
 
 Each layer's set is derived from ``(seed, layer)`` alone so that a model may store the seed instead
 of the vectors and hardware may regenerate them.
@@ -17,10 +24,10 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["CLASS_VECTOR_METHODS", "class_vectors", "simplex_vectors", "coulomb_vectors",
-           "coulomb_energy", "layer_rng"]
+__all__ = ["CLASS_VECTOR_METHODS", "class_vectors", "simplex_vectors", "aligned_simplex_vectors",
+           "coulomb_vectors", "coulomb_energy", "layer_rng"]
 
-CLASS_VECTOR_METHODS = ("auto", "simplex", "coulomb", "gaussian")
+CLASS_VECTOR_METHODS = ("auto", "simplex", "coulomb", "gaussian", "aligned")
 
 
 def layer_rng(seed: int, layer: int) -> np.random.Generator:
@@ -43,6 +50,15 @@ def simplex_vectors(n_classes: int, dim: int, rng: np.random.Generator) -> np.nd
     q = q * np.sign(np.diag(r))
     v = q @ h.T
     return v / np.linalg.norm(v, axis=0)
+
+
+def aligned_simplex_vectors(n_classes: int) -> np.ndarray:
+    """The ``(N, N)`` regular simplex aligned with the axes: rows ``e_c - 1/N``, normalised
+    (pairwise cosine ``-1/(N-1)``; the positive part of row ``c`` is unit ``c`` alone)."""
+    if n_classes < 2:
+        raise ConfigError("n_classes", f"need at least 2 classes, got {n_classes}")
+    v = np.eye(n_classes) - 1.0 / n_classes
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
 def coulomb_energy(points: np.ndarray) -> float:
@@ -97,6 +113,10 @@ def class_vectors(
         raise ConfigError("n_classes", f"need at least 2 classes, got {n_classes}")
     if dim < 1:
         raise ConfigError("dim", f"layer width must be >= 1, got {dim}")
+    if method == "aligned":
+        if dim == n_classes:
+            return aligned_simplex_vectors(n_classes)
+        method = "auto"
     rng = layer_rng(seed, layer)
     if method == "auto":
         method = "simplex" if n_classes <= dim + 1 else "coulomb"
