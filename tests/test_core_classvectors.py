@@ -55,3 +55,34 @@ def test_gaussian_ablation_is_unit_but_not_simplex():
 def test_bad_arguments(kw):
     with pytest.raises(ConfigError):
         class_vectors(seed=0, **kw)
+
+
+@pytest.mark.parametrize("n", [2, 3, 10])
+def test_aligned_is_the_axis_simplex_in_a_layer_as_wide_as_the_classes(n):
+    v = class_vectors(n, n, seed=7, layer=1, method="aligned")
+    np.testing.assert_allclose(v @ v.T, np.eye(n) * n / (n - 1) - 1 / (n - 1), atol=1e-12)
+    # every class is reachable by a non-negative output: the positive part of v_c is unit c
+    np.testing.assert_array_equal(np.argmax(v, axis=1), np.arange(n))
+    np.testing.assert_allclose(np.linalg.norm(np.maximum(v, 0), axis=1), np.sqrt((n - 1) / n))
+    np.testing.assert_array_equal(v, class_vectors(n, n, seed=8, layer=0, method="aligned"))
+
+
+@pytest.mark.parametrize("n, d", [(10, 9), (10, 34), (10, 1024)])
+def test_aligned_keeps_the_rotated_simplex_in_other_widths(n, d):
+    np.testing.assert_array_equal(class_vectors(n, d, seed=3, layer=1, method="aligned"),
+                                  class_vectors(n, d, seed=3, layer=1, method="auto"))
+
+
+def test_aligned_output_layer_in_the_estimator_and_its_model_file(tmp_path):
+    from spela_hw import Spela, SpelaClassifier
+    from spela_hw.io import load_model
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((40, 12)).astype(np.float32), np.arange(40) % 4
+    clf = SpelaClassifier((16, 4), rule=Spela(class_vectors="aligned"), random_state=2).fit(X, y)
+    hidden, out = clf.class_vectors_
+    np.testing.assert_array_equal(out, class_vectors(4, 4, seed=0, method="aligned"))
+    np.testing.assert_array_equal(hidden, class_vectors(4, 16, clf.class_vector_seed_, layer=0))
+    back = load_model(clf.save(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(back.class_vectors_[1], out)
+    np.testing.assert_array_equal(back.predict(X), clf.predict(X))
