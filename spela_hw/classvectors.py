@@ -25,7 +25,7 @@ import numpy as np
 from .errors import ConfigError
 
 __all__ = ["CLASS_VECTOR_METHODS", "class_vectors", "simplex_vectors", "aligned_simplex_vectors",
-           "coulomb_vectors", "coulomb_energy", "layer_rng"]
+           "coulomb_vectors", "coulomb_energy", "layer_rng", "nonnegative_readout_margins"]
 
 CLASS_VECTOR_METHODS = ("auto", "simplex", "coulomb", "gaussian", "aligned")
 
@@ -59,6 +59,21 @@ def aligned_simplex_vectors(n_classes: int) -> np.ndarray:
         raise ConfigError("n_classes", f"need at least 2 classes, got {n_classes}")
     v = np.eye(n_classes) - 1.0 / n_classes
     return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def nonnegative_readout_margins(vectors: np.ndarray) -> np.ndarray:
+    """How well a non-negative output can stand for each class: per class ``c``, the cosine
+    margin ``cos(p, v_c) - max_{o != c} cos(p, v_o)`` of ``p = max(v_c, 0)``, the non-negative
+    output closest to ``v_c`` (unit rows ``vectors``, ``(N, d)``). A margin <= 0 means that
+    the best a ReLU-like output can do for class ``c`` is read out as another class (-inf when
+    ``v_c`` has no positive entry)."""
+    v = np.asarray(vectors, np.float64)
+    p = np.maximum(v, 0.0)
+    norms = np.linalg.norm(p, axis=1)
+    cos = (p @ v.T) / np.where(norms > 0, norms, 1.0)[:, None]
+    own = np.diag(cos).copy()
+    np.fill_diagonal(cos, -np.inf)
+    return np.where(norms > 0, own - cos.max(axis=1), -np.inf)
 
 
 def coulomb_energy(points: np.ndarray) -> float:
