@@ -12,7 +12,13 @@
   simplex in N dimensions leaves some classes almost out of the non-negative orthant's reach
   (``|v_c^+|`` as low as 0.2), so those classes learn late or never (issue 18, bench/RESULTS.md);
   aligned, every class reaches cosine ``sqrt((N-1)/N)`` with a non-negative output, and the
-  read-out is the argmax of the output units.
+  read-out is the argmax of the output units. Only the rotation differs from ``simplex``.
+* ``onehot``: ``auto``, except in a layer exactly N wide, where class ``c``'s vector is unit ``c``
+  (the one-hots ``e_c``, pairwise cosine 0). Not a simplex: a deviation from the paper. Two
+  non-negative vectors cannot have a negative cosine, so these are as far apart as targets of a
+  non-negative output can be, and the output reaches them exactly (cosine 1, where the loss's
+  gradient vanishes); aligned targets keep pushing the other units below zero. Same read-out
+  as ``aligned``.
 
 Each layer's set is derived from ``(seed, layer)`` alone so that a model may store the seed instead
 of the vectors and hardware may regenerate them.
@@ -27,7 +33,7 @@ from .errors import ConfigError
 __all__ = ["CLASS_VECTOR_METHODS", "class_vectors", "simplex_vectors", "aligned_simplex_vectors",
            "coulomb_vectors", "coulomb_energy", "layer_rng", "nonnegative_readout_margins"]
 
-CLASS_VECTOR_METHODS = ("auto", "simplex", "coulomb", "gaussian", "aligned")
+CLASS_VECTOR_METHODS = ("auto", "simplex", "coulomb", "gaussian", "aligned", "onehot")
 
 
 def layer_rng(seed: int, layer: int) -> np.random.Generator:
@@ -128,9 +134,9 @@ def class_vectors(
         raise ConfigError("n_classes", f"need at least 2 classes, got {n_classes}")
     if dim < 1:
         raise ConfigError("dim", f"layer width must be >= 1, got {dim}")
-    if method == "aligned":
+    if method in ("aligned", "onehot"):
         if dim == n_classes:
-            return aligned_simplex_vectors(n_classes)
+            return aligned_simplex_vectors(n_classes) if method == "aligned" else np.eye(n_classes)
         method = "auto"
     rng = layer_rng(seed, layer)
     if method == "auto":

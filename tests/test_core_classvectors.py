@@ -67,9 +67,14 @@ def test_aligned_is_the_axis_simplex_in_a_layer_as_wide_as_the_classes(n):
     np.testing.assert_array_equal(v, class_vectors(n, n, seed=8, layer=0, method="aligned"))
 
 
+def test_onehot_in_a_layer_as_wide_as_the_classes():
+    np.testing.assert_array_equal(class_vectors(10, 10, seed=7, layer=1, method="onehot"), np.eye(10))
+
+
+@pytest.mark.parametrize("method", ["aligned", "onehot"])
 @pytest.mark.parametrize("n, d", [(10, 9), (10, 34), (10, 1024)])
-def test_aligned_keeps_the_rotated_simplex_in_other_widths(n, d):
-    np.testing.assert_array_equal(class_vectors(n, d, seed=3, layer=1, method="aligned"),
+def test_aligned_and_onehot_keep_the_rotated_simplex_in_other_widths(method, n, d):
+    np.testing.assert_array_equal(class_vectors(n, d, seed=3, layer=1, method=method),
                                   class_vectors(n, d, seed=3, layer=1, method="auto"))
 
 
