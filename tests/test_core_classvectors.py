@@ -1,5 +1,7 @@
 """Class vectors: closed-form simplex, Coulomb relaxation, seeds."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -108,9 +110,15 @@ def test_nonnegative_readout_margins():
     assert np.flatnonzero(m <= 0).tolist() == [5]
 
 
+@pytest.mark.slow
 def test_output_spread_bench_runs(capsys):
     from bench.output_spread import main
 
     main(["--rotations", "2"])
     out = capsys.readouterr().out
     assert "| 10 |" in out and "random_state=2:" in out and "aligned: +1.054" in out
+    main(["--train", "mnist-bundled", "--epochs", "1", "--init", "0", "--vectors", "2", "--order", "1",
+          "--method", "onehot"])
+    run = json.loads(capsys.readouterr().out)
+    assert (run["init"], run["vectors"], run["order"], run["method"]) == (0, 2, 1, "onehot")
+    assert len(run["output"]) == 1 and len(run["recall"]) == 10
