@@ -43,12 +43,12 @@ def train_grid(args) -> None:
         for c in args.vectors:
             clf = SpelaClassifier.from_preset("official-code", epochs=args.epochs, random_state=i, n_jobs=1,
                                               rule=rule, class_vector_seed=output_vector_seed(c))
-            curve = []
-            clf.fit(X, y, eval_set=(Xt, yt), callback=lambda m, r: curve.append(round(100 * r["layer2_accuracy"], 2)))
+            clf.fit(X, y, eval_set=(Xt, yt))
+            curve = [round(100 * r["layer2_accuracy"], 2) for r in clf.history_]
             pred = clf.predict(Xt)
             recall = [round(float(np.mean(pred[yt == k] == k)), 3) for k in range(len(clf.classes_))]
-            print(json.dumps(dict(data=args.train, init=i, vectors=c, order=args.order, method=args.method,
-                                  output=curve, recall=recall)), flush=True)
+            print(json.dumps({"data": args.train, "init": i, "vectors": c, "order": args.order,
+                              "method": args.method, "output": curve, "recall": recall}), flush=True)
 
 
 def main(argv=None):
@@ -56,7 +56,9 @@ def main(argv=None):
     ap.add_argument("--rotations", type=int, default=300, help="rotations per width (seeds 0..R-1)")
     ap.add_argument("--train", metavar="DATASET", help="train official-code runs instead (see above)")
     ap.add_argument("--epochs", type=int, default=5)
-    ints = lambda s: [int(x) for x in s.split(",")]  # noqa: E731
+    def ints(text):
+        return [int(x) for x in text.split(",")]
+
     ap.add_argument("--init", type=ints, default=[0], help="random_state of the initial weights, comma-separated")
     ap.add_argument("--vectors", type=ints, default=[0], help="random_state whose class vectors to use")
     ap.add_argument("--order", type=int, help="fixed permutation K of the training set (default: data order)")
