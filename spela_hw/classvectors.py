@@ -6,6 +6,19 @@
   ``n_classes > dim + 1`` where no closed form exists.
 * ``gaussian``: normalised N(0, 1) vectors, the random ablation of the paper.
 * ``auto``: ``simplex`` when it exists, otherwise ``coulomb``.
+* ``aligned``: ``auto``, except in a layer exactly as wide as the number of classes (a 10-unit
+  output layer), where the simplex is aligned with the axes: the centred one-hots
+  ``e_c - 1/N`` (normalised). A LeakyReLU output is almost non-negative, and a randomly rotated
+  simplex in N dimensions leaves some classes almost out of the non-negative orthant's reach
+  (``|v_c^+|`` as low as 0.2), so those classes learn late or never (issue 18, bench/RESULTS.md);
+  aligned, every class reaches cosine ``sqrt((N-1)/N)`` with a non-negative output, and the
+  read-out is the argmax of the output units. Only the rotation differs from ``simplex``.
+* ``onehot``: ``auto``, except in a layer exactly N wide, where class ``c``'s vector is unit ``c``
+  (the one-hots ``e_c``, pairwise cosine 0). Not a simplex: a deviation from the paper. Two
+  non-negative vectors cannot have a negative cosine, so these are as far apart as targets of a
+  non-negative output can be, and the output reaches them exactly (cosine 1, where the loss's
+  gradient vanishes); aligned targets keep pushing the other units below zero. Same read-out
+  as ``aligned``.
 
 Each layer's set is derived from ``(seed, layer)`` alone so that a model may store the seed instead
 of the vectors and hardware may regenerate them.
@@ -17,10 +30,10 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["CLASS_VECTOR_METHODS", "class_vectors", "simplex_vectors", "coulomb_vectors",
-           "coulomb_energy", "layer_rng"]
+__all__ = ["CLASS_VECTOR_METHODS", "class_vectors", "simplex_vectors", "aligned_simplex_vectors",
+           "coulomb_vectors", "coulomb_energy", "layer_rng", "nonnegative_readout_margins"]
 
-CLASS_VECTOR_METHODS = ("auto", "simplex", "coulomb", "gaussian")
+CLASS_VECTOR_METHODS = ("auto", "simplex", "coulomb", "gaussian", "aligned", "onehot")
 
 
 def layer_rng(seed: int, layer: int) -> np.random.Generator:
@@ -43,6 +56,30 @@ def simplex_vectors(n_classes: int, dim: int, rng: np.random.Generator) -> np.nd
     q = q * np.sign(np.diag(r))
     v = q @ h.T
     return v / np.linalg.norm(v, axis=0)
+
+
+def aligned_simplex_vectors(n_classes: int) -> np.ndarray:
+    """The ``(N, N)`` regular simplex aligned with the axes: rows ``e_c - 1/N``, normalised
+    (pairwise cosine ``-1/(N-1)``; the positive part of row ``c`` is unit ``c`` alone)."""
+    if n_classes < 2:
+        raise ConfigError("n_classes", f"need at least 2 classes, got {n_classes}")
+    v = np.eye(n_classes) - 1.0 / n_classes
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def nonnegative_readout_margins(vectors: np.ndarray) -> np.ndarray:
+    """How well a non-negative output can stand for each class: per class ``c``, the cosine
+    margin ``cos(p, v_c) - max_{o != c} cos(p, v_o)`` of ``p = max(v_c, 0)``, the non-negative
+    output closest to ``v_c`` (unit rows ``vectors``, ``(N, d)``). A margin <= 0 means that
+    the best a ReLU-like output can do for class ``c`` is read out as another class (-inf when
+    ``v_c`` has no positive entry)."""
+    v = np.asarray(vectors, np.float64)
+    p = np.maximum(v, 0.0)
+    norms = np.linalg.norm(p, axis=1)
+    cos = (p @ v.T) / np.where(norms > 0, norms, 1.0)[:, None]
+    own = np.diag(cos).copy()
+    np.fill_diagonal(cos, -np.inf)
+    return np.where(norms > 0, own - cos.max(axis=1), -np.inf)
 
 
 def coulomb_energy(points: np.ndarray) -> float:
@@ -97,6 +134,10 @@ def class_vectors(
         raise ConfigError("n_classes", f"need at least 2 classes, got {n_classes}")
     if dim < 1:
         raise ConfigError("dim", f"layer width must be >= 1, got {dim}")
+    if method in ("aligned", "onehot"):
+        if dim == n_classes:
+            return aligned_simplex_vectors(n_classes) if method == "aligned" else np.eye(n_classes)
+        method = "auto"
     rng = layer_rng(seed, layer)
     if method == "auto":
         method = "simplex" if n_classes <= dim + 1 else "coulomb"

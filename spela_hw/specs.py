@@ -338,7 +338,11 @@ class Spela:
     input_norm : {"off", "every_layer", "paper_literal"}
         L2-normalise each layer's input in training and inference, or in training only (the
         paper's Algorithm 3 taken literally).
-    class_vectors : {"auto", "simplex", "coulomb", "gaussian"}
+    class_vectors : {"auto", "simplex", "coulomb", "gaussian", "aligned", "onehot"}
+        See :mod:`spela_hw.classvectors`. ``aligned`` aligns the simplex of a layer exactly as
+        wide as the number of classes (a 10-unit output) with its units, so that every class is
+        reachable by a non-negative LeakyReLU output; ``onehot`` gives such a layer one-hot
+        vectors instead. The recipes keep ``auto`` (issue 18).
     update_order : {"pre_update", "recompute"}
         Pass the pre-update ``h`` on (official) or recompute it after the step (one more MVM).
     optimizer : Sgd or Adam
