@@ -83,6 +83,8 @@ def register(sub) -> None:
     p.add_argument("--sign-policy", default="nonnegative", choices=("nonnegative", "on_off_differential"))
     p.add_argument("--class-codes", default="disjoint", choices=("disjoint", "sparse"))
     p.add_argument("--reset", default="subtract", choices=("subtract", "zero"))
+    p.add_argument("--tau-y-ms", type=float, default=20.0,
+                   help="time constant of the output trace the rule reads (default 20 ms)")
     p.add_argument("--weight-bits", type=int, help="hardware-faithful variant: plastic weights of this "
                                                    "width with 7-bit traces and an 8-bit error")
     p.add_argument("--chunk-samples", type=int,
@@ -98,7 +100,7 @@ def _config(args) -> SpikingConfig:
     quant = QuantizationConfig(weight_bits=args.weight_bits) if args.weight_bits is not None else None
     gate_stop = args.gate_stop_ms if args.gate_stop_ms is not None else args.present_ms
     return SpikingConfig(
-        neuron=NeuronConfig(reset=args.reset),
+        neuron=NeuronConfig(reset=args.reset, tau_y_ms=args.tau_y_ms),
         encoding=EncodingConfig(code=args.code, rate_max_hz=args.rate_max_hz, present_ms=args.present_ms,
                                 rest_ms=args.rest_ms, gate_start_ms=args.gate_start_ms, gate_stop_ms=gate_stop),
         plasticity=PlasticityConfig(lr_eff=args.lr_eff, hidden_rate_hz=args.hidden_rate_hz,
