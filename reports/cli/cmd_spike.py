@@ -90,7 +90,7 @@ def register(sub) -> None:
     p.add_argument("--reset", default="subtract", choices=("subtract", "zero"))
     p.add_argument("--tau-y-ms", type=float,
                    help=f"time constant of the output trace the rule reads (default {TAU_Y_MS:g} ms; the "
-                        f"library's 20 ms gave a noisier error, 0.3-0.4 points lower, bench/RESULTS.md)")
+                        f"library's 20 ms gave a noisier error and 0.2-0.5 points less on full MNIST, bench/RESULTS.md)")
     p.add_argument("--weight-bits", type=int, help="hardware-faithful variant: plastic weights of this "
                                                    "width with 7-bit traces and an 8-bit error")
     p.add_argument("--chunk-samples", type=int,
