@@ -179,3 +179,17 @@ def test_spike_defaults_to_a_one_ms_step_and_keeps_the_old_one_reachable():
 
     assert build_parser().parse_args(["spike"]).dt_ms == 1.0
     assert build_parser().parse_args(["spike", "--dt-ms", "0.5"]).dt_ms == 0.5
+
+
+def test_spike_reads_a_40_ms_trace_by_default_and_passes_the_option_on():
+    """`spike`'s output trace is 40 ms (0.3-0.4 points above the library's 20 ms at both read-outs
+    on full MNIST over 3 seeds, bench/RESULTS.md, issue 19 item 1); `--tau-y-ms` reaches
+    NeuronConfig.tau_y_ms and a value the clock cannot resolve is refused by name."""
+    from reports.cli import build_parser
+    from reports.cli.cmd_spike import _config
+
+    assert _config(build_parser().parse_args(["spike"])).neuron.tau_y_ms == 40.0
+    assert _config(build_parser().parse_args(["spike", "--tau-y-ms", "20"])).neuron.tau_y_ms == 20.0
+    assert NeuronConfig().tau_y_ms == 20.0  # the library (and the report) keep 20 ms
+    with pytest.raises(ConfigError, match="neuron.tau_y_ms"):
+        _config(build_parser().parse_args(["spike", "--tau-y-ms", "1.5"]))

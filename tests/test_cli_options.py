@@ -154,6 +154,7 @@ def test_an_explicit_data_dir_is_used_or_refused(tmp_path, capsys, monkeypatch):
     (["spike", "--dataset", "mnist-bundled", "--percentile", "200"], "percentile: must lie in (0, 100]"),
     (["spike", "--dataset", "mnist-bundled", "--chunk-samples", "0"], "chunk-samples: must be a positive"),
     (["spike", "--from-model", "m.npz", "--compare-rate"], "compare-rate: applies to training in spikes"),
+    (["spike", "--from-model", "m.npz", "--tau-y-ms", "40"], "tau-y-ms: applies to training in spikes"),
 ])
 def test_numbers_out_of_range_are_refused_by_name(args, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
