@@ -208,3 +208,14 @@ def test_conv_epochs_saved_and_a_file_without_it_still_loads(mnist, tmp_path):
     old = load_model(tmp_path / "old.npz")
     assert old.conv_epochs is None
     np.testing.assert_array_equal(old.predict_layers(X), clf.predict_layers(X))
+
+
+def test_per_layer_weight_ranges_count_conv_blocks_then_dense_layers(mnist):
+    X, y = mnist[0][:100], mnist[1][:100]
+    clf = ConvSpelaClassifier("c4k5p2-d10", precision=PrecisionSpec.fixed(8, (0.25, 2.0)), norm="none",
+                              random_state=0).fit(X, y)
+    assert clf.state_.fixed[0].conv_ops.precision.weight.frac_bits == 9  # 8 bits over [-0.25, 0.25)
+    assert clf.state_.dense[0].ops.precision.weight.frac_bits == 6  # over [-2, 2)
+    with pytest.raises(ConfigError) as exc:
+        ConvSpelaClassifier("c4k5p2-d10", precision=PrecisionSpec.fixed(8, (0.25, 1.0, 2.0)), norm="none").fit(X, y)
+    assert exc.value.field == "precision.weight_exponents"

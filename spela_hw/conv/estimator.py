@@ -88,7 +88,8 @@ class ConvClassifier:
         optimiser trains the whole network (softmax cross-entropy at the last layer).
     precision : PrecisionSpec or None
         ``None`` is float32. Fixed point (SPELA only) is bit-true (:mod:`spela_hw.conv.fixed`) and
-        needs ``norm="none"``.
+        needs ``norm="none"``. Per-layer weight ranges (``weight_exponents``) count the conv
+        blocks first, then the dense layers (e.g. ``PrecisionSpec.fixed(8, (0.25, 0.25, 1.0))``).
     input_shape : tuple of int or None
         ``(C, H, W)``; ``None`` takes a square grey image from the number of features.
     norm, conv_target, projection_dim, slope :
@@ -178,6 +179,10 @@ class ConvClassifier:
                            conv_target=self.conv_target, projection_dim=self.projection_dim)
         if precision.is_fixed:
             check_fixed_spec(spec)
+        if precision.weight_exponents and len(precision.weight_exponents) != len(spec.layers):
+            raise ConfigError("precision.weight_exponents", f"has {len(precision.weight_exponents)} entries for the "
+                                                            f"{len(spec.layers)} layers of {spec.net} (conv blocks "
+                                                            f"first, then dense layers)")
         if isinstance(rule, Backprop) and spec.dense_layers[-1].units != n_classes:
             raise ConfigError("net", f"backprop's last layer must have one unit per class ({n_classes}), "
                                      f"got {spec.dense_layers[-1].units}")
@@ -197,7 +202,8 @@ class ConvClassifier:
         self.state_ = M.init_conv_state(spec, rule.name, model_seed, dense)
         self.state_.rounding_seed = round_seed
         if precision.is_fixed:
-            self.state_.fixed = [init_fixed_block(precision, spec, k, b) for k, b in enumerate(self.state_.blocks)]
+            self.state_.fixed = [init_fixed_block(precision.for_layer(k), spec, k, b)
+                                 for k, b in enumerate(self.state_.blocks)]
         self.spec_ = spec
         self.precision_ = precision
         self.rule_ = rule
@@ -217,8 +223,9 @@ class ConvClassifier:
             last = k == len(dims) - 2
             lspec = NetworkSpec((dims[k], dims[k + 1]), n_classes=spec.n_classes,
                                 activation="identity" if last else "leaky_relu", slope=float(spec.slope))
-            ops = make_ops("reference", precision, lspec)
-            st = init_network(lspec, precision, ops, rule.class_vectors, cv_seed + k, round_seed + k, rng=rng)
+            layer_precision = precision.for_layer(len(spec.conv_blocks) + k)
+            ops = make_ops("reference", layer_precision, lspec)
+            st = init_network(lspec, layer_precision, ops, rule.class_vectors, cv_seed + k, round_seed + k, rng=rng)
             layers.append(DenseSpela(lspec, ops, st, new_counts(st, "train")))
         return layers
 
