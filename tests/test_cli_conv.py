@@ -88,6 +88,11 @@ def test_train_net_saves_resumes_and_sizes(capsys, tmp_path):
     (["train", "--net", "c8k5p2-d10", "--input-shape", "1,28,27"], "error: input-shape: 1,28,27 holds 756"),
     (["train", "--net", "c8k29-d10"], "a 29x29 kernel does not fit its 28x28 input"),
     (["train", "--conv-target", "pooled"], "error: conv-target: describes a conv network: give --net too"),
+    (["train", "--conv-epochs", "1"], "error: conv-epochs: freezes the conv blocks of a conv network"),
+    (["train", "--net", "c8k5p2-d10", "--conv-epochs", "-1"], "error: conv-epochs: must be a non-negative"),
+    (["train", "--net", "c8k5p2-d10", "--rule", "backprop", "--conv-epochs", "1"],
+     "error: conv-epochs: --rule backprop trains every layer in every epoch"),
+    (["train", "--protocol", "transfer", "--conv-epochs", "1"], "error: conv-epochs: --protocol transfer"),
     (["size", "--net", "c8k5p2-dX", "--input-shape", "1,28,28"], "error: net[1]:"),
     (["size", "--net", "c8k5p2-d10"], "error: input-shape: --net needs the input shape"),
     (["size", "--net", "c8k5p2-d10", "--input-shape", "1,28"], "error: input-shape: must be three"),
@@ -103,3 +108,14 @@ def test_bad_conv_input_exits_2_naming_the_field(capsys, tmp_path, monkeypatch, 
     assert main(argv) == 2
     assert needle in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+def test_train_net_conv_epochs_freezes_the_blocks_and_resume_keeps_it(capsys, tmp_path):
+    out = tmp_path / "frozen"
+    argv = ["train", "--net", NET, "--limit-train", "64", "--batch-size", "32", "--epochs", "2",
+            "--conv-epochs", "1", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["config"]["conv_epochs"] == 1 and [r["lr"] for r in doc["history"]] == [0.01, 0.0]
+    assert main(["train", "--resume", "--out", str(out), "--conv-epochs", "2", "--limit-train", "64"]) == 2
+    assert "--conv-epochs 2 but the checkpoint has 1" in capsys.readouterr().err

@@ -160,3 +160,62 @@ def test_conv_results_do_not_depend_on_blas_threads():
         weights.append([blk.w.copy() for blk in clf.state_.blocks] + [clf.predict_layers(X[:300])])
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
+
+
+def test_conv_epochs_freezes_the_blocks_and_the_head_learns_on(mnist):
+    """After ``conv_epochs`` the conv blocks keep their weights; the dense layers still step."""
+    X, y = mnist[0][:300], mnist[1][:300]
+    one = ConvSpelaClassifier("c4k5p2-d10", epochs=1, random_state=2).fit(X, y)
+    two = ConvSpelaClassifier("c4k5p2-d10", epochs=2, conv_epochs=1, random_state=2).fit(X, y)
+    for name, p in one.state_.blocks[0].params().items():
+        np.testing.assert_array_equal(p, two.state_.blocks[0].params()[name])
+    np.testing.assert_array_equal(one.state_.blocks[0].running_mean, two.state_.blocks[0].running_mean)
+    assert not np.array_equal(one.state_.dense[0].state.weights[0], two.state_.dense[0].state.weights[0])
+    assert [r["lr"] for r in two.history_] == [0.01, 0.0]
+
+
+def test_conv_epochs_in_fixed_point_freezes_the_codes(mnist):
+    X, y = mnist[0][:200], mnist[1][:200]
+    kw = dict(net="c4k5p2-d10", precision=PrecisionSpec.fixed(8), norm="none", random_state=1)
+    one = ConvSpelaClassifier(epochs=1, **kw).fit(X, y)
+    two = ConvSpelaClassifier(epochs=2, conv_epochs=1, **kw).fit(X, y)
+    np.testing.assert_array_equal(one.state_.fixed[0].w, two.state_.fixed[0].w)
+    assert one.state_.step == two.state_.step
+    assert not np.array_equal(one.state_.dense[0].state.weights[0], two.state_.dense[0].state.weights[0])
+
+
+@pytest.mark.parametrize("cls, value", [(ConvSpelaClassifier, -1), (ConvSpelaClassifier, 1.5),
+                                        (ConvBackpropClassifier, 2)])
+def test_bad_conv_epochs_are_refused(mnist, cls, value):
+    with pytest.raises(ConfigError) as exc:
+        cls("c4k5p2-d10", conv_epochs=value).fit(mnist[0][:50], mnist[1][:50])
+    assert exc.value.field == "conv_epochs"
+
+
+def test_conv_epochs_saved_and_a_file_without_it_still_loads(mnist, tmp_path):
+    import json
+
+    X, y = mnist[0][:200], mnist[1][:200]
+    clf = ConvSpelaClassifier("c4k5p2-d10", epochs=1, conv_epochs=1, random_state=0).fit(X, y)
+    path = clf.save(tmp_path / "m")
+    assert load_model(path).conv_epochs == 1
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    del meta["params"]["conv_epochs"]  # as written before the parameter existed
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = load_model(tmp_path / "old.npz")
+    assert old.conv_epochs is None
+    np.testing.assert_array_equal(old.predict_layers(X), clf.predict_layers(X))
+
+
+def test_per_layer_weight_ranges_count_conv_blocks_then_dense_layers(mnist):
+    X, y = mnist[0][:100], mnist[1][:100]
+    clf = ConvSpelaClassifier("c4k5p2-d10", precision=PrecisionSpec.fixed(8, (0.25, 2.0)), norm="none",
+                              random_state=0).fit(X, y)
+    assert clf.state_.fixed[0].conv_ops.precision.weight.frac_bits == 9  # 8 bits over [-0.25, 0.25)
+    assert clf.state_.dense[0].ops.precision.weight.frac_bits == 6  # over [-2, 2)
+    with pytest.raises(ConfigError) as exc:
+        ConvSpelaClassifier("c4k5p2-d10", precision=PrecisionSpec.fixed(8, (0.25, 1.0, 2.0)), norm="none").fit(X, y)
+    assert exc.value.field == "precision.weight_exponents"

@@ -193,6 +193,9 @@ def register(sub) -> None:
                                  "[s<stride>][z<padding>][p<pool>] blocks (conv, norm, LeakyReLU, max-pool), then "
                                  "d<units> dense layers (spela or backprop; `size --net` sizes the same network)")
     add_conv_options(p)
+    p.add_argument("--conv-epochs", type=int,
+                   help="with --net, spela: train the conv blocks in the first N epochs only, then freeze them "
+                        "(BatchNorm folded) while the dense layers learn on (default: every epoch)")
     p.add_argument("--protocol", default="standard", choices=("standard", "few-shot", "one-epoch", "transfer"),
                    help="standard split, the few-shot protocol or the 1-epoch protocol (SPELA vs backprop; "
                         "--rule trains that rule alone), or transfer: a frozen conv extractor (--net, default "
@@ -247,6 +250,8 @@ def run(args) -> int:
     _refuse(args, _TRANSFER_ONLY, "applies to --protocol transfer only")
     if not args.resume:
         conv_spec_options(args)  # conv options need --net (or a conv checkpoint)
+        if args.net is None:
+            _refuse(args, ("conv_epochs",), "freezes the conv blocks of a conv network: give --net too")
     if args.net is not None:
         _check_conv_options(args)
     if args.protocol != "standard":
@@ -263,6 +268,7 @@ def run(args) -> int:
         if hasattr(clf, "spec_"):
             return _run_conv(args, out, clf)
         conv_spec_options(args)
+        _refuse(args, ("conv_epochs",), f"freezes the conv blocks of a conv network; the checkpoint {out} is an MLP")
         if args.net is not None:
             raise ConfigError("net", f"--net {args.net} but the checkpoint {out} is an MLP "
                                      f"({','.join(map(str, clf.network_spec_.dims))}); give another --out")
@@ -359,6 +365,12 @@ def _check_conv_options(args) -> None:
         raise ConfigError("rule", f"--rule {args.rule} with --net: conv networks train by {' or '.join(_CONV_RULES)}")
     if args.projection_dim is not None and args.projection_dim < 1:
         raise ConfigError("projection-dim", f"must be a positive integer, got {args.projection_dim}")
+    if args.conv_epochs is not None:
+        if args.conv_epochs < 0:
+            raise ConfigError("conv-epochs", f"must be a non-negative integer, got {args.conv_epochs}")
+        if _opt(args, "rule") != "spela":
+            raise ConfigError("conv-epochs", f"--rule {_opt(args, 'rule')} trains every layer in every epoch: "
+                                             f"--conv-epochs applies to spela")
     parse_layers(args.net)  # a bad spec string is refused before any data is read
 
 
@@ -373,7 +385,7 @@ def build_conv_estimator(args, image_shape):
     cls = _CONV_RULES[_opt(args, "rule")]
     rule = None if args.lr is None else _with_lr(cls._default_rule, args.lr)
     kw["epochs"] = CONV_TRAIN_EPOCHS  # as the dense default; the estimator's own is 1
-    for opt in ("batch_size", "epochs"):
+    for opt in ("batch_size", "epochs", "conv_epochs"):
         if getattr(args, opt) is not None:
             kw[opt] = getattr(args, opt)
     return cls(net=args.net, rule=rule, precision=_precision(args), input_shape=shape,
@@ -441,6 +453,7 @@ def _check_conv_resume(args, clf, out: Path) -> None:
         "sr-bits": (args.sr_bits, clf.precision_.sr_bits if weight is not None else "float32"),
         "lr": (args.lr, clf.rule_.optimizer.lr),
         "batch-size": (args.batch_size, clf.batch_size),
+        "conv-epochs": (args.conv_epochs, clf.conv_epochs),
         "seed": (args.seed, clf.random_state),
     }
     conflicts = [(opt, f"--{opt} {mine} but the checkpoint has {theirs}")
@@ -564,7 +577,8 @@ _TRANSFER_ONLY = ("split", "target_dataset", "extractor_epochs", "budget")
 _NOT_TRANSFER = {
     ("out", "resume"): "--protocol transfer saves no model",
     ("test_fraction",): "applies to --protocol few-shot only",
-    ("dims", "preset", "lr", "batch_size"): "--protocol transfer trains its own heads (transfer.default_heads)",
+    ("dims", "preset", "lr", "batch_size", "conv_epochs"): "--protocol transfer trains its own heads "
+                                                            "(transfer.default_heads)",
     CONV_OPTIONS: "--protocol transfer's extractor is a backprop conv network with the defaults",
 }
 DEFAULT_BUDGET = "256KiB"

@@ -89,13 +89,18 @@ class ConvClassifier:
         optimiser trains the whole network (softmax cross-entropy at the last layer).
     precision : PrecisionSpec or None
         ``None`` is float32. Fixed point (SPELA only) is bit-true (:mod:`spela_hw.conv.fixed`) and
-        needs ``norm="none"``.
+        needs ``norm="none"``. Per-layer weight ranges (``weight_exponents``) count the conv
+        blocks first, then the dense layers (e.g. ``PrecisionSpec.fixed(8, (0.25, 0.25, 1.0))``).
     input_shape : tuple of int or None
         ``(C, H, W)``; ``None`` takes a square grey image from the number of features.
     norm, conv_target, projection_dim, slope :
         See :class:`~spela_hw.conv.ConvNetSpec`.
     conv_optimizer : Sgd or Adam or None
         The conv blocks' optimiser under SPELA (default ``Adam(0.01)``); backprop uses ``rule``'s.
+    conv_epochs : int or None
+        SPELA: the conv blocks train in the first ``conv_epochs`` epochs only, then stay frozen
+        (BatchNorm folded, as at inference) while the dense layers go on learning, as the paper's
+        CNN recipe trains its head on the finished feature maps. ``None``: every epoch.
     batch_size, epochs, shuffle, random_state :
         As :class:`spela_hw.Classifier`.
     backend : {"numba", "reference"}
@@ -110,7 +115,7 @@ class ConvClassifier:
 
     def __init__(self, net="c32k5p2-c64k5p2-d10", rule=None, precision=None, input_shape=None, norm="batch",
                  conv_target="projection", projection_dim=100, slope=1e-3, conv_optimizer=None,
-                 batch_size=64, epochs=1, shuffle=True, random_state=None, backend="numba"):
+                 conv_epochs=None, batch_size=64, epochs=1, shuffle=True, random_state=None, backend="numba"):
         self.net = net
         self.rule = rule
         self.precision = precision
@@ -120,6 +125,7 @@ class ConvClassifier:
         self.projection_dim = projection_dim
         self.slope = slope
         self.conv_optimizer = conv_optimizer
+        self.conv_epochs = conv_epochs
         self.batch_size = batch_size
         self.epochs = epochs
         self.shuffle = shuffle
@@ -171,6 +177,11 @@ class ConvClassifier:
         if isinstance(rule, Backprop) and self.conv_optimizer is not None:
             raise ConfigError("conv_optimizer", "backprop trains every layer with rule.optimizer: "
                                                 "conv_optimizer would be ignored")
+        ce = self.conv_epochs
+        if ce is not None and (isinstance(ce, bool) or not isinstance(ce, (int, np.integer)) or ce < 0):
+            raise ConfigError("conv_epochs", f"must be None or an integer >= 0, got {ce!r}")
+        if isinstance(rule, Backprop) and ce is not None:
+            raise ConfigError("conv_epochs", "backprop trains every layer in every epoch: conv_epochs would be ignored")
         shape = infer_input_shape(n_features, self.input_shape)
         if math.prod(shape) != n_features:
             raise ConfigError("input_shape", f"{shape} holds {math.prod(shape)} values, X has {n_features} features")
@@ -178,6 +189,10 @@ class ConvClassifier:
                            conv_target=self.conv_target, projection_dim=self.projection_dim)
         if precision.is_fixed:
             check_fixed_spec(spec)
+        if precision.weight_exponents and len(precision.weight_exponents) != len(spec.layers):
+            raise ConfigError("precision.weight_exponents", f"has {len(precision.weight_exponents)} entries for the "
+                                                            f"{len(spec.layers)} layers of {spec.net} (conv blocks "
+                                                            f"first, then dense layers)")
         if isinstance(rule, Backprop) and spec.dense_layers[-1].units != n_classes:
             raise ConfigError("net", f"backprop's last layer must have one unit per class ({n_classes}), "
                                      f"got {spec.dense_layers[-1].units}")
@@ -198,7 +213,7 @@ class ConvClassifier:
         self.state_.rounding_seed = round_seed
         self.state_.backend = self.backend
         if precision.is_fixed:
-            self.state_.fixed = [init_fixed_block(precision, spec, k, b, self.backend)
+            self.state_.fixed = [init_fixed_block(precision.for_layer(k), spec, k, b, self.backend)
                                  for k, b in enumerate(self.state_.blocks)]
         self.spec_ = spec
         self.precision_ = precision
@@ -219,8 +234,9 @@ class ConvClassifier:
             last = k == len(dims) - 2
             lspec = NetworkSpec((dims[k], dims[k + 1]), n_classes=spec.n_classes,
                                 activation="identity" if last else "leaky_relu", slope=float(spec.slope))
-            ops = make_ops("reference", precision, lspec)
-            st = init_network(lspec, precision, ops, rule.class_vectors, cv_seed + k, round_seed + k, rng=rng)
+            layer_precision = precision.for_layer(len(spec.conv_blocks) + k)
+            ops = make_ops("reference", layer_precision, lspec)
+            st = init_network(lspec, layer_precision, ops, rule.class_vectors, cv_seed + k, round_seed + k, rng=rng)
             layers.append(DenseSpela(lspec, ops, st, new_counts(st, "train")))
         return layers
 
@@ -245,6 +261,8 @@ class ConvClassifier:
         yi = self._labels_to_index(y)
         while self.epochs_done_ < self.epochs:
             lr = (self.rule_.optimizer if self.rule_.name == "backprop" else self.conv_optimizer_).lr_at(self.epochs_done_)
+            if self._conv_frozen(self.epochs_done_):
+                lr = 0.0  # the conv blocks' learning rate: they are frozen
             t0 = time.perf_counter()
             with threadpool_limits(**ONE_BLAS_THREAD):
                 self._train_pass(X, yi)
@@ -270,6 +288,9 @@ class ConvClassifier:
             self._train_batch(M.to_images(self.spec_, X[sel]), yi[sel], epoch)
         self._check_finite()
 
+    def _conv_frozen(self, epoch: int) -> bool:
+        return self.conv_epochs is not None and epoch >= self.conv_epochs
+
     def _train_batch(self, x, y, epoch: int):
         st = self.state_
         if self.rule_.name == "backprop":
@@ -277,7 +298,9 @@ class ConvClassifier:
             M.backprop_step(st, x, y, opt, opt.lr_at(epoch))
             return
         opt = self.conv_optimizer_
-        if st.fixed is None:
+        if self._conv_frozen(epoch):
+            flat = self._block_outputs(x)[-1].reshape(len(x), -1)
+        elif st.fixed is None:
             flat, _ = M.conv_spela_step(st, x, y, opt, opt.lr_at(epoch))
         else:
             flat = self._fixed_conv_step(x, y, opt, opt.lr_at(epoch))
@@ -322,20 +345,27 @@ class ConvClassifier:
         self._check_fitted()
         return 1 if self.rule_.name == "backprop" else len(self.spec_.layers)
 
+    def _block_outputs(self, x) -> list:
+        """Inference outputs of every conv block (BatchNorm folded; codes in fixed point)."""
+        st = self.state_
+        if st.fixed is None:
+            return M.forward_blocks(st, x)
+        outs, h = [], st.fixed[0].conv_ops.quantize_input(x)
+        for fb, blk in zip(st.fixed, self.spec_.conv_blocks):
+            h = fixed_block_forward(fb, blk, h)[0]
+            outs.append(h)
+        return outs
+
     def _predict_chunk(self, x) -> list:
         """Predicted class indices at every read-out for one chunk of images."""
         st = self.state_
         if self.rule_.name == "backprop":
             return [np.argmax(M.backprop_logits(st, x), axis=1)]
+        outs = self._block_outputs(x)
         if st.fixed is None:
-            outs = M.forward_blocks(st, x)
             preds = [np.argmax(M.block_scores(b, o), axis=1) for b, o in zip(st.blocks, outs)]
         else:
-            outs, preds, h = [], [], st.fixed[0].conv_ops.quantize_input(x)
-            for fb, blk in zip(st.fixed, self.spec_.conv_blocks):
-                h = fixed_block_forward(fb, blk, h)[0]
-                outs.append(h)
-                preds.append(np.argmax(fixed_block_scores(fb, h), axis=1))
+            preds = [np.argmax(fixed_block_scores(fb, o), axis=1) for fb, o in zip(st.fixed, outs)]
         h = outs[-1].reshape(len(x), -1)
         for j, layer in enumerate(st.dense):
             xin = layer.ops.quantize_input(h) if j == 0 and st.fixed is None else h

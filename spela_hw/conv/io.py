@@ -29,8 +29,8 @@ __all__ = ["FORMAT", "VERSION", "load_conv_model", "save_conv_model"]
 
 FORMAT = "spela-hw-conv-model"
 VERSION = 1
-_PARAMS = ("net", "input_shape", "norm", "conv_target", "projection_dim", "slope", "batch_size", "epochs",
-           "shuffle", "random_state")
+_PARAMS = ("net", "input_shape", "norm", "conv_target", "projection_dim", "slope", "conv_epochs", "batch_size",
+           "epochs", "shuffle", "random_state")
 
 
 def _param_arrays(clf) -> dict:
@@ -126,6 +126,7 @@ def load_conv_model(path, arrays: dict | None = None, meta: dict | None = None):
         conv_opt = (Sgd if kind == "sgd" else Adam)(**opt)
         precision = PrecisionSpec.from_dict(meta["precision"])
         params = dict(meta["params"])
+        params.setdefault("conv_epochs", None)  # files written before conv_epochs existed
         if set(params) != set(_PARAMS):
             raise ConfigError("params", f"must hold exactly {_PARAMS}")
         if params["input_shape"] is not None:
