@@ -135,6 +135,15 @@ def _uptime() -> str:
         return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
+def _load_note(meta: dict) -> str:
+    """Whether the run had the machine to itself, from the 1-minute load averages around it."""
+    cores = os.cpu_count() or 1
+    if max(meta["load_before"], meta["load_after"]) < cores:
+        return f"The machine was otherwise idle (1-minute load average below its {cores} cores)."
+    return (f"**The machine was shared with other jobs during this run**: a load average above the {cores} "
+            "cores means both sides waited for a core, so absolute rates are pessimistic.")
+
+
 def render(ours: list[dict], peer: list[dict], meta: dict) -> str:
     by_peer = {(r["norm"], r["batch"], r["threads"]): r for r in peer}
     rows = []
@@ -153,10 +162,8 @@ def render(ours: list[dict], peer: list[dict], meta: dict) -> str:
              "",
              f"**Machine.** {m.get('cpu', '?')}, {m.get('cores')} cores, Python {m.get('python')}, numpy "
              f"{m.get('numpy')}, numba {m.get('numba')}; {meta['torch_note']}. `uptime` before: "
-             f"`{meta['uptime_before']}`; after: `{meta['uptime_after']}`. **The machine was shared with other "
-             "jobs during this run**: a load average above the 2 cores means both sides waited for a core, so "
-             "absolute rates are pessimistic; the ratios compare the two sides measured in the same run, "
-             "interleaved configuration by configuration.", "",
+             f"`{meta['uptime_before']}`; after: `{meta['uptime_after']}`. {_load_note(meta)} The ratios compare the two sides measured in the same "
+             "run, interleaved configuration by configuration.", "",
              f"**Method.** `{NET}` on {meta['data']} 28 x 28 images, the estimator's defaults "
              "(`ConvSpelaClassifier`: projection read-out d = 100, conv blocks Adam 0.01, dense layer SGD 20 on "
              "the L2-normalised map, LeakyReLU 0.001), batch 1 and the default batch 64. spela-hw is timed "
@@ -209,7 +216,7 @@ def main(argv=None) -> int:
     out = args.out or (Path(tempfile.mkdtemp()) / "RESULTS.md" if args.quick else RESULTS)
     meta = {"quick": args.quick, "date": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
             "command": "python -m bench.conv_speed" + (" --quick" if args.quick else ""), "machine": machine(),
-            "uptime_before": _uptime(), "budget_s": budget, "threads": args.threads,
+            "uptime_before": _uptime(), "load_before": os.getloadavg()[0], "budget_s": budget, "threads": args.threads,
             "torch_threads": torch_threads, "notes": []}
     n_max = 256 if args.quick else 60000
     X, y, meta["data"] = load_images(n_max)
@@ -235,7 +242,7 @@ def main(argv=None) -> int:
                     meta["torch_note"] = note
                 elif note not in meta["notes"]:
                     meta["notes"].append(note)
-    meta["uptime_after"] = _uptime()
+    meta["uptime_after"], meta["load_after"] = _uptime(), os.getloadavg()[0]
     write_section(out, render(ours, peer, meta), BEGIN, END)
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "rows": ours + peer}, indent=1, default=str))

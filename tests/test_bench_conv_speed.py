@@ -8,6 +8,7 @@ from bench import conv_speed as C
 def _meta(**kw):
     return {"quick": False, "date": "2026-01-01 00:00", "command": "python -m bench.conv_speed",
             "machine": {"cpu": "cpu", "cores": 2}, "uptime_before": "load 1", "uptime_after": "load 1",
+            "load_before": 0.5, "load_after": 0.7,
             "budget_s": 1.0, "threads": 2, "torch_threads": [2, 1], "notes": [], "data": "mnist",
             "torch_note": "PyTorch x (CPU)", **kw}
 
@@ -23,6 +24,13 @@ def test_render_compares_each_configuration_with_its_peer():
     assert len(rows) == 6
     assert all("1.50×" in r and "3.00×" in r for r in rows)  # 300/s against 200/s (2 threads) and 100/s (1)
     assert "load 1" in text  # the machine's load is on record
+    assert "otherwise idle" in text and "shared with other jobs" not in text
+
+
+def test_a_loaded_machine_is_said_to_be_shared(monkeypatch):
+    monkeypatch.setattr(C.os, "cpu_count", lambda: 2)
+    text = C.render([], [], _meta(load_after=7.5))
+    assert "shared with other jobs" in text and "otherwise idle" not in text
 
 
 @pytest.mark.slow
