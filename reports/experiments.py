@@ -77,13 +77,16 @@ def dataset_arrays(name: str, train_samples=None, test_samples=None):
     return Xtr, ytr, Xte, yte, int(d.n_classes)
 
 
-def make_classifier(rule: str, bits, dims, seed: int, epochs: int, batch_size: int = 1):
-    """An unfitted :class:`spela_hw.Classifier` for a rule name and precision token."""
+def make_classifier(rule: str, bits, dims, seed: int, epochs: int, batch_size: int = 1,
+                    class_vectors: str = "auto"):
+    """An unfitted :class:`spela_hw.Classifier` for a rule name and precision token (SPELA with
+    ``class_vectors``)."""
     from spela_hw import Classifier
 
     if rule not in RULES:
         raise ConfigError("rule", f"must be one of {tuple(RULES)}, got {rule!r}")
-    return Classifier(tuple(dims[1:]), rule=RULES[rule](), precision=precision_for(bits),
+    spec = RULES[rule](class_vectors=class_vectors) if rule == "spela" else RULES[rule]()
+    return Classifier(tuple(dims[1:]), rule=spec, precision=precision_for(bits),
                       batch_size=batch_size, epochs=epochs, random_state=seed)
 
 
@@ -140,7 +143,7 @@ def train_task(task: dict) -> dict:
         raise ConfigError("dims", f"the input width {dims[0]} does not match the {Xtr.shape[1]} features "
                                   f"of {task['dataset']}")
     clf = make_classifier(task["rule"], task["bits"], dims, task["seed"], task["epochs"],
-                          task.get("batch_size", 1))
+                          task.get("batch_size", 1), task.get("class_vectors", "auto"))
     with _TRAIN_LOCK:
         t0 = time.perf_counter()
         clf.fit(Xtr, ytr, eval_set=(Xte, yte))
@@ -204,7 +207,7 @@ def few_shot_task(task: dict) -> dict:
     if max_test:
         x_te, y_te = x_te[:max_test], y_te[:max_test]
     clf = make_classifier(task["rule"], task["bits"], task["dims"], task["seed"], task["epochs"],
-                          task.get("batch_size", 1))
+                          task.get("batch_size", 1), task.get("class_vectors", "auto"))
     with _TRAIN_LOCK:
         t0 = time.perf_counter()
         clf.fit(x_tr, y_tr)

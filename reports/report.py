@@ -132,7 +132,8 @@ def plan_tasks(config: ReportConfig, n_classes: int, spike_target: str | None = 
     for bits in config.bits:
         for rule in config.rules:
             for seed in config.seeds:
-                tasks.append({"kind": "train", **common, "rule": rule, "bits": bits, "seed": seed,
+                tasks.append({"kind": "train", **common, **_rule_options(config, rule), "rule": rule, "bits": bits,
+                              "seed": seed,
                               "dims": list(config.dims), "epochs": config.epochs, "train_samples": config.train_samples,
                               "test_samples": config.test_samples, "energy_samples": config.energy_samples,
                               "exit_thresholds": list(config.exit_thresholds)})
@@ -145,11 +146,17 @@ def plan_tasks(config: ReportConfig, n_classes: int, spike_target: str | None = 
     for frac in config.few_shot_test_fractions:
         for rule in config.rules:
             for trial in range(config.few_shot_trials):
-                tasks.append({"kind": "few_shot", **common, "rule": rule, "bits": config.bits[0],
+                tasks.append({"kind": "few_shot", **common, **_rule_options(config, rule), "rule": rule,
+                              "bits": config.bits[0],
                               "seed": config.seeds[0], "trial": trial, "test_fraction": frac,
                               "dims": list(config.dims), "epochs": config.few_shot_epochs,
                               "max_test_samples": config.test_samples or 2000})
     return tasks
+
+
+def _rule_options(config: ReportConfig, rule: str) -> dict:
+    """The task fields of a rule's own settings (SPELA's class vectors; none for backprop)."""
+    return {"class_vectors": config.class_vectors} if rule == "spela" else {}
 
 
 def _compile_leaders_first(train_tasks: list[dict]) -> list[dict]:
@@ -543,7 +550,10 @@ def _verdict_section(config: ReportConfig, ok_train: list[dict], hw, n_classes: 
         T.verdict_sentence(v) + f" Like for like: both rules train the same {_shape(config.dims)} network "
         "(backprop's softmax needs one output per class, so SPELA gets that width too, not the SPELA paper's "
         "wider output), so weights, multiply-accumulates and weight memory are identical and every difference "
-        "is the learning rule's.")
+        f"is the learning rule's. SPELA's class vectors: {config.class_vectors}"
+        + (" (the paper's simplex aligned with the output units, so that every class is within reach of a "
+           "non-negative output; a randomly rotated one makes the output read-out swing from seed to seed)."
+           if config.class_vectors == "aligned" else "."))
     if len(v):
         s.tables.append(Table(
             "verdict", "SPELA minus backprop at this design point", v,

@@ -29,6 +29,7 @@ def _parse(argv):
     ({"few_shot_test_fractions": "1.0"}, "few_shot_test_fractions"),
     ({"spiking": "maybe"}, "spiking"),
     ({"transfer": "yes"}, "transfer"),
+    ({"class_vectors": "rotated"}, "class_vectors"),
     ({"budget": "lots"}, "budget"),
     ({"workers": -1}, "workers"),
 ])
@@ -124,3 +125,16 @@ def test_shipped_examples_are_valid():
     assert cfg.n_points == 48 and len(plan_groups(expand_points(cfg))) == 24
     rep = ReportConfig.from_toml(root / "report.toml")
     assert rep.seeds == (0, 1, 2) and rep.presets == ("sram-cim-22nm", "mcu-256kb")
+
+
+def test_spela_runs_get_the_reports_class_vectors():
+    from reports.experiments import make_classifier
+    from reports.report import plan_tasks
+
+    config = config_from_args(_parse(["--class-vectors", "onehot", "--spiking", "off"]))
+    tasks = [t for t in plan_tasks(config, n_classes=10) if t["kind"] in ("train", "few_shot")]
+    assert {t.get("class_vectors") for t in tasks if t["rule"] == "spela"} == {"onehot"}
+    assert all("class_vectors" not in t for t in tasks if t["rule"] == "backprop")
+    assert ReportConfig().class_vectors == "aligned"
+    clf = make_classifier("spela", "fp32", (784, 256, 10), 0, 1, class_vectors="onehot")
+    assert clf.rule.class_vectors == "onehot"

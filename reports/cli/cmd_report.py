@@ -25,6 +25,9 @@ _OPTIONS = (
                        "with backprop the output width is the number of classes)"),
     ("--bits", "bits", "weight precisions, e.g. fp32,8,6,4"),
     ("--rules", "rules", "learning rules, e.g. spela,backprop"),
+    ("--class-vectors", "class_vectors", ("SPELA's class vectors: aligned (default: the simplex aligned with a "
+                                          "10-unit output's units), auto (randomly rotated, the published "
+                                          "recipes'), onehot, simplex, coulomb, gaussian")),
     ("--presets", "presets", "hardware presets, the first is the main one (spela-hw presets lists them)"),
     ("--epochs", "epochs", "training epochs of every main run"),
     ("--seeds", "seeds", "seeds, e.g. 0,1,2 (spread over seeds in the tables)"),
