@@ -553,7 +553,7 @@ def _verdict_section(config: ReportConfig, ok_train: list[dict], hw, n_classes: 
         f"is the learning rule's. SPELA's class vectors: {config.class_vectors}"
         + (" (the paper's simplex aligned with the output units, so that every class is within reach of a "
            "non-negative output; a randomly rotated one makes the output read-out swing from seed to seed)."
-           if config.class_vectors == "aligned" else "."))
+           if config.class_vectors == "aligned" and config.dims[-1] == n_classes else "."))
     if len(v):
         s.tables.append(Table(
             "verdict", "SPELA minus backprop at this design point", v,
