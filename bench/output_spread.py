@@ -18,19 +18,20 @@ import json
 
 import numpy as np
 
+from spela_hw import SpelaClassifier
 from spela_hw.classvectors import class_vectors, nonnegative_readout_margins
 
 WIDTHS = (10, 12, 16, 34, 100, 1024)
 
 
 def output_vector_seed(random_state: int) -> int:
-    """The class-vector seed an estimator derives from ``random_state`` (``Classifier._seeds``)."""
-    return int(np.random.SeedSequence(random_state).generate_state(4)[1])
+    """The class-vector seed an estimator derives from ``random_state`` (its ``_seeds``)."""
+    return SpelaClassifier(random_state=random_state)._seeds()[1]
 
 
 def train_grid(args) -> None:
     """One ``official-code`` run per (init, vectors) pair; a JSON line each on stdout."""
-    from spela_hw import Sgd, Spela, SpelaClassifier, load_dataset
+    from spela_hw import Sgd, Spela, load_dataset
 
     d = load_dataset(args.train)
     X, y, Xt, yt = d.features("train"), d.y_train, d.features("test"), d.y_test

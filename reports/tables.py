@@ -16,7 +16,8 @@ from .config import precision_label, weight_bits_of
 from .document import Note, format_energy
 
 __all__ = ["COLUMNS", "learning_curves", "final_accuracy", "accuracy_vs_bits", "saturations", "few_shot",
-           "few_shot_verdicts", "transfer", "transfer_display", "transfer_verdicts", "one_epoch", "published_reference", "energy_by_component", "hw_summary",
+           "few_shot_verdicts", "transfer", "transfer_display", "transfer_verdicts", "one_epoch",
+           "published_reference", "energy_by_component", "hw_summary",
            "energy_verdicts", "final_output_accuracy", "spiking_tables", "runs_table", "output_accuracy_by_seed", "short_notes",
            "verdict_table", "verdict_display", "verdict_sentence", "seeds_phrase", "best_spela_exit"]
 
