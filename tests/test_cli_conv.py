@@ -83,7 +83,7 @@ def test_train_net_saves_resumes_and_sizes(capsys, tmp_path):
     (["train", "--net", "c8k5p2-d10", "--dims", "784,10"], "error: dims: --dims with --net"),
     (["train", "--net", "c8k5p2-d10", "--rule", "sigprop"], "error: rule: --rule sigprop with --net"),
     (["train", "--net", "c8k5p2-d10", "--preset", "paper-v2"], "error: preset: --preset with --net"),
-    (["train", "--net", "c8k5p2-d10", "--jobs", "1"], "error: jobs: --jobs with --net"),
+    (["train", "--net", "c8k5p2-d10", "--rule", "backprop", "--jobs", "2"], "error: jobs: --jobs 2 with --rule backprop"),
     (["train", "--net", "c8k5p2-d10", "--protocol", "few-shot"], "error: net: --protocol few-shot"),
     (["train", "--net", "c8k5p2-d10", "--input-shape", "1,28,27"], "error: input-shape: 1,28,27 holds 756"),
     (["train", "--net", "c8k29-d10"], "a 29x29 kernel does not fit its 28x28 input"),

@@ -20,6 +20,7 @@ from spela_hw.conv.fixed import (
     fixed_block_step,
     init_fixed_block,
 )
+from spela_hw.conv.updates import BlockUpdates
 from spela_hw.errors import ConfigError
 
 OPTIMIZERS = {"sgd": Sgd(4.0), "adam": Adam(0.02), "momentum": Sgd(0.5, momentum=0.9)}
@@ -42,6 +43,13 @@ def _state(fb):
 
 def _same(a, b) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+
+
+def _conv_step(state, x, labels, optimizer, threads):
+    """One float32 SPELA step of every block, the updates on ``threads`` threads: ``(output, losses)``."""
+    with BlockUpdates(threads) as updates:
+        out = M.conv_spela_step(state, x, labels, optimizer, optimizer.lr, updates)
+        return out, updates.join()
 
 
 @settings(max_examples=30, deadline=None)
@@ -68,7 +76,8 @@ def test_numba_block_steps_equal_the_reference(cin, f, k, stride, pad, pool, siz
         for backend, fbs in blocks.items():
             x, trace = x0, []
             for j, (fb, blk) in enumerate(zip(fbs, spec.conv_blocks)):
-                y, sat = fixed_block_step(fb, blk, x, labels, opt, opt.lr, train_projection, seed, j, step)
+                y, update = fixed_block_step(fb, blk, x, labels, opt, opt.lr, train_projection, seed, j, step)
+                sat = update()
                 trace += [y, sat, fixed_block_scores(fb, y), fixed_block_forward(fb, blk, x)[0]]
                 x = y
             outs[backend] = trace
@@ -86,7 +95,7 @@ def test_saturation_counts_agree_when_every_format_overflows():
     sats = {}
     for backend, (fb,) in blocks.items():
         sats[backend] = sum(fixed_block_step(fb, spec.conv_blocks[0], x, np.arange(4), Sgd(1e4), 1e4, True, 3, 0,
-                                             step)[1] for step, x in enumerate(xs))
+                                             step)[1]() for step, x in enumerate(xs))
     assert np.array_equal(sats["reference"], sats["numba"])
     assert np.all(sats["numba"][1:] > 0), sats["numba"]  # activation, update and weight formats saturated
 
@@ -137,8 +146,8 @@ def test_float_numba_steps_equal_the_reference(norm, optimizer):
         x = (rng.random((5, 1, 16, 16)) * (rng.random((5, 1, 16, 16)) < 0.5)).astype(np.float32)
         x[0] = 0
         labels = rng.integers(0, 10, 5)
-        out_ref, loss_ref = M.conv_spela_step(ref, x, labels, optimizer, optimizer.lr)
-        out_fast, loss_fast = M.conv_spela_step(fast, x, labels, optimizer, optimizer.lr)
+        out_ref, loss_ref = _conv_step(ref, x, labels, optimizer, threads=1)
+        out_fast, loss_fast = _conv_step(fast, x, labels, optimizer, threads=2)
         assert _same(out_fast, out_ref) and loss_fast == loss_ref
     for a, b, a0 in zip(ref.blocks, fast.blocks, init.blocks):
         arrays = [(name, p, b.params()[name]) for name, p in a.params().items()]
@@ -186,8 +195,8 @@ def test_float_numba_small_batches_match_the_reference_within_rounding(batch, no
     for _ in range(3):
         x = (rng.random((batch, 1, 16, 16)) * (rng.random((batch, 1, 16, 16)) < 0.5)).astype(np.float32)
         labels = rng.integers(0, 10, batch)
-        out_ref, loss_ref = M.conv_spela_step(ref, x, labels, optimizer, optimizer.lr)
-        out_fast, loss_fast = M.conv_spela_step(fast, x, labels, optimizer, optimizer.lr)
+        out_ref, loss_ref = _conv_step(ref, x, labels, optimizer, threads=1)
+        out_fast, loss_fast = _conv_step(fast, x, labels, optimizer, threads=2)
         np.testing.assert_allclose(out_fast, out_ref, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(loss_fast, loss_ref, rtol=1e-5)
     for a, b in zip(ref.blocks, fast.blocks):

@@ -162,6 +162,42 @@ def test_conv_results_do_not_depend_on_blas_threads():
         np.testing.assert_array_equal(a, b)
 
 
+def _learned(clf) -> list:
+    st = clf.state_
+    blocks = [a for b in st.blocks for a in b.params().values()] + [b.projection for b in st.blocks]
+    if st.fixed is not None:
+        blocks += [a for fb in st.fixed for a in (fb.w, fb.conv.biases[0], *fb.proj.weights)]
+    return blocks + [layer.state.weights[0] for layer in st.dense]
+
+
+@pytest.mark.parametrize("kw", [
+    {"net": "c8k5p2-c16k3p2-d10"},  # float32, BatchNorm, the projection kernels
+    {"net": "c8k5p2-c16k3p2-d10", "conv_target": "pooled", "batch_size": 3},  # the NumPy steps
+    {"net": "c8k5p2-c16k3p2-d10", "norm": "none", "precision": PrecisionSpec.fixed(8), "batch_size": 16},
+])
+def test_n_jobs_runs_block_updates_beside_the_next_blocks_with_the_same_bits(mnist, kw):
+    """Each block's update runs beside the forward passes after it (``n_jobs=2``), with the same
+    bits as one thread, and the next block still learns from the output before the step."""
+    import numba
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("numba has one thread here")
+    X, y = mnist[0][:160], mnist[1][:160]
+    fits = [ConvSpelaClassifier(**kw, epochs=2, random_state=3, n_jobs=n).fit(X, y) for n in (1, 2)]
+    assert fits[0]._threads() == 1 and fits[1]._threads() == 2
+    for a, b in zip(*map(_learned, fits)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(fits[0].predict_layers(X), fits[1].predict_layers(X))
+
+
+@pytest.mark.parametrize("cls, n_jobs", [(ConvSpelaClassifier, 0), (ConvSpelaClassifier, 1.5),
+                                         (ConvSpelaClassifier, True), (ConvBackpropClassifier, 2)])
+def test_bad_n_jobs_are_refused(mnist, cls, n_jobs):
+    with pytest.raises(ConfigError) as exc:
+        cls("c4k5p2-d10", n_jobs=n_jobs).fit(mnist[0][:50], mnist[1][:50])
+    assert exc.value.field == "n_jobs"
+
+
 def test_conv_epochs_freezes_the_blocks_and_the_head_learns_on(mnist):
     """After ``conv_epochs`` the conv blocks keep their weights; the dense layers still step."""
     X, y = mnist[0][:300], mnist[1][:300]

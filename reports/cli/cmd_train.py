@@ -359,12 +359,13 @@ def _check_conv_options(args) -> None:
     for name, why in _MLP_ONLY.items():
         if getattr(args, name) is not None:
             raise ConfigError(name.replace("_", "-"), f"--{name.replace('_', '-')} with --net: {why}")
-    if args.jobs != -1:
-        raise ConfigError("jobs", "--jobs with --net: conv networks train on one thread (no kernel threads to set)")
     if _opt(args, "rule") not in _CONV_RULES:
         raise ConfigError("rule", f"--rule {args.rule} with --net: conv networks train by {' or '.join(_CONV_RULES)}")
     if args.projection_dim is not None and args.projection_dim < 1:
         raise ConfigError("projection-dim", f"must be a positive integer, got {args.projection_dim}")
+    if args.jobs > 1 and _opt(args, "rule") != "spela":
+        raise ConfigError("jobs", f"--jobs {args.jobs} with --rule {_opt(args, 'rule')}: backprop's conv network "
+                                  f"trains on one thread (every layer waits for the backward pass of the next)")
     if args.conv_epochs is not None:
         if args.conv_epochs < 0:
             raise ConfigError("conv-epochs", f"must be a non-negative integer, got {args.conv_epochs}")
@@ -389,7 +390,7 @@ def build_conv_estimator(args, image_shape):
         if getattr(args, opt) is not None:
             kw[opt] = getattr(args, opt)
     return cls(net=args.net, rule=rule, precision=_precision(args), input_shape=shape,
-               random_state=_opt(args, "seed"), **kw)
+               random_state=_opt(args, "seed"), n_jobs=args.jobs, **kw)
 
 
 def _run_conv(args, out: Path, clf=None) -> int:
@@ -413,7 +414,7 @@ def _run_conv(args, out: Path, clf=None) -> int:
         if samples != len(y_tr):
             raise ConfigError("limit-train", f"the checkpoint {out} was trained on {samples} samples per epoch, "
                                              f"this run has {len(y_tr)} (--dataset or --limit-train differ)")
-        clf.set_params(epochs=clf.epochs if args.epochs is None else args.epochs)
+        clf.set_params(epochs=clf.epochs if args.epochs is None else args.epochs, n_jobs=args.jobs)
         say(f"resuming {out} at epoch {clf.epochs_done_}/{clf.epochs}")
         clf.continue_fit(x_tr, y_tr, eval_set=(x_te, y_te), callback=checkpoint)
     else:

@@ -32,6 +32,7 @@ from .fixed import (
     fixed_block_step,
     init_fixed_block,
 )
+from .updates import BlockUpdates
 
 __all__ = ["ConvBackpropClassifier", "ConvClassifier", "ConvSpelaClassifier", "DenseSpela"]
 
@@ -103,6 +104,13 @@ class ConvClassifier:
         CNN recipe trains its head on the finished feature maps. ``None``: every epoch.
     batch_size, epochs, shuffle, random_state :
         As :class:`spela_hw.Classifier`.
+    n_jobs : int or None
+        Threads of SPELA's conv steps, as in scikit-learn: ``-1`` (default) the cores numba may
+        use (``NUMBA_NUM_THREADS`` caps it), ``None`` or 1 one thread. A block's update runs
+        beside the forward passes and updates of the layers after it (:mod:`spela_hw.conv.updates`),
+        so at most one thread per conv block helps. Results never depend on it, bit for bit.
+        Backprop runs on one thread (every layer waits for the backward pass of the next), and
+        refuses ``n_jobs`` above 1.
     backend : {"numba", "reference"}
         What runs SPELA's conv blocks: compiled kernels (default) or the NumPy reference
         (:mod:`spela_hw.conv.fixed`, :mod:`spela_hw.conv.model`). Fixed point: the same results
@@ -115,7 +123,8 @@ class ConvClassifier:
 
     def __init__(self, net="c32k5p2-c64k5p2-d10", rule=None, precision=None, input_shape=None, norm="batch",
                  conv_target="projection", projection_dim=100, slope=1e-3, conv_optimizer=None,
-                 conv_epochs=None, batch_size=64, epochs=1, shuffle=True, random_state=None, backend="numba"):
+                 conv_epochs=None, batch_size=64, epochs=1, shuffle=True, random_state=None, backend="numba",
+                 n_jobs=-1):
         self.net = net
         self.rule = rule
         self.precision = precision
@@ -131,6 +140,7 @@ class ConvClassifier:
         self.shuffle = shuffle
         self.random_state = random_state
         self.backend = backend
+        self.n_jobs = n_jobs
 
     def get_params(self, deep=True):
         import inspect
@@ -182,6 +192,7 @@ class ConvClassifier:
             raise ConfigError("conv_epochs", f"must be None or an integer >= 0, got {ce!r}")
         if isinstance(rule, Backprop) and ce is not None:
             raise ConfigError("conv_epochs", "backprop trains every layer in every epoch: conv_epochs would be ignored")
+        self._validate_n_jobs(rule.name)
         shape = infer_input_shape(n_features, self.input_shape)
         if math.prod(shape) != n_features:
             raise ConfigError("input_shape", f"{shape} holds {math.prod(shape)} values, X has {n_features} features")
@@ -264,8 +275,8 @@ class ConvClassifier:
             if self._conv_frozen(self.epochs_done_):
                 lr = 0.0  # the conv blocks' learning rate: they are frozen
             t0 = time.perf_counter()
-            with threadpool_limits(**ONE_BLAS_THREAD):
-                self._train_pass(X, yi)
+            with threadpool_limits(**ONE_BLAS_THREAD), BlockUpdates(self._threads()) as updates:
+                self._train_pass(X, yi, updates)
             self.epochs_done_ += 1
             record = {"epoch": self.epochs_done_, "lr": lr, "train_seconds": time.perf_counter() - t0,
                       "samples": len(X)}
@@ -278,20 +289,38 @@ class ConvClassifier:
                 callback(self, record)
         return self
 
-    def _train_pass(self, X, yi):
+    def _validate_n_jobs(self, rule_name: str) -> None:
+        n = self.n_jobs
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not (n >= 1 or n == -1)):
+            raise ConfigError("n_jobs", f"must be None, -1 (all cores) or a positive integer, got {n!r}")
+        if rule_name == "backprop" and n is not None and n > 1:
+            raise ConfigError("n_jobs", "backprop's conv network trains on one thread (every layer waits for the "
+                                        "backward pass of the next): use n_jobs=-1, 1 or None")
+
+    def _threads(self) -> int:
+        """Threads of the conv steps: ``n_jobs`` within numba's thread count, one per conv block at most."""
+        import numba
+
+        self._validate_n_jobs(self.rule_.name)  # set_params may have changed it since fit
+        if self.rule_.name == "backprop" or self.n_jobs is None:
+            return 1
+        n = numba.get_num_threads() if self.n_jobs == -1 else min(int(self.n_jobs), numba.get_num_threads())
+        return max(1, min(n, len(self.spec_.conv_blocks)))
+
+    def _train_pass(self, X, yi, updates):
         rng = np.random.default_rng([self.seeds_["shuffle"], self.epochs_done_])
         order = rng.permutation(len(X)) if self.shuffle else np.arange(len(X))
         bs = min(int(self.batch_size), len(X))
         epoch = self.epochs_done_
         for s0 in range(0, len(X), bs):
             sel = order[s0:s0 + bs]
-            self._train_batch(M.to_images(self.spec_, X[sel]), yi[sel], epoch)
+            self._train_batch(M.to_images(self.spec_, X[sel]), yi[sel], epoch, updates)
         self._check_finite()
 
     def _conv_frozen(self, epoch: int) -> bool:
         return self.conv_epochs is not None and epoch >= self.conv_epochs
 
-    def _train_batch(self, x, y, epoch: int):
+    def _train_batch(self, x, y, epoch: int, updates):
         st = self.state_
         if self.rule_.name == "backprop":
             opt = self.rule_.optimizer
@@ -301,9 +330,9 @@ class ConvClassifier:
         if self._conv_frozen(epoch):
             flat = self._block_outputs(x)[-1].reshape(len(x), -1)
         elif st.fixed is None:
-            flat, _ = M.conv_spela_step(st, x, y, opt, opt.lr_at(epoch))
+            flat = M.conv_spela_step(st, x, y, opt, opt.lr_at(epoch), updates)
         else:
-            flat = self._fixed_conv_step(x, y, opt, opt.lr_at(epoch))
+            flat = self._fixed_conv_step(x, y, opt, opt.lr_at(epoch), updates)
         lr = self.rule_.optimizer.lr_at(epoch)
         h = flat
         for layer in st.dense:
@@ -312,15 +341,20 @@ class ConvClassifier:
                 xn = layer.ops.normalize_rows(x_in) if self.rule_.input_norm != "off" else x_in
                 _, h, _ = layer.ops.forward(layer.state.weights[0], layer.state.biases[0], xn)
             train_batch(layer.state, layer.ops, self.rule_, x_in, y, lr, layer.counts)
+        results = updates.join()  # the conv blocks' updates, run beside the layers above them
+        if st.fixed is not None:
+            for fb, sat in zip(st.fixed, results):
+                fb.conv_ops.check_overflow(sat)
 
-    def _fixed_conv_step(self, x, y, opt, lr):
-        """One bit-true SPELA step of every fixed-point conv block; the flattened output codes."""
+    def _fixed_conv_step(self, x, y, opt, lr, updates):
+        """One bit-true SPELA step of every fixed-point conv block (the updates go to ``updates``,
+        whose ``join`` returns their saturation counts); the flattened output codes."""
         st = self.state_
         x = st.fixed[0].conv_ops.quantize_input(x)
         train_projection = self.spec_.conv_target == "projection"
         for k, (fb, blk) in enumerate(zip(st.fixed, self.spec_.conv_blocks)):
-            x, sat = fixed_block_step(fb, blk, x, y, opt, lr, train_projection, st.rounding_seed, k, st.step)
-            fb.conv_ops.check_overflow(sat)
+            x, update = fixed_block_step(fb, blk, x, y, opt, lr, train_projection, st.rounding_seed, k, st.step)
+            updates.submit(update)
         st.step += 1
         return x.reshape(len(x), -1)
 

@@ -210,36 +210,43 @@ def _loss_unit(fb: FixedBlock, q, labels, scale: float):
 
 def fixed_block_step(fb: FixedBlock, blk, x: np.ndarray, labels: np.ndarray, optimizer, lr: float,
                      train_projection: bool, rounding_seed: int, k: int, step: int):
-    """One SPELA step of a fixed-point block; returns its pre-update output ``y`` and saturations."""
+    """One SPELA step of a fixed-point block: its forward pass now, and ``(y, update)``: ``y`` its
+    output before the step, ``update()`` the step (returns the step's saturation counts, the
+    forward pass's included; touches this block only, :mod:`spela_hw.conv.updates`)."""
     if fb.backend == "numba":
         from . import fixed_numba
 
         return fixed_numba.step(fb, blk, x, labels, optimizer, lr, train_projection, rounding_seed, k, step)
     y, (rows, a, idx, hshape), sat = fixed_block_forward(fb, blk, x)
-    q, ys, s = _project(fb, y)
-    sat += s
-    bsz = len(x)
-    p, s = _loss_unit(fb, q, labels, post_scale(optimizer, lr, bsz))
-    sat += s
-    upd = fb.proj_ops.precision.update
-    fwp = fb.proj_ops.f_w
-    e = np.einsum("cbd,cds->cbs", p, np.stack(fb.proj.weights))  # exact int64
-    e, n = saturate(shift_round(e, fwp, "nearest"), upd, raise_on_overflow=False)
-    sat[2] += n
-    de = np.ascontiguousarray(e.transpose(1, 0, 2)).reshape(y.shape)
-    dh = pool_backward(de, idx, blk.pool, hshape)  # (B, F, Hc, Wc)
-    f = hshape[1]
-    d_rows = np.ascontiguousarray(dh.reshape(bsz, f, -1).transpose(0, 2, 1)).reshape(-1, f)
-    ops = fb.conv_ops
-    at_limit = (a <= ops.lo[1]) | (a >= ops.hi[1])
-    gate = np.where(at_limit, 0, np.where(a > 0, np.int64(1 << GATE_FRAC), np.int64(ops.slope_q)))
-    p_conv = shift_round(d_rows * gate, GATE_FRAC, "nearest")
-    _, s = step_layer(fb.conv, ops, optimizer, 0, p_conv, rows, lr, stream_key(rounding_seed, 10_000 + k, step))
-    sat += s
-    if train_projection:
-        for c in range(f):
-            _, s = step_layer(fb.proj, fb.proj_ops, optimizer, c, p[c], ys[c], lr,
-                              stream_key(rounding_seed, 20_000 + 1000 * k + c, step))
-            sat += s
-            fb.proj.biases[c][...] = 0  # the projection has no bias
-    return y, sat
+
+    def update() -> np.ndarray:
+        nonlocal sat
+        q, ys, s = _project(fb, y)
+        sat += s
+        bsz = len(x)
+        p, s = _loss_unit(fb, q, labels, post_scale(optimizer, lr, bsz))
+        sat += s
+        upd = fb.proj_ops.precision.update
+        fwp = fb.proj_ops.f_w
+        e = np.einsum("cbd,cds->cbs", p, np.stack(fb.proj.weights))  # exact int64
+        e, n = saturate(shift_round(e, fwp, "nearest"), upd, raise_on_overflow=False)
+        sat[2] += n
+        de = np.ascontiguousarray(e.transpose(1, 0, 2)).reshape(y.shape)
+        dh = pool_backward(de, idx, blk.pool, hshape)  # (B, F, Hc, Wc)
+        f = hshape[1]
+        d_rows = np.ascontiguousarray(dh.reshape(bsz, f, -1).transpose(0, 2, 1)).reshape(-1, f)
+        ops = fb.conv_ops
+        at_limit = (a <= ops.lo[1]) | (a >= ops.hi[1])
+        gate = np.where(at_limit, 0, np.where(a > 0, np.int64(1 << GATE_FRAC), np.int64(ops.slope_q)))
+        p_conv = shift_round(d_rows * gate, GATE_FRAC, "nearest")
+        _, s = step_layer(fb.conv, ops, optimizer, 0, p_conv, rows, lr, stream_key(rounding_seed, 10_000 + k, step))
+        sat += s
+        if train_projection:
+            for c in range(f):
+                _, s = step_layer(fb.proj, fb.proj_ops, optimizer, c, p[c], ys[c], lr,
+                                  stream_key(rounding_seed, 20_000 + 1000 * k + c, step))
+                sat += s
+                fb.proj.biases[c][...] = 0  # the projection has no bias
+        return sat
+
+    return y, update

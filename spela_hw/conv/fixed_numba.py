@@ -205,44 +205,48 @@ def _conv_grad_sums(xin, pconv: np.ndarray, blk):
 
 def step(fb, blk, x, labels, optimizer, lr: float, train_projection: bool, rounding_seed: int, k: int,
          step_index: int):
-    """:func:`spela_hw.conv.fixed.fixed_block_step` on the kernels."""
+    """:func:`spela_hw.conv.fixed.fixed_block_step` on the kernels: ``(y, update)``."""
     y, (xin, a, idx, hshape), sat = forward(fb, blk, x)
-    pw64 = _float_projections(fb, len(x))
-    q, ys, s = project(fb, y, pw64)
-    sat += s
-    pops = fb.proj_ops
-    labels = np.ascontiguousarray(labels, np.int64)
-    p = np.empty_like(q)
-    K.loss_unit(q, labels, fb.groups, fb.targets, fb.target_norms, post_scale(optimizer, lr, len(x)),
-                pops.pow2_au, float(pops.lo[2]), float(pops.hi[2]), p, sat)
-    pw = projection_stack(fb)
-    pconv = np.zeros(hshape, np.int64)
-    pool = blk.pool
-    if idx is None:  # no pool: every position is its own window
-        idx = np.zeros(hshape, np.int64)
-    slope_q = np.int64(fb.conv_ops.slope_q)
-    if pw64 is not None and _exact(p, pw, pw.shape[1]):
-        e = np.matmul(p.astype(np.float64), pw64)
-        K.route_error(e, pops.f_w, pops.lo, pops.hi, pops.wrap, idx, pool, a, slope_q, pconv, sat)
-    else:
-        K.conv_error(p, pw, pops.f_w, pops.lo, pops.hi, pops.wrap, idx, pool, a, slope_q, pconv, sat)
-    gw, gb = _conv_grad_sums(xin, pconv, blk)
-    f = fb.w.shape[0]
-    # the conv layer's key and every projection's, in one vector call
-    keys = stream_keys(rounding_seed, np.r_[10_000 + k, 20_000 + 1000 * k + np.arange(f)], step_index)
-    sat += _step_sums(fb.conv, fb.conv_ops, optimizer, [0], fb.w.reshape(1, f, -1), fb.conv.biases[0][None],
-                      gw.reshape(1, f, -1), gb[None], lr, keys[:1])
-    if train_projection:
-        sb = p.sum(axis=1)
-        if pw64 is not None and _exact(p, ys, len(x)):
-            sw = np.matmul(p.transpose(0, 2, 1).astype(np.float64), ys.transpose(1, 0, 2).astype(np.float64))
-            sw = sw.astype(np.int64)
+
+    def update() -> np.ndarray:
+        nonlocal sat, idx
+        pw64 = _float_projections(fb, len(x))
+        q, ys, s = project(fb, y, pw64)
+        sat += s
+        pops = fb.proj_ops
+        p = np.empty_like(q)
+        K.loss_unit(q, np.ascontiguousarray(labels, np.int64), fb.groups, fb.targets, fb.target_norms, post_scale(optimizer, lr, len(x)),
+                    pops.pow2_au, float(pops.lo[2]), float(pops.hi[2]), p, sat)
+        pw = projection_stack(fb)
+        pconv = np.zeros(hshape, np.int64)
+        pool = blk.pool
+        if idx is None:  # no pool: every position is its own window
+            idx = np.zeros(hshape, np.int64)
+        slope_q = np.int64(fb.conv_ops.slope_q)
+        if pw64 is not None and _exact(p, pw, pw.shape[1]):
+            e = np.matmul(p.astype(np.float64), pw64)
+            K.route_error(e, pops.f_w, pops.lo, pops.hi, pops.wrap, idx, pool, a, slope_q, pconv, sat)
         else:
-            sw = np.zeros(pw.shape, np.int64)
-            K.projection_grad_sums(p, ys, sw, np.zeros(sb.shape, np.int64))
-        bias = np.zeros(sb.shape, pw.dtype)  # the projection has no bias: held at zero, never stored
-        sat += _step_sums(fb.proj, pops, optimizer, range(f), pw, bias, sw, sb, lr, keys[1:])
-        if is_stateful(optimizer) and optimizer.kind != "adam":  # NumPy stepped the stored biases
-            for bc in fb.proj.biases:
-                bc[...] = 0
-    return y, sat
+            K.conv_error(p, pw, pops.f_w, pops.lo, pops.hi, pops.wrap, idx, pool, a, slope_q, pconv, sat)
+        gw, gb = _conv_grad_sums(xin, pconv, blk)
+        f = fb.w.shape[0]
+        # the conv layer's key and every projection's, in one vector call
+        keys = stream_keys(rounding_seed, np.r_[10_000 + k, 20_000 + 1000 * k + np.arange(f)], step_index)
+        sat += _step_sums(fb.conv, fb.conv_ops, optimizer, [0], fb.w.reshape(1, f, -1), fb.conv.biases[0][None],
+                          gw.reshape(1, f, -1), gb[None], lr, keys[:1])
+        if train_projection:
+            sb = p.sum(axis=1)
+            if pw64 is not None and _exact(p, ys, len(x)):
+                sw = np.matmul(p.transpose(0, 2, 1).astype(np.float64), ys.transpose(1, 0, 2).astype(np.float64))
+                sw = sw.astype(np.int64)
+            else:
+                sw = np.zeros(pw.shape, np.int64)
+                K.projection_grad_sums(p, ys, sw, np.zeros(sb.shape, np.int64))
+            bias = np.zeros(sb.shape, pw.dtype)  # the projection has no bias: held at zero, never stored
+            sat += _step_sums(fb.proj, pops, optimizer, range(f), pw, bias, sw, sb, lr, keys[1:])
+            if is_stateful(optimizer) and optimizer.kind != "adam":  # NumPy stepped the stored biases
+                for bc in fb.proj.biases:
+                    bc[...] = 0
+        return sat
+
+    return y, update

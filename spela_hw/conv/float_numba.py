@@ -1,5 +1,5 @@
-"""The numba backend of the float32 conv SPELA step: :func:`spela_hw.conv.model.conv_spela_step`
-with the kernels of :mod:`spela_hw._kernels.conv_float` where NumPy is slow, one block at a time.
+"""The numba backend of the float32 conv SPELA step: :func:`spela_hw.conv.model.block_step` with
+the kernels of :mod:`spela_hw._kernels.conv_float` where NumPy is slow.
 
 The products stay the reference's: im2col and BLAS for the convolution and its weight gradient,
 einsum (BLAS) for the projection loss and its gradients from ``LOSS_KERNEL_MAX + 1`` samples
@@ -53,10 +53,12 @@ def _step(state, name: str, param: np.ndarray, grad: np.ndarray, optimizer, lr: 
     K.adam(param.reshape(-1), np.ascontiguousarray(grad, F32).reshape(-1), m.reshape(-1), v.reshape(-1), *consts)
 
 
-def block_step(state, k: int, x: np.ndarray, labels: np.ndarray, optimizer, lr: float, train_projection: bool):
-    """One SPELA step of conv block ``k`` on ``x`` ``(B, C, H, W)``: ``(y, loss)``, ``y`` its
-    output before the step."""
+def block_step(state, k: int, x: np.ndarray, labels: np.ndarray, optimizer, lr: float):
+    """Conv block ``k``'s SPELA step on ``x`` ``(B, C, H, W)``: its forward pass now, and
+    ``(y, update)``: ``y`` its output before the step, ``update()`` the step (returns the loss;
+    touches block ``k``'s state only, :mod:`spela_hw.conv.updates`)."""
     st, blk, slope = state.blocks[k], state.spec.conv_blocks[k], state.spec.slope
+    train_projection = state.spec.conv_target == "projection"
     x = np.asarray(x, F32)
     pool = blk.pool
     z, cols = conv_forward(st.w, st.b, x, blk.stride, blk.padding)
@@ -68,32 +70,36 @@ def block_step(state, k: int, x: np.ndarray, labels: np.ndarray, optimizer, lr: 
     y = np.empty((nb, nf, hc // pool, wc // pool), F32)
     idx = np.empty(y.shape, np.int64)
     K.leaky_pool(u, slope, pool, a, y, idx)
-    fused = False
-    if nb <= LOSS_KERNEL_MAX:
-        ys = y.reshape(nb, nf, -1)
-        dy = np.empty_like(ys)
-        labels = np.ascontiguousarray(labels, np.int64)
-        scratch = (np.empty(st.projection.shape[2], F32), np.empty((nb, st.projection.shape[2]), F32))
-        fused = train_projection and optimizer.kind == "adam"
-        if fused:  # the projections' gradient goes straight into their Adam step
-            loss = K.projection_loss_adam(ys, st.projection, st.targets, st.groups, labels,
-                                          *_adam_args(state, f"{k}.projection", st.projection, optimizer, lr),
-                                          *scratch, dy)
+
+    def update() -> float:
+        fused = False
+        if nb <= LOSS_KERNEL_MAX:
+            ys = y.reshape(nb, nf, -1)
+            dy = np.empty_like(ys)
+            lab = np.ascontiguousarray(labels, np.int64)
+            scratch = (np.empty(st.projection.shape[2], F32), np.empty((nb, st.projection.shape[2]), F32))
+            fused = train_projection and optimizer.kind == "adam"
+            if fused:  # the projections' gradient goes straight into their Adam step
+                loss = K.projection_loss_adam(ys, st.projection, st.targets, st.groups, lab,
+                                              *_adam_args(state, f"{k}.projection", st.projection, optimizer, lr),
+                                              *scratch, dy)
+            else:
+                dproj = np.zeros(st.projection.shape if train_projection else (1, 1, 1), F32)
+                loss = K.projection_loss(ys, st.projection, st.targets, st.groups, lab, train_projection, *scratch,
+                                         dy, dproj)
         else:
-            dproj = np.zeros(st.projection.shape if train_projection else (1, 1, 1), F32)
-            loss = K.projection_loss(ys, st.projection, st.targets, st.groups, labels, train_projection, *scratch,
-                                     dy, dproj)
-    else:
-        loss, dy, dproj = M.block_loss_grad(st, y, labels, train_projection)
-    du = np.zeros_like(u)
-    K.pool_leaky_backward(np.ascontiguousarray(dy, F32).reshape(y.shape), idx, pool, u, slope, du)
-    grads = {}
-    if st.gamma is not None:
-        du, grads["gamma"], grads["beta"] = norm_backward(du, ncache, st.gamma)
-        du = np.ascontiguousarray(du, F32)
-    grads["w"], grads["b"], _ = conv_backward(du, cols, st.w)
-    for name, p in st.params().items():
-        _step(state, f"{k}.{name}", p, grads[name], optimizer, lr)
-    if train_projection and not fused:
-        _step(state, f"{k}.projection", st.projection, dproj, optimizer, lr)
-    return y, float(loss)
+            loss, dy, dproj = M.block_loss_grad(st, y, labels, train_projection)
+        du = np.zeros_like(u)
+        K.pool_leaky_backward(np.ascontiguousarray(dy, F32).reshape(y.shape), idx, pool, u, slope, du)
+        grads = {}
+        if st.gamma is not None:
+            du, grads["gamma"], grads["beta"] = norm_backward(du, ncache, st.gamma)
+            du = np.ascontiguousarray(du, F32)
+        grads["w"], grads["b"], _ = conv_backward(du, cols, st.w)
+        for name, p in st.params().items():
+            _step(state, f"{k}.{name}", p, grads[name], optimizer, lr)
+        if train_projection and not fused:
+            _step(state, f"{k}.projection", st.projection, dproj, optimizer, lr)
+        return float(loss)
+
+    return y, update

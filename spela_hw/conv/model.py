@@ -34,11 +34,13 @@ from .reference import (
     pool_backward,
     pool_forward,
 )
+from .updates import BlockUpdates
 
 __all__ = [
     "ConvState",
     "backprop_step",
     "block_forward",
+    "block_step",
     "conv_spela_step",
     "dense_network_spec",
     "draw_groups",
@@ -278,33 +280,41 @@ def to_images(spec: ConvNetSpec, x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, F32).reshape(len(x), *spec.input_shape)
 
 
-def conv_spela_step(state: ConvState, x: np.ndarray, labels: np.ndarray, optimizer, lr: float) -> tuple[np.ndarray, list]:
-    """One SPELA step of every conv block on the batch; returns the last block's pre-update output
-    (flattened, float32) for the dense layers, and each block's loss."""
-    spec = state.spec
-    train_proj = spec.conv_target == "projection"
-    losses = []
-    if state.backend == "numba":
-        from . import float_numba
+def block_step(state: ConvState, k: int, x: np.ndarray, labels: np.ndarray, optimizer, lr: float):
+    """Conv block ``k``'s SPELA step in NumPy: its forward pass now, and ``(y, update)``: ``y``
+    its output before the step, ``update()`` the step (returns the loss; touches block ``k``'s
+    state only, :mod:`spela_hw.conv.updates`)."""
+    st, blk = state.blocks[k], state.spec.conv_blocks[k]
+    y, cache = block_forward(st, blk, x, state.spec.slope, training=True)
 
-        if float_numba.supported(state):
-            for k in range(len(state.blocks)):
-                x, loss = float_numba.block_step(state, k, x, labels, optimizer, lr, train_proj)
-                losses.append(loss)
-            state.step += 1
-            return x.reshape(len(x), -1), losses
-    for k, (st, blk) in enumerate(zip(state.blocks, spec.conv_blocks)):
-        y, cache = block_forward(st, blk, x, spec.slope, training=True)
-        loss, dy, dproj = block_loss_grad(st, y, labels, train_proj)
-        grads, _ = block_backward(st, blk, dy, cache, spec.slope, need_dx=False)
+    def update() -> float:
+        loss, dy, dproj = block_loss_grad(st, y, labels, state.spec.conv_target == "projection")
+        grads, _ = block_backward(st, blk, dy, cache, state.spec.slope, need_dx=False)
         for name, p in st.params().items():
             optimizer_step(state, f"{k}.{name}", p, grads[name], optimizer, lr)
         if dproj is not None:
             optimizer_step(state, f"{k}.projection", st.projection, dproj, optimizer, lr)
-        losses.append(loss)
-        x = y  # the pre-update output, detached: nothing flows back into this block
+        return float(loss)
+
+    return y, update
+
+
+def conv_spela_step(state: ConvState, x: np.ndarray, labels: np.ndarray, optimizer, lr: float,
+                    updates: BlockUpdates) -> np.ndarray:
+    """One SPELA step of every conv block on the batch: each block's update goes to ``updates``
+    (their losses come from its ``join``); returns the last block's pre-update output (flattened,
+    float32) for the dense layers."""
+    step = block_step
+    if state.backend == "numba":
+        from . import float_numba
+
+        if float_numba.supported(state):
+            step = float_numba.block_step
+    for k in range(len(state.blocks)):
+        x, update = step(state, k, x, labels, optimizer, lr)
+        updates.submit(update)  # the next block's input is this block's output before its step
     state.step += 1
-    return x.reshape(len(x), -1), losses
+    return x.reshape(len(x), -1)
 
 
 def forward_blocks(state: ConvState, x: np.ndarray, upto: int | None = None) -> list:
