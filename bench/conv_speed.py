@@ -149,10 +149,13 @@ def render(ours: list[dict], peer: list[dict], meta: dict) -> str:
     rows = []
     for r in ours:
         row = [r["precision"], r["norm"], r["batch"], r["samples"], r["samples_per_s"]]
+        if "one_thread_per_s" in r:
+            row += [r["one_thread_per_s"], f"{r['samples_per_s'] / r['one_thread_per_s']:.2f}×"]
         for threads in meta["torch_threads"]:
             p = by_peer.get((r["norm"], r["batch"], threads))
             row += [p["samples_per_s"] if p else None, f"{r['samples_per_s'] / p['samples_per_s']:.2f}×" if p else "–"]
         rows.append(row + [TARGETS.get(r["batch"], "")])
+    ours_cols = ["spela-hw 1 thread samples/s", f"{meta['threads']} threads / 1"] if meta["threads"] > 1 else []
     peer_cols = [c for t in meta["torch_threads"] for c in (f"PyTorch {t} thread{'s' * (t > 1)} samples/s",
                                                             f"spela-hw / PyTorch {t} thr.")]
     m = meta["machine"]
@@ -174,12 +177,15 @@ def render(ours: list[dict], peer: list[dict], meta: dict) -> str:
              "LeakyReLU, MaxPool2d, per-channel projection, loss mean (1 - cos)^2, its own Adam, detached "
              "output; dense layer log(2 - cos) with SGD), one `backward` and `step` per block. 8-bit rows "
              "are compared with PyTorch float32 without BatchNorm (PyTorch has no bit-true 8-bit training). "
-             f"Threads: spela-hw runs with numba's and BLAS's pools at {meta['threads']}, but its conv steps "
-             "use one core (the estimator keeps BLAS at one thread, the conv kernels are serial); PyTorch "
+             f"Threads: spela-hw runs with numba's and BLAS's pools at {meta['threads']}: the estimator's "
+             "default `n_jobs=-1` runs each conv block's update on a thread of its own beside the forward "
+             "passes after it (at most one thread per block: two here), every product on one BLAS thread "
+             "(the same bits on any thread count); PyTorch "
              f"with `torch.set_num_threads` {' and '.join(map(str, meta['torch_threads']))}. On a loaded "
              "machine PyTorch's second thread mostly waits for a core (its OpenMP threads spin at every "
              "operator), which is why its 1-thread column is also given.", "",
-             _table(["precision", "norm", "batch", "spela-hw samples timed", "spela-hw samples/s", *peer_cols,
+             _table(["precision", "norm", "batch", "spela-hw samples timed", "spela-hw samples/s", *ours_cols,
+                     *peer_cols,
                      "issue 16 target"], rows), "",
              "PyTorch samples timed: " + "; ".join(f"norm {r['norm']} batch {r['batch']} {r['threads']} thr. "
                                                   f"{r['samples']}" for r in peer) + ".", ""]
@@ -230,7 +236,11 @@ def main(argv=None) -> int:
             warm = 4 * batch if args.quick else max(32, 4 * batch)
             for precision, norm in CONFIGS:
                 log.info("spela-hw %s norm=%s batch %d", precision, norm, batch)
-                ours.append(time_ours(precision, norm, batch, X, y, budget, args.reps, args.threads, warm))
+                row = time_ours(precision, norm, batch, X, y, budget, args.reps, args.threads, warm)
+                if args.threads > 1:  # what the block updates' threads bring, in the same run
+                    row["one_thread_per_s"] = time_ours(precision, norm, batch, X, y, budget, args.reps, 1,
+                                                        warm)["samples_per_s"]
+                ours.append(row)
                 if args.no_torch or precision != "fp32":
                     continue
                 log.info("pytorch norm=%s batch %d", norm, batch)

@@ -14,8 +14,8 @@ def _meta(**kw):
 
 
 def test_render_compares_each_configuration_with_its_peer():
-    ours = [{"precision": p, "norm": n, "batch": b, "samples": 64, "samples_per_s": 300.0, "first_fit_s": 1.0}
-            for p, n in C.CONFIGS for b in (1, C.DEFAULT_BATCH)]
+    ours = [{"precision": p, "norm": n, "batch": b, "samples": 64, "samples_per_s": 300.0, "first_fit_s": 1.0,
+             "one_thread_per_s": 240.0} for p, n in C.CONFIGS for b in (1, C.DEFAULT_BATCH)]
     peer = [{"norm": n, "batch": b, "threads": t, "samples": 32, "samples_per_s": 100.0 * t}
             for n in ("batch", "none") for b in (1, C.DEFAULT_BATCH) for t in (1, 2)]
     text = C.render(ours, peer, _meta())
@@ -23,6 +23,7 @@ def test_render_compares_each_configuration_with_its_peer():
     rows = [line for line in text.splitlines() if line.startswith(("| fp32", "| w8"))]
     assert len(rows) == 6
     assert all("1.50×" in r and "3.00×" in r for r in rows)  # 300/s against 200/s (2 threads) and 100/s (1)
+    assert all("| 240 | 1.25× |" in r for r in rows)  # two threads against one, in the same run
     assert "load 1" in text  # the machine's load is on record
     assert "otherwise idle" in text and "shared with other jobs" not in text
 
