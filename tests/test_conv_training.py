@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from spela_hw import Adam, PrecisionSpec, Sgd, load_dataset
+from spela_hw import Adam, PrecisionSpec, Sgd, Spela, load_dataset
 from spela_hw.conv import ConvNetSpec
 from spela_hw.conv import model as M
-from spela_hw.conv.estimator import ConvBackpropClassifier, ConvSpelaClassifier
+from spela_hw.conv.estimator import THREADS_MIN_BATCH, ConvBackpropClassifier, ConvSpelaClassifier
 from spela_hw.errors import ConfigError, ModelFileError
 from spela_hw.io import load_model
 
@@ -172,7 +172,7 @@ def _learned(clf) -> list:
 
 @pytest.mark.parametrize("kw", [
     {"net": "c8k5p2-c16k3p2-d10"},  # float32, BatchNorm, the projection kernels
-    {"net": "c8k5p2-c16k3p2-d10", "conv_target": "pooled", "batch_size": 3},  # the NumPy steps
+    {"net": "c8k5p2-c16k3p2-d10", "conv_target": "pooled", "batch_size": THREADS_MIN_BATCH},  # the NumPy steps
     {"net": "c8k5p2-c16k3p2-d10", "norm": "none", "precision": PrecisionSpec.fixed(8), "batch_size": 16},
 ])
 def test_n_jobs_runs_block_updates_beside_the_next_blocks_with_the_same_bits(mnist, kw):
@@ -188,6 +188,24 @@ def test_n_jobs_runs_block_updates_beside_the_next_blocks_with_the_same_bits(mni
     for a, b in zip(*map(_learned, fits)):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(fits[0].predict_layers(X), fits[1].predict_layers(X))
+    assert fits[1].set_params(batch_size=THREADS_MIN_BATCH - 1)._threads() == 1  # too short to hand over
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_raise_policy_stops_conv_training_from_any_thread(mnist, n_jobs):
+    """An overflow under ``overflow="raise"`` in a block's update (on a worker thread with
+    ``n_jobs=2``) stops ``fit`` with the error, as in line."""
+    import traceback
+
+    from spela_hw import SaturationError
+
+    p = PrecisionSpec.fixed(8, (1.0, 1.0, 8.0), activation_bits=8, activation_range=2.0, overflow="raise")
+    clf = ConvSpelaClassifier("c3k3p2-c4k3p2-d10", precision=p, norm="none", projection_dim=4, conv_optimizer=Sgd(100.0),
+                              rule=Spela(input_norm="every_layer", optimizer=Sgd(0.01)), batch_size=8, random_state=0,
+                              n_jobs=n_jobs)
+    with pytest.raises(SaturationError, match="activation format") as exc:
+        clf.fit(mnist[0][:64], mnist[1][:64])
+    assert "update" in [frame.name for frame in traceback.extract_tb(exc.value.__traceback__)]  # the block's step
 
 
 @pytest.mark.parametrize("cls, n_jobs", [(ConvSpelaClassifier, 0), (ConvSpelaClassifier, 1.5),

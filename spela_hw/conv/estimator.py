@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 # (other float32 bits), and its threads spin-wait for each other: on the 2-core machine with other
 # work running, an 8,000-image epoch took 138 s with two BLAS threads against 7 s with one.
 ONE_BLAS_THREAD = {"limits": 1, "user_api": "blas"}
+#: Smaller batches train on one thread: their block updates are too short for the hand-over to a
+#: worker thread to pay (provisional: to be measured on the idle machine).
+THREADS_MIN_BATCH = 8
 _PREDICT_BATCH = 1000
 SEED_NAMES = ("model", "class_vectors", "shuffle", "rounding")
 #: Conv blocks under SPELA step with Adam: plain SGD (lr 1, batch 64) read out 69 % / 79 % at the
@@ -108,7 +111,8 @@ class ConvClassifier:
         Threads of SPELA's conv steps, as in scikit-learn: ``-1`` (default) the cores numba may
         use (``NUMBA_NUM_THREADS`` caps it), ``None`` or 1 one thread. A block's update runs
         beside the forward passes and updates of the layers after it (:mod:`spela_hw.conv.updates`),
-        so at most one thread per conv block helps. Results never depend on it, bit for bit.
+        so at most one thread per conv block helps, and batches below ``THREADS_MIN_BATCH`` samples
+        train on one. Results never depend on it, bit for bit.
         Backprop runs on one thread (every layer waits for the backward pass of the next), and
         refuses ``n_jobs`` above 1.
     backend : {"numba", "reference"}
@@ -298,11 +302,12 @@ class ConvClassifier:
                                         "backward pass of the next): use n_jobs=-1, 1 or None")
 
     def _threads(self) -> int:
-        """Threads of the conv steps: ``n_jobs`` within numba's thread count, one per conv block at most."""
+        """Threads of the conv steps: ``n_jobs`` within numba's thread count, one per conv block at
+        most, and one below ``THREADS_MIN_BATCH`` samples per batch."""
         import numba
 
         self._validate_n_jobs(self.rule_.name)  # set_params may have changed it since fit
-        if self.rule_.name == "backprop" or self.n_jobs is None:
+        if self.rule_.name == "backprop" or self.n_jobs is None or self.batch_size < THREADS_MIN_BATCH:
             return 1
         n = numba.get_num_threads() if self.n_jobs == -1 else min(int(self.n_jobs), numba.get_num_threads())
         return max(1, min(n, len(self.spec_.conv_blocks)))
@@ -315,6 +320,7 @@ class ConvClassifier:
         for s0 in range(0, len(X), bs):
             sel = order[s0:s0 + bs]
             self._train_batch(M.to_images(self.spec_, X[sel]), yi[sel], epoch, updates)
+        updates.join()
         self._check_finite()
 
     def _conv_frozen(self, epoch: int) -> bool:
@@ -341,20 +347,17 @@ class ConvClassifier:
                 xn = layer.ops.normalize_rows(x_in) if self.rule_.input_norm != "off" else x_in
                 _, h, _ = layer.ops.forward(layer.state.weights[0], layer.state.biases[0], xn)
             train_batch(layer.state, layer.ops, self.rule_, x_in, y, lr, layer.counts)
-        results = updates.join()  # the conv blocks' updates, run beside the layers above them
-        if st.fixed is not None:
-            for fb, sat in zip(st.fixed, results):
-                fb.conv_ops.check_overflow(sat)
 
     def _fixed_conv_step(self, x, y, opt, lr, updates):
-        """One bit-true SPELA step of every fixed-point conv block (the updates go to ``updates``,
-        whose ``join`` returns their saturation counts); the flattened output codes."""
+        """One bit-true SPELA step of every fixed-point conv block (the updates go to ``updates``);
+        the flattened output codes."""
         st = self.state_
         x = st.fixed[0].conv_ops.quantize_input(x)
         train_projection = self.spec_.conv_target == "projection"
         for k, (fb, blk) in enumerate(zip(st.fixed, self.spec_.conv_blocks)):
+            updates.wait(k)  # this block's step on the previous batch
             x, update = fixed_block_step(fb, blk, x, y, opt, lr, train_projection, st.rounding_seed, k, st.step)
-            updates.submit(update)
+            updates.submit(k, update)
         st.step += 1
         return x.reshape(len(x), -1)
 

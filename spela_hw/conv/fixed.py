@@ -212,7 +212,8 @@ def fixed_block_step(fb: FixedBlock, blk, x: np.ndarray, labels: np.ndarray, opt
                      train_projection: bool, rounding_seed: int, k: int, step: int):
     """One SPELA step of a fixed-point block: its forward pass now, and ``(y, update)``: ``y`` its
     output before the step, ``update()`` the step (returns the step's saturation counts, the
-    forward pass's included; touches this block only, :mod:`spela_hw.conv.updates`)."""
+    forward pass's included, after applying the overflow policy to them; touches this block only,
+    :mod:`spela_hw.conv.updates`)."""
     if fb.backend == "numba":
         from . import fixed_numba
 
@@ -247,6 +248,7 @@ def fixed_block_step(fb: FixedBlock, blk, x: np.ndarray, labels: np.ndarray, opt
                                   stream_key(rounding_seed, 20_000 + 1000 * k + c, step))
                 sat += s
                 fb.proj.biases[c][...] = 0  # the projection has no bias
+        fb.conv_ops.check_overflow(sat)  # the "raise" policy
         return sat
 
     return y, update

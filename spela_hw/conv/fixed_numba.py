@@ -247,6 +247,7 @@ def step(fb, blk, x, labels, optimizer, lr: float, train_projection: bool, round
             if is_stateful(optimizer) and optimizer.kind != "adam":  # NumPy stepped the stored biases
                 for bc in fb.proj.biases:
                     bc[...] = 0
+        fb.conv_ops.check_overflow(sat)  # the "raise" policy
         return sat
 
     return y, update

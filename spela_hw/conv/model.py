@@ -302,8 +302,8 @@ def block_step(state: ConvState, k: int, x: np.ndarray, labels: np.ndarray, opti
 def conv_spela_step(state: ConvState, x: np.ndarray, labels: np.ndarray, optimizer, lr: float,
                     updates: BlockUpdates) -> np.ndarray:
     """One SPELA step of every conv block on the batch: each block's update goes to ``updates``
-    (their losses come from its ``join``); returns the last block's pre-update output (flattened,
-    float32) for the dense layers."""
+    (their losses come from its ``wait`` or ``join``); returns the last block's pre-update output
+    (flattened, float32) for the dense layers."""
     step = block_step
     if state.backend == "numba":
         from . import float_numba
@@ -311,8 +311,9 @@ def conv_spela_step(state: ConvState, x: np.ndarray, labels: np.ndarray, optimiz
         if float_numba.supported(state):
             step = float_numba.block_step
     for k in range(len(state.blocks)):
+        updates.wait(k)  # this block's step on the previous batch
         x, update = step(state, k, x, labels, optimizer, lr)
-        updates.submit(update)  # the next block's input is this block's output before its step
+        updates.submit(k, update)  # the next block's input is this block's output before its step
     state.step += 1
     return x.reshape(len(x), -1)
 
