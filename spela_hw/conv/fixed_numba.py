@@ -215,8 +215,8 @@ def step(fb, blk, x, labels, optimizer, lr: float, train_projection: bool, round
         sat += s
         pops = fb.proj_ops
         p = np.empty_like(q)
-        K.loss_unit(q, np.ascontiguousarray(labels, np.int64), fb.groups, fb.targets, fb.target_norms, post_scale(optimizer, lr, len(x)),
-                    pops.pow2_au, float(pops.lo[2]), float(pops.hi[2]), p, sat)
+        K.loss_unit(q, np.ascontiguousarray(labels, np.int64), fb.groups, fb.targets, fb.target_norms,
+                    post_scale(optimizer, lr, len(x)), pops.pow2_au, float(pops.lo[2]), float(pops.hi[2]), p, sat)
         pw = projection_stack(fb)
         pconv = np.zeros(hshape, np.int64)
         pool = blk.pool
