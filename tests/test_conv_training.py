@@ -6,7 +6,11 @@ import pytest
 from spela_hw import Adam, PrecisionSpec, Sgd, Spela, load_dataset
 from spela_hw.conv import ConvNetSpec
 from spela_hw.conv import model as M
-from spela_hw.conv.estimator import THREADS_MIN_BATCH, ConvBackpropClassifier, ConvSpelaClassifier
+from spela_hw.conv.estimator import (
+    THREADS_MIN_BATCH,
+    ConvBackpropClassifier,
+    ConvSpelaClassifier,
+)
 from spela_hw.errors import ConfigError, ModelFileError
 from spela_hw.io import load_model
 
