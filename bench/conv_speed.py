@@ -26,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from spela_hw.conv import estimator
+from spela_hw.conv.estimator import THREADS_MIN_BATCH
+
 from .__main__ import RESULTS, _table, write_section
 from .bench_train import _Threads, machine, median
 from .torch_peer import _shown, torch_python
@@ -169,7 +172,8 @@ def render(ours: list[dict], peer: list[dict], meta: dict) -> str:
              "run, interleaved configuration by configuration.", "",
              f"**Method.** `{NET}` on {meta['data']} 28 x 28 images, the estimator's defaults "
              "(`ConvSpelaClassifier`: projection read-out d = 100, conv blocks Adam 0.01, dense layer SGD 20 on "
-             "the L2-normalised map, LeakyReLU 0.001), batch 1 and the default batch 64. spela-hw is timed "
+             f"the L2-normalised map, LeakyReLU 0.001), batch {', '.join(map(str, meta['batches']))} (64 is the "
+             "estimator's default). spela-hw is timed "
              "by the estimator's own epoch timer (`fit`, `history_[0]['train_seconds']`: input quantisation "
              "included), after a first fit that compiles or loads the kernels; the number of samples is what "
              f"the warm-up's rate fits in about {meta['budget_s']:g} s. The PyTorch peer runs the same recipe "
@@ -179,7 +183,8 @@ def render(ours: list[dict], peer: list[dict], meta: dict) -> str:
              "are compared with PyTorch float32 without BatchNorm (PyTorch has no bit-true 8-bit training). "
              f"Threads: spela-hw runs with numba's and BLAS's pools at {meta['threads']}: the estimator's "
              "default `n_jobs=-1` runs each conv block's update on a thread of its own beside the forward "
-             "passes after it (at most one thread per block: two here), every product on one BLAS thread "
+             "passes after it (at most one thread per block: two here; batches below "
+             f"{meta['min_batch']} samples stay on one), every product on one BLAS thread "
              "(the same bits on any thread count); PyTorch "
              f"with `torch.set_num_threads` {' and '.join(map(str, meta['torch_threads']))}. On a loaded "
              "machine PyTorch's second thread mostly waits for a core (its OpenMP threads spin at every "
@@ -209,20 +214,33 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2, help="numba and BLAS threads of spela-hw (default 2)")
     p.add_argument("--torch-threads", default="2,1", help="PyTorch thread counts, comma-separated (default 2,1)")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
+    p.add_argument("--min-batch", type=int, default=THREADS_MIN_BATCH,
+                   help=f"the smallest batch that trains on the threads (default THREADS_MIN_BATCH = "
+                        f"{THREADS_MIN_BATCH}; 1 measures the threads at every batch size)")
+    p.add_argument("--batches", default=f"1,{DEFAULT_BATCH}",
+                   help=f"batch sizes, comma-separated (default 1,{DEFAULT_BATCH}: the issue's targets)")
     args = p.parse_args(argv)
     try:
         torch_threads = [int(t) for t in args.torch_threads.split(",")]
+        batches = [int(b) for b in args.batches.split(",")]
     except ValueError:
-        p.error(f"--torch-threads: comma-separated integers, got {args.torch_threads!r}")
-    if args.budget <= 0 or args.reps < 1 or args.threads < 1 or min(torch_threads) < 1:
-        p.error("--budget must be > 0, --reps, --threads and --torch-threads >= 1")
+        p.error(f"--torch-threads and --batches: comma-separated integers, got {args.torch_threads!r}, "
+                f"{args.batches!r}")
+    if args.budget <= 0 or min(args.reps, args.threads, args.min_batch, *torch_threads, *batches) < 1:
+        p.error("--budget must be > 0, --reps, --threads, --min-batch, --torch-threads and --batches >= 1")
+    estimator.THREADS_MIN_BATCH = args.min_batch
     logging.basicConfig(level=logging.INFO, format="bench: %(message)s")
     logging.getLogger("spela_hw").setLevel(logging.WARNING)
     budget = 0.5 if args.quick else args.budget
     out = args.out or (Path(tempfile.mkdtemp()) / "RESULTS.md" if args.quick else RESULTS)
     meta = {"quick": args.quick, "date": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-            "command": "python -m bench.conv_speed" + (" --quick" if args.quick else ""), "machine": machine(),
+            "command": "python -m bench.conv_speed" + (" --quick" if args.quick else "")
+                       + ("" if args.batches == p.get_default("batches") else f" --batches {args.batches}")
+                       + ("" if args.budget == p.get_default("budget") else f" --budget {args.budget:g}")
+                       + ("" if args.min_batch == THREADS_MIN_BATCH else f" --min-batch {args.min_batch}"),
+            "machine": machine(),
             "uptime_before": _uptime(), "load_before": os.getloadavg()[0], "budget_s": budget, "threads": args.threads,
+            "batches": batches, "min_batch": args.min_batch,
             "torch_threads": torch_threads, "notes": []}
     n_max = 256 if args.quick else 60000
     X, y, meta["data"] = load_images(n_max)
@@ -232,7 +250,7 @@ def main(argv=None) -> int:
         if not args.no_torch:
             peer_arrays(X, y, arrays)
         meta["torch_note"] = "PyTorch peer not run"
-        for batch in (1, DEFAULT_BATCH):
+        for batch in batches:
             warm = 4 * batch if args.quick else max(32, 4 * batch)
             for precision, norm in CONFIGS:
                 log.info("spela-hw %s norm=%s batch %d", precision, norm, batch)

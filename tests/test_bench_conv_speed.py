@@ -9,7 +9,7 @@ def _meta(**kw):
     return {"quick": False, "date": "2026-01-01 00:00", "command": "python -m bench.conv_speed",
             "machine": {"cpu": "cpu", "cores": 2}, "uptime_before": "load 1", "uptime_after": "load 1",
             "load_before": 0.5, "load_after": 0.7,
-            "budget_s": 1.0, "threads": 2, "torch_threads": [2, 1], "notes": [], "data": "mnist",
+            "budget_s": 1.0, "threads": 2, "batches": [1, 64], "min_batch": 8, "torch_threads": [2, 1], "notes": [], "data": "mnist",
             "torch_note": "PyTorch x (CPU)", **kw}
 
 
@@ -45,7 +45,8 @@ def test_quick_run_writes_and_replaces_its_section(tmp_path):
     assert "PyTorch peer not run" in text and "| w8 | none | 64 |" in text
 
 
-@pytest.mark.parametrize("argv", [["--budget", "0"], ["--reps", "0"], ["--torch-threads", "two"]])
+@pytest.mark.parametrize("argv", [["--budget", "0"], ["--reps", "0"], ["--torch-threads", "two"], ["--batches", "0"],
+                                  ["--batches", "1,x"], ["--min-batch", "0"]])
 def test_bad_options_are_refused(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         C.main(argv)
