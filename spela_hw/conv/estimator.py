@@ -43,9 +43,8 @@ log = logging.getLogger(__name__)
 # work running, an 8,000-image epoch took 138 s with two BLAS threads against 7 s with one.
 ONE_BLAS_THREAD = {"limits": 1, "user_api": "blas"}
 #: Smaller batches train on one thread: their block updates are too short for the hand-over to a
-#: worker thread to pay. Two threads against one, idle machine, c32k5p2-c64k5p2-d10: batch 1
-#: 1.02x (fp32) and 1.03x (w8), batch 4 1.21x and 1.11x, batch 8 1.22x and 1.30x, batch 64 1.82x
-#: and 1.54x; on a loaded machine batch 1 ran 0.6-0.8x with two threads.
+#: worker thread to pay. Idle machine, two threads against one: 1.03-1.24x below 8 samples, 1.16-1.33x
+#: at 8 and 16, 1.46-1.96x at 64; on a loaded machine batch 1 ran 0.6-0.8x (bench/RESULTS.md, "Conv speed").
 THREADS_MIN_BATCH = 8
 _PREDICT_BATCH = 1000
 SEED_NAMES = ("model", "class_vectors", "shuffle", "rounding")
