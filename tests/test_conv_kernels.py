@@ -131,13 +131,11 @@ def test_float_numba_steps_equal_the_reference(norm, optimizer):
     so parameters, outputs and losses are the same bits."""
     import copy
 
-    from spela_hw.conv import float_numba
-
     spec = ConvNetSpec.parse("c6k5p2-c8k3z1p2-d10", (1, 16, 16), n_classes=10, norm=norm, projection_dim=12)
     ref = M.init_conv_state(spec, "spela", 3, [])
     fast, init = copy.deepcopy(ref), copy.deepcopy(ref)
     fast.backend = "numba"
-    assert ref.backend == "reference" and float_numba.supported(fast)
+    assert ref.backend == "reference"
     rng = np.random.default_rng(0)
     if norm == "none" and optimizer.kind == "adam":  # a zero image on zero biases: LeakyReLU at exactly 0
         for st in (*ref.blocks, *fast.blocks):
@@ -173,6 +171,30 @@ def test_update_sums_beyond_float64_fall_back_to_exact_integers():
         rows = im2col(xp, 5, 1, 0)[0].reshape(-1, 75)
         want = pconv.transpose(0, 2, 3, 1).reshape(-1, 4).T @ rows  # int64, exact
         assert _same(gw.reshape(4, -1), want) and _same(gb, pconv.sum(axis=(0, 2, 3)))
+
+
+@pytest.mark.parametrize("target, batch", [("pooled", 1), ("pooled", 6), ("fixed_projection", 6)])
+def test_float_numba_steps_equal_the_reference_for_the_edge_read_outs(target, batch):
+    """The edge read-outs on the kernels: pooled blocks (their loss in the reference's NumPy) give
+    the same bits at every batch size, fixed projections (never stepped) from batch 5."""
+    import copy
+
+    spec = ConvNetSpec.parse("c6k5p2-c8k3z1p2-d10", (1, 16, 16), n_classes=10, norm="batch", projection_dim=12,
+                             conv_target=target)
+    ref = M.init_conv_state(spec, "spela", 3, [])
+    fast = copy.deepcopy(ref)
+    fast.backend = "numba"
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        x = rng.random((batch, 1, 16, 16)).astype(np.float32)
+        labels = rng.integers(0, 10, batch)
+        out_ref, loss_ref = _conv_step(ref, x, labels, Adam(0.01), threads=1)
+        out_fast, loss_fast = _conv_step(fast, x, labels, Adam(0.01), threads=2)
+        assert _same(out_fast, out_ref) and loss_fast == loss_ref
+    for a, b in zip(ref.blocks, fast.blocks):
+        assert all(_same(p, b.params()[name]) for name, p in a.params().items())
+        assert (a.projection is None) == (target == "pooled")
+        assert a.projection is None or _same(a.projection, b.projection)
 
 
 @pytest.mark.parametrize("batch", [1, 3])

@@ -308,8 +308,7 @@ def conv_spela_step(state: ConvState, x: np.ndarray, labels: np.ndarray, optimiz
     if state.backend == "numba":
         from . import float_numba
 
-        if float_numba.supported(state):
-            step = float_numba.block_step
+        step = float_numba.block_step
     for k in range(len(state.blocks)):
         updates.wait(k)  # this block's step on the previous batch
         x, update = step(state, k, x, labels, optimizer, lr)
