@@ -29,6 +29,22 @@ log = logging.getLogger(__name__)
 _PREDICT_BATCH = 2048
 
 
+def check_n_jobs(n_jobs) -> None:
+    """``n_jobs`` as scikit-learn takes it: ``None``, -1 (all cores) or a positive integer."""
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer))
+                               or not (n_jobs >= 1 or n_jobs == -1)):
+        raise ConfigError("n_jobs", f"must be None, -1 (all cores) or a positive integer, got {n_jobs!r}")
+
+
+def kernel_threads(n_jobs) -> int:
+    """Threads ``n_jobs`` allows within numba's thread pool (which ``NUMBA_NUM_THREADS`` caps,
+    e.g. to 1 in each worker of a report or sweep)."""
+    import numba
+
+    available = numba.get_num_threads()
+    return available if n_jobs == -1 else min(int(n_jobs or 1), available)
+
+
 def check_xy(X, y=None, n_features=None, name="X"):
     """Validate features (finite, 2-D, float) and labels (1-D integers of the same length)."""
     X = np.asarray(X)
@@ -169,17 +185,10 @@ class Classifier:
         return spec, precision, rule
 
     def _validate_n_jobs(self):
-        n = self.n_jobs
-        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not (n >= 1 or n == -1)):
-            raise ConfigError("n_jobs", f"must be None, -1 (all cores) or a positive integer, got {n!r}")
+        check_n_jobs(self.n_jobs)
 
     def _kernel_threads(self) -> int:
-        """Threads the kernels may use: ``n_jobs`` within numba's thread pool (which
-        ``NUMBA_NUM_THREADS`` caps, e.g. to 1 in each worker of a report or sweep)."""
-        import numba
-
-        available = numba.get_num_threads()
-        return available if self.n_jobs == -1 else min(int(self.n_jobs or 1), available)
+        return kernel_threads(self.n_jobs)
 
     def _seeds(self):
         ss = np.random.SeedSequence(self.random_state)

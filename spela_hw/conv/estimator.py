@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from ..backends import make_ops
 from ..errors import ConfigError, DataError, DivergenceError, SpelaError
-from ..estimator import check_xy
+from ..estimator import check_n_jobs, check_xy, kernel_threads
 from ..network import init_network
 from ..rules.common import new_counts, readout_predictions
 from ..rules.spela import train_batch
@@ -295,23 +295,18 @@ class ConvClassifier:
         return self
 
     def _validate_n_jobs(self, rule_name: str) -> None:
-        n = self.n_jobs
-        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not (n >= 1 or n == -1)):
-            raise ConfigError("n_jobs", f"must be None, -1 (all cores) or a positive integer, got {n!r}")
-        if rule_name == "backprop" and n is not None and n > 1:
+        check_n_jobs(self.n_jobs)
+        if rule_name == "backprop" and self.n_jobs is not None and self.n_jobs > 1:
             raise ConfigError("n_jobs", "backprop's conv network trains on one thread (every layer waits for the "
                                         "backward pass of the next): use n_jobs=-1, 1 or None")
 
     def _threads(self) -> int:
         """Threads of the conv steps: ``n_jobs`` within numba's thread count, one per conv block at
         most, and one below ``THREADS_MIN_BATCH`` samples per batch."""
-        import numba
-
         self._validate_n_jobs(self.rule_.name)  # set_params may have changed it since fit
-        if self.rule_.name == "backprop" or self.n_jobs is None or self.batch_size < THREADS_MIN_BATCH:
+        if self.rule_.name == "backprop" or self.batch_size < THREADS_MIN_BATCH:
             return 1
-        n = numba.get_num_threads() if self.n_jobs == -1 else min(int(self.n_jobs), numba.get_num_threads())
-        return max(1, min(n, len(self.spec_.conv_blocks)))
+        return max(1, min(kernel_threads(self.n_jobs), len(self.spec_.conv_blocks)))
 
     def _train_pass(self, X, yi, updates):
         rng = np.random.default_rng([self.seeds_["shuffle"], self.epochs_done_])
