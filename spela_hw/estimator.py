@@ -29,11 +29,12 @@ log = logging.getLogger(__name__)
 _PREDICT_BATCH = 2048
 
 
-def check_n_jobs(n_jobs) -> None:
-    """``n_jobs`` as scikit-learn takes it: ``None``, -1 (all cores) or a positive integer."""
+def check_n_jobs(n_jobs, field: str = "n_jobs") -> None:
+    """``n_jobs`` as scikit-learn takes it: ``None``, -1 (all cores) or a positive integer (errors
+    name ``field``: the CLI's is ``jobs``)."""
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer))
                                or not (n_jobs >= 1 or n_jobs == -1)):
-        raise ConfigError("n_jobs", f"must be None, -1 (all cores) or a positive integer, got {n_jobs!r}")
+        raise ConfigError(field, f"must be -1 (all cores) or a positive integer, got {n_jobs!r}")
 
 
 def kernel_threads(n_jobs) -> int:

@@ -119,3 +119,20 @@ def test_train_net_conv_epochs_freezes_the_blocks_and_resume_keeps_it(capsys, tm
     assert doc["config"]["conv_epochs"] == 1 and [r["lr"] for r in doc["history"]] == [0.01, 0.0]
     assert main(["train", "--resume", "--out", str(out), "--conv-epochs", "2", "--limit-train", "64"]) == 2
     assert "--conv-epochs 2 but the checkpoint has 1" in capsys.readouterr().err
+
+
+def test_train_net_lr_step_schedules_the_dense_layers(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "--net", NET, "--limit-train", "64", "--batch-size", "32", "--epochs", "3", "--lr", "5",
+            "--lr-step", "2:0.1", "--out", str(tmp_path / "m"), "--json"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    history = json.loads(captured.out)["history"]
+    assert [r["lr"] for r in history] == [0.01] * 3  # the conv blocks' Adam
+    assert [r["dense_lr"] for r in history] == pytest.approx([5.0, 5.0, 0.5])
+    assert "epoch 3/3 lr=0.01 dense lr=0.5 " in captured.err
+    assert main(["train", "--resume", "--out", str(tmp_path / "m"), "--lr-step", "3:0.1", "--epochs", "4",
+                 "--limit-train", "64"]) == 2
+    assert "--lr-step 3:0.1 but the checkpoint has 2:0.1" in capsys.readouterr().err
+    assert main(["train", "--net", NET, "--rule", "backprop", "--lr-step", "2:0.1", "--limit-train", "64"]) == 2
+    assert "lr-step: steps an SGD learning rate; --rule backprop here trains with Adam" in capsys.readouterr().err

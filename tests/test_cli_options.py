@@ -74,6 +74,7 @@ def test_resume_without_a_checkpoint_is_an_error(tmp_path, capsys):
     (["--weight-range", "0.5"], "0.5", "float32"),
     (["--sr-bits", "8"], "8", "float32"),
     (["--lr", "0.2"], "0.2", "0.05"),
+    (["--lr-step", "2:0.5"], "2:0.5", "none"),
     (["--batch-size", "4"], "4", "1"),
     (["--seed", "4"], "4", "3"),
     (["--limit-train", "50"], "50", "100"),
@@ -132,7 +133,14 @@ def test_an_explicit_data_dir_is_used_or_refused(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("args, message", [
     (["train", "--limit-train", "0"], "limit-train: must be a positive number of samples, got 0"),
     (["train", "--limit-train", "-5"], "limit-train: must be a positive number of samples, got -5"),
-    (["train", "--jobs", "0"], "n_jobs: must be None, -1 (all cores) or a positive integer, got 0"),
+    (["train", "--jobs", "0"], "jobs: must be -1 (all cores) or a positive integer, got 0"),
+    (["train", "--jobs", "-2"], "jobs: must be -1 (all cores) or a positive integer, got -2"),
+    (["train", "--lr-step", "0:0.5"], "argument --lr-step: lr-step needs a positive number of epochs"),
+    (["train", "--lr-step", "10:1.5"], "argument --lr-step: lr-step needs a positive number of epochs"),
+    (["train", "--lr-step", "ten"], "argument --lr-step: lr-step must be EPOCHS:FACTOR like 10:0.1"),
+    (["train", "--rule", "sigprop", "--preset", "sigprop-adam", "--lr-step", "2:0.5"],
+     "lr-step: steps an SGD learning rate; --rule sigprop here trains with Adam"),
+    (["train", "--protocol", "few-shot", "--lr-step", "2:0.5"], "lr-step: the default pair uses each rule"),
     (["train", "--weight-bits", "0"], "weight_bits: must be an integer from 2 to 16, got 0"),
     (["train", "--weight-range", "0.5"], "weight-range: sets the range of fixed-point weights"),
     (["train", "--seed", "-1"], "seed: must be a non-negative integer, got -1"),
@@ -176,6 +184,19 @@ def test_the_estimator_refuses_bad_seeds_and_batches():
     with pytest.raises(ConfigError, match="batch_size: 21 is larger than the 20 training samples"):
         Classifier((3, 2), batch_size=21).fit(x, y)
     Classifier((3, 2), batch_size=10**9).partial_fit(x, y)  # one pass: the batch is the whole pass
+
+
+def test_lr_step_schedules_the_sgd_learning_rate(tmp_path, capsys):
+    rc, out, err = train(capsys, "--dims", "784,16,10", "--limit-train", "100", "--epochs", "3", "--lr", "0.2",
+                         "--lr-step", "2:0.25", "--out", str(tmp_path / "m"), "--json")
+    assert rc == 0, err
+    assert [r["lr"] for r in json.loads(out)["history"]] == [0.2, 0.2, 0.05]
+    rc, _, err = train(capsys, "--out", str(tmp_path / "m"), "--resume", "--epochs", "4", "--lr-step", "1:0.5")
+    assert rc == 2 and "--lr-step 1:0.5 but the checkpoint has 2:0.25" in err
+    rc, out, err = train(capsys, "--out", str(tmp_path / "m"), "--resume", "--epochs", "4", "--lr-step", "2:0.25",
+                         "--json")
+    assert rc == 0, err
+    assert [r["lr"] for r in json.loads(out)["history"]] == [0.2, 0.2, 0.05, 0.05]
 
 
 # -- protocols honour the network options ---------------------------------------------------------

@@ -17,7 +17,7 @@ from spela_hw import PrecisionSpec, jsonio
 from spela_hw.conv import CONV_TARGETS, NORMS, ConvNetSpec, parse_layers
 from spela_hw.conv.estimator import ConvBackpropClassifier, ConvSpelaClassifier
 from spela_hw.errors import ConfigError
-from spela_hw.estimator import Classifier
+from spela_hw.estimator import Classifier, check_n_jobs
 from spela_hw.io import load_model, model_path, read_training_data
 from spela_hw.recipes import PRESETS, default_params, preset_params
 from spela_hw.protocols import default_competitors, few_shot, one_epoch
@@ -36,6 +36,19 @@ def parse_dims(text: str) -> tuple[int, ...]:
     if len(dims) < 2 or min(dims) < 1:
         raise argparse.ArgumentTypeError(f"dims needs an input width and at least one positive layer width, got {text!r}")
     return dims
+
+
+def parse_lr_step(text: str) -> tuple[int, float]:
+    """``"10:0.1"`` -> ``(10, 0.1)``: every 10 epochs the learning rate times 0.1 (an argparse type)."""
+    every, _, gamma = text.partition(":")
+    try:
+        step = int(every), float(gamma)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"lr-step must be EPOCHS:FACTOR like 10:0.1, got {text!r}") from None
+    if step[0] < 1 or not 0 < step[1] <= 1:
+        raise argparse.ArgumentTypeError(f"lr-step needs a positive number of epochs and a factor in (0, 1], "
+                                         f"got {text!r}")
+    return step
 
 
 def parse_ranges(text: str) -> float | tuple[float, ...]:
@@ -84,6 +97,9 @@ def add_model_options(p) -> None:
     p.add_argument("--lr", type=float, help="learning rate (constant unless the preset has a schedule; --net: the "
                                             "dense layers' SGD under spela, whose conv blocks keep Adam 0.01, or "
                                             "backprop's Adam)")
+    p.add_argument("--lr-step", type=parse_lr_step, metavar="EPOCHS:FACTOR",
+                   help="SGD learning-rate steps: times FACTOR every EPOCHS epochs, e.g. 10:0.1 (replaces the "
+                        "preset's schedule; --net: the dense layers')")
     p.add_argument("--seed", type=int, help="random seed (init, class vectors, order, rounding; default 0)")
     p.add_argument("--backend", choices=("numba", "reference"), help="default numba")
     p.add_argument("--limit-train", type=int, help="use only the first N training samples (all when fewer)")
@@ -97,6 +113,21 @@ def _with_lr(rule, lr):
     opt = rule.optimizer
     return type(rule)(**{**rule.__dict__, "optimizer": type(opt)(
         **{**opt.__dict__, "lr": lr, **({"step_delta": 0.0} if isinstance(opt, Sgd) else {})})})
+
+
+def _with_lr_options(rule, args):
+    """``rule`` with ``--lr`` and ``--lr-step`` applied (each only when given)."""
+    if args.lr is not None:
+        rule = _with_lr(rule, args.lr)
+    if args.lr_step is None:
+        return rule
+    opt = rule.optimizer
+    if not isinstance(opt, Sgd):
+        raise ConfigError("lr-step", f"steps an SGD learning rate; --rule {rule.name} here trains with "
+                                     f"{type(opt).__name__}")
+    every, gamma = args.lr_step
+    return type(rule)(**{**rule.__dict__, "optimizer": Sgd(
+        **{**opt.__dict__, "step_every": every, "step_gamma": gamma, "step_delta": 0.0})})
 
 
 def _precision(args):
@@ -171,9 +202,7 @@ def build_estimator(args, n_features: int, **overrides) -> Classifier:
     params = preset_params(args.preset) if args.preset else default_params(rule_name)
     if args.preset and params["rule"].name != rule_name:
         raise ConfigError("preset", f"{args.preset} is a {params['rule'].name} recipe; use --rule {params['rule'].name}")
-    rule = params.pop("rule", None) or RULES[rule_name]()
-    if args.lr is not None:
-        rule = _with_lr(rule, args.lr)
+    rule = _with_lr_options(params.pop("rule", None) or RULES[rule_name](), args)
     if args.dims is not None:
         params["layer_sizes"] = _layer_sizes(args, n_features)
     for opt, key in (("batch_size", "batch_size"), ("epochs", "epochs")):
@@ -245,6 +274,7 @@ def run(args) -> int:
         raise ConfigError("limit-train", f"must be a positive number of samples, got {args.limit_train}")
     if args.seed is not None and args.seed < 0:
         raise ConfigError("seed", f"must be a non-negative integer, got {args.seed}")
+    check_n_jobs(args.jobs, field="jobs")
     if args.protocol == "transfer":
         return _run_transfer(args)
     _refuse(args, _TRANSFER_ONLY, "applies to --protocol transfer only")
@@ -384,7 +414,7 @@ def build_conv_estimator(args, image_shape):
                                          f"{'x'.join(map(str, image_shape))} images {math.prod(image_shape)}")
     ConvNetSpec.parse(args.net, shape, **kw)  # kernels and pools that do not fit, refused before training
     cls = _CONV_RULES[_opt(args, "rule")]
-    rule = None if args.lr is None else _with_lr(cls._default_rule, args.lr)
+    rule = None if (args.lr, args.lr_step) == (None, None) else _with_lr_options(cls._default_rule, args)
     kw["epochs"] = CONV_TRAIN_EPOCHS  # as the dense default; the estimator's own is 1
     for opt in ("batch_size", "epochs", "conv_epochs"):
         if getattr(args, opt) is not None:
@@ -406,7 +436,8 @@ def _run_conv(args, out: Path, clf=None) -> int:
     def checkpoint(model, record):
         model.save(out)
         accs = " ".join(f"L{k}={record[f'layer{k}_accuracy']:.4f}" for k in range(1, model.n_readouts_ + 1))
-        say(f"epoch {record['epoch']}/{model.epochs} lr={record['lr']:.4g} "
+        dense = f" dense lr={record['dense_lr']:.4g}" if "dense_lr" in record else ""
+        say(f"epoch {record['epoch']}/{model.epochs} lr={record['lr']:.4g}{dense} "
             f"{record['train_seconds']:.1f}s test accuracy {accs}")
 
     if clf is not None:
@@ -439,6 +470,15 @@ def _run_conv(args, out: Path, clf=None) -> int:
     return 0
 
 
+def _lr_step_text(opt) -> str:
+    """An optimiser's learning-rate steps as ``--lr-step`` writes them."""
+    if not isinstance(opt, Sgd) or not opt.step_every:
+        return "none"
+    if opt.step_delta:
+        return f"-{opt.step_delta:g} every {opt.step_every} epochs"
+    return f"{opt.step_every}:{opt.step_gamma:g}"
+
+
 def _check_conv_resume(args, clf, out: Path) -> None:
     """Refuse options that contradict a conv checkpoint, naming both values."""
     spec, weight = clf.spec_, clf.precision_.weight
@@ -453,6 +493,7 @@ def _check_conv_resume(args, clf, out: Path) -> None:
         "weight-bits": (args.weight_bits, weight.bits if weight is not None else "float32"),
         "sr-bits": (args.sr_bits, clf.precision_.sr_bits if weight is not None else "float32"),
         "lr": (args.lr, clf.rule_.optimizer.lr),
+        "lr-step": (args.lr_step and "%d:%g" % args.lr_step, _lr_step_text(clf.rule_.optimizer)),
         "batch-size": (args.batch_size, clf.batch_size),
         "conv-epochs": (args.conv_epochs, clf.conv_epochs),
         "seed": (args.seed, clf.random_state),
@@ -499,6 +540,7 @@ def _check_resume(args, clf, trained_on: dict, dataset: str, n_train: int, out: 
         "weight-bits": (args.weight_bits, weight.bits if weight is not None else "float32"),
         "sr-bits": (args.sr_bits, precision.sr_bits if weight is not None else "float32"),
         "lr": (args.lr, clf.rule_.optimizer.lr),
+        "lr-step": (args.lr_step and "%d:%g" % args.lr_step, _lr_step_text(clf.rule_.optimizer)),
         "batch-size": (args.batch_size, clf.batch_size),
         "seed": (args.seed, clf.random_state),
         "backend": (args.backend, clf.backend),
@@ -512,7 +554,7 @@ def _check_resume(args, clf, trained_on: dict, dataset: str, n_train: int, out: 
         given["weight-range"] = (mine, mine if same else _ranges(precision))
     if args.preset is not None:
         asked = preset_params(args.preset)["rule"]
-        asked = asked if args.lr is None else _with_lr(asked, args.lr)
+        asked = _with_lr_options(asked, args)
         given["preset"] = (args.preset, args.preset if asked == clf.rule_ else f"another recipe {spec_to_dict(clf.rule_)}")
     conflicts = [(opt, f"--{opt} {mine} but the checkpoint has {theirs}")
                  for opt, (mine, theirs) in given.items() if mine is not None and mine != theirs]
@@ -532,7 +574,7 @@ def _competitors(args, n_features: int, epochs: int) -> dict:
     """What the protocol trains: the paper's pair (with --dims / --weight-bits / --backend applied
     to both), or with --rule (or --preset) that rule alone, built from every option as ``train`` does."""
     if args.rule is None and args.preset is None:
-        _refuse(args, ("lr", "batch_size"), "the default pair uses each rule's own recipe: give --rule "
+        _refuse(args, ("lr", "lr_step", "batch_size"), "the default pair uses each rule's own recipe: give --rule "
                                            "to train one rule with it")
         shared = {"precision": _precision(args)} if (args.weight_bits, args.weight_range, args.sr_bits) \
             != (None, None, None) else {}
@@ -540,7 +582,7 @@ def _competitors(args, n_features: int, epochs: int) -> dict:
             shared["layer_sizes"] = _layer_sizes(args, n_features)
         if args.backend is not None:
             shared["backend"] = args.backend
-        return default_competitors(epochs, **shared)
+        return default_competitors(epochs, n_jobs=args.jobs, **shared)
     build_estimator(args, n_features)  # refuse bad options before any training
     return {_opt(args, "rule"): lambda seed: build_estimator(args, n_features, epochs=epochs, random_state=seed)}
 
@@ -578,8 +620,8 @@ _TRANSFER_ONLY = ("split", "target_dataset", "extractor_epochs", "budget")
 _NOT_TRANSFER = {
     ("out", "resume"): "--protocol transfer saves no model",
     ("test_fraction",): "applies to --protocol few-shot only",
-    ("dims", "preset", "lr", "batch_size", "conv_epochs"): "--protocol transfer trains its own heads "
-                                                            "(transfer.default_heads)",
+    ("dims", "preset", "lr", "lr_step", "batch_size", "conv_epochs"):
+        "--protocol transfer trains its own heads (transfer.default_heads)",
     CONV_OPTIONS: "--protocol transfer's extractor is a backprop conv network with the defaults",
 }
 DEFAULT_BUDGET = "256KiB"

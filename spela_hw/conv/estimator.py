@@ -285,6 +285,8 @@ class ConvClassifier:
             self.epochs_done_ += 1
             record = {"epoch": self.epochs_done_, "lr": lr, "train_seconds": time.perf_counter() - t0,
                       "samples": len(X)}
+            if self.rule_.name != "backprop":  # the dense layers' own SGD schedule
+                record["dense_lr"] = self.rule_.optimizer.lr_at(self.epochs_done_ - 1)
             if eval_set is not None:
                 for k, acc in enumerate(self.score_layers(*eval_set)):
                     record[f"layer{k + 1}_accuracy"] = acc
