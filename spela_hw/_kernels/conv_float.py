@@ -1,7 +1,7 @@
 """Float32 conv SPELA block kernels: the parts of :func:`spela_hw.conv.model.conv_spela_step` that
 NumPy runs slowly (LeakyReLU and max-pool with their backward pass, Adam, and the projection
-loss of a few samples, where einsum's per-call planning dominates); the convolution stays
-NumPy's BLAS (:mod:`spela_hw.conv.float_numba`). Adam's update is NumPy's float32 expression of
+loss of a few samples, where einsum's per-call planning dominates); the convolution and the
+projections' product with the loss gradient stay NumPy's BLAS (:mod:`spela_hw.conv.float_numba`). Adam's update is NumPy's float32 expression of
 :func:`~spela_hw.conv.model.optimizer_step`, element by element; the loss kernel sums in loop
 order (float64 for the norms and dot products), the reference's einsum in its own: within
 float32 rounding.
@@ -12,7 +12,6 @@ import math
 import numpy as np
 
 from . import jit
-from .blocks_float import dot8x2
 
 
 @jit
@@ -43,87 +42,61 @@ def leaky_pool(u, slope, pool, a_out, y_out, idx_out):
                     idx_out[s, f, i, j] = arg
 
 
-@jit(error_model="numpy", inline="always")
-def _channel_loss(c, y, proj, targets, groups, labels, q, dq, dy_out):
-    """Channel ``c``'s share of :func:`projection_loss`: its loss summed over the samples, the
-    gradients ``dq`` ``(B, d)`` of its projections and ``dy_out[:, c]``."""
+@jit(error_model="numpy")
+def projection_loss_grad(y, proj, targets, groups, labels, q, dq_out):
+    """SPELA's projection loss of a block's output ``y`` ``(B, C, S)`` with projections ``proj``
+    ``(C, S, d)``: returns the loss; ``dq_out`` ``(C, B, d)`` its gradient with respect to the
+    projected maps; ``q`` ``(d,)`` scratch. Float32 as :func:`spela_hw.conv.model.block_loss_grad`,
+    norms and dot products summed in float64. The arrays are indexed in place: a view per row
+    of 100 values costs two atomic reference counts, more than its products."""
     nb, nc, ns = y.shape
     d = proj.shape[2]
     inv = np.float32(1.0 / (nb * nc))
-    pc = proj[c]
-    total = 0.0
-    for s in range(nb):
-        ys = y[s, c]
-        for t in range(d):
-            q[t] = 0
-        for u in range(ns):
-            yv = ys[u]
-            if yv == 0:
-                continue
-            prow = pc[u]
-            for t in range(d):
-                q[t] += yv * prow[t]
-        tv = targets[c, groups[c, labels[s]]]
-        n2 = 0.0
-        dot = 0.0
-        for t in range(d):
-            n2 += np.float64(q[t]) * q[t]
-            dot += np.float64(q[t]) * tv[t]
-        nrm = np.float32(max(math.sqrt(n2), 1e-12))
-        cos = np.float32(dot / nrm)
-        total += (1.0 - cos) ** 2
-        dcos = np.float32(-2.0) * (np.float32(1) - cos) * inv
-        a = dcos / nrm
-        bq = cos / nrm
-        dqs = dq[s]
-        for t in range(d):
-            dqs[t] = a * (tv[t] - bq * q[t])
-        dys = dy_out[s, c]
-        for u in range(ns):
-            dys[u] = dot8x2(dqs, pc[u], pc[u], d)[0]
-    return total
-
-
-@jit(error_model="numpy")
-def projection_loss(y, proj, targets, groups, labels, train_projection, q, dq, dy_out, dproj_out):
-    """SPELA's projection loss of a block's output ``y`` ``(B, C, S)`` with projections ``proj``
-    ``(C, S, d)``: returns the loss; ``dy_out`` ``(B, C, S)`` and (``train_projection``)
-    ``dproj_out`` ``(C, S, d)`` its gradients (``dproj_out`` zero-filled by the caller); ``q``
-    ``(d,)`` and ``dq`` ``(B, d)`` scratch. Float32 as
-    :func:`spela_hw.conv.model.block_loss_grad`, norms and dot products summed in float64."""
-    nb, nc, ns = y.shape
-    d = proj.shape[2]
     total = 0.0
     for c in range(nc):
-        total += _channel_loss(c, y, proj, targets, groups, labels, q, dq, dy_out)
-        if train_projection:
-            dpc = dproj_out[c]
-            for s in range(nb):
-                ys = y[s, c]
-                for u in range(ns):
-                    yv = ys[u]
-                    if yv == 0:
-                        continue
-                    drow = dpc[u]
-                    for t in range(d):
-                        drow[t] += yv * dq[s, t]
+        for s in range(nb):
+            for t in range(d):
+                q[t] = 0
+            for u in range(ns):
+                yv = y[s, c, u]
+                if yv == 0:
+                    continue
+                for t in range(d):
+                    q[t] += yv * proj[c, u, t]
+            tv = targets[c, groups[c, labels[s]]]
+            n2 = 0.0
+            dot = 0.0
+            for t in range(d):
+                n2 += np.float64(q[t]) * q[t]
+                dot += np.float64(q[t]) * tv[t]
+            nrm = np.float32(max(math.sqrt(n2), 1e-12))
+            cos = np.float32(dot / nrm)
+            total += (1.0 - cos) ** 2
+            dcos = np.float32(-2.0) * (np.float32(1) - cos) * inv
+            a = dcos / nrm
+            bq = cos / nrm
+            for t in range(d):
+                dq_out[c, s, t] = a * (tv[t] - bq * q[t])
     return total / (nb * nc)
 
 
 @jit(error_model="numpy")
-def projection_loss_adam(y, proj, targets, groups, labels, m, v, lr, one_b1, one_b2, b1, b2, c1, c2, eps, q, dq,
-                         dy_out):
-    """:func:`projection_loss` fused with :func:`adam` on the projections (moments ``m``, ``v``
-    ``(C, S, d)``): each channel's gradient is formed where its Adam step reads it, never
-    stored (the same float32 operations in the same order, so the same bits); ``dy_out`` is
-    computed from the projections before their step."""
+def projection_adam(y, dq, proj, m, v, lr, one_b1, one_b2, b1, b2, c1, c2, eps, g):
+    """:func:`adam` on the projections ``proj`` (moments ``m``, ``v``, ``(C, S, d)``) with their
+    gradient ``sum_s y[s, c, u] dq[c, s, t]`` (``y`` ``(B, C, S)``, ``dq`` ``(C, B, d)``) formed
+    where the step reads it, never stored (summed in sample order, skipping zero inputs; ``g``
+    ``(d,)`` scratch)."""
     nb, nc, ns = y.shape
     d = proj.shape[2]
-    total = 0.0
-    g = np.empty(d, np.float32)
     for c in range(nc):
-        total += _channel_loss(c, y, proj, targets, groups, labels, q, dq, dy_out)
         for u in range(ns):
+            if nb == 1:  # one sample: its gradient 0 + y dq formed in the step's loop
+                yv = y[0, c, u]
+                for t in range(d):
+                    gt = np.float32(np.float32(0) + yv * dq[c, 0, t]) if yv != 0 else np.float32(0)
+                    proj[c, u, t], m[c, u, t], v[c, u, t] = _adam1(proj[c, u, t], gt, m[c, u, t], v[c, u, t],
+                                                                   lr, one_b1, one_b2, b1, b2, c1, c2, eps)
+                continue
             for t in range(d):
                 g[t] = 0
             for s in range(nb):
@@ -131,11 +104,10 @@ def projection_loss_adam(y, proj, targets, groups, labels, m, v, lr, one_b1, one
                 if yv == 0:
                     continue
                 for t in range(d):
-                    g[t] += yv * dq[s, t]
-            pr, mr, vr = proj[c, u], m[c, u], v[c, u]
+                    g[t] += yv * dq[c, s, t]
             for t in range(d):
-                pr[t], mr[t], vr[t] = _adam1(pr[t], g[t], mr[t], vr[t], lr, one_b1, one_b2, b1, b2, c1, c2, eps)
-    return total / (nb * nc)
+                proj[c, u, t], m[c, u, t], v[c, u, t] = _adam1(proj[c, u, t], g[t], m[c, u, t], v[c, u, t], lr,
+                                                               one_b1, one_b2, b1, b2, c1, c2, eps)
 
 
 @jit

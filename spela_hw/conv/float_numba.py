@@ -5,8 +5,10 @@ The products stay the reference's: im2col and BLAS for the convolution and its w
 einsum (BLAS) for the projection loss and its gradients from ``LOSS_KERNEL_MAX + 1`` samples
 (a loop kernel was ten times slower at batch 64), BatchNorm its NumPy. LeakyReLU with the
 max-pool and their backward pass, Adam, and the projection loss of smaller batches (einsum's
-planning cost more than its products) run on kernels: Adam on the 560 k projection values of
-``c32k5p2-c64k5p2-d10`` took a third of a per-sample step in NumPy's seven passes over them.
+planning cost more than its products) run on kernels, the latter's gradient for the maps by
+stacked matmul: Adam on the 560 k projection values of ``c32k5p2-c64k5p2-d10`` took a third of
+a per-sample step in NumPy's seven passes over them, and the kernels index rows in place (a
+NumPy-style view per row of 100 values cost more in atomic reference counts than its products).
 Same recipe; from ``LOSS_KERNEL_MAX + 1`` samples the same bits as the reference (the kernels
 run its float32 operations element by element), below within float32 rounding (the loss
 kernel's sums in loop order; ``tests/test_conv_kernels.py``). Optimisers other than Adam and
@@ -71,18 +73,17 @@ def block_step(state, k: int, x: np.ndarray, labels: np.ndarray, optimizer, lr: 
         fused = False
         if nb <= LOSS_KERNEL_MAX and st.projection is not None:
             ys = y.reshape(nb, nf, -1)
-            dy = np.empty_like(ys)
-            lab = np.ascontiguousarray(labels, np.int64)
-            scratch = (np.empty(st.projection.shape[2], F32), np.empty((nb, st.projection.shape[2]), F32))
+            dq = np.empty((nf, nb, st.projection.shape[2]), F32)
+            loss = K.projection_loss_grad(ys, st.projection, st.targets, st.groups,
+                                          np.ascontiguousarray(labels, np.int64), np.empty(dq.shape[2], F32), dq)
+            dy = np.matmul(dq, st.projection.transpose(0, 2, 1)).transpose(1, 0, 2)  # before the step
             fused = train_projection and optimizer.kind == "adam"
             if fused:  # the projections' gradient goes straight into their Adam step
-                loss = K.projection_loss_adam(ys, st.projection, st.targets, st.groups, lab,
-                                              *_adam_args(state, f"{k}.projection", st.projection, optimizer, lr),
-                                              *scratch, dy)
-            else:
-                dproj = np.zeros(st.projection.shape if train_projection else (1, 1, 1), F32)
-                loss = K.projection_loss(ys, st.projection, st.targets, st.groups, lab, train_projection, *scratch,
-                                         dy, dproj)
+                K.projection_adam(ys, dq, st.projection,
+                                  *_adam_args(state, f"{k}.projection", st.projection, optimizer, lr),
+                                  np.empty(dq.shape[2], F32))
+            elif train_projection:
+                dproj = np.einsum("cbs,cbd->csd", ys.transpose(1, 0, 2), dq, optimize=True)
         else:
             loss, dy, dproj = M.block_loss_grad(st, y, labels, train_projection)
         du = np.zeros_like(u)
