@@ -1,10 +1,10 @@
 """Float32 conv SPELA block kernels: the parts of :func:`spela_hw.conv.model.conv_spela_step` that
 NumPy runs slowly (LeakyReLU and max-pool with their backward pass, Adam, and the projection
 loss of a few samples, where einsum's per-call planning dominates); the convolution and the
-projections' product with the loss gradient stay NumPy's BLAS (:mod:`spela_hw.conv.float_numba`). Adam's update is NumPy's float32 expression of
-:func:`~spela_hw.conv.model.optimizer_step`, element by element; the loss kernel sums in loop
-order (float64 for the norms and dot products), the reference's einsum in its own: within
-float32 rounding.
+projections' product with the loss gradient stay NumPy's BLAS (:mod:`spela_hw.conv.float_numba`).
+Adam's update is NumPy's float32 expression of :func:`~spela_hw.conv.model.optimizer_step`,
+element by element; the loss kernel sums in loop order (float64 for the norms and dot products),
+the reference's einsum in its own: within float32 rounding.
 """
 
 import math
