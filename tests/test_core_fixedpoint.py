@@ -71,6 +71,19 @@ def test_stochastic_rounding_is_unbiased():
     assert shift_round(np.array([0]), 4, "stochastic", np.array([15]))[0] == 0
 
 
+def test_stream_key_is_the_vector_keys_splitmix64_chain():
+    """The per-step key (Python integers) equals :func:`stream_keys` (NumPy uint64) and a
+    hand-checked SplitMix64 value, negative streams and 64-bit seeds included."""
+    from spela_hw.rng import splitmix64, stream_keys
+
+    assert int(splitmix64(np.array([0], np.uint64))[0]) == 0xE220A8397B1DCDAF  # SplitMix64 of seed 0
+    rng = np.random.default_rng(5)
+    for seed, step in zip(rng.integers(0, 2**63, 20), rng.integers(0, 2**40, 20)):
+        streams = np.array([-3, 0, 1, 7, 20_000 + 31])
+        expected = stream_keys(int(seed) * 2 + 1, streams, int(step))
+        assert [stream_key(int(seed) * 2 + 1, int(s), int(step)) for s in streams] == [int(k) for k in expected]
+
+
 def test_uniform_and_keys_are_reproducible_and_distinct():
     a = uniform01(stream_key(7, 1, 3), np.arange(1000, dtype=np.uint64))
     b = uniform01(stream_key(7, 1, 3), np.arange(1000, dtype=np.uint64))
