@@ -110,6 +110,75 @@ def projection_adam(y, dq, proj, m, v, lr, one_b1, one_b2, b1, b2, c1, c2, eps, 
                                                                one_b1, one_b2, b1, b2, c1, c2, eps)
 
 
+@jit(error_model="numpy")
+def norm_train(z, gamma, beta, running_mean, running_var, one_m, m, unbias, eps, u_out, zhat_out, inv_out):
+    """BatchNorm in training mode of ``z`` ``(B, F, H, W)``: the float32 expressions of
+    :func:`spela_hw.conv.reference.norm_forward` per channel, the means summed in float64 (NumPy
+    sums pairwise in float32: within float32 rounding); running statistics updated in place
+    (``one_m`` = float32(1 - momentum), ``m`` = float32(momentum), ``unbias`` = float32(n / (n - 1)))."""
+    nb, nf, h, w = z.shape
+    n = nb * h * w
+    for f in range(nf):
+        s = 0.0
+        for b in range(nb):
+            for i in range(h):
+                for j in range(w):
+                    s += z[b, f, i, j]
+        mean = np.float32(s / n)
+        s = 0.0
+        for b in range(nb):
+            for i in range(h):
+                for j in range(w):
+                    d = np.float32(z[b, f, i, j] - mean)
+                    s += np.float32(d * d)
+        var = np.float32(s / n)
+        inv = np.float32(np.float32(1) / np.sqrt(np.float32(var + eps)))
+        inv_out[f] = inv
+        for b in range(nb):
+            for i in range(h):
+                for j in range(w):
+                    zh = np.float32(np.float32(z[b, f, i, j] - mean) * inv)
+                    zhat_out[b, f, i, j] = zh
+                    u_out[b, f, i, j] = np.float32(zh * gamma[f]) + beta[f]
+        running_mean[f] = np.float32(running_mean[f] * one_m) + np.float32(m * mean)
+        running_var[f] = np.float32(running_var[f] * one_m) + np.float32(np.float32(m * var) * unbias)
+
+
+@jit(error_model="numpy")
+def norm_train_backward(du, zhat, inv, gamma, dz_out, dgamma_out, dbeta_out):
+    """The backward pass of :func:`norm_train` (:func:`spela_hw.conv.reference.norm_backward`'s
+    float32 expressions, sums in float64)."""
+    nb, nf, h, w = du.shape
+    n = np.float32(nb * h * w)
+    for f in range(nf):
+        sg = 0.0
+        sb = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        g = gamma[f]
+        for b in range(nb):
+            for i in range(h):
+                for j in range(w):
+                    d = du[b, f, i, j]
+                    zh = zhat[b, f, i, j]
+                    dzh = np.float32(d * g)
+                    sg += np.float32(d * zh)
+                    sb += d
+                    s1 += dzh
+                    s2 += np.float32(dzh * zh)
+        dgamma_out[f] = sg
+        dbeta_out[f] = sb
+        t1 = np.float32(s1)
+        t2 = np.float32(s2)
+        c = np.float32(inv[f] / n)
+        for b in range(nb):
+            for i in range(h):
+                for j in range(w):
+                    zh = zhat[b, f, i, j]
+                    dzh = np.float32(du[b, f, i, j] * g)
+                    dz_out[b, f, i, j] = c * np.float32(np.float32(np.float32(n * dzh) - t1) - np.float32(zh * t2))
+
+
 @jit
 def pool_leaky_backward(dy, idx, pool, u, slope, du_out):
     """``du`` ``(B, F, Hc, Wc)`` (zero-filled by the caller): ``dy`` routed to each window's

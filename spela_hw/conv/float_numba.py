@@ -22,7 +22,7 @@ import numpy as np
 
 from .._kernels import conv_float as K
 from . import model as M
-from .reference import conv_backward, conv_forward, norm_backward, norm_forward
+from .reference import BN_EPS, BN_MOMENTUM, conv_backward, conv_forward, norm_backward, norm_forward
 
 __all__ = ["block_step"]
 
@@ -51,6 +51,37 @@ def _step(state, name: str, param: np.ndarray, grad: np.ndarray, optimizer, lr: 
     K.adam(param.reshape(-1), np.ascontiguousarray(grad, F32).reshape(-1), m.reshape(-1), v.reshape(-1), *consts)
 
 
+def _small(st, nb: int) -> bool:
+    """Whether block ``st``'s step on ``nb`` samples runs the small-batch kernels (within float32
+    rounding of the reference): projection read-outs up to ``LOSS_KERNEL_MAX`` samples. Pooled
+    blocks keep the reference's bits at every batch size."""
+    return nb <= LOSS_KERNEL_MAX and st.projection is not None
+
+
+def _norm(st, z):
+    """BatchNorm in training mode: :func:`~spela_hw.conv.reference.norm_forward`, or a kernel
+    for :func:`_small` steps (NumPy's many small passes cost more than the arithmetic of a
+    sample's maps; its sums in another order: within float32 rounding)."""
+    if not _small(st, len(z)):
+        return norm_forward(z, st.gamma, st.beta, st.running_mean, st.running_var, True)
+    n = z.shape[0] * z.shape[2] * z.shape[3]
+    u, zhat, inv = np.empty_like(z), np.empty_like(z), np.empty(z.shape[1], F32)
+    K.norm_train(np.ascontiguousarray(z, F32), st.gamma, st.beta, st.running_mean, st.running_var, F32(1 - BN_MOMENTUM),
+                 F32(BN_MOMENTUM), F32(n / max(n - 1, 1)), F32(BN_EPS), u, zhat, inv)
+    return u, (zhat, inv)
+
+
+def _norm_backward(st, du, cache):
+    """:func:`~spela_hw.conv.reference.norm_backward`, on a kernel for :func:`_small` steps."""
+    if not _small(st, len(du)):
+        dz, dgamma, dbeta = norm_backward(du, cache, st.gamma)
+        return np.ascontiguousarray(dz, F32), dgamma, dbeta
+    zhat, inv = cache
+    dz, dgamma, dbeta = np.empty_like(zhat), np.empty_like(inv), np.empty_like(inv)
+    K.norm_train_backward(np.ascontiguousarray(du, F32), zhat, inv, st.gamma, dz, dgamma, dbeta)
+    return dz, dgamma, dbeta
+
+
 def block_step(state, k: int, x: np.ndarray, labels: np.ndarray, optimizer, lr: float):
     """Conv block ``k``'s SPELA step on ``x`` ``(B, C, H, W)``: its forward pass now, and
     ``(y, update)``: ``y`` its output before the step, ``update()`` the step (returns the loss;
@@ -61,8 +92,7 @@ def block_step(state, k: int, x: np.ndarray, labels: np.ndarray, optimizer, lr: 
     pool = blk.pool
     z, cols = conv_forward(st.w, st.b, x, blk.stride, blk.padding)
     nb, nf, hc, wc = z.shape
-    u, ncache = norm_forward(z, st.gamma, st.beta, st.running_mean, st.running_var, True) if st.gamma is not None \
-        else (z, None)
+    u, ncache = _norm(st, z) if st.gamma is not None else (z, None)
     u = np.ascontiguousarray(u, F32)
     a = np.empty_like(u)
     y = np.empty((nb, nf, hc // pool, wc // pool), F32)
@@ -71,7 +101,7 @@ def block_step(state, k: int, x: np.ndarray, labels: np.ndarray, optimizer, lr: 
 
     def update() -> float:
         fused = False
-        if nb <= LOSS_KERNEL_MAX and st.projection is not None:
+        if _small(st, nb):
             ys = y.reshape(nb, nf, -1)
             dq = np.empty((nf, nb, st.projection.shape[2]), F32)
             loss = K.projection_loss_grad(ys, st.projection, st.targets, st.groups,
@@ -90,8 +120,7 @@ def block_step(state, k: int, x: np.ndarray, labels: np.ndarray, optimizer, lr: 
         K.pool_leaky_backward(np.ascontiguousarray(dy, F32).reshape(y.shape), idx, pool, u, slope, du)
         grads = {}
         if st.gamma is not None:
-            du, grads["gamma"], grads["beta"] = norm_backward(du, ncache, st.gamma)
-            du = np.ascontiguousarray(du, F32)
+            du, grads["gamma"], grads["beta"] = _norm_backward(st, du, ncache)
         grads["w"], grads["b"], _ = conv_backward(du, cols, st.w)
         for name, p in st.params().items():
             _step(state, f"{k}.{name}", p, grads[name], optimizer, lr)
