@@ -574,8 +574,8 @@ def _competitors(args, n_features: int, epochs: int) -> dict:
     """What the protocol trains: the paper's pair (with --dims / --weight-bits / --backend applied
     to both), or with --rule (or --preset) that rule alone, built from every option as ``train`` does."""
     if args.rule is None and args.preset is None:
-        _refuse(args, ("lr", "lr_step", "batch_size"), "the default pair uses each rule's own recipe: give --rule "
-                                           "to train one rule with it")
+        _refuse(args, ("lr", "lr_step", "batch_size"),
+                "the default pair uses each rule's own recipe: give --rule to train one rule with it")
         shared = {"precision": _precision(args)} if (args.weight_bits, args.weight_range, args.sr_bits) \
             != (None, None, None) else {}
         if args.dims is not None:
