@@ -2,18 +2,18 @@
 the kernels of :mod:`spela_hw._kernels.conv_float` where NumPy is slow.
 
 The products stay the reference's: im2col and BLAS for the convolution and its weight gradient,
-einsum (BLAS) for the projection loss and its gradients from ``LOSS_KERNEL_MAX + 1`` samples
-(a loop kernel was ten times slower at batch 64), BatchNorm its NumPy. LeakyReLU with the
-max-pool and their backward pass, Adam, and the projection loss of smaller batches (einsum's
-planning cost more than its products) run on kernels, the latter's gradient for the maps by
-stacked matmul: Adam on the 560 k projection values of ``c32k5p2-c64k5p2-d10`` took a third of
-a per-sample step in NumPy's seven passes over them, and the kernels index rows in place (a
-NumPy-style view per row of 100 values cost more in atomic reference counts than its products).
-Same recipe; from ``LOSS_KERNEL_MAX + 1`` samples the same bits as the reference (the kernels
-run its float32 operations element by element), below within float32 rounding (the loss
-kernel's sums in loop order; ``tests/test_conv_kernels.py``). Optimisers other than Adam and
-the ``pooled`` read-out's loss run the reference's NumPy (pooled blocks: the same bits at every
-batch size).
+and from ``LOSS_KERNEL_MAX + 1`` samples einsum (BLAS) for the projection loss and its gradients
+(a loop kernel was ten times slower at batch 64) and NumPy's BatchNorm. LeakyReLU with the
+max-pool and their backward pass and Adam always run on kernels (Adam on the 560 k projection
+values of ``c32k5p2-c64k5p2-d10`` took a third of a per-sample step in NumPy's seven passes).
+Smaller steps of projection read-outs (:func:`_small`) also run the projection loss and
+BatchNorm on kernels, where einsum's planning and NumPy's many small passes cost more than the
+arithmetic, with the gradient for the maps one stacked matmul; the kernels index rows in place
+(a view per row of 100 values cost more in atomic reference counts than its products).
+From ``LOSS_KERNEL_MAX + 1`` samples the same bits as the reference (the kernels run its float32
+operations element by element), below within float32 rounding (sums in loop order;
+``tests/test_conv_kernels.py``). Optimisers other than Adam and the ``pooled`` read-out's loss
+run the reference's NumPy (pooled blocks: the same bits at every batch size).
 """
 
 from __future__ import annotations
