@@ -246,8 +246,19 @@ def test_estimator_backends_train_the_same_bits(mnist, conv_target):
     ref = ConvSpelaClassifier(backend="reference", **kw).fit(X, y)
     fast = ConvSpelaClassifier(**kw).fit(X, y)
     assert fast.backend == "numba" and fast.state_.fixed[0].backend == "numba"
+    assert [type(layer.ops).__name__ for layer in (ref.state_.dense[0], fast.state_.dense[0])] == \
+        ["ReferenceOps", "NumbaOps"]  # the dense layers follow the backend too
     assert all(_same(a, b) for a, b in zip(_codes(ref), _codes(fast)))
     assert np.array_equal(ref.predict_layers(X), fast.predict_layers(X))
+
+
+def test_estimator_backends_train_the_same_bits_per_sample(mnist):
+    X, y = mnist[0][:24], mnist[1][:24]
+    kw = {"net": "c4k5p2-c6k3p2-d10", "norm": "none", "precision": PrecisionSpec.fixed(8), "batch_size": 1,
+          "projection_dim": 20, "random_state": 3, "epochs": 1}
+    ref = ConvSpelaClassifier(backend="reference", **kw).fit(X, y)
+    fast = ConvSpelaClassifier(**kw).fit(X, y)
+    assert all(_same(a, b) for a, b in zip(_codes(ref), _codes(fast)))
 
 
 def test_float_estimator_backends_train_the_same_bits(mnist):

@@ -224,7 +224,7 @@ class ConvClassifier:
         dense = None
         if isinstance(rule, Spela):
             dense = self._dense_spela(spec, precision, rule, cv_seed, round_seed,
-                                      np.random.default_rng([model_seed, 2]))
+                                      np.random.default_rng([model_seed, 2]), self.backend)
         self.state_ = M.init_conv_state(spec, rule.name, model_seed, dense)
         self.state_.rounding_seed = round_seed
         self.state_.backend = self.backend
@@ -243,7 +243,7 @@ class ConvClassifier:
         return self
 
     @staticmethod
-    def _dense_spela(spec, precision, rule, cv_seed, round_seed, rng) -> list:
+    def _dense_spela(spec, precision, rule, cv_seed, round_seed, rng, backend: str) -> list:
         dims = (spec.flat_features, *(d.units for d in spec.dense_layers))
         layers = []
         for k in range(len(dims) - 1):
@@ -251,7 +251,9 @@ class ConvClassifier:
             lspec = NetworkSpec((dims[k], dims[k + 1]), n_classes=spec.n_classes,
                                 activation="identity" if last else "leaky_relu", slope=float(spec.slope))
             layer_precision = precision.for_layer(len(spec.conv_blocks) + k)
-            ops = make_ops("reference", layer_precision, lspec)
+            # fixed point: the backend's kernels (numba's are the reference's bit for bit);
+            # float32 keeps the reference's own sums (numba's loss unit sums in another order)
+            ops = make_ops(backend if layer_precision.is_fixed else "reference", layer_precision, lspec)
             st = init_network(lspec, layer_precision, ops, rule.class_vectors, cv_seed + k, round_seed + k, rng=rng)
             layers.append(DenseSpela(lspec, ops, st, new_counts(st, "train")))
         return layers
