@@ -30,9 +30,14 @@ def accuracy_table(histories: list[list[dict]]) -> tuple[list[int], np.ndarray]:
     return list(range(1, common + 1)), acc
 
 
+def shown_epochs(epochs: list[int], wanted: tuple[int, ...]) -> list[int]:
+    """The wanted epochs every run has reached, and the last common one."""
+    return sorted({e for e in wanted if e <= epochs[-1]} | {epochs[-1]})
+
+
 def render(paths: list[Path], epochs: list[int], acc: np.ndarray, wanted: tuple[int, ...]) -> str:
     last = epochs[-1]
-    rows = sorted({e for e in wanted if e <= last} | {last})
+    rows = shown_epochs(epochs, wanted)
     n_layers = acc.shape[2]
     lines = [f"{len(paths)} runs ({', '.join(p.name for p in paths)}), every run at least {last} epochs; "
              f"test accuracy in %, mean ± sample std over the runs", "",
@@ -51,10 +56,9 @@ def plot(path: Path, epochs: list[int], acc: np.ndarray, wanted: tuple[int, ...]
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    last = epochs[-1]
     fig, ax = plt.subplots(figsize=(6, 4))
     layers = np.arange(1, acc.shape[2] + 1)
-    for e in sorted({e for e in wanted if e <= last} | {last}):
+    for e in shown_epochs(epochs, wanted):
         a = acc[:, e - 1, :]
         mean = a.mean(axis=0)
         ax.plot(layers, mean, marker="o", label=f"epoch {e}")

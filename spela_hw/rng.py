@@ -99,14 +99,15 @@ def lowbias32(x: np.ndarray) -> np.ndarray:
 
 
 _M64 = 0xFFFFFFFFFFFFFFFF
+_GAMMA_INT, _M1_INT, _M2_INT = int(SPLITMIX64_GAMMA), int(SPLITMIX64_M1), int(SPLITMIX64_M2)
 
 
 def _splitmix64_int(x: int) -> int:
     """:func:`splitmix64` of one value in Python integers (the per-step key costs 1 us this way,
     23 us through one-element NumPy arrays)."""
-    z = (x + int(SPLITMIX64_GAMMA)) & _M64
-    z = ((z ^ (z >> 30)) * int(SPLITMIX64_M1)) & _M64
-    z = ((z ^ (z >> 27)) * int(SPLITMIX64_M2)) & _M64
+    z = (x + _GAMMA_INT) & _M64
+    z = ((z ^ (z >> 30)) * _M1_INT) & _M64
+    z = ((z ^ (z >> 27)) * _M2_INT) & _M64
     return z ^ (z >> 31)
 
 
