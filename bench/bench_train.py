@@ -114,7 +114,8 @@ def make_classifier(recipe: str, precision: str, backend: str = "numba", seed: i
 
 class _Threads:
     """Numba threads (which the estimators' default ``n_jobs=-1`` uses) for the duration of a
-    ``with``, and as many BLAS threads (float mini-batches use BLAS; ``threadpoolctl`` when installed)."""
+    ``with``, and as many BLAS threads for the code around the fits (``threadpoolctl`` when
+    installed; the estimators run their own products on one BLAS thread, spela_hw/blas.py)."""
 
     def __init__(self, n):
         self.n = n

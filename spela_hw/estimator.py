@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from .backends import BACKENDS, make_ops
+from .blas import one_blas_thread
 from .errors import ConfigError, DataError, DivergenceError
 from .network import init_network
 from .rules import init_rule_state, rule_for, train_chunk
@@ -297,15 +298,16 @@ class Classifier:
 
             bar = tqdm(total=len(X), desc=desc, unit="sample", leave=False, mininterval=0.5)
         chunk = max(bs, (4096 // bs) * bs)  # quantise inputs a chunk at a time, not per sample
-        for c0 in range(0, len(X), chunk):
-            sel = order[c0:c0 + chunk]
-            xq = ops.quantize_input(X[sel])
-            yc = yi[sel]
-            train_chunk(state, ops, rule, xq, yc, lr, bs, self.train_counts_, device=self.device_)
-            if check_finite:
-                self._check_finite(lr, c0 + len(sel))
-            if bar is not None:
-                bar.update(len(sel))
+        with one_blas_thread():
+            for c0 in range(0, len(X), chunk):
+                sel = order[c0:c0 + chunk]
+                xq = ops.quantize_input(X[sel])
+                yc = yi[sel]
+                train_chunk(state, ops, rule, xq, yc, lr, bs, self.train_counts_, device=self.device_)
+                if check_finite:
+                    self._check_finite(lr, c0 + len(sel))
+                if bar is not None:
+                    bar.update(len(sel))
         if bar is not None:
             bar.close()
 
@@ -335,10 +337,11 @@ class Classifier:
     def _outputs(self, X, upto, counts=None):
         """Per-layer outputs for X in chunks: yields (rows, list of h)."""
         normalize = getattr(self.rule_, "input_norm", "off") == "every_layer"
-        for s0 in range(0, len(X), _PREDICT_BATCH):
-            xq = self._ops.quantize_input(X[s0:s0 + _PREDICT_BATCH])
-            yield s0, forward_all(self.state_, self._ops, xq, normalize, upto, counts,
-                                  logits_last=uses_logit_readout(self.rule_))
+        with one_blas_thread():  # also around the caller's read-outs, which run between yields
+            for s0 in range(0, len(X), _PREDICT_BATCH):
+                xq = self._ops.quantize_input(X[s0:s0 + _PREDICT_BATCH])
+                yield s0, forward_all(self.state_, self._ops, xq, normalize, upto, counts,
+                                      logits_last=uses_logit_readout(self.rule_))
 
     def _readout(self, k, h, counts=None):
         """(predictions, scores) at layer k: argmax of the logits at a backprop model's last layer,

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from spela_hw import (ConfigError, DataError, ModelFileError, PrecisionSpec, Sgd, Spela,
+from spela_hw import (BackpropClassifier, ConfigError, DataError, ModelFileError, PrecisionSpec, Sgd, Spela,
                       SpelaClassifier, SpelaError, make_noisy_xor)
 from spela_hw.io import load_model
 
@@ -204,3 +204,23 @@ def test_bad_n_jobs_is_named(n_jobs):
     X, y = toy()
     with pytest.raises(ConfigError, match="n_jobs"):
         SpelaClassifier((5, 4), n_jobs=n_jobs).fit(X, y)
+
+
+@pytest.mark.parametrize("estimator", [BackpropClassifier, SpelaClassifier])
+def test_blas_threads_of_the_caller_never_change_a_result(estimator):
+    """Float products run on one BLAS thread whatever the caller (a report worker, a user's
+    ``OPENBLAS_NUM_THREADS``) set: BLAS splits a product otherwise for another thread count. The
+    4-layer network trains SPELA step by step on BLAS at batch 64 (wide hidden layers)."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(1)
+    X = (rng.random((1000, 784)) * (rng.random((1000, 784)) < 0.2)).astype(np.float32)
+    y = np.arange(1000) % 10
+    fits = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            clf = estimator((128, 512, 256, 10), batch_size=64, epochs=1, random_state=0).fit(X, y)
+            fits.append((clf.state_.weights, clf.decision_function(X[:300])))
+    for wa, wb in zip(fits[0][0], fits[1][0]):
+        np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_array_equal(fits[0][1], fits[1][1])

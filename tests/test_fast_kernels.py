@@ -163,7 +163,8 @@ def test_int16_weights():
        shape=st.sampled_from([(100, 30), (10, 50), (64, 3)]), nb=st.sampled_from([16, 150]),
        threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**16))
 def test_batched_forward_equals_reference(prec, act, shape, nb, threads, seed):
-    """ops.forward on many samples (transposed, zero-skipping, sub-batched, threaded)."""
+    """ops.forward on many samples (fixed point: transposed, zero-skipping, sub-batched, threaded;
+    float32: BLAS)."""
     p = PRECISIONS[prec]
     if act == "tanh" and p.is_fixed and p.activation.bits > 16:
         act = "identity"
@@ -387,6 +388,24 @@ def test_unsupported_configurations_fall_back_to_the_step_path():
                     train_batch(st_, ops, rule, xq[s0:s0 + 2], y[s0:s0 + 2], 0.1, c)
             states.append((st_, c))
         _assert_same(*states[0], *states[1], exact=True)
+
+
+def test_float_minibatches_of_wide_hidden_layers_train_step_by_step_on_blas():
+    """Float32 SPELA at batch >= 16 leaves the fused kernels (nothing trained, ``False``) when the
+    layers after the first hold at least as many weights (BLAS is faster there); smaller batches,
+    a dominant first layer and fixed point stay fused."""
+    for prec, dims, bs, fused in ((PrecisionSpec(), (8, 70, 70, 3), 16, False),
+                                  (PrecisionSpec(), (8, 70, 70, 3), 15, True),
+                                  (PrecisionSpec(), (64, 16, 3), 16, True),
+                                  (PrecisionSpec.fixed(8), (8, 70, 70, 3), 16, True)):
+        spec = NetworkSpec(dims, n_classes=3)
+        x, y = _data(dims[0], 32, 3, 5)
+        ops = make_ops("numba", prec, spec)
+        state = init_network(spec, prec, ops, "auto", 1, 2, rng=np.random.default_rng(0))
+        before = [w.copy() for w in state.weights]
+        assert ops.spela_train_chunk(state, Spela(), ops.quantize_input(x), y, 0.1, bs,
+                                     new_counts(state, "train")) is fused
+        assert any(not np.array_equal(a, b) for a, b in zip(before, state.weights)) is fused
 
 
 @pytest.mark.parametrize("prec", ["fp32", "w8"])

@@ -1,7 +1,7 @@
-"""Batched forward pass (inference, and any ``ops.forward`` on many samples): input-major weights,
-sub-batches whose accumulators stay in L2, zero skipping; the block passes of
-:mod:`~spela_hw._kernels.blocks_fixed` / :mod:`~spela_hw._kernels.blocks_float` without a pending
-update.
+"""Batched fixed-point forward pass (inference, and any ``ops.forward`` on many samples):
+input-major weights, sub-batches whose accumulators stay in L2, zero skipping; the block pass of
+:mod:`~spela_hw._kernels.blocks_fixed` without a pending update. (Float32 batches run on BLAS,
+which was faster on every layer measured: ``spela_hw.backends.numba_ops``.)
 """
 
 
@@ -10,9 +10,8 @@ from numba import prange
 
 from . import jit
 from .blocks_fixed import fx_block_im
-from .blocks_float import fl_block_im
 from .buffers import B_SAT_ACC, B_SAT_ACT
-from .records import FixedScratch, FloatScratch, Inputs
+from .records import FixedScratch, Inputs
 from .sparse import csc_of
 
 @jit
@@ -62,37 +61,3 @@ def forward_fixed_parallel(w, b, x, lay, act, sub, a_out, h_out, sat):
     for c in range(nsub):
         for k in range(4):
             sat[k] += sats[c, k]
-
-
-@jit
-def _forward_float_sub(wt, b, x, s0, s1, m, act, a_out, h_out):
-    n = x.shape[1]
-    nb = s1 - s0
-    ptr = np.zeros(n + 1, np.int64)
-    idx = np.zeros(nb * n, np.int64)
-    val = np.zeros(nb * n, np.float32)
-    csc_of(x[s0:s1], nb, n, ptr, idx, val)
-    cur = Inputs(nb, x[s0:s1], ptr, idx, val)
-    scr = FloatScratch(np.zeros((nb, m), np.float32), np.zeros(m, np.float32))
-    fl_block_im(0, m, n, m, wt, b, act, np.zeros((1, m), np.float32),
-                Inputs(0, x[s0:s0], ptr, idx[:1], val[:1]), cur, scr, a_out[s0:s1], h_out[s0:s1],
-                np.zeros(4, np.int64))
-
-
-@jit
-def forward_float(w, b, x, act, sub, a_out, h_out):
-    """Float32 twin of :func:`forward_fixed`."""
-    nb = x.shape[0]
-    m = w.shape[1]
-    for s0 in range(0, nb, sub):
-        _forward_float_sub(w, b, x, s0, min(s0 + sub, nb), m, act, a_out, h_out)
-
-
-@jit(parallel=True)
-def forward_float_parallel(w, b, x, act, sub, a_out, h_out):
-    """Float32 twin of :func:`forward_fixed_parallel`."""
-    nb = x.shape[0]
-    m = w.shape[1]
-    nsub = (nb + sub - 1) // sub
-    for c in prange(nsub):
-        _forward_float_sub(w, b, x, c * sub, min(c * sub + sub, nb), m, act, a_out, h_out)

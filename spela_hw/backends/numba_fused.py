@@ -10,8 +10,8 @@ of threads never changes a result, so a :class:`ThreadChooser` may run each segm
 chunk on one thread or on all, whichever has been faster on the machine as it is (busy cores make
 the per-step barriers of the threaded path expensive).
 
-:func:`forward_batch` is ``NumbaOps.forward`` for batches of 16 samples or more (transposed
-once per call, zero-skipping sub-batches); :func:`update_is_fast` decides whether
+:func:`forward_batch` is ``NumbaOps.forward`` for fixed-point batches of 16 samples or more
+(transposed once per call, zero-skipping sub-batches); :func:`update_is_fast` decides whether
 ``NumbaOps.update`` may use the vectorised rounding (no int64 wrap-around possible).
 """
 
@@ -378,11 +378,11 @@ BATCHED_FORWARD_MIN = 16  # smaller batches use the per-sample kernels (no trans
 
 
 def forward_batch(ops, w, b, x, threads: int = 1):
-    """``ops.forward`` for a batch of many samples: ``(a, h, sat)``.
+    """``ops.forward`` of a fixed-point batch of many samples: ``(a, h, sat)``.
 
     The weights are transposed once to the input-major layout and the batch runs in sub-batches
-    with zero skipping (on ``threads`` threads, sub-batches being independent). Fixed point
-    equals the reference bit for bit; float32 sums in float32 in input order.
+    with zero skipping (on ``threads`` threads, sub-batches being independent), equal to the
+    reference bit for bit.
     """
     nb = x.shape[0]
     m, n = w.shape
@@ -391,15 +391,6 @@ def forward_batch(ops, w, b, x, threads: int = 1):
     b = np.ascontiguousarray(b)
     parallel = threads > 1 and nb > _FORWARD_SUB
     act = _activation(ops)
-    if not ops.fixed:
-        x = np.ascontiguousarray(x, np.float32)
-        a = np.empty((nb, m), np.float32)
-        h = np.empty((nb, m), np.float32)
-        wl = wl.astype(np.float32, copy=False)
-        b = b.astype(np.float32, copy=False)
-        fwd = kfw.forward_float_parallel if parallel else kfw.forward_float
-        fwd(wl, b, x, act, _FORWARD_SUB, a, h)
-        return a, h, sat
     x = np.ascontiguousarray(x)
     if x.dtype not in (np.int32, np.int64):
         x = x.astype(np.int64)

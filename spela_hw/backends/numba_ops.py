@@ -16,12 +16,19 @@ from .numba_fused import BATCHED_FORWARD_MIN, forward_batch, update_is_fast
 
 __all__ = ["NumbaOps"]
 
-#: Float32 mini-batches of at least this many samples use BLAS for ``forward`` and ``update``
-#: (the per-step path of backprop and sigprop; a batch of one keeps the zero-skipping kernels).
+#: Float32 batches of at least this many samples use BLAS for ``forward`` and ``update`` (the
+#: per-step path of backprop and sigprop, and inference); a batch of one keeps the zero-skipping
+#: kernels. BLAS also beat the zero-skipping batched kernel on sparse inputs: one thread, 2,048
+#: MNIST images into 1,024 outputs, 9.5 against 15.6 us per sample (104 against 12 on a dense
+#: hidden layer).
 BLAS_BATCH_MIN = 8
-#: ... up to this batch size for ``forward``: larger batches (inference) amortise the transpose
-#: of the zero-skipping batched kernel, which is faster on sparse inputs.
-BLAS_FORWARD_MAX = 512
+#: Float32 SPELA mini-batches of at least this many samples train step by step on BLAS instead of
+#: the fused kernels when the layers after the first hold at least as many weights as the first.
+#: The fused kernels skip the first layer's zero inputs (most of an MNIST image), BLAS multiplies
+#: the dense hidden layers faster: one thread, 784-1024x4, 1.18x at batch 16, 1.96x at 50, 2.97x
+#: at 128; 784-1024-10 (the sparse first layer dominant) 0.71x at 50 (bench/RESULTS.md, "Fused
+#: kernels or BLAS").
+BLAS_STEPS_MIN_BATCH = 16
 
 
 def _c(x, dtype=None):
@@ -46,15 +53,22 @@ class NumbaOps(OpsBase):
         Same result and counts as :func:`spela_hw.rules.spela.train_batch` on each slice (bit for
         bit in fixed point); see :mod:`spela_hw.backends.numba_fused`. Returns ``False`` without
         doing anything when the configuration needs the per-step path (device model,
-        ``update_order="recompute"``, optimiser other than plain SGD, ``"raise"`` overflow).
+        ``update_order="recompute"``, optimiser other than plain SGD, ``"raise"`` overflow) or
+        when that path is faster (float32 mini-batches of wide hidden layers on BLAS).
         """
         from .numba_fused import fused_supported, spela_train_chunk
 
-        if not fused_supported(self, rule, device):
+        if not fused_supported(self, rule, device) or self._blas_steps_faster(state, batch_size):
             return False
         spela_train_chunk(self, state, rule, x, y, lr, batch_size, counts,
                           threads=int(self.threads))
         return True
+
+    def _blas_steps_faster(self, state, batch_size: int) -> bool:
+        """Whether a float32 chunk trains faster step by step on BLAS (``BLAS_STEPS_MIN_BATCH``)."""
+        if self.fixed or batch_size < BLAS_STEPS_MIN_BATCH:
+            return False
+        return sum(w.size for w in state.weights[1:]) >= state.weights[0].size
 
     def quantize_input(self, x):
         """:meth:`OpsBase.quantize_input` compiled (round to nearest, saturate or wrap)."""
@@ -86,9 +100,8 @@ class NumbaOps(OpsBase):
 
     def forward(self, w, b, x):
         nb, m = x.shape[0], w.shape[0]
-        if not self.fixed and BLAS_BATCH_MIN <= nb < BLAS_FORWARD_MAX:
-            # A training mini-batch: BLAS on the row-major weights (the reference's own
-            # expression), no per-step transpose of the weights.
+        if not self.fixed and nb >= BLAS_BATCH_MIN:
+            # BLAS on the row-major weights (the reference's own expression), no transpose.
             a = np.asarray(x, np.float32) @ np.asarray(w, np.float32).T + b
             h = np.empty_like(a)
             kfl.activate(a, self.act_code, self.slope, h)

@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from ..backends import make_ops
+from ..blas import one_blas_thread
 from ..errors import ConfigError, DataError, DivergenceError, SpelaError
 from ..estimator import check_n_jobs, check_xy, kernel_threads
 from ..network import init_network
@@ -38,10 +38,6 @@ __all__ = ["ConvBackpropClassifier", "ConvClassifier", "ConvSpelaClassifier", "D
 
 log = logging.getLogger(__name__)
 
-# Conv products run on one BLAS thread: BLAS splits a product differently for another thread count
-# (other float32 bits), and its threads spin-wait for each other: on the 2-core machine with other
-# work running, an 8,000-image epoch took 138 s with two BLAS threads against 7 s with one.
-ONE_BLAS_THREAD = {"limits": 1, "user_api": "blas"}
 #: Smaller batches train on one thread: their block updates are too short for the hand-over to a
 #: worker thread to pay. Idle machine, two threads against one: 1.03-1.24x below 8 samples, 1.16-1.33x
 #: at 8 and 16, 1.46-1.96x at 64; on a loaded machine batch 1 ran 0.6-0.8x (bench/RESULTS.md, "Conv speed").
@@ -282,7 +278,7 @@ class ConvClassifier:
             if self._conv_frozen(self.epochs_done_):
                 lr = 0.0  # the conv blocks' learning rate: they are frozen
             t0 = time.perf_counter()
-            with threadpool_limits(**ONE_BLAS_THREAD), BlockUpdates(self._threads()) as updates:
+            with one_blas_thread(), BlockUpdates(self._threads()) as updates:
                 self._train_pass(X, yi, updates)
             self.epochs_done_ += 1
             record = {"epoch": self.epochs_done_, "lr": lr, "train_seconds": time.perf_counter() - t0,
@@ -417,7 +413,7 @@ class ConvClassifier:
         self._check_fitted()
         X = check_xy(X, n_features=self.n_features_in_)
         out = np.empty((self.n_readouts_, len(X)), np.int64)
-        with threadpool_limits(**ONE_BLAS_THREAD):
+        with one_blas_thread():
             for s0 in range(0, len(X), _PREDICT_BATCH):
                 for k, p in enumerate(self._predict_chunk(M.to_images(self.spec_, X[s0:s0 + _PREDICT_BATCH]))):
                     out[k, s0:s0 + len(p)] = p
