@@ -4,8 +4,11 @@ bench/RESULTS.md "Per-layer early exit of the deep network").
     spela-hw train --dataset mnist --preset official-code \
         --dims 784,1024,1024,1024,1024,1024,1024,1024,1024,1024 --epochs 200 --seed S --out deep/sS.npz
     python -m bench.early_exit deep/s0.npz deep/s1.npz deep/s2.npz [--epochs 1,10,50] [--plot curve.png]
+    python -m bench.early_exit deep/s0.npz --export bench/runs/deep-early-exit
 
-Every checkpoint holds its per-epoch history (test accuracy at every layer's read-out). The table
+Every checkpoint holds its per-epoch history (test accuracy at every layer's read-out);
+``--export DIR`` writes it to ``DIR/<name>.json`` (a few kB, committed: a checkpoint of the deep
+network is 38 MB), and such a ``.json`` file is read like the checkpoint it came from. The table
 gives, at each requested epoch that every run has reached (default: 1, 5, 10, 25, 50, 100, 150,
 200 and the last common epoch), the mean and sample standard deviation over the runs at every
 layer; ``--plot`` draws accuracy against the exit layer, one line per epoch, with the spread.
@@ -14,6 +17,8 @@ layer; ``--plot`` draws accuracy against the exit layer, one line per epoch, wit
 from __future__ import annotations
 
 import argparse
+import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -76,21 +81,61 @@ def plot(path: Path, epochs: list[int], acc: np.ndarray, wanted: tuple[int, ...]
     plt.close(fig)
 
 
+def load_history(path: Path) -> list[dict]:
+    """Per-epoch records of a ``spela-hw train`` checkpoint, or of its ``--export``ed ``.json``."""
+    from spela_hw.errors import DataError
+    from spela_hw.io import load_model
+
+    if path.suffix != ".json":
+        return load_model(path).history_
+    try:
+        history = json.loads(path.read_text())["history"]
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such history file") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: not a history file from --export (field 'history': {e})") from None
+    if not (isinstance(history, list) and all(isinstance(r, dict) for r in history)):
+        raise DataError(f"{path}: field 'history' must be a list of epoch records")
+    return history
+
+
+def export(path: Path, out_dir: Path) -> Path:
+    """Write ``path``'s history to ``out_dir/<stem>.json`` atomically; the written path."""
+    from spela_hw.io import load_model
+    from spela_hw.jsonio import dumps
+
+    model = load_model(path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{path.stem}.json"
+    record = {"source": path.name, "layer_sizes": list(model.layer_sizes), "seed": model.random_state,
+              "epochs_done": model.epochs_done_, "history": model.history_}
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(dumps(record, indent=1) + "\n")
+    os.replace(tmp, target)  # atomic: never a half-written file
+    return target
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.early_exit", description=__doc__.split("\n\n")[0])
-    p.add_argument("models", nargs="+", type=Path, help="spela-hw train checkpoints (.npz), one per seed")
+    p.add_argument("models", nargs="+", type=Path,
+                   help="spela-hw train checkpoints (.npz) or their exported histories (.json), one per seed")
+    p.add_argument("--export", type=Path, metavar="DIR",
+                   help="write each checkpoint's history to DIR/<name>.json and stop")
     p.add_argument("--epochs", help="comma-separated epochs to show (default 1,5,10,25,50,100,150,200 and the last)")
     p.add_argument("--plot", type=Path, help="also draw the curve to this PNG")
     args = p.parse_args(argv)
     from spela_hw.errors import SpelaError
-    from spela_hw.io import load_model
 
     try:
         wanted = tuple(int(t) for t in args.epochs.split(",")) if args.epochs else DEFAULT_EPOCHS
     except ValueError:
         p.error(f"--epochs must be comma-separated integers, got {args.epochs!r}")
     try:
-        histories = [load_model(path).history_ for path in args.models]
+        if args.export:
+            for path in args.models:
+                print(export(path, args.export))
+            return 0
+        histories = [load_history(path) for path in args.models]
     except SpelaError as e:
         p.error(str(e))
     if any(not h for h in histories):

@@ -36,12 +36,27 @@ def test_the_table_gives_mean_and_std_over_the_runs_at_the_common_epochs(runs, t
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not list(tmp_path.glob("*.tmp.png"))
 
 
+def test_exported_histories_give_the_checkpoints_table(runs, tmp_path, capsys):
+    out_dir = tmp_path / "runs"
+    assert main([*map(str, runs), "--export", str(out_dir)]) == 0
+    exported = sorted(out_dir.glob("*.json"))
+    assert [p.name for p in exported] == ["s0.json", "s1.json", "s2.json"] and not list(out_dir.glob("*.tmp"))
+    capsys.readouterr()
+    assert main([*map(str, runs), "--epochs", "1,2"]) == 0
+    from_checkpoints = capsys.readouterr().out
+    assert main([*map(str, exported), "--epochs", "1,2"]) == 0
+    assert capsys.readouterr().out == from_checkpoints.replace(".npz", ".json")
+
+
 @pytest.mark.parametrize("args, message", [
     (["missing.npz"], "missing.npz: no such model file"),
     (["{run}", "--epochs", "1,x"], "--epochs must be comma-separated integers, got '1,x'"),
+    (["missing.json"], "missing.json: no such history file"),
+    (["bad.json"], "bad.json: not a history file from --export (field 'history'"),
 ])
 def test_bad_input_is_refused_by_name(runs, tmp_path, monkeypatch, capsys, args, message):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.json").write_text('{"epochs": []}')
     with pytest.raises(SystemExit) as exc:
         main([a.format(run=runs[0]) for a in args])
     assert exc.value.code == 2 and message in capsys.readouterr().err
