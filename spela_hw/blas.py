@@ -1,8 +1,8 @@
 """The trainers' float products run on one BLAS thread.
 
 BLAS splits a product differently for another thread count, which changes float32 bits: the
-same fit gave other weights with one BLAS thread than with two (backprop, 784-512-256-10, batch
-64: up to 2.6e-3 apart after one epoch on 3,000 MNIST images). Report and sweep workers set the
+same fit gave another model with one BLAS thread than with two (backprop, 784-512-256-10, batch
+64, one epoch on 3,000 MNIST images: outputs up to 2.6e-3 apart). Report and sweep workers set the
 thread variables to their share of the cores, so without this a model's bits would depend on
 where it was trained. BLAS threads also spin-wait for each other: with other work on the 2-core
 machine, an 8,000-image conv epoch took 138 s on two BLAS threads against 7 s on one. Kernel
