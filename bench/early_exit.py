@@ -44,14 +44,19 @@ def render(paths: list[Path], epochs: list[int], acc: np.ndarray, wanted: tuple[
     last = epochs[-1]
     rows = shown_epochs(epochs, wanted)
     n_layers = acc.shape[2]
-    lines = [f"{len(paths)} runs ({', '.join(p.name for p in paths)}), every run at least {last} epochs; "
-             f"test accuracy in %, mean ± sample std over the runs", "",
+    spread = len(paths) > 1
+    lines = [f"{len(paths)} run{'s' if spread else ''} ({', '.join(p.name for p in paths)}), "
+             f"every run at least {last} epochs; "
+             f"test accuracy in %" + (", mean ± sample std over the runs" if spread else ""), "",
              "| epoch | " + " | ".join(f"layer {k}" for k in range(1, n_layers + 1)) + " |",
              "|---|" + "---|" * n_layers]
     for e in rows:
         a = acc[:, e - 1, :]
-        sd = a.std(axis=0, ddof=1) if len(a) > 1 else np.zeros(n_layers)
-        lines.append(f"| {e} | " + " | ".join(f"{m:.2f} ± {s:.2f}" for m, s in zip(a.mean(axis=0), sd)) + " |")
+        if spread:
+            cells = [f"{m:.2f} ± {s:.2f}" for m, s in zip(a.mean(axis=0), a.std(axis=0, ddof=1))]
+        else:
+            cells = [f"{m:.2f}" for m in a[0]]
+        lines.append(f"| {e} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -72,7 +77,8 @@ def plot(path: Path, epochs: list[int], acc: np.ndarray, wanted: tuple[int, ...]
             ax.fill_between(layers, mean - sd, mean + sd, alpha=0.2)
     ax.set_xlabel("exit layer")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"Per-layer early exit, mean ± std over {len(acc)} runs")
+    ax.set_title(f"Per-layer early exit, mean ± std over {len(acc)} runs" if len(acc) > 1
+                 else "Per-layer early exit, one run")
     ax.legend(fontsize="small")
     fig.tight_layout()
     tmp = path.with_name(path.name + ".tmp.png")
@@ -107,10 +113,11 @@ def export(path: Path, out_dir: Path) -> Path:
     model = load_model(path)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{path.stem}.json"
-    record = {"source": path.name, "layer_sizes": list(model.layer_sizes), "seed": model.random_state,
-              "epochs_done": model.epochs_done_, "history": model.history_}
+    head = dumps({"source": path.name, "layer_sizes": list(model.layer_sizes), "seed": model.random_state,
+                  "epochs_done": model.epochs_done_})
+    epochs = ",\n".join(dumps(r) for r in model.history_)  # one line per epoch: readable diffs
     tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(dumps(record, indent=1) + "\n")
+    tmp.write_text(f'{head[:-1]}, "history": [\n{epochs}\n]}}\n')
     os.replace(tmp, target)  # atomic: never a half-written file
     return target
 

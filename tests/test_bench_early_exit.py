@@ -48,6 +48,14 @@ def test_exported_histories_give_the_checkpoints_table(runs, tmp_path, capsys):
     assert capsys.readouterr().out == from_checkpoints.replace(".npz", ".json")
 
 
+def test_one_run_shows_its_values_without_a_spread(runs, capsys):
+    assert main([str(runs[0]), "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    acc = [100 * load_model(runs[0]).history_[0][f"layer{k}_accuracy"] for k in (1, 2, 3)]
+    assert "1 run (s0.npz), every run at least 3 epochs; test accuracy in %\n" in out and "±" not in out
+    assert "| 1 | " + " | ".join(f"{a:.2f}" for a in acc) + " |" in out
+
+
 @pytest.mark.parametrize("args, message", [
     (["missing.npz"], "missing.npz: no such model file"),
     (["{run}", "--epochs", "1,x"], "--epochs must be comma-separated integers, got '1,x'"),
