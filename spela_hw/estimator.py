@@ -102,10 +102,12 @@ class Classifier:
     progress : bool
         Show a progress bar on stderr.
     n_jobs : int or None
-        Kernel threads of the numba backend, as in scikit-learn: ``-1`` (default) uses the cores
-        this process may run on, ``None`` or 1 keeps to one thread. The fused SPELA kernels use
-        at most two, and only in stretches where a thread chooser measures them faster than one
-        (so a busy machine falls back to one). Results never depend on it, bit for bit.
+        Most kernel threads of the numba backend, as in scikit-learn: ``-1`` (default) allows the
+        cores this process may run on, ``None`` or 1 keeps to one thread. The fused SPELA kernels
+        use at most two, and only in stretches where a thread chooser measures them faster than
+        one (so a busy machine falls back to one). The per-step paths (backprop, sigprop, and
+        float32 SPELA mini-batches of wide hidden layers) run BLAS on one thread
+        (:mod:`spela_hw.blas`). Results never depend on it, bit for bit.
     """
 
     _default_rule = Spela

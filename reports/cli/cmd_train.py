@@ -104,8 +104,8 @@ def add_model_options(p) -> None:
     p.add_argument("--backend", choices=("numba", "reference"), help="default numba")
     p.add_argument("--limit-train", type=int, help="use only the first N training samples (all when fewer)")
     p.add_argument("--jobs", type=int, default=-1,
-                   help="kernel threads: -1 all cores (default; the kernels use two where measured faster "
-                        "than one), 1 one thread; never changes a result")
+                   help="most kernel threads: -1 all cores (default; the fused SPELA kernels use two where "
+                        "measured faster than one; BLAS paths one), 1 one thread; never changes a result")
 
 
 def _with_lr(rule, lr):
