@@ -79,7 +79,7 @@ def plot(path: Path, epochs: list[int], acc: np.ndarray, wanted: tuple[int, ...]
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"Per-layer early exit, mean ± std over {len(acc)} runs" if len(acc) > 1
                  else "Per-layer early exit, one run")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="lower right")
     fig.tight_layout()
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp, dpi=120)
